@@ -1,0 +1,53 @@
+// swift-tools-version:6.0
+// PSM — a memory engine for LLM agents. See README.md, ARCHITECTURE.md and SPEC.md.
+import PackageDescription
+
+let strict: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("MemberImportVisibility"),
+]
+
+// Release builds use the default x86-64 target for portability; see ARCHITECTURE.md ("CPU target").
+let package = Package(
+    name: "psm",
+    platforms: [.macOS(.v14)],
+    products: [
+        .library(name: "Journal", targets: ["Journal"]),
+        .library(name: "Inference", targets: ["Inference"]),
+        .executable(name: "psm", targets: ["psm"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+    ],
+    targets: [
+        // C libraries from Debian's -dev packages (see README.md). Nothing but the one Swift file
+        // named in ARCHITECTURE.md imports each of them.
+        .systemLibrary(name: "CLMDB", path: "Sources/CLMDB", pkgConfig: "lmdb", providers: [.apt(["liblmdb-dev"])]),
+        .systemLibrary(name: "CZstd", path: "Sources/CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
+        .systemLibrary(
+            name: "COpenBLAS", path: "Sources/COpenBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
+
+        .target(name: "LMDB", dependencies: ["CLMDB"], swiftSettings: strict),
+        .target(
+            name: "Journal",
+            dependencies: ["LMDB", "CZstd", .product(name: "Crypto", package: "swift-crypto")],
+            swiftSettings: strict),
+        .target(name: "Inference", dependencies: ["COpenBLAS"], swiftSettings: strict),
+
+        .executableTarget(
+            name: "psm",
+            dependencies: ["Journal", "LMDB", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            path: "Sources/Tools/psm", swiftSettings: strict),
+        .executableTarget(
+            name: "psm-torture",
+            dependencies: ["Journal"],
+            path: "Sources/Tools/psm-torture", swiftSettings: strict),
+
+        .testTarget(name: "LMDBTests", dependencies: ["LMDB"], swiftSettings: strict),
+        .testTarget(name: "JournalTests", dependencies: ["Journal", "LMDB"], swiftSettings: strict),
+        .testTarget(name: "InferenceTests", dependencies: ["Inference"], swiftSettings: strict),
+        .testTarget(name: "ToolsTests", dependencies: ["Journal"], swiftSettings: strict),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,151 @@
+import CZstd
+
+/// zstd compression, bounded on the way in. The only file of the package that imports CZstd.
+///
+/// Decompression never trusts the frame: the caller states the exact uncompressed size (from the
+/// record header, itself bounded), the window is limited to ``maxWindowLog``, and a frame that
+/// declares or produces any other size is an error. See SPEC.md §4.4.
+public enum Zstd {
+    /// Largest window a frame may ask for when decompressing (2^23 = 8 MiB).
+    public static let maxWindowLog: Int32 = 23
+    public static let defaultLevel: Int32 = 3
+
+    public enum Error: Swift.Error, Equatable, CustomStringConvertible {
+        case compressionFailed(String)
+        case decompressionFailed(String)
+        case sizeMismatch(expected: Int, found: Int)
+        case declaredSizeMismatch(expected: Int, declared: UInt64)
+        case dictionaryRejected(String)
+
+        public var description: String {
+            switch self {
+            case .compressionFailed(let m): return "zstd compression failed: \(m)"
+            case .decompressionFailed(let m): return "zstd decompression failed: \(m)"
+            case .sizeMismatch(let e, let f): return "zstd frame decompressed to \(f) bytes, expected \(e)"
+            case .declaredSizeMismatch(let e, let d): return "zstd frame declares \(d) bytes of content, expected \(e)"
+            case .dictionaryRejected(let m): return "zstd dictionary rejected: \(m)"
+            }
+        }
+    }
+
+    static func name(_ code: Int) -> String { String(cString: ZSTD_getErrorName(code)) }
+
+    /// A reusable compressor (not thread-safe: one per thread).
+    public final class Compressor {
+        let cctx: OpaquePointer
+        var cdict: OpaquePointer?
+        public init(level: Int32 = Zstd.defaultLevel, dictionary: [UInt8]? = nil) throws {
+            guard let c = ZSTD_createCCtx() else { throw Error.compressionFailed("out of memory") }
+            cctx = c
+            ZSTD_CCtx_setParameter(cctx, ZSTD_c_compressionLevel, level)
+            // Keep frames small and self-describing: content size yes, checksum no (the record has CRC-32C),
+            // dictionary id no (the record header names the dictionary).
+            ZSTD_CCtx_setParameter(cctx, ZSTD_c_contentSizeFlag, 1)
+            ZSTD_CCtx_setParameter(cctx, ZSTD_c_checksumFlag, 0)
+            ZSTD_CCtx_setParameter(cctx, ZSTD_c_dictIDFlag, 0)
+            if let dictionary {
+                cdict = dictionary.withUnsafeBytes { ZSTD_createCDict($0.baseAddress, $0.count, level) }
+                guard let cdict else { throw Error.dictionaryRejected("ZSTD_createCDict failed") }
+                let rc = ZSTD_CCtx_refCDict(cctx, cdict)
+                if ZSTD_isError(rc) != 0 { throw Error.dictionaryRejected(Zstd.name(rc)) }
+            }
+        }
+        deinit {
+            ZSTD_freeCCtx(cctx)
+            if let cdict { ZSTD_freeCDict(cdict) }
+        }
+
+        public func compress(_ input: UnsafeRawBufferPointer) throws -> [UInt8] {
+            let bound = ZSTD_compressBound(input.count)
+            var out = [UInt8](repeating: 0, count: bound)
+            let n = out.withUnsafeMutableBytes { o in
+                ZSTD_compress2(cctx, o.baseAddress, o.count, input.baseAddress, input.count)
+            }
+            if ZSTD_isError(n) != 0 { throw Error.compressionFailed(Zstd.name(n)) }
+            out.removeLast(bound - n)
+            return out
+        }
+    }
+
+    /// A reusable decompressor (not thread-safe: one per thread).
+    public final class Decompressor {
+        let dctx: OpaquePointer
+        var ddict: OpaquePointer?
+        public init(dictionary: [UInt8]? = nil) throws {
+            guard let d = ZSTD_createDCtx() else { throw Error.decompressionFailed("out of memory") }
+            dctx = d
+            ZSTD_DCtx_setParameter(dctx, ZSTD_d_windowLogMax, Zstd.maxWindowLog)
+            if let dictionary {
+                ddict = dictionary.withUnsafeBytes { ZSTD_createDDict($0.baseAddress, $0.count) }
+                guard let ddict else { throw Error.dictionaryRejected("ZSTD_createDDict failed") }
+                let rc = ZSTD_DCtx_refDDict(dctx, ddict)
+                if ZSTD_isError(rc) != 0 { throw Error.dictionaryRejected(Zstd.name(rc)) }
+            }
+        }
+        deinit {
+            ZSTD_freeDCtx(dctx)
+            if let ddict { ZSTD_freeDDict(ddict) }
+        }
+
+        /// Decompresses one frame that must produce exactly `size` bytes. The caller bounds `size`.
+        public func decompress(_ input: UnsafeRawBufferPointer, size: Int) throws -> [UInt8] {
+            let declared = ZSTD_getFrameContentSize(input.baseAddress, input.count)
+            // ZSTD_CONTENTSIZE_ERROR = (0ULL - 2), ZSTD_CONTENTSIZE_UNKNOWN = (0ULL - 1)
+            if declared == UInt64.max - 1 { throw Error.decompressionFailed("not a zstd frame") }
+            if declared != UInt64.max && declared != UInt64(size) {
+                throw Error.declaredSizeMismatch(expected: size, declared: declared)
+            }
+            var out = [UInt8](repeating: 0, count: size)
+            // One extra byte of room lets us notice a frame that would produce more than `size`.
+            var sink: UInt8 = 0
+            var produced = 0
+            try out.withUnsafeMutableBytes { o in
+                var inBuf = ZSTD_inBuffer(src: input.baseAddress, size: input.count, pos: 0)
+                var outBuf = ZSTD_outBuffer(dst: o.baseAddress, size: o.count, pos: 0)
+                ZSTD_DCtx_reset(dctx, ZSTD_reset_session_only)
+                while true {
+                    let rc = ZSTD_decompressStream(dctx, &outBuf, &inBuf)
+                    if ZSTD_isError(rc) != 0 { throw Error.decompressionFailed(Zstd.name(rc)) }
+                    if rc == 0 { break }  // frame complete
+                    if outBuf.pos == outBuf.size {
+                        // Output full but the frame is not done: it would exceed `size`.
+                        let (rc2, extraPos) = withUnsafeMutablePointer(to: &sink) { s in
+                            var extra = ZSTD_outBuffer(dst: s, size: 1, pos: 0)
+                            let rc = ZSTD_decompressStream(dctx, &extra, &inBuf)
+                            return (rc, extra.pos)
+                        }
+                        if ZSTD_isError(rc2) != 0 { throw Error.decompressionFailed(Zstd.name(rc2)) }
+                        if extraPos > 0 { throw Error.sizeMismatch(expected: size, found: size + 1) }
+                        if rc2 == 0 { break }
+                        if inBuf.pos == inBuf.size { throw Error.decompressionFailed("truncated frame") }
+                        continue
+                    }
+                    if inBuf.pos == inBuf.size { throw Error.decompressionFailed("truncated frame") }
+                }
+                produced = outBuf.pos
+                if inBuf.pos != inBuf.size { throw Error.decompressionFailed("\(inBuf.size - inBuf.pos) trailing bytes after the frame") }
+            }
+            if produced != size { throw Error.sizeMismatch(expected: size, found: produced) }
+            return out
+        }
+    }
+
+    /// Trains a dictionary of at most `capacity` bytes on `samples` (ZDICT, deterministic for the same input).
+    public static func trainDictionary(samples: [[UInt8]], capacity: Int) throws -> [UInt8] {
+        var flat = [UInt8]()
+        var sizes = [Int]()
+        for s in samples { flat.append(contentsOf: s); sizes.append(s.count) }
+        var dict = [UInt8](repeating: 0, count: capacity)
+        let n = dict.withUnsafeMutableBytes { d in
+            flat.withUnsafeBytes { f in
+                ZDICT_trainFromBuffer(d.baseAddress, d.count, f.baseAddress, sizes, UInt32(sizes.count))
+            }
+        }
+        if ZDICT_isError(n) != 0 { throw Error.dictionaryRejected(String(cString: ZDICT_getErrorName(n))) }
+        dict.removeLast(capacity - n)
+        return dict
+    }
+
+    /// zstd's library version string, for reports.
+    public static var libraryVersion: String { String(cString: ZSTD_versionString()) }
+}

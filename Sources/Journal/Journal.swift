@@ -1,0 +1,513 @@
+import Crypto
+import Foundation
+import LMDB
+
+/// The journal: an append-only, verifiable log of events in one LMDB environment.
+///
+/// - Every event is one v1 record (SPEC.md §4) under a global position; per-stream revisions, an
+///   event-id index and a per-stream SHA-256 hash chain are written in the same transaction.
+/// - All writes run on one dedicated writer thread that commits whatever is queued as one group;
+///   an append returns only after its commit is durable.
+/// - Reads run in short read transactions and copy values out; every record read is CRC-checked.
+public final class Journal: @unchecked Sendable {
+    public struct Options: Sendable {
+        public var initialMapSize: Int = 64 << 20
+        public var maxMapSize: Int = 1 << 40
+        public var compressionLevel: Int32 = Zstd.defaultLevel
+        public init() {}
+    }
+
+    /// The names of the LMDB databases (SPEC.md §3).
+    enum Names {
+        static let events = "events"
+        static let eventIDs = "event_ids"
+        static let streamRevisions = "stream_revisions"
+        static let streams = "streams"
+        static let dictionaries = "dictionaries"
+        static let meta = "meta"
+    }
+
+    public static let formatMarker = "psm-journal/1"
+
+    public let directory: String
+    let env: Environment
+    let events: Database
+    let eventIDs: Database
+    let streamRevisions: Database
+    let streams: Database
+    let dictionaries: Database
+    let meta: Database
+    let options: Options
+    let codecs: CodecPool
+    private var writer: WriterThread!
+    /// Set by the writer thread after a fatal commit error; every later write fails.
+    private let poisonLock = NSLock()
+    private var poison: String?
+
+    /// Opens (creating if needed) the journal environment in `directory`.
+    public init(directory: String, options: Options = Options()) throws {
+        self.directory = directory
+        self.options = options
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        var envOptions = Environment.Options()
+        envOptions.mapSize = options.initialMapSize
+        envOptions.maxMapSize = options.maxMapSize
+        envOptions.maxDatabases = 8
+        let env = try Environment(path: directory, options: envOptions)
+        self.env = env
+        do {
+            // Databases are opened once, on this thread, before the writer thread exists.
+            events = try env.openDatabase(Names.events)
+            eventIDs = try env.openDatabase(Names.eventIDs)
+            streamRevisions = try env.openDatabase(Names.streamRevisions, flags: [.create, .dupSort, .dupFixed])
+            streams = try env.openDatabase(Names.streams)
+            dictionaries = try env.openDatabase(Names.dictionaries)
+            meta = try env.openDatabase(Names.meta)
+            let (events, meta) = (self.events, self.meta)
+            try env.write { txn in
+                if let marker = try txn.get(meta, Array("format".utf8)) {
+                    let found = String(decoding: marker, as: UTF8.self)
+                    guard found == Journal.formatMarker else {
+                        throw JournalError.invalidArgument("\(directory) holds \(found), not \(Journal.formatMarker)")
+                    }
+                } else {
+                    guard try txn.count(events) == 0 else {
+                        throw JournalError.corruptIndex(position: nil, "events exist but the format marker is missing")
+                    }
+                    try txn.put(meta, Array("format".utf8), Array(Journal.formatMarker.utf8))
+                }
+            }
+            let active = try env.read { txn in try txn.get(meta, Array("active_dictionary".utf8)).map { $0.le(0, UInt32.self) } }
+            codecs = CodecPool(level: options.compressionLevel)
+            if let active, active != 0 {
+                codecs.setActive(id: active, bytes: try loadDictionary(active))
+            }
+        } catch {
+            env.close()
+            throw error
+        }
+        writer = WriterThread(name: "psm-journal-writer") { [unowned self] group in self.commit(group) }
+    }
+
+    deinit { close() }
+
+    /// Waits for queued appends, stops the writer thread and closes the environment.
+    public func close() {
+        writer?.stop()
+        env.close()
+    }
+
+    public var staleReadersCleared: Int32 { env.staleReadersCleared }
+
+    // MARK: - Append
+
+    /// Appends `requests` atomically (all or none) and returns once the commit is durable.
+    public func append(_ requests: [AppendRequest]) async throws(JournalError) -> [AppendResult] {
+        let prepared = try prepare(requests)
+        let result: Result<[AppendResult], JournalError> = await withCheckedContinuation { cont in
+            let pending = PendingAppend(requests: prepared) { cont.resume(returning: $0) }
+            if !writer.submit(pending) { pending.finish(.failure(.closed)) }
+        }
+        return try result.get()
+    }
+
+    public func append(_ request: AppendRequest) async throws(JournalError) -> AppendResult {
+        try await append([request])[0]
+    }
+
+    /// Blocking form of ``append(_:)-6q1bt`` for threads that are not running Swift tasks.
+    public func appendBlocking(_ requests: [AppendRequest]) throws(JournalError) -> [AppendResult] {
+        let prepared = try prepare(requests)
+        let box = ResultBox<[AppendResult]>()
+        let sem = DispatchSemaphore(value: 0)
+        let pending = PendingAppend(requests: prepared) { r in
+            box.result = r.mapError { $0 as any Error }
+            sem.signal()
+        }
+        if !writer.submit(pending) { throw .closed }
+        sem.wait()
+        do { return try box.result!.get() } catch let e as JournalError { throw e } catch { throw .invalidArgument("\(error)") }
+    }
+
+    /// Validates and compresses on the caller's thread, so the writer thread only assigns positions.
+    func prepare(_ requests: [AppendRequest]) throws(JournalError) -> [PreparedRequest] {
+        guard !requests.isEmpty else { throw .invalidArgument("an append needs at least one request") }
+        var out: [PreparedRequest] = []
+        out.reserveCapacity(requests.count)
+        var seen = Set<EventID>()
+        for (ri, request) in requests.enumerated() {
+            guard !request.events.isEmpty else { throw .invalidArgument("request \(ri) for stream \(request.stream) has no events") }
+            var events: [PreparedEvent] = []
+            events.reserveCapacity(request.events.count)
+            for (ei, e) in request.events.enumerated() {
+                let at = "request \(ri) event \(ei) (id \(e.id))"
+                guard !e.id.isZero else { throw .invalidArgument("\(at): the event id must not be zero") }
+                guard e.type != 0 else { throw .invalidArgument("\(at): event type 0 is invalid") }
+                guard e.payload.count <= RecordFormat.maxPayloadSize else {
+                    throw .invalidArgument("\(at): payload of \(e.payload.count) bytes exceeds \(RecordFormat.maxPayloadSize)")
+                }
+                guard seen.insert(e.id).inserted else { throw .invalidArgument("\(at): event id repeated within one append") }
+                do { try PayloadReader.validate(e.payload) } catch { throw .invalidArgument("\(at): \(error)") }
+                events.append(try codecs.prepare(e))
+            }
+            out.append(PreparedRequest(stream: request.stream, expected: request.expected, events: events))
+        }
+        return out
+    }
+
+    private func poisoned() -> String? {
+        poisonLock.lock(); defer { poisonLock.unlock() }
+        return poison
+    }
+
+    /// Runs on the writer thread: one write transaction for the whole group, a nested transaction per
+    /// caller when there are several (so one caller's conflict does not fail the others).
+    private func commit(_ group: [PendingAppend]) {
+        if let reason = poisoned() {
+            for p in group { p.finish(.failure(.mustReopen(reason))) }
+            return
+        }
+        while true {
+            var outcomes: [Result<[AppendResult], JournalError>] = []
+            do {
+                try env.write { txn in
+                    outcomes.removeAll()
+                    var next = try lastPosition(txn) + 1
+                    if group.count == 1 {
+                        do {
+                            outcomes.append(.success(try apply(group[0].requests, txn, &next)))
+                        } catch let e as JournalError {
+                            outcomes.append(.failure(e))
+                            throw LogicalFailure()
+                        }
+                    } else {
+                        for p in group {
+                            var local = next
+                            do {
+                                let r = try txn.nested { child in try apply(p.requests, child, &local) }
+                                next = local
+                                outcomes.append(.success(r))
+                            } catch let e as JournalError {
+                                outcomes.append(.failure(e))
+                            }
+                        }
+                    }
+                }
+            } catch is LogicalFailure {
+                // The single request failed a check; its transaction was aborted.
+            } catch let e as LMDBError where e.isMapFull {
+                do {
+                    try env.growMap()
+                    continue
+                } catch {
+                    outcomes = group.map { _ in .failure(.storage(e)) }
+                }
+            } catch let e as LMDBError {
+                if e.isFatal || e.operation.hasPrefix("mdb_txn_commit") {
+                    poisonLock.lock(); poison = e.description; poisonLock.unlock()
+                    outcomes = group.map { _ in .failure(.mustReopen(e.description)) }
+                } else {
+                    outcomes = group.map { _ in .failure(.storage(e)) }
+                }
+            } catch let e as JournalError {
+                outcomes = group.map { _ in .failure(e) }
+            } catch {
+                outcomes = group.map { _ in .failure(.invalidArgument("\(error)")) }
+            }
+            for (p, o) in zip(group, outcomes) { p.finish(o) }
+            return
+        }
+    }
+
+    private struct LogicalFailure: Error {}
+
+    func lastPosition(_ txn: some TransactionReading) throws -> Position {
+        try txn.withCursor(events) { c in
+            guard let (key, _) = try c.last() else { return 0 }
+            guard key.count == 8 else { throw JournalError.corruptIndex(position: nil, "event key of \(key.count) bytes") }
+            return key.be(0, UInt64.self)
+        }
+    }
+
+    /// Applies one caller's requests inside `txn`, advancing `next`.
+    private func apply(_ requests: [PreparedRequest], _ txn: WriteTransaction, _ next: inout Position) throws -> [AppendResult] {
+        var results: [AppendResult] = []
+        for request in requests {
+            results.append(try apply(request, txn, &next))
+        }
+        return results
+    }
+
+    private func apply(_ request: PreparedRequest, _ txn: WriteTransaction, _ next: inout Position) throws -> AppendResult {
+        let sid = request.stream.id
+        let sidBytes = sid.bytes
+        // Exactly-once: look every id up in the durable index first.
+        var existing: [Position] = []
+        for e in request.events {
+            if let v = try txn.get(eventIDs, e.data.id.bytes) {
+                guard v.count == 8 else { throw JournalError.corruptIndex(position: nil, "event id \(e.data.id): index value of \(v.count) bytes") }
+                existing.append(v.be(0, UInt64.self))
+            } else if !existing.isEmpty {
+                throw JournalError.partialDuplicate(eventID: request.events[existing.count - 1].data.id, position: existing.last!)
+            }
+        }
+        if !existing.isEmpty {
+            guard existing.count == request.events.count else {
+                throw JournalError.partialDuplicate(eventID: request.events[0].data.id, position: existing[0])
+            }
+            var firstRevision: UInt64 = 0
+            for (i, (e, position)) in zip(request.events, existing).enumerated() {
+                let stored = try readRecord(txn, position)
+                if let difference = try difference(stored, e.data, sid) {
+                    throw JournalError.eventIDConflict(eventID: e.data.id, position: position, differs: difference)
+                }
+                if i == 0 { firstRevision = stored.header.revision }
+            }
+            return AppendResult(stream: request.stream, firstRevision: firstRevision, positions: existing, wasDuplicate: true)
+        }
+
+        var info = try txn.get(streams, sidBytes).map { try StreamInfo.decode($0, id: sid) }
+        let current: UInt64? = info.flatMap { $0.nextRevision == 0 ? nil : $0.nextRevision - 1 }
+        switch request.expected {
+        case .any: break
+        case .noStream where current == nil: break
+        case .exact(let r) where current == r: break
+        default: throw JournalError.wrongExpectedRevision(stream: request.stream.description, expected: request.expected, actual: current)
+        }
+        if info == nil {
+            info = StreamInfo(stream: request.stream, nextRevision: 0, head: [UInt8](repeating: 0, count: 32), firstPosition: next, lastPosition: 0)
+        }
+        var stream = info!
+        let firstRevision = stream.nextRevision
+        var positions: [Position] = []
+        positions.reserveCapacity(request.events.count)
+        var key = [UInt8](repeating: 0, count: 8)
+        var revisionValue = [UInt8](repeating: 0, count: 16)
+        for e in request.events {
+            let header = RecordHeader(
+                flags: e.flags, eventType: e.data.type, storedLength: UInt32(e.stored.count),
+                uncompressedLength: UInt32(e.data.payload.count), keyID: 0, dictionaryID: e.dictionaryID,
+                eventTime: e.data.time, revision: stream.nextRevision, streamID: sid, eventID: e.data.id,
+                causationID: e.data.causation)
+            let record = RecordCodec.encode(header, storedPayload: e.stored)
+            key.withUnsafeMutableBytes { $0.storeBytes(of: next.bigEndian, as: UInt64.self) }
+            try record.withUnsafeBytes { r in try key.withUnsafeBytes { k in try txn.put(events, k, r, .append) } }
+            try txn.put(eventIDs, e.data.id.bytes, key, .noOverwrite)
+            revisionValue.withUnsafeMutableBytes {
+                $0.storeBytes(of: stream.nextRevision.bigEndian, toByteOffset: 0, as: UInt64.self)
+                $0.storeBytes(of: next.bigEndian, toByteOffset: 8, as: UInt64.self)
+            }
+            try txn.put(streamRevisions, sidBytes, revisionValue, .noDupData)
+            stream.head = Journal.chain(stream.head, record)
+            stream.lastPosition = next
+            stream.nextRevision += 1
+            positions.append(next)
+            next += 1
+        }
+        try txn.put(streams, sidBytes, stream.encoded())
+        return AppendResult(stream: request.stream, firstRevision: firstRevision, positions: positions, wasDuplicate: false)
+    }
+
+    /// The chain value after `record`: SHA-256(previous chain value ‖ record bytes) (SPEC.md §4.5).
+    public static func chain(_ previous: [UInt8], _ record: [UInt8]) -> [UInt8] {
+        var h = SHA256()
+        h.update(data: previous)
+        h.update(data: record)
+        return Array(h.finalize())
+    }
+
+    /// Why a stored event differs from `data`, or nil when it is the same event.
+    private func difference(_ stored: StoredEvent, _ data: EventData, _ sid: ID128) throws -> String? {
+        if stored.header.streamID != sid { return "stream \(stored.header.streamID) vs \(sid)" }
+        if stored.header.eventType != data.type { return "type \(stored.header.eventType) vs \(data.type)" }
+        if stored.header.eventTime != data.time { return "event time \(stored.header.eventTime) vs \(data.time)" }
+        if stored.header.causationID != data.causation { return "causation \(stored.header.causationID) vs \(data.causation)" }
+        let payload = try self.payload(of: stored)
+        if payload != data.payload { return "payload of \(payload.count) vs \(data.payload.count) bytes" }
+        return nil
+    }
+
+    // MARK: - Read
+
+    func readRecord(_ txn: some TransactionReading, _ position: Position) throws -> StoredEvent {
+        guard let value = try txn.get(events, bigEndianBytes(position)) else {
+            throw JournalError.corruptIndex(position: position, "no record at position \(position)")
+        }
+        return try decodeStored(value, position)
+    }
+
+    func decodeStored(_ value: UnsafeRawBufferPointer, _ position: Position) throws(JournalError) -> StoredEvent {
+        do {
+            let header = try RecordCodec.decode(value, position: position)
+            return StoredEvent(position: position, header: header, record: Array(value))
+        } catch {
+            throw .corruptRecord(error)
+        }
+    }
+
+    public enum Direction: Sendable { case forward, backward }
+
+    /// Up to `limit` events starting at `position` (inclusive), in position order or newest first.
+    public func read(from position: Position, limit: Int, direction: Direction = .forward) throws -> [StoredEvent] {
+        guard limit > 0 else { return [] }
+        return try env.read { txn in
+            try txn.withCursor(events) { c in
+                var out: [StoredEvent] = []
+                var entry = try c.seek(atLeast: bigEndianBytes(position))
+                if direction == .backward {
+                    if entry == nil { entry = try c.last() } else if entry!.key.be(0, UInt64.self) > position { entry = try c.previous() }
+                }
+                while let (k, v) = entry, out.count < limit {
+                    out.append(try decodeStored(v, k.be(0, UInt64.self)))
+                    entry = direction == .forward ? try c.next() : try c.previous()
+                }
+                return out
+            }
+        }
+    }
+
+    /// Visits every event from `position` on, in pages of `pageSize` short read transactions.
+    /// `body` returns false to stop.
+    public func scan(from position: Position = 1, pageSize: Int = 4096, _ body: (StoredEvent) throws -> Bool) throws {
+        var next = position
+        while true {
+            let page = try read(from: next, limit: pageSize)
+            for e in page where try !body(e) { return }
+            guard let last = page.last, page.count == pageSize else { return }
+            next = last.position + 1
+        }
+    }
+
+    /// Up to `limit` events of `stream` from revision `from` (inclusive), oldest or newest first.
+    public func read(stream: ID128, fromRevision from: UInt64, limit: Int, direction: Direction = .forward) throws -> [StoredEvent] {
+        guard limit > 0 else { return [] }
+        let sidBytes = stream.bytes
+        return try env.read { txn in
+            try txn.withCursor(streamRevisions) { c in
+                var out: [StoredEvent] = []
+                var entry = try c.seek(key: sidBytes, valueAtLeast: bigEndianBytes(from) + [UInt8](repeating: 0, count: 8))
+                if direction == .backward {
+                    if entry == nil {
+                        entry = try c.seek(exactly: sidBytes).flatMap { _ in try c.lastDuplicate() }
+                    } else if entry!.value.be(0, UInt64.self) > from {
+                        entry = try c.previousDuplicate()
+                    }
+                }
+                while let (_, v) = entry, out.count < limit {
+                    guard v.count == 16 else { throw JournalError.corruptIndex(position: nil, "stream index value of \(v.count) bytes") }
+                    let revision = v.be(0, UInt64.self), position = v.be(8, UInt64.self)
+                    let e = try readRecord(txn, position)
+                    guard e.header.streamID == stream, e.header.revision == revision else {
+                        throw JournalError.corruptIndex(
+                            position: position,
+                            "stream index says \(stream) revision \(revision), record says \(e.header.streamID) revision \(e.header.revision)")
+                    }
+                    out.append(e)
+                    entry = direction == .forward ? try c.nextDuplicate() : try c.previousDuplicate()
+                }
+                return out
+            }
+        }
+    }
+
+    /// The event with id `id`, if any.
+    public func event(id: EventID) throws -> StoredEvent? {
+        try env.read { txn in
+            guard let v = try txn.get(eventIDs, id.bytes) else { return nil }
+            guard v.count == 8 else { throw JournalError.corruptIndex(position: nil, "event id \(id): index value of \(v.count) bytes") }
+            return try readRecord(txn, v.be(0, UInt64.self))
+        }
+    }
+
+    public func streamInfo(_ id: ID128) throws -> StreamInfo? {
+        try env.read { txn in try txn.get(streams, id.bytes).map { try StreamInfo.decode($0, id: id) } }
+    }
+
+    /// Up to `limit` streams in stream-id order, starting after `after`.
+    public func streams(after: ID128? = nil, limit: Int = 1000) throws -> [StreamInfo] {
+        try env.read { txn in
+            try txn.withCursor(streams) { c in
+                var out: [StreamInfo] = []
+                var entry = try after.map { a in try c.seek(atLeast: a.bytes).flatMap { ID128(bytes: $0.key) == a ? try c.next() : $0 } } ?? c.first()
+                while let (k, v) = entry, out.count < limit {
+                    guard k.count == 16 else { throw JournalError.corruptIndex(position: nil, "stream key of \(k.count) bytes") }
+                    out.append(try StreamInfo.decode(v, id: ID128(bytes: k)))
+                    entry = try c.next()
+                }
+                return out
+            }
+        }
+    }
+
+    /// The uncompressed payload of `event`, decompressed with bounds from its (validated) header.
+    public func payload(of event: StoredEvent) throws -> [UInt8] {
+        guard event.header.isCompressed else { return Array(event.storedPayload) }
+        let dictionary = event.header.dictionaryID
+        do {
+            let bytes = dictionary == 0 ? nil : try loadDictionary(dictionary)
+            return try codecs.decompress(
+                event.storedPayload, size: Int(event.header.uncompressedLength), dictionaryID: dictionary, dictionary: bytes)
+        } catch let e as JournalError {
+            throw e
+        } catch {
+            throw JournalError.payload(position: event.position, "\(error)")
+        }
+    }
+
+    // MARK: - Dictionaries
+
+    /// Trains a zstd dictionary on `samples`, stores it (immutable, SPEC.md §3.5) and makes it the one new
+    /// appends compress with. Returns its id.
+    @discardableResult
+    public func trainDictionary(samples: [[UInt8]], capacity: Int = 16 << 10) throws -> UInt32 {
+        guard samples.count >= 8 else { throw JournalError.invalidArgument("dictionary training needs at least 8 samples, got \(samples.count)") }
+        guard (1 << 10)...(1 << 20) ~= capacity else { throw JournalError.invalidArgument("dictionary capacity \(capacity) outside 1 KiB...1 MiB") }
+        let dict = try Zstd.trainDictionary(samples: samples, capacity: capacity)
+        let (dictionaries, meta) = (self.dictionaries, self.meta)
+        let id: UInt32 = try writer.sync { [env] in
+            try env.write { txn in
+                let id = try txn.withCursor(dictionaries) { c in try c.last().map { $0.key.be(0, UInt32.self) } ?? 0 } + 1
+                var key = [UInt8](); key.appendBE(id)
+                try txn.put(dictionaries, key, dict, .noOverwrite)
+                var v = [UInt8](); v.appendLE(id)
+                try txn.put(meta, Array("active_dictionary".utf8), v)
+                return id
+            }
+        }
+        codecs.setActive(id: id, bytes: dict)
+        return id
+    }
+
+    private let dictionaryCache = DictionaryCache()
+
+    func loadDictionary(_ id: UInt32) throws -> [UInt8] {
+        if let d = dictionaryCache.get(id) { return d }
+        var key = [UInt8](); key.appendBE(id)
+        let bytes = try env.read { txn in try txn.get(dictionaries, key).map { Array($0) } }
+        guard let bytes else { throw JournalError.corruptIndex(position: nil, "dictionary \(id) is referenced but not stored") }
+        dictionaryCache.set(id, bytes)
+        return bytes
+    }
+
+    public var activeDictionaryID: UInt32 { codecs.activeID }
+}
+
+final class DictionaryCache: @unchecked Sendable {
+    private let lock = NSLock()
+    private var map: [UInt32: [UInt8]] = [:]
+    func get(_ id: UInt32) -> [UInt8]? { lock.lock(); defer { lock.unlock() }; return map[id] }
+    func set(_ id: UInt32, _ b: [UInt8]) { lock.lock(); defer { lock.unlock() }; map[id] = b }
+}
+
+struct PreparedEvent: Sendable {
+    var data: EventData
+    var flags: UInt8
+    var dictionaryID: UInt32
+    var stored: [UInt8]
+}
+
+struct PreparedRequest: Sendable {
+    var stream: StreamName
+    var expected: ExpectedRevision
+    var events: [PreparedEvent]
+}
