@@ -34,20 +34,22 @@ let package = Package(
             dependencies: ["LMDB", "CZstd", .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: strict),
         .target(name: "Inference", dependencies: ["COpenBLAS"], swiftSettings: strict),
+        // Seeded synthetic workloads for benchmarks and crash tests; never on the product path.
+        .target(name: "Workloads", swiftSettings: strict),
 
         .executableTarget(
             name: "psm",
-            dependencies: ["Journal", "LMDB", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["Journal", "LMDB", "Workloads", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Sources/Tools/psm", swiftSettings: strict),
         .executableTarget(
             name: "psm-torture",
-            dependencies: ["Journal"],
+            dependencies: ["Journal", "Workloads"],
             path: "Sources/Tools/psm-torture", swiftSettings: strict),
 
         .testTarget(name: "LMDBTests", dependencies: ["LMDB"], swiftSettings: strict),
-        .testTarget(name: "JournalTests", dependencies: ["Journal", "LMDB"], swiftSettings: strict),
+        .testTarget(name: "JournalTests", dependencies: ["Journal", "LMDB", "Workloads"], swiftSettings: strict),
         .testTarget(name: "InferenceTests", dependencies: ["Inference"], swiftSettings: strict),
-        .testTarget(name: "ToolsTests", dependencies: ["Journal"], swiftSettings: strict),
+        .testTarget(name: "ToolsTests", dependencies: ["Journal", "Workloads"], swiftSettings: strict),
     ],
     swiftLanguageModes: [.v6]
 )

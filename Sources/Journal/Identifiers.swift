@@ -26,6 +26,17 @@ public struct ID128: Hashable, Comparable, Sendable, CustomStringConvertible {
         low = l
     }
 
+    /// Stores the 16 big-endian bytes at `offset`.
+    @inlinable public func store(into p: UnsafeMutableRawBufferPointer, at offset: Int) {
+        p.storeBytes(of: high.bigEndian, toByteOffset: offset, as: UInt64.self)
+        p.storeBytes(of: low.bigEndian, toByteOffset: offset + 8, as: UInt64.self)
+    }
+
+    /// Calls `body` with the 16 big-endian bytes, without allocating.
+    @inlinable public func withBytes<T>(_ body: (UnsafeRawBufferPointer) throws -> T) rethrows -> T {
+        try withUnsafeBytes(of: (high.bigEndian, low.bigEndian)) { try body($0) }
+    }
+
     public var bytes: [UInt8] {
         var out = [UInt8](repeating: 0, count: 16)
         out.withUnsafeMutableBytes { p in
@@ -147,4 +158,17 @@ extension UnsafeRawBufferPointer {
     out.reserveCapacity(8)
     out.appendBE(v)
     return out
+}
+
+extension ID128 {
+    /// A time-ordered id in the UUIDv7 layout (RFC 9562): 48 bits of milliseconds since the epoch from
+    /// `timeMicros`, the version nibble 7, then 74 bits taken from `entropy` (a counter or random bits).
+    /// Ids that grow with time keep the event-id index append-like (SPEC.md §3.3); random ids work
+    /// but make every batch rewrite pages across the whole index.
+    public static func timeOrdered(timeMicros: Int64, entropy: (UInt64, UInt64)) -> ID128 {
+        let millis = UInt64(max(0, timeMicros / 1000)) & 0xFFFF_FFFF_FFFF
+        let high = (millis << 16) | 0x7000 | (entropy.0 & 0x0FFF)
+        let low = (entropy.1 & 0x3FFF_FFFF_FFFF_FFFF) | 0x8000_0000_0000_0000
+        return ID128(high: high, low: low)
+    }
 }

@@ -115,6 +115,15 @@ public final class Journal: @unchecked Sendable {
         try await append([request])[0]
     }
 
+    /// Queues `requests` and calls `completion` on the writer thread once the commit is durable (or failed).
+    /// Lets one caller keep several appends in flight, so preparing the next overlaps committing this one.
+    public func append(_ requests: [AppendRequest], completion: @escaping @Sendable (Result<[AppendResult], JournalError>) -> Void) {
+        let prepared: [PreparedRequest]
+        do { prepared = try prepare(requests) } catch { completion(.failure(error)); return }
+        let pending = PendingAppend(requests: prepared, complete: completion)
+        if !writer.submit(pending) { pending.finish(.failure(.closed)) }
+    }
+
     /// Blocking form of ``append(_:)-6q1bt`` for threads that are not running Swift tasks.
     public func appendBlocking(_ requests: [AppendRequest]) throws(JournalError) -> [AppendResult] {
         let prepared = try prepare(requests)
@@ -140,7 +149,7 @@ public final class Journal: @unchecked Sendable {
             var events: [PreparedEvent] = []
             events.reserveCapacity(request.events.count)
             for (ei, e) in request.events.enumerated() {
-                let at = "request \(ri) event \(ei) (id \(e.id))"
+                var at: String { "request \(ri) event \(ei) (id \(e.id))" }
                 guard !e.id.isZero else { throw .invalidArgument("\(at): the event id must not be zero") }
                 guard e.type != 0 else { throw .invalidArgument("\(at): event type 0 is invalid") }
                 guard e.payload.count <= RecordFormat.maxPayloadSize else {
@@ -160,25 +169,29 @@ public final class Journal: @unchecked Sendable {
         return poison
     }
 
-    /// Runs on the writer thread: one write transaction for the whole group, a nested transaction per
-    /// caller when there are several (so one caller's conflict does not fail the others).
+    /// Runs on the writer thread: one write transaction for the whole group. The group is first tried
+    /// without nesting; if a caller's request fails a check, the group is redone with a nested
+    /// transaction per caller, so one caller's conflict never fails or half-applies another's.
     private func commit(_ group: [PendingAppend]) {
         if let reason = poisoned() {
             for p in group { p.finish(.failure(.mustReopen(reason))) }
             return
         }
+        var nested = false
         while true {
             var outcomes: [Result<[AppendResult], JournalError>] = []
             do {
                 try env.write { txn in
                     outcomes.removeAll()
                     var next = try lastPosition(txn) + 1
-                    if group.count == 1 {
-                        do {
-                            outcomes.append(.success(try apply(group[0].requests, txn, &next)))
-                        } catch let e as JournalError {
-                            outcomes.append(.failure(e))
-                            throw LogicalFailure()
+                    if !nested {
+                        for p in group {
+                            do {
+                                outcomes.append(.success(try apply(p.requests, txn, &next)))
+                            } catch let e as JournalError {
+                                outcomes.append(.failure(e))
+                                throw LogicalFailure()
+                            }
                         }
                     } else {
                         for p in group {
@@ -194,7 +207,12 @@ public final class Journal: @unchecked Sendable {
                     }
                 }
             } catch is LogicalFailure {
-                // The single request failed a check; its transaction was aborted.
+                // A check failed and the transaction was aborted. Alone, the caller gets its error;
+                // in a group, redo with nesting so the others still commit.
+                if group.count > 1 {
+                    nested = true
+                    continue
+                }
             } catch let e as LMDBError where e.isMapFull {
                 do {
                     try env.growMap()
@@ -238,41 +256,45 @@ public final class Journal: @unchecked Sendable {
         return results
     }
 
+    /// If the request's events are already in the journal, the original result (a retry); nil if none is.
+    /// Throws when only some are, or when one differs from what was stored under its id.
+    private func duplicateResult(_ request: PreparedRequest, _ txn: WriteTransaction) throws -> AppendResult? {
+        var existing: [Position] = []
+        for e in request.events {
+            if let v = try e.data.id.withBytes({ try txn.get(eventIDs, $0) }) {
+                guard v.count == 8 else { throw JournalError.corruptIndex(position: nil, "event id \(e.data.id): index value of \(v.count) bytes") }
+                existing.append(v.be(0, UInt64.self))
+            }
+        }
+        if existing.isEmpty { return nil }
+        guard existing.count == request.events.count else {
+            throw JournalError.partialDuplicate(eventID: request.events[0].data.id, position: existing[0])
+        }
+        var firstRevision: UInt64 = 0
+        for (i, (e, position)) in zip(request.events, existing).enumerated() {
+            let stored = try readRecord(txn, position)
+            if let difference = try difference(stored, e.data, request.stream.id) {
+                throw JournalError.eventIDConflict(eventID: e.data.id, position: position, differs: difference)
+            }
+            if i == 0 { firstRevision = stored.header.revision }
+        }
+        return AppendResult(stream: request.stream, firstRevision: firstRevision, positions: existing, wasDuplicate: true)
+    }
+
     private func apply(_ request: PreparedRequest, _ txn: WriteTransaction, _ next: inout Position) throws -> AppendResult {
         let sid = request.stream.id
         let sidBytes = sid.bytes
-        // Exactly-once: look every id up in the durable index first.
-        var existing: [Position] = []
-        for e in request.events {
-            if let v = try txn.get(eventIDs, e.data.id.bytes) {
-                guard v.count == 8 else { throw JournalError.corruptIndex(position: nil, "event id \(e.data.id): index value of \(v.count) bytes") }
-                existing.append(v.be(0, UInt64.self))
-            } else if !existing.isEmpty {
-                throw JournalError.partialDuplicate(eventID: request.events[existing.count - 1].data.id, position: existing.last!)
-            }
-        }
-        if !existing.isEmpty {
-            guard existing.count == request.events.count else {
-                throw JournalError.partialDuplicate(eventID: request.events[0].data.id, position: existing[0])
-            }
-            var firstRevision: UInt64 = 0
-            for (i, (e, position)) in zip(request.events, existing).enumerated() {
-                let stored = try readRecord(txn, position)
-                if let difference = try difference(stored, e.data, sid) {
-                    throw JournalError.eventIDConflict(eventID: e.data.id, position: position, differs: difference)
-                }
-                if i == 0 { firstRevision = stored.header.revision }
-            }
-            return AppendResult(stream: request.stream, firstRevision: firstRevision, positions: existing, wasDuplicate: true)
-        }
-
         var info = try txn.get(streams, sidBytes).map { try StreamInfo.decode($0, id: sid) }
         let current: UInt64? = info.flatMap { $0.nextRevision == 0 ? nil : $0.nextRevision - 1 }
         switch request.expected {
         case .any: break
         case .noStream where current == nil: break
         case .exact(let r) where current == r: break
-        default: throw JournalError.wrongExpectedRevision(stream: request.stream.description, expected: request.expected, actual: current)
+        default:
+            // A retry of a committed request meets the revision check first: look its ids up before
+            // reporting a conflict.
+            if let r = try duplicateResult(request, txn) { return r }
+            throw JournalError.wrongExpectedRevision(stream: request.stream.description, expected: request.expected, actual: current)
         }
         if info == nil {
             info = StreamInfo(stream: request.stream, nextRevision: 0, head: [UInt8](repeating: 0, count: 32), firstPosition: next, lastPosition: 0)
@@ -291,8 +313,16 @@ public final class Journal: @unchecked Sendable {
                 causationID: e.data.causation)
             let record = RecordCodec.encode(header, storedPayload: e.stored)
             key.withUnsafeMutableBytes { $0.storeBytes(of: next.bigEndian, as: UInt64.self) }
+            // Exactly-once: the event-id index is written first, so a known id is found before anything
+            // of its event is written. The first event known means a retry (or a conflict); a later one
+            // means some events are new, and throwing rolls back the ones already written.
+            do {
+                try e.data.id.withBytes { id in try key.withUnsafeBytes { k in try txn.put(eventIDs, id, k, .noOverwrite) } }
+            } catch let error as LMDBError where error.isKeyExists {
+                if positions.isEmpty, let r = try duplicateResult(request, txn) { return r }
+                throw JournalError.partialDuplicate(eventID: e.data.id, position: try eventPosition(txn, e.data.id) ?? 0)
+            }
             try record.withUnsafeBytes { r in try key.withUnsafeBytes { k in try txn.put(events, k, r, .append) } }
-            try txn.put(eventIDs, e.data.id.bytes, key, .noOverwrite)
             revisionValue.withUnsafeMutableBytes {
                 $0.storeBytes(of: stream.nextRevision.bigEndian, toByteOffset: 0, as: UInt64.self)
                 $0.storeBytes(of: next.bigEndian, toByteOffset: 8, as: UInt64.self)
@@ -306,6 +336,10 @@ public final class Journal: @unchecked Sendable {
         }
         try txn.put(streams, sidBytes, stream.encoded())
         return AppendResult(stream: request.stream, firstRevision: firstRevision, positions: positions, wasDuplicate: false)
+    }
+
+    private func eventPosition(_ txn: some TransactionReading, _ id: EventID) throws -> Position? {
+        try id.withBytes { try txn.get(eventIDs, $0) }.map { $0.count == 8 ? $0.be(0, UInt64.self) : 0 }
     }
 
     /// The chain value after `record`: SHA-256(previous chain value ‖ record bytes) (SPEC.md §4.5).
@@ -510,4 +544,9 @@ struct PreparedRequest: Sendable {
     var stream: StreamName
     var expected: ExpectedRevision
     var events: [PreparedEvent]
+}
+
+extension Journal {
+    /// The stored bytes of dictionary `id`.
+    public func dictionaryBytes(_ id: UInt32) throws -> [UInt8] { try loadDictionary(id) }
 }

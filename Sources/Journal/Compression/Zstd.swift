@@ -57,12 +57,12 @@ public enum Zstd {
 
         public func compress(_ input: UnsafeRawBufferPointer) throws -> [UInt8] {
             let bound = ZSTD_compressBound(input.count)
-            var out = [UInt8](repeating: 0, count: bound)
-            let n = out.withUnsafeMutableBytes { o in
-                ZSTD_compress2(cctx, o.baseAddress, o.count, input.baseAddress, input.count)
+            var rc = 0
+            let out = [UInt8](unsafeUninitializedCapacity: bound) { o, count in
+                rc = ZSTD_compress2(cctx, o.baseAddress, o.count, input.baseAddress, input.count)
+                count = ZSTD_isError(rc) != 0 ? 0 : rc
             }
-            if ZSTD_isError(n) != 0 { throw Error.compressionFailed(Zstd.name(n)) }
-            out.removeLast(bound - n)
+            if ZSTD_isError(rc) != 0 { throw Error.compressionFailed(Zstd.name(rc)) }
             return out
         }
     }

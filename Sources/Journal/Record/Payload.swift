@@ -80,14 +80,14 @@ public struct PayloadError: Error, Equatable, Sendable, CustomStringConvertible 
 public enum PayloadReader {
     public static func fields(_ bytes: [UInt8]) throws(PayloadError) -> [(field: UInt32, value: PayloadValue)] {
         var out: [(UInt32, PayloadValue)] = []
-        try visit(bytes) { f, v in out.append((f, v)) }
+        try visit(bytes, materialize: true) { f, v in out.append((f, v)) }
         return out
     }
 
     /// Validates `bytes` (used on every append) without building values.
-    public static func validate(_ bytes: [UInt8]) throws(PayloadError) { try visit(bytes) { _, _ in } }
+    public static func validate(_ bytes: [UInt8]) throws(PayloadError) { try visit(bytes, materialize: false) { _, _ in } }
 
-    static func visit(_ bytes: [UInt8], _ body: (UInt32, PayloadValue) -> Void) throws(PayloadError) {
+    static func visit(_ bytes: [UInt8], materialize: Bool, _ body: (UInt32, PayloadValue) -> Void) throws(PayloadError) {
         var i = 0
         var lastField: UInt32 = 0
         var lastWire: UInt64 = 0
@@ -139,7 +139,7 @@ public enum PayloadReader {
                 guard n <= UInt64(bytes.count - i) else {
                     throw PayloadError(offset: lengthOffset, reason: "length \(n) runs past the end (\(bytes.count - i) bytes left)")
                 }
-                body(field, .bytes(Array(bytes[i..<(i + Int(n))])))
+                if materialize { body(field, .bytes(Array(bytes[i..<(i + Int(n))]))) }
                 i += Int(n)
             default:
                 throw PayloadError(offset: keyOffset, reason: "unknown wire type \(wire)")

@@ -19,6 +19,8 @@
 ///       92+n    4  CRC-32C (u32 LE) of bytes [0, 92+n)
 public enum RecordFormat {
     public static let magic: [UInt8] = [0x50, 0x53, 0x4D, 0x4A]  // "PSMJ"
+    /// The magic as a little-endian u32, for stores.
+    static let magicWord: UInt32 = 0x4A4D_5350
     public static let version: UInt8 = 1
     public static let headerSize = 92
     public static let trailerSize = 4
@@ -75,26 +77,30 @@ public enum RecordCodec {
     /// Builds a record from its header fields and already-prepared stored payload bytes.
     /// The header's `storedLength` is taken from `storedPayload`.
     public static func encode(_ header: RecordHeader, storedPayload: UnsafeRawBufferPointer) -> [UInt8] {
-        var out = [UInt8]()
-        out.reserveCapacity(RecordFormat.overhead + storedPayload.count)
-        out.append(contentsOf: RecordFormat.magic)
-        out.append(RecordFormat.version)
-        out.append(header.flags)
-        out.appendLE(header.eventType)
-        out.appendLE(UInt32(storedPayload.count))
-        out.appendLE(header.uncompressedLength)
-        out.appendLE(header.keyID)
-        out.appendLE(header.dictionaryID)
-        out.appendLE(header.eventTime)
-        out.appendLE(header.revision)
-        out.append(contentsOf: header.streamID.bytes)
-        out.append(contentsOf: header.eventID.bytes)
-        out.append(contentsOf: header.causationID.bytes)
-        out.appendLE(UInt32(0))
-        out.append(contentsOf: storedPayload)
-        let crc = out.withUnsafeBytes { CRC32C.checksum($0) }
-        out.appendLE(crc)
-        return out
+        let total = RecordFormat.overhead + storedPayload.count
+        return [UInt8](unsafeUninitializedCapacity: total) { buffer, count in
+            let p = UnsafeMutableRawBufferPointer(buffer)
+            p.storeBytes(of: RecordFormat.magicWord.littleEndian, toByteOffset: 0, as: UInt32.self)
+            p[4] = RecordFormat.version
+            p[5] = header.flags
+            p.storeBytes(of: header.eventType.littleEndian, toByteOffset: 6, as: UInt16.self)
+            p.storeBytes(of: UInt32(storedPayload.count).littleEndian, toByteOffset: 8, as: UInt32.self)
+            p.storeBytes(of: header.uncompressedLength.littleEndian, toByteOffset: 12, as: UInt32.self)
+            p.storeBytes(of: header.keyID.littleEndian, toByteOffset: 16, as: UInt32.self)
+            p.storeBytes(of: header.dictionaryID.littleEndian, toByteOffset: 20, as: UInt32.self)
+            p.storeBytes(of: header.eventTime.littleEndian, toByteOffset: 24, as: Int64.self)
+            p.storeBytes(of: header.revision.littleEndian, toByteOffset: 32, as: UInt64.self)
+            header.streamID.store(into: p, at: 40)
+            header.eventID.store(into: p, at: 56)
+            header.causationID.store(into: p, at: 72)
+            p.storeBytes(of: UInt32(0), toByteOffset: 88, as: UInt32.self)
+            if storedPayload.count > 0 {
+                UnsafeMutableRawBufferPointer(rebasing: p[RecordFormat.headerSize..<(total - 4)]).copyMemory(from: storedPayload)
+            }
+            let crc = CRC32C.checksum(UnsafeRawBufferPointer(rebasing: p[0..<(total - 4)]))
+            p.storeBytes(of: crc.littleEndian, toByteOffset: total - 4, as: UInt32.self)
+            count = total
+        }
     }
 
     public static func encode(_ header: RecordHeader, storedPayload: [UInt8]) -> [UInt8] {

@@ -1,0 +1,227 @@
+import ArgumentParser
+import Foundation
+import Journal
+
+struct JournalCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "journal",
+        abstract: "Inspect the journal: the immutable event log of a store.",
+        subcommands: [Stats.self, Dump.self]
+    )
+
+    struct Stats: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Counts and sizes of the journal.",
+            discussion: "Example:\n  psm journal stats --store ./psm-store --json")
+        @OptionGroup var store: StoreOptions
+        @Flag(help: "Print JSON.") var json = false
+
+        func run() throws {
+            try guarded {
+                let journal = try store.openJournal()
+                defer { journal.close() }
+                let s = try journal.stats()
+                if json { try printJSON(s); return }
+                print("store          \(store.storePath)")
+                print("events         \(s.events) (last position \(s.lastPosition))")
+                print("streams        \(s.streams)")
+                print("dictionaries   \(s.dictionaries) (active: \(s.activeDictionary == 0 ? "none" : String(s.activeDictionary)))")
+                print("bytes in use   \(s.usedBytes) (\(s.usedPages) pages of \(s.pageSize)); file \(s.fileBytes); map \(s.mapSize)")
+                if s.events > 0 { print("bytes/event    \(s.usedBytes / s.events)") }
+                print("readers        \(s.readersInUse) of \(s.maxReaders) slots")
+                for (name, pages) in s.databases.sorted(by: { $0.key < $1.key }) {
+                    print("  \(name.padding(toLength: 18, withPad: " ", startingAt: 0)) \(pages) pages")
+                }
+            }
+        }
+    }
+
+    struct Dump: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Print events in position order (or newest first), one per line.",
+            discussion: """
+                Payload contents are not printed unless --payload is given.
+
+                Examples:
+                  psm journal dump --from 1 --limit 20
+                  psm journal dump --stream acme/user-42 --backward --limit 5 --json
+                """)
+        @OptionGroup var store: StoreOptions
+        @Option(help: "First position (or, with --stream, first revision) to print.") var from: UInt64?
+        @Option(help: "Maximum number of events (1...100000).") var limit: Int = 100
+        @Option(help: ArgumentHelp("Only this stream, as TENANT/NAME.", valueName: "TENANT/NAME")) var stream: String?
+        @Flag(help: "Newest first.") var backward = false
+        @Flag(help: "Also print each payload's fields.") var payload = false
+        @Flag(help: "Print JSON: {\"events\": [...], \"next\": N}.") var json = false
+
+        func validate() throws {
+            guard (1...100_000).contains(limit) else { throw ValidationError("--limit must be 1...100000, got \(limit)") }
+            if let stream, !stream.contains("/") { throw ValidationError("--stream must be TENANT/NAME, got '\(stream)'") }
+        }
+
+        func run() throws {
+            try guarded {
+                let journal = try store.openJournal()
+                defer { journal.close() }
+                let direction: Journal.Direction = backward ? .backward : .forward
+                let events: [StoredEvent]
+                if let stream {
+                    let slash = stream.firstIndex(of: "/")!
+                    let name = try StreamName(tenant: String(stream[..<slash]), name: String(stream[stream.index(after: slash)...]))
+                    events = try journal.read(stream: name.id, fromRevision: from ?? (backward ? UInt64.max : 0), limit: limit, direction: direction)
+                } else {
+                    events = try journal.read(from: from ?? (backward ? UInt64.max : 1), limit: limit, direction: direction)
+                }
+                var rows: [DumpRow] = []
+                for e in events {
+                    var row = DumpRow(e)
+                    if payload { row.payload = try PayloadRendering.fields(try journal.payload(of: e)) }
+                    rows.append(row)
+                }
+                let next: UInt64? = events.count == limit ? events.last.map { stream == nil ? (backward ? $0.position - 1 : $0.position + 1) : (backward ? $0.header.revision &- 1 : $0.header.revision + 1) } : nil
+                if json { try printJSON(DumpOutput(events: rows, next: next)); return }
+                for r in rows {
+                    print("\(r.position)\t\(r.stream_id)@\(r.revision)\ttype \(r.type)\t\(r.event_time)\tid \(r.event_id)\tcause \(r.causation_id ?? "-")\t\(r.stored_bytes)/\(r.payload_bytes) B\(r.compression == "none" ? "" : " " + r.compression)")
+                    if let p = r.payload { for f in p { print("\t  \(f.field): \(f.value)") } }
+                }
+                if let next { FileHandle.standardError.write(Data("(more: continue with --from \(next))\n".utf8)) }
+            }
+        }
+    }
+}
+
+struct DumpOutput: Encodable {
+    var events: [DumpRow]
+    var next: UInt64?
+}
+
+struct DumpRow: Encodable {
+    var position: UInt64
+    var stream_id: String
+    var revision: UInt64
+    var type: UInt16
+    var event_time: String
+    var event_time_us: Int64
+    var event_id: String
+    var causation_id: String?
+    var stored_bytes: UInt32
+    var payload_bytes: UInt32
+    var compression: String
+    var record_crc32c: String
+    var payload: [PayloadRendering.Field]?
+
+    init(_ e: StoredEvent) {
+        position = e.position
+        stream_id = e.header.streamID.description
+        revision = e.header.revision
+        type = e.header.eventType
+        event_time = isoTime(e.header.eventTime)
+        event_time_us = e.header.eventTime
+        event_id = e.header.eventID.description
+        causation_id = e.header.causationID.isZero ? nil : e.header.causationID.description
+        stored_bytes = e.header.storedLength
+        payload_bytes = e.header.uncompressedLength
+        compression = e.header.isCompressed ? (e.header.dictionaryID == 0 ? "zstd" : "zstd+dict\(e.header.dictionaryID)") : "none"
+        record_crc32c = hexBytes(e.record.suffix(4).reversed())
+    }
+}
+
+enum PayloadRendering {
+    struct Field: Encodable {
+        var field: UInt32
+        var value: String
+    }
+    static func fields(_ bytes: [UInt8]) throws -> [Field] {
+        try PayloadReader.fields(bytes).map { f in
+            switch f.value {
+            case .varint(let v): return Field(field: f.field, value: String(v))
+            case .fixed64(let v): return Field(field: f.field, value: "0x" + String(v, radix: 16))
+            case .bytes(let b): return Field(field: f.field, value: String(validating: b, as: UTF8.self).map { "\"\($0)\"" } ?? "0x" + hexBytes(b))
+            }
+        }
+    }
+}
+
+struct VerifyCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "verify",
+        abstract: "Check every record, index and hash chain of the journal; exit 1 at the first problem.",
+        discussion: """
+            Walks the journal in position order in short read transactions and checks each record's header,
+            CRC-32C, payload, consecutive positions, the event-id index, stream revisions and their index,
+            and each stream's SHA-256 hash chain against the stream table. Reports the first bad position
+            with what was expected and what was found. Prints each stream's chain head with --heads so that
+            an auditor can keep it outside the store.
+
+            Example:
+              psm verify --store ./psm-store --json
+            """)
+    @OptionGroup var store: StoreOptions
+    @Flag(help: "Print JSON.") var json = false
+    @Flag(help: "Also print every stream's chain head.") var heads = false
+    @Flag(help: "No progress line on standard error.") var quiet = false
+
+    struct Output: Encodable {
+        var ok: Bool
+        var events: Int
+        var streams: Int
+        var last_position: UInt64
+        var compressed_events: Int
+        var problem: Problem?
+        var heads: [String: String]?
+        struct Problem: Encodable { var position: UInt64?; var check: String; var expected: String; var found: String }
+    }
+
+    func run() throws {
+        try guarded {
+            let journal = try store.openJournal()
+            defer { journal.close() }
+            let total = try journal.stats().lastPosition
+            let bar = Progress(label: "verify", total: total, enabled: !quiet && !json)
+            let report = try journal.verify { bar.update($0) }
+            bar.finish()
+            let out = Output(
+                ok: report.ok, events: report.events, streams: report.streams, last_position: report.lastPosition,
+                compressed_events: report.compressedEvents,
+                problem: report.problem.map { .init(position: $0.position, check: $0.check, expected: $0.expected, found: $0.found) },
+                heads: heads ? Dictionary(uniqueKeysWithValues: report.heads.map { ($0.key.description, hexBytes($0.value)) }) : nil)
+            if json {
+                try printJSON(out)
+            } else if let p = report.problem {
+                print("FAILED after \(report.events) good events: \(p)")
+            } else {
+                print("ok: \(report.events) events in \(report.streams) streams, positions 1...\(report.lastPosition), all records, indexes and chains check out")
+                if heads { for (id, h) in report.heads.sorted(by: { $0.key < $1.key }) { print("  \(id)  \(hexBytes(h))") } }
+            }
+            if !report.ok { throw ExitCode(1) }
+        }
+    }
+}
+
+/// A progress line on standard error for long work (only when it is a terminal or forced).
+final class Progress {
+    let label: String
+    let total: UInt64
+    let enabled: Bool
+    var lastDraw = 0.0
+    init(label: String, total: UInt64, enabled: Bool) {
+        self.label = label
+        self.total = total
+        self.enabled = enabled && isatty(2) == 1
+    }
+    func update(_ done: UInt64) {
+        guard enabled else { return }
+        let now = Date().timeIntervalSince1970
+        guard now - lastDraw > 0.1 || done == total else { return }
+        lastDraw = now
+        let fraction = total == 0 ? 1 : min(1, Double(done) / Double(total))
+        let width = 30
+        let filled = Int(fraction * Double(width))
+        let bar = String(repeating: "#", count: filled) + String(repeating: ".", count: width - filled)
+        FileHandle.standardError.write(Data("\r\(label) [\(bar)] \(done)/\(total)".utf8))
+    }
+    func finish() {
+        guard enabled else { return }
+        FileHandle.standardError.write(Data("\n".utf8))
+    }
+}

@@ -1,0 +1,113 @@
+import ArgumentParser
+import Foundation
+import Journal
+
+@main
+struct PSM: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "psm",
+        abstract: "PSM, a memory engine for LLM agents: journal, projections and the Personal Small Model.",
+        discussion: """
+            Every command works on a store directory: --store DIR, else $PSM_STORE, else ./psm-store.
+            Commands that print data take --json for machine-readable output.
+
+            Exit codes: 0 success; 1 a check failed (verify found a problem); 64 bad usage;
+            65 bad data (a corrupt record or index); 74 an I/O or storage error.
+            """,
+        subcommands: [JournalCommand.self, VerifyCommand.self, BenchCommand.self]
+    )
+}
+
+/// Options every store command takes.
+struct StoreOptions: ParsableArguments {
+    @Option(name: .long, help: ArgumentHelp("Store directory (default: $PSM_STORE, else ./psm-store).", valueName: "DIR"))
+    var store: String?
+
+    var storePath: String {
+        if let store { return store }
+        if let env = ProcessInfo.processInfo.environment["PSM_STORE"], !env.isEmpty { return env }
+        return FileManager.default.currentDirectoryPath + "/psm-store"
+    }
+
+    var journalPath: String { storePath + "/journal" }
+
+    /// Opens an existing store's journal; a missing store is an error, not a silent new store.
+    func openJournal() throws -> Journal {
+        guard FileManager.default.fileExists(atPath: journalPath + "/data.mdb") else {
+            throw CLIError.usage("no store at \(storePath) (no journal/data.mdb); pass --store DIR or set PSM_STORE")
+        }
+        do {
+            return try Journal(directory: journalPath)
+        } catch {
+            throw CLIError.from(error)
+        }
+    }
+}
+
+/// Errors the CLI reports, each with its exit code.
+enum CLIError: Error, CustomStringConvertible {
+    case usage(String)
+    case data(String)
+    case io(String)
+    case checkFailed(String)
+
+    var description: String {
+        switch self {
+        case .usage(let m), .data(let m), .io(let m), .checkFailed(let m): return m
+        }
+    }
+
+    var exitCode: Int32 {
+        switch self {
+        case .checkFailed: return 1
+        case .usage: return 64
+        case .data: return 65
+        case .io: return 74
+        }
+    }
+
+    static func from(_ error: any Error) -> CLIError {
+        if let e = error as? CLIError { return e }
+        if let e = error as? JournalError {
+            switch e {
+            case .corruptRecord, .corruptIndex, .payload: return .data(e.description)
+            case .invalidArgument, .wrongExpectedRevision, .eventIDConflict, .partialDuplicate: return .usage(e.description)
+            default: return .io(e.description)
+            }
+        }
+        return .io("\(error)")
+    }
+}
+
+extension ParsableCommand {
+    /// Runs `body`, turning errors into a message on standard error and the documented exit code.
+    func guarded(_ body: () throws -> Void) throws {
+        do {
+            try body()
+        } catch let e as ExitCode {
+            throw e
+        } catch {
+            let cli = CLIError.from(error)
+            FileHandle.standardError.write(Data("psm: error: \(cli.description)\n".utf8))
+            throw ExitCode(cli.exitCode)
+        }
+    }
+}
+
+func printJSON<T: Encodable>(_ value: T) throws {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+    print(String(decoding: try encoder.encode(value), as: UTF8.self))
+}
+
+/// Formats event time (microseconds since the epoch) as ISO 8601 UTC with microseconds.
+func isoTime(_ micros: Int64) -> String {
+    let seconds = Int64((Double(micros) / 1e6).rounded(.down))
+    let fraction = micros - seconds * 1_000_000
+    let date = Date(timeIntervalSince1970: TimeInterval(seconds))
+    let f = ISO8601DateFormatter()
+    f.formatOptions = [.withInternetDateTime]
+    let base = f.string(from: date).dropLast()  // drop "Z"
+    let frac = String(fraction)
+    return base + "." + String(repeating: "0", count: 6 - frac.count) + frac + "Z"
+}
