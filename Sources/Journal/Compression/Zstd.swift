@@ -149,3 +149,34 @@ public enum Zstd {
     /// zstd's library version string, for reports.
     public static var libraryVersion: String { String(cString: ZSTD_versionString()) }
 }
+
+extension Zstd {
+    /// Compresses through the streaming API without pledging a size, so the frame header carries no
+    /// content size (as streamed frames from other writers may not). Used by tests of the bounds.
+    public static func compressWithoutContentSize(_ input: [UInt8], level: Int32 = 3) throws -> [UInt8] {
+        guard let cctx = ZSTD_createCCtx() else { throw Error.compressionFailed("out of memory") }
+        defer { ZSTD_freeCCtx(cctx) }
+        ZSTD_CCtx_setParameter(cctx, ZSTD_c_compressionLevel, level)
+        var out = [UInt8](repeating: 0, count: ZSTD_compressBound(input.count) + 64)
+        var produced = 0
+        try input.withUnsafeBytes { i in
+            try out.withUnsafeMutableBytes { o in
+                // Feed the first half with "continue" so zstd cannot infer the total size up front.
+                var inBuf = ZSTD_inBuffer(src: i.baseAddress, size: i.count / 2, pos: 0)
+                var outBuf = ZSTD_outBuffer(dst: o.baseAddress, size: o.count, pos: 0)
+                while inBuf.pos < inBuf.size {
+                    let rc = ZSTD_compressStream2(cctx, &outBuf, &inBuf, ZSTD_e_continue)
+                    if ZSTD_isError(rc) != 0 { throw Error.compressionFailed(Zstd.name(rc)) }
+                }
+                inBuf.size = i.count
+                while true {
+                    let rc = ZSTD_compressStream2(cctx, &outBuf, &inBuf, ZSTD_e_end)
+                    if ZSTD_isError(rc) != 0 { throw Error.compressionFailed(Zstd.name(rc)) }
+                    if rc == 0 { break }
+                }
+                produced = outBuf.pos
+            }
+        }
+        return Array(out.prefix(produced))
+    }
+}

@@ -50,6 +50,23 @@ public struct RecordHeader: Sendable, Equatable {
     public var causationID: ID128
 
     public var isCompressed: Bool { flags & RecordFormat.flagZstd != 0 }
+
+    public init(
+        flags: UInt8, eventType: UInt16, storedLength: UInt32, uncompressedLength: UInt32, keyID: UInt32, dictionaryID: UInt32,
+        eventTime: Int64, revision: UInt64, streamID: ID128, eventID: ID128, causationID: ID128
+    ) {
+        self.flags = flags
+        self.eventType = eventType
+        self.storedLength = storedLength
+        self.uncompressedLength = uncompressedLength
+        self.keyID = keyID
+        self.dictionaryID = dictionaryID
+        self.eventTime = eventTime
+        self.revision = revision
+        self.streamID = streamID
+        self.eventID = eventID
+        self.causationID = causationID
+    }
 }
 
 /// Why a record's bytes were rejected. Never carries payload contents.
