@@ -1,0 +1,139 @@
+import Foundation
+import Journal
+import Testing
+
+/// Runs the built `psm` binary as a user would and checks its output and exit codes.
+@Suite struct CLITests {
+    static var psm: String {
+        let argv0 = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
+        let candidates = [
+            argv0.deletingLastPathComponent().appendingPathComponent("psm").path,
+            Bundle.main.bundleURL.deletingLastPathComponent().appendingPathComponent("psm").path,
+        ]
+        return candidates.first { FileManager.default.isExecutableFile(atPath: $0) } ?? candidates[0]
+    }
+
+    struct Run { var status: Int32; var out: String; var err: String }
+
+    func run(_ args: [String], env: [String: String] = [:]) throws -> Run {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: Self.psm)
+        p.arguments = args
+        var environment = ProcessInfo.processInfo.environment
+        environment["PSM_STORE"] = nil
+        for (k, v) in env { environment[k] = v }
+        p.environment = environment
+        let out = Pipe(), err = Pipe()
+        p.standardOutput = out
+        p.standardError = err
+        try p.run()
+        let o = out.fileHandleForReading.readDataToEndOfFile()
+        let e = err.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        return Run(status: p.terminationStatus, out: String(decoding: o, as: UTF8.self), err: String(decoding: e, as: UTF8.self))
+    }
+
+    func makeStore() throws -> String {
+        let root = NSTemporaryDirectory() + "psm-cli-\(getpid())-\(UInt64.random(in: 0...UInt64.max))"
+        let j = try Journal(directory: root + "/journal")
+        for i in 0..<12 {
+            var w = PayloadWriter()
+            w.uint(1, UInt64(i))
+            w.string(3, "private text number \(i) " + String(repeating: "padding ", count: i * 5))
+            _ = try j.appendBlocking([AppendRequest(stream: try StreamName(tenant: "acme", name: "user-\(i % 2)"),
+                events: [EventData(id: EventID(high: 5, low: UInt64(i + 1)), type: 0xFF02, time: 1_767_225_600_000_000 + Int64(i) * 1_000_000, payload: w.bytes)])])
+        }
+        j.close()
+        return root
+    }
+
+    func json(_ s: String) throws -> [String: Any] {
+        try #require(try JSONSerialization.jsonObject(with: Data(s.utf8)) as? [String: Any])
+    }
+
+    @Test func statsDumpAndVerifyOnAStore() throws {
+        let store = try makeStore(); defer { try? FileManager.default.removeItem(atPath: store) }
+        let stats = try run(["journal", "stats", "--store", store, "--json"])
+        #expect(stats.status == 0, "\(stats.err)")
+        let s = try json(stats.out)
+        #expect(s["events"] as? Int == 12 && s["streams"] as? Int == 2 && s["last_position"] == nil && s["lastPosition"] as? Int == 12)
+
+        let dump = try run(["journal", "dump", "--from", "3", "--limit", "4", "--json"], env: ["PSM_STORE": store])
+        #expect(dump.status == 0, "\(dump.err)")
+        let d = try json(dump.out)
+        let events = try #require(d["events"] as? [[String: Any]])
+        #expect(events.compactMap { $0["position"] as? Int } == [3, 4, 5, 6])
+        #expect(d["next"] as? Int == 7)
+        #expect(events[0]["event_time"] as? String == "2026-01-01T00:00:02.000000Z")
+        #expect(!dump.out.contains("private text"), "dump must not print payloads unless asked")
+
+        let withPayload = try run(["journal", "dump", "--store", store, "--limit", "1", "--payload"])
+        #expect(withPayload.out.contains("private text number 0"))
+
+        let streamDump = try run(["journal", "dump", "--store", store, "--stream", "acme/user-1", "--backward", "--limit", "2", "--json"])
+        let sd = try #require(try json(streamDump.out)["events"] as? [[String: Any]])
+        #expect(sd.compactMap { $0["revision"] as? Int } == [5, 4])
+        #expect(sd.compactMap { $0["position"] as? Int } == [12, 10])
+
+        let verify = try run(["verify", "--store", store, "--json", "--heads"])
+        #expect(verify.status == 0, "\(verify.err)")
+        let v = try json(verify.out)
+        #expect(v["ok"] as? Bool == true && v["events"] as? Int == 12)
+        #expect((v["heads"] as? [String: String])?.count == 2)
+        let text = try run(["verify", "--store", store])
+        #expect(text.status == 0 && text.out.hasPrefix("ok: 12 events in 2 streams"))
+    }
+
+    @Test func verifyExitsOneOnDamageAndNamesThePosition() throws {
+        let store = try makeStore(); defer { try? FileManager.default.removeItem(atPath: store) }
+        // Flip one byte of the data file inside record 2's payload, found by its text (record 2 holds
+        // event 1, stored uncompressed). Old copies of the page may sit in LMDB's free pages, so flip
+        // every copy: the live one is among them.
+        let file = store + "/journal/data.mdb"
+        var bytes = try Data(contentsOf: URL(fileURLWithPath: file))
+        let needle = Data("private text number 1 ".utf8)
+        var from = bytes.startIndex
+        var flipped = 0
+        while let r = bytes.range(of: needle, in: from..<bytes.endIndex) {
+            bytes[r.lowerBound + 3] ^= 0x20
+            from = r.upperBound
+            flipped += 1
+        }
+        #expect(flipped >= 1)
+        try bytes.write(to: URL(fileURLWithPath: file))
+        let r = try run(["verify", "--store", store, "--json"])
+        #expect(r.status == 1)
+        let v = try json(r.out)
+        #expect(v["ok"] as? Bool == false)
+        let problem = try #require(v["problem"] as? [String: Any])
+        #expect(problem["position"] as? Int == 2)
+        #expect((problem["check"] as? String)?.contains("checksumMismatch") == true)
+        #expect(!r.out.contains("private"), "reports never print payload contents")
+        let dump = try run(["journal", "dump", "--store", store, "--from", "2", "--limit", "1"])
+        #expect(dump.status == 65 && dump.err.contains("position 2"))
+    }
+
+    @Test func clearErrorsAndExitCodes() throws {
+        let missing = NSTemporaryDirectory() + "psm-none-\(UInt64.random(in: 0...UInt64.max))"
+        let r = try run(["journal", "stats", "--store", missing])
+        #expect(r.status == 64 && r.err.contains("no store at \(missing)"))
+        #expect(!FileManager.default.fileExists(atPath: missing), "reading commands must not create a store")
+        let bad = try run(["journal", "dump", "--store", missing, "--limit", "0"])
+        #expect(bad.status == 64 && bad.err.contains("--limit"))
+        let badStream = try run(["journal", "dump", "--store", missing, "--stream", "nostream"])
+        #expect(badStream.status == 64 && badStream.err.contains("TENANT/NAME"))
+        let help = try run(["journal", "dump", "--help"])
+        #expect(help.status == 0 && help.out.contains("Examples:"))
+    }
+
+    @Test func benchJournalJSONHasTheDocumentedKeys() throws {
+        let r = try run(["bench", "journal", "--json", "--events", "2000", "--durable-events", "20", "--batch", "500"])
+        #expect(r.status == 0, "\(r.err)")
+        let b = try json(r.out)
+        for key in ["append_durable_per_s", "append_batched_per_s", "raw_lmdb_batched_per_s", "scan_per_s", "bytes_per_event", "json_bytes_per_event"] {
+            let v = try #require(b[key] as? Double, "missing \(key)")
+            #expect(v > 0, "\(key) = \(v)")
+        }
+        #expect(b["events"] as? Int == 2000)
+    }
+}
