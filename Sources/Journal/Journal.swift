@@ -317,7 +317,7 @@ public final class Journal: @unchecked Sendable {
             // of its event is written. The first event known means a retry (or a conflict); a later one
             // means some events are new, and throwing rolls back the ones already written.
             do {
-                try e.data.id.withBytes { id in try key.withUnsafeBytes { k in try txn.put(eventIDs, id, k, .noOverwrite) } }
+                try putEventID(txn, e.data.id, key)
             } catch let error as LMDBError where error.isKeyExists {
                 if positions.isEmpty, let r = try duplicateResult(request, txn) { return r }
                 throw JournalError.partialDuplicate(eventID: e.data.id, position: try eventPosition(txn, e.data.id) ?? 0)
@@ -327,7 +327,8 @@ public final class Journal: @unchecked Sendable {
                 $0.storeBytes(of: stream.nextRevision.bigEndian, toByteOffset: 0, as: UInt64.self)
                 $0.storeBytes(of: next.bigEndian, toByteOffset: 8, as: UInt64.self)
             }
-            try txn.put(streamRevisions, sidBytes, revisionValue, .noDupData)
+            // Revisions only grow, so each stream's list is appended to (pages fill completely).
+            try txn.put(streamRevisions, sidBytes, revisionValue, [.appendDup, .noDupData])
             stream.head = Journal.chain(stream.head, record)
             stream.lastPosition = next
             stream.nextRevision += 1
@@ -336,6 +337,22 @@ public final class Journal: @unchecked Sendable {
         }
         try txn.put(streams, sidBytes, stream.encoded())
         return AppendResult(stream: request.stream, firstRevision: firstRevision, positions: positions, wasDuplicate: false)
+    }
+
+    /// Writes id → position. Time-ordered ids (``ID128/timeOrdered(timeMicros:entropy:)``) usually sort
+    /// after every id already stored, so the put is first tried as an append, which fills pages
+    /// completely instead of splitting them in half; any other id takes the ordinary insert. Both
+    /// refuse an id that exists.
+    private func putEventID(_ txn: WriteTransaction, _ id: EventID, _ position: [UInt8]) throws {
+        try id.withBytes { idBytes in
+            try position.withUnsafeBytes { p in
+                do {
+                    try txn.put(eventIDs, idBytes, p, [.append, .noOverwrite])
+                } catch let e as LMDBError where e.isKeyExists {
+                    try txn.put(eventIDs, idBytes, p, .noOverwrite)
+                }
+            }
+        }
     }
 
     private func eventPosition(_ txn: some TransactionReading, _ id: EventID) throws -> Position? {

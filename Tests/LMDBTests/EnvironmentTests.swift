@@ -107,4 +107,24 @@ import Testing
         }
         #expect(values == [[0, 1], [0, 2], [0, 3]])
     }
+
+    /// The journal relies on MDB_APPENDDUP working for any key (not only the last one) and refusing
+    /// a duplicate that is not greater than the key's last one.
+    @Test func appendDupOnInterleavedKeys() throws {
+        let dir = tempDir(); defer { try? FileManager.default.removeItem(atPath: dir) }
+        let env = try Environment(path: dir)
+        defer { env.close() }
+        let db = try env.openDatabase("dups", flags: [.create, .dupSort, .dupFixed])
+        try env.write { txn in
+            for i in 0..<3000 {
+                let key: [UInt8] = [UInt8(i % 7)]
+                try txn.put(db, key, [UInt8(i >> 8), UInt8(i & 0xFF)], [.appendDup, .noDupData])
+            }
+        }
+        #expect { try env.write { try $0.put(db, [3], [0, 1], [.appendDup, .noDupData]) } } throws: { ($0 as? LMDBError)?.isKeyExists == true }
+        let counts = try env.read { txn in
+            try txn.withCursor(db) { c in try (0..<7).map { (k: UInt8) -> Int in _ = try c.seek(exactly: [k]); return try c.duplicateCount() } }
+        }
+        #expect(counts == (0..<7).map { k in (0..<3000).filter { $0 % 7 == k }.count })
+    }
 }

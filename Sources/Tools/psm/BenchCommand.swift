@@ -37,6 +37,7 @@ struct JournalBench: ParsableCommand {
     @Option(help: ArgumentHelp("Keep the stores under DIR instead of a temporary directory.", valueName: "DIR")) var keep: String?
     @Flag(help: "Print JSON.") var json = false
     @Flag(help: .hidden) var appendOnly = false
+    @Option(help: "zstd level the journal compresses with.") var level: Int32 = Zstd.defaultLevel
     @Flag(help: "Random (v4-style) event ids instead of time-ordered (v7-style) ones.") var randomIDs = false
 
     func validate() throws {
@@ -107,7 +108,9 @@ struct JournalBench: ParsableCommand {
 
             // 2. Batched appends, with a dictionary trained on the first batch (as a deployment would).
             log("batched appends (\(events) in commits of \(batch))…")
-            let journal = try Journal(directory: root + "/batched/journal")
+            var journalOptions = Journal.Options()
+            journalOptions.compressionLevel = level
+            let journal = try Journal(directory: root + "/batched/journal", options: journalOptions)
             let tt = now()
             let dict = try journal.trainDictionary(samples: Array(payloads.prefix(min(2000, payloads.count))))
             let trainSeconds = now() - tt
