@@ -50,7 +50,8 @@ public struct StoredEvent: Sendable {
     public let record: [UInt8]
 
     public var storedPayload: ArraySlice<UInt8> {
-        record[RecordFormat.headerSize..<(RecordFormat.headerSize + Int(header.storedLength))]
+        let h = header.headerSize
+        return record[h..<(h + Int(header.storedLength))]
     }
 }
 

@@ -45,15 +45,16 @@ import Testing
         var expected = Self.goldenHeader
         expected.storedLength = UInt32(Self.goldenPayload.count)
         #expect(try RecordCodec.decode(golden) == expected)
-        #expect(Array(golden[RecordFormat.headerSize..<(golden.count - 4)]) == Self.goldenPayload)
+        #expect(Array(golden[RecordFormat.fixedHeaderSize..<(golden.count - 4)]) == Self.goldenPayload)
     }
 
     @Test func goldenCompressedRecordDecodes() throws {
         let golden = try read("v1-zstd.record")
         let h = try RecordCodec.decode(golden)
         #expect(h.isCompressed && h.dictionaryID == 0 && h.revision == 1)
+        #expect(h.headerSize == RecordFormat.fixedHeaderSize + 16)
         #expect(h.causationID == Self.goldenHeader.eventID)
-        let stored = Array(golden[RecordFormat.headerSize..<(golden.count - 4)])
+        let stored = Array(golden[h.headerSize..<(golden.count - 4)])
         let out = try stored.withUnsafeBytes { try Zstd.Decompressor().decompress($0, size: Int(h.uncompressedLength)) }
         #expect(out == Self.compressedPayload)
     }
@@ -63,7 +64,7 @@ import Testing
     func surgery(_ edit: (inout [UInt8]) -> Void, reseal: Bool = true) throws -> [UInt8] {
         var b = try read("v1-uncompressed.record")
         edit(&b)
-        if reseal && b.count >= RecordFormat.overhead {
+        if reseal && b.count >= RecordFormat.minimumSize {
             let crc = CRC32C.checksum(Array(b.dropLast(4)))
             withUnsafeBytes(of: crc.littleEndian) { b.replaceSubrange((b.count - 4)..<b.count, with: $0) }
         }
@@ -85,23 +86,35 @@ import Testing
     @Test func badMagic() throws { expectKind(try surgery { $0[0] = 0x51 }, .badMagic, offset: 0) }
     @Test func badVersion() throws { expectKind(try surgery { $0[4] = 2 }, .unsupportedVersion, offset: 4) }
     @Test func zeroEventType() throws { expectKind(try surgery { $0[6] = 0; $0[7] = 0 }, .invalidEventType, offset: 6) }
-    @Test func unknownFlag() throws { expectKind(try surgery { $0[5] = 0x04 }, .unknownFlags, offset: 5) }
+    @Test func unknownFlag() throws { expectKind(try surgery { $0[5] = 0x10 }, .unknownFlags, offset: 5) }
     @Test func hugeLength() throws { expectKind(try surgery { $0[11] = 0x7F }, .lengthTooLarge, offset: 8) }
     @Test func lengthLongerThanRecord() throws { expectKind(try surgery { $0[8] &+= 1; $0[12] &+= 1 }, .truncated) }
     @Test func trailingBytes() throws { expectKind(try surgery({ $0.append(0) }, reseal: false), .lengthMismatch) }
     @Test func truncatedTail() throws { expectKind(try surgery({ $0.removeLast(2) }, reseal: false), .truncated) }
     @Test func truncatedHeader() throws { expectKind(try surgery({ $0.removeLast($0.count - 50) }, reseal: false), .truncated) }
     @Test func uncompressedLengthDisagrees() throws { expectKind(try surgery { $0[12] &+= 1 }, .lengthMismatch, offset: 12) }
-    @Test func nonzeroKeyID() throws { expectKind(try surgery { $0[16] = 1 }, .unsupportedKeyID, offset: 16) }
-    @Test func dictionaryWithoutFlag() throws { expectKind(try surgery { $0[20] = 1 }, .invalidDictionary, offset: 20) }
-    @Test func nonzeroReserved() throws { expectKind(try surgery { $0[90] = 1 }, .nonzeroReserved, offset: 88) }
-    @Test func zeroEventID() throws { expectKind(try surgery { for i in 56..<72 { $0[i] = 0 } }, .invalidEventID, offset: 56) }
+    @Test func keyIDFlag() throws { expectKind(try surgery { $0[5] = 0x08 }, .unsupportedKeyID, offset: 5) }
+    @Test func dictionaryWithoutZstd() throws {
+        // Flag bit 1 announces 4 more header bytes: insert them so only the flag combination is wrong.
+        expectKind(try surgery { $0[5] = 0x02; $0.insert(contentsOf: [1, 0, 0, 0], at: 64) }, .invalidDictionary, offset: 5)
+    }
+    @Test func zeroDictionaryID() throws {
+        expectKind(try surgery { $0[5] = 0x03; $0.insert(contentsOf: [0, 0, 0, 0], at: 64); $0[12] = 0xFF }, .invalidDictionary, offset: 64)
+    }
+    @Test func zeroCausationWithFlag() throws {
+        expectKind(try surgery { $0[5] = 0x04; $0.insert(contentsOf: [UInt8](repeating: 0, count: 16), at: 64) }, .invalidCausation, offset: 64)
+    }
+    @Test func optionalFieldAnnouncedButMissing() throws {
+        // Causation flag set without its 16 bytes: the lengths no longer add up.
+        expectKind(try surgery { $0[5] = 0x04 }, .truncated)
+    }
+    @Test func zeroEventID() throws { expectKind(try surgery { for i in 48..<64 { $0[i] = 0 } }, .invalidEventID, offset: 48) }
     @Test func payloadBitFlip() throws {
-        expectKind(try surgery({ $0[RecordFormat.headerSize + 3] ^= 0x10 }, reseal: false), .checksumMismatch)
+        expectKind(try surgery({ $0[RecordFormat.fixedHeaderSize + 3] ^= 0x10 }, reseal: false), .checksumMismatch)
     }
     @Test func headerBitFlipCaughtByCRC() throws {
         // Event time is not otherwise validated: only the CRC can catch a flip there.
-        expectKind(try surgery({ $0[30] ^= 0x01 }, reseal: false), .checksumMismatch)
+        expectKind(try surgery({ $0[20] ^= 0x01 }, reseal: false), .checksumMismatch)
     }
     @Test func everySingleBitFlipIsDetected() throws {
         let golden = try read("v1-uncompressed.record")

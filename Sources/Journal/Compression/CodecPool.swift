@@ -40,8 +40,7 @@ final class CodecPool: @unchecked Sendable {
             if stored.count >= e.payload.count {
                 return PreparedEvent(data: e, flags: 0, dictionaryID: 0, stored: e.payload)
             }
-            let flags = RecordFormat.flagZstd | (id != 0 ? RecordFormat.flagDictionary : 0)
-            return PreparedEvent(data: e, flags: flags, dictionaryID: id, stored: stored)
+            return PreparedEvent(data: e, flags: RecordFormat.flagZstd, dictionaryID: id, stored: stored)
         } catch {
             throw .invalidArgument("event \(e.id): \(error)")
         }

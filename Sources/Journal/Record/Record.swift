@@ -1,30 +1,35 @@
-/// Journal record format v1 (SPEC.md §4). One record is one immutable event:
+/// Journal record format v1 (SPEC.md §4). One record is one immutable event. Integers are
+/// little-endian; ids are 16 bytes as stored (big-endian when read as numbers).
 ///
 ///     offset size  field
 ///          0    4  magic "PSMJ"
 ///          4    1  format version (1)
-///          5    1  flags: bit 0 zstd, bit 1 dictionary (needs bit 0); bits 2-7 reserved, zero
-///          6    2  event type (u16 LE, 0 invalid)
-///          8    4  stored payload length (u32 LE)
-///         12    4  uncompressed payload length (u32 LE)
-///         16    4  key id (u32 LE; 0 = plaintext, the only value v1 accepts)
-///         20    4  dictionary id (u32 LE; nonzero iff flag bit 1)
-///         24    8  event time (i64 LE, microseconds since 1970-01-01T00:00:00Z)
-///         32    8  stream revision (u64 LE, 0 for a stream's first event)
-///         40   16  stream id
-///         56   16  event id (nonzero)
-///         72   16  causation id (zero = none)
-///         88    4  reserved (zero)
-///         92    n  payload (stored length bytes)
-///       92+n    4  CRC-32C (u32 LE) of bytes [0, 92+n)
+///          5    1  flags: bit 0 zstd payload, bit 1 dictionary id present (needs bit 0),
+///                  bit 2 causation id present, bit 3 key id present (encrypted payload, not
+///                  accepted by v1 readers yet); bits 4-7 reserved, zero
+///          6    2  event type (u16, 0 invalid)
+///          8    4  stored payload length (u32)
+///         12    4  uncompressed payload length (u32)
+///         16    8  event time (i64, microseconds since 1970-01-01T00:00:00Z)
+///         24    8  stream revision (u64, 0 for a stream's first event)
+///         32   16  stream id
+///         48   16  event id (nonzero)
+///         64       optional fields, in this order, each present iff its flag is set:
+///                    4  dictionary id (u32, nonzero)          flag bit 1
+///                   16  causation id (nonzero)                flag bit 2
+///                    4  key id (u32, nonzero)                 flag bit 3
+///          h    n  payload (stored length bytes); h = 64 + sizes of the optional fields
+///        h+n    4  CRC-32C (u32) of bytes [0, h+n)
 public enum RecordFormat {
     public static let magic: [UInt8] = [0x50, 0x53, 0x4D, 0x4A]  // "PSMJ"
     /// The magic as a little-endian u32, for stores.
     static let magicWord: UInt32 = 0x4A4D_5350
     public static let version: UInt8 = 1
-    public static let headerSize = 92
+    /// Size of the fixed part of the header.
+    public static let fixedHeaderSize = 64
     public static let trailerSize = 4
-    public static let overhead = headerSize + trailerSize
+    /// The smallest possible record: fixed header, empty payload, CRC.
+    public static let minimumSize = fixedHeaderSize + trailerSize
     /// Upper bound on a payload, stored or uncompressed (16 MiB). Checked before any allocation.
     public static let maxPayloadSize = 16 << 20
     /// Payloads of at least this many bytes are zstd-compressed (when that makes them smaller).
@@ -32,11 +37,21 @@ public enum RecordFormat {
 
     public static let flagZstd: UInt8 = 1 << 0
     public static let flagDictionary: UInt8 = 1 << 1
-    static let knownFlags: UInt8 = flagZstd | flagDictionary
+    public static let flagCausation: UInt8 = 1 << 2
+    public static let flagKeyID: UInt8 = 1 << 3
+    static let knownFlags: UInt8 = 0x0F
+
+    /// Header length for `flags`: the fixed part plus the optional fields the flags announce.
+    public static func headerSize(flags: UInt8) -> Int {
+        fixedHeaderSize + (flags & flagDictionary != 0 ? 4 : 0) + (flags & flagCausation != 0 ? 16 : 0)
+            + (flags & flagKeyID != 0 ? 4 : 0)
+    }
 }
 
-/// The decoded fixed header of a record.
+/// The decoded header of a record. Absent optional fields read as zero.
 public struct RecordHeader: Sendable, Equatable {
+    /// Bits 0 (zstd) and 3 (key id) as stored; bits 1 and 2 follow `dictionaryID` and `causationID`
+    /// when encoding.
     public var flags: UInt8
     public var eventType: UInt16
     public var storedLength: UInt32
@@ -50,6 +65,17 @@ public struct RecordHeader: Sendable, Equatable {
     public var causationID: ID128
 
     public var isCompressed: Bool { flags & RecordFormat.flagZstd != 0 }
+
+    /// The flags byte as encoded: optional-field bits derived from the fields themselves.
+    public var encodedFlags: UInt8 {
+        var f = flags & (RecordFormat.flagZstd | RecordFormat.flagKeyID)
+        if dictionaryID != 0 { f |= RecordFormat.flagDictionary }
+        if !causationID.isZero { f |= RecordFormat.flagCausation }
+        if keyID != 0 { f |= RecordFormat.flagKeyID }
+        return f
+    }
+
+    public var headerSize: Int { RecordFormat.headerSize(flags: encodedFlags) }
 
     public init(
         flags: UInt8, eventType: UInt16, storedLength: UInt32, uncompressedLength: UInt32, keyID: UInt32, dictionaryID: UInt32,
@@ -72,8 +98,8 @@ public struct RecordHeader: Sendable, Equatable {
 /// Why a record's bytes were rejected. Never carries payload contents.
 public struct RecordError: Error, Equatable, Sendable, CustomStringConvertible {
     public enum Kind: String, Sendable {
-        case truncated, badMagic, unsupportedVersion, invalidEventType, unknownFlags, nonzeroReserved
-        case lengthTooLarge, lengthMismatch, checksumMismatch, invalidEventID, invalidDictionary, unsupportedKeyID
+        case truncated, badMagic, unsupportedVersion, invalidEventType, unknownFlags
+        case lengthTooLarge, lengthMismatch, checksumMismatch, invalidEventID, invalidDictionary, invalidCausation, unsupportedKeyID
     }
     public var kind: Kind
     /// Byte offset inside the record where the problem is.
@@ -92,27 +118,38 @@ public struct RecordError: Error, Equatable, Sendable, CustomStringConvertible {
 /// Encoding and decoding of v1 records.
 public enum RecordCodec {
     /// Builds a record from its header fields and already-prepared stored payload bytes.
-    /// The header's `storedLength` is taken from `storedPayload`.
+    /// The stored length is taken from `storedPayload`; optional fields are written when nonzero.
     public static func encode(_ header: RecordHeader, storedPayload: UnsafeRawBufferPointer) -> [UInt8] {
-        let total = RecordFormat.overhead + storedPayload.count
+        let flags = header.encodedFlags
+        let h = RecordFormat.headerSize(flags: flags)
+        let total = h + storedPayload.count + RecordFormat.trailerSize
         return [UInt8](unsafeUninitializedCapacity: total) { buffer, count in
             let p = UnsafeMutableRawBufferPointer(buffer)
             p.storeBytes(of: RecordFormat.magicWord.littleEndian, toByteOffset: 0, as: UInt32.self)
             p[4] = RecordFormat.version
-            p[5] = header.flags
+            p[5] = flags
             p.storeBytes(of: header.eventType.littleEndian, toByteOffset: 6, as: UInt16.self)
             p.storeBytes(of: UInt32(storedPayload.count).littleEndian, toByteOffset: 8, as: UInt32.self)
             p.storeBytes(of: header.uncompressedLength.littleEndian, toByteOffset: 12, as: UInt32.self)
-            p.storeBytes(of: header.keyID.littleEndian, toByteOffset: 16, as: UInt32.self)
-            p.storeBytes(of: header.dictionaryID.littleEndian, toByteOffset: 20, as: UInt32.self)
-            p.storeBytes(of: header.eventTime.littleEndian, toByteOffset: 24, as: Int64.self)
-            p.storeBytes(of: header.revision.littleEndian, toByteOffset: 32, as: UInt64.self)
-            header.streamID.store(into: p, at: 40)
-            header.eventID.store(into: p, at: 56)
-            header.causationID.store(into: p, at: 72)
-            p.storeBytes(of: UInt32(0), toByteOffset: 88, as: UInt32.self)
+            p.storeBytes(of: header.eventTime.littleEndian, toByteOffset: 16, as: Int64.self)
+            p.storeBytes(of: header.revision.littleEndian, toByteOffset: 24, as: UInt64.self)
+            header.streamID.store(into: p, at: 32)
+            header.eventID.store(into: p, at: 48)
+            var o = RecordFormat.fixedHeaderSize
+            if flags & RecordFormat.flagDictionary != 0 {
+                p.storeBytes(of: header.dictionaryID.littleEndian, toByteOffset: o, as: UInt32.self)
+                o += 4
+            }
+            if flags & RecordFormat.flagCausation != 0 {
+                header.causationID.store(into: p, at: o)
+                o += 16
+            }
+            if flags & RecordFormat.flagKeyID != 0 {
+                p.storeBytes(of: header.keyID.littleEndian, toByteOffset: o, as: UInt32.self)
+                o += 4
+            }
             if storedPayload.count > 0 {
-                UnsafeMutableRawBufferPointer(rebasing: p[RecordFormat.headerSize..<(total - 4)]).copyMemory(from: storedPayload)
+                UnsafeMutableRawBufferPointer(rebasing: p[o..<(o + storedPayload.count)]).copyMemory(from: storedPayload)
             }
             let crc = CRC32C.checksum(UnsafeRawBufferPointer(rebasing: p[0..<(total - 4)]))
             p.storeBytes(of: crc.littleEndian, toByteOffset: total - 4, as: UInt32.self)
@@ -125,13 +162,13 @@ public enum RecordCodec {
     }
 
     /// Validates every header field, the lengths and the CRC, and returns the header.
-    /// The payload is `bytes[headerSize ..< headerSize + storedLength]`.
+    /// The payload is `bytes[header.headerSize ..< header.headerSize + storedLength]`.
     public static func decode(_ bytes: UnsafeRawBufferPointer, position: Position? = nil) throws(RecordError) -> RecordHeader {
         func fail(_ kind: RecordError.Kind, _ offset: Int, _ expected: String, _ found: String) -> RecordError {
             RecordError(kind: kind, offset: offset, expected: expected, found: found, position: position)
         }
-        guard bytes.count >= RecordFormat.overhead else {
-            throw fail(.truncated, bytes.count, "at least \(RecordFormat.overhead) bytes", "\(bytes.count) bytes")
+        guard bytes.count >= RecordFormat.minimumSize else {
+            throw fail(.truncated, bytes.count, "at least \(RecordFormat.minimumSize) bytes", "\(bytes.count) bytes")
         }
         for i in 0..<4 where bytes[i] != RecordFormat.magic[i] {
             throw fail(.badMagic, 0, "50534d4a (\"PSMJ\")", hexString(bytes, 0, 4))
@@ -141,7 +178,10 @@ public enum RecordCodec {
         }
         let flags = bytes[5]
         guard flags & ~RecordFormat.knownFlags == 0 else {
-            throw fail(.unknownFlags, 5, "flag bits within 0x03", "0x" + String(flags, radix: 16))
+            throw fail(.unknownFlags, 5, "flag bits within 0x0f", "0x" + String(flags, radix: 16))
+        }
+        guard flags & RecordFormat.flagKeyID == 0 else {
+            throw fail(.unsupportedKeyID, 5, "no key id (encrypted payloads are not readable by format v1)", "flag bit 3 set")
         }
         let type = bytes.le(6, UInt16.self)
         guard type != 0 else { throw fail(.invalidEventType, 6, "a nonzero event type", "0") }
@@ -153,39 +193,43 @@ public enum RecordCodec {
         guard uncompressed <= RecordFormat.maxPayloadSize else {
             throw fail(.lengthTooLarge, 12, "uncompressed length ≤ \(RecordFormat.maxPayloadSize)", "\(uncompressed)")
         }
-        let total = RecordFormat.overhead + Int(stored)
+        let h = RecordFormat.headerSize(flags: flags)
+        let total = h + Int(stored) + RecordFormat.trailerSize
         guard bytes.count >= total else {
-            throw fail(.truncated, bytes.count, "\(total) bytes (stored length \(stored))", "\(bytes.count) bytes")
+            throw fail(.truncated, bytes.count, "\(total) bytes (header \(h), stored length \(stored))", "\(bytes.count) bytes")
         }
         guard bytes.count == total else {
-            throw fail(.lengthMismatch, total, "\(total) bytes (stored length \(stored))", "\(bytes.count) bytes")
+            throw fail(.lengthMismatch, total, "\(total) bytes (header \(h), stored length \(stored))", "\(bytes.count) bytes")
         }
         let compressed = flags & RecordFormat.flagZstd != 0
         if !compressed && stored != uncompressed {
             throw fail(.lengthMismatch, 12, "uncompressed length \(stored) (= stored, payload not compressed)", "\(uncompressed)")
         }
-        let keyID = bytes.le(16, UInt32.self)
-        guard keyID == 0 else { throw fail(.unsupportedKeyID, 16, "key id 0 (plaintext)", "\(keyID)") }
-        let dict = bytes.le(20, UInt32.self)
-        let hasDict = flags & RecordFormat.flagDictionary != 0
-        if hasDict && (!compressed || dict == 0) {
-            throw fail(.invalidDictionary, 20, "a nonzero dictionary id on a zstd payload", "id \(dict), flags 0x\(String(flags, radix: 16))")
+        let eventID = ID128(bytes: UnsafeRawBufferPointer(rebasing: bytes[48..<64]))
+        guard !eventID.isZero else { throw fail(.invalidEventID, 48, "a nonzero event id", "zero") }
+        var o = RecordFormat.fixedHeaderSize
+        var dictionary: UInt32 = 0
+        if flags & RecordFormat.flagDictionary != 0 {
+            dictionary = bytes.le(o, UInt32.self)
+            guard compressed else { throw fail(.invalidDictionary, 5, "a dictionary only with zstd (flag bit 0)", "flags 0x\(String(flags, radix: 16))") }
+            guard dictionary != 0 else { throw fail(.invalidDictionary, o, "a nonzero dictionary id", "0") }
+            o += 4
         }
-        if !hasDict && dict != 0 { throw fail(.invalidDictionary, 20, "dictionary id 0 (flag bit 1 clear)", "\(dict)") }
-        let reserved = bytes.le(88, UInt32.self)
-        guard reserved == 0 else { throw fail(.nonzeroReserved, 88, "0", "\(reserved)") }
-        let eventID = ID128(bytes: UnsafeRawBufferPointer(rebasing: bytes[56..<72]))
-        guard !eventID.isZero else { throw fail(.invalidEventID, 56, "a nonzero event id", "zero") }
+        var causation = ID128.zero
+        if flags & RecordFormat.flagCausation != 0 {
+            causation = ID128(bytes: UnsafeRawBufferPointer(rebasing: bytes[o..<(o + 16)]))
+            guard !causation.isZero else { throw fail(.invalidCausation, o, "a nonzero causation id (flag bit 2 set)", "zero") }
+            o += 16
+        }
         let storedCRC = bytes.le(total - 4, UInt32.self)
         let computed = CRC32C.checksum(UnsafeRawBufferPointer(rebasing: bytes[0..<(total - 4)]))
         guard storedCRC == computed else {
             throw fail(.checksumMismatch, total - 4, "crc32c \(hex32(computed)) (computed)", "\(hex32(storedCRC)) (stored)")
         }
         return RecordHeader(
-            flags: flags, eventType: type, storedLength: stored, uncompressedLength: uncompressed, keyID: keyID,
-            dictionaryID: dict, eventTime: bytes.le(24, Int64.self), revision: bytes.le(32, UInt64.self),
-            streamID: ID128(bytes: UnsafeRawBufferPointer(rebasing: bytes[40..<56])), eventID: eventID,
-            causationID: ID128(bytes: UnsafeRawBufferPointer(rebasing: bytes[72..<88])))
+            flags: flags, eventType: type, storedLength: stored, uncompressedLength: uncompressed, keyID: 0,
+            dictionaryID: dictionary, eventTime: bytes.le(16, Int64.self), revision: bytes.le(24, UInt64.self),
+            streamID: ID128(bytes: UnsafeRawBufferPointer(rebasing: bytes[32..<48])), eventID: eventID, causationID: causation)
     }
 
     public static func decode(_ bytes: [UInt8], position: Position? = nil) throws(RecordError) -> RecordHeader {

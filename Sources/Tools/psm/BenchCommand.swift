@@ -38,6 +38,8 @@ struct JournalBench: ParsableCommand {
     @Flag(help: "Print JSON.") var json = false
     @Flag(help: .hidden) var appendOnly = false
     @Option(help: "zstd level the journal compresses with.") var level: Int32 = Zstd.defaultLevel
+    @Option(help: ArgumentHelp("Take texts from FILE (one per line, joined to ~300 bytes) instead of the generator.", valueName: "FILE"))
+    var texts: String?
     @Flag(help: "Random (v4-style) event ids instead of time-ordered (v7-style) ones.") var randomIDs = false
 
     func validate() throws {
@@ -230,6 +232,22 @@ struct JournalBench: ParsableCommand {
 
     func makeSamples(count: Int) throws -> [Sample] {
         var gen = SampleConversation(seed: seed)
+        var lines: [String] = []
+        if let texts {
+            guard let content = try? String(contentsOfFile: texts, encoding: .utf8) else { throw CLIError.usage("cannot read --texts \(texts)") }
+            lines = content.split(separator: "\n").map(String.init).filter { !$0.isEmpty }
+            guard !lines.isEmpty else { throw CLIError.usage("--texts \(texts) has no lines") }
+        }
+        var lineIndex = 0
+        func nextText() -> String {
+            guard !lines.isEmpty else { return gen.observation() }
+            var t = ""
+            while t.utf8.count < 260 {
+                t += (t.isEmpty ? "" : " ") + lines[lineIndex % lines.count]
+                lineIndex += 1
+            }
+            return t
+        }
         var rng = SplitMix64(seed: seed ^ 0xA5A5)
         let streams = try (0..<users).map { try StreamName(tenant: "bench", name: "user-\($0)/memory") }
         var time: Int64 = 1_767_225_600_000_000  // 2026-01-01T00:00:00Z
@@ -237,7 +255,7 @@ struct JournalBench: ParsableCommand {
             let user = Int(rng.next() % UInt64(users))
             let session = "session-\(i / 40)"
             let speaker = gen.speaker()
-            let text = gen.observation()
+            let text = nextText()
             var w = PayloadWriter()
             w.string(1, session)
             w.string(2, speaker)
