@@ -71,6 +71,45 @@ struct JournalBench: ParsableCommand {
         var dictionary_train_seconds: Double
         var zstd_version: String
         var targets: [String: Bool]
+        /// Nanoseconds per event of each step of an append, measured alone on the same payloads.
+        var cost_ns: [String: Double]
+    }
+
+    /// Times each per-event step of an append in isolation, to show where an append's time goes.
+    func componentCosts(_ payloads: [[UInt8]], dictionary: [UInt8]) throws -> [String: Double] {
+        let sample = Array(payloads.prefix(20_000))
+        let n = Double(sample.count)
+        var out: [String: Double] = [:]
+        var t = now()
+        for p in sample { try PayloadReader.validate(p) }
+        out["validate_payload"] = (now() - t) / n * 1e9
+        let c = try Zstd.Compressor(level: level, dictionary: dictionary)
+        var packed: [[UInt8]] = []
+        packed.reserveCapacity(sample.count)
+        t = now()
+        for p in sample { packed.append(try p.withUnsafeBytes { try c.compress($0) }) }
+        out["zstd_compress_dictionary"] = (now() - t) / n * 1e9
+        var records: [[UInt8]] = []
+        records.reserveCapacity(sample.count)
+        t = now()
+        for (i, p) in packed.enumerated() {
+            let h = RecordHeader(flags: RecordFormat.flagZstd, eventType: 0xFF01, storedLength: 0, uncompressedLength: UInt32(sample[i].count),
+                keyID: 0, dictionaryID: 1, eventTime: Int64(i), revision: UInt64(i), streamID: ID128(high: 1, low: 2), eventID: ID128(high: 3, low: UInt64(i + 1)), causationID: .zero)
+            records.append(RecordCodec.encode(h, storedPayload: p))
+        }
+        out["encode_record_with_crc32c"] = (now() - t) / n * 1e9
+        t = now()
+        var head = [UInt8](repeating: 0, count: 32)
+        for r in records { head = Journal.chain(head, r) }
+        out["sha256_chain"] = (now() - t) / n * 1e9
+        t = now()
+        for r in records { _ = try RecordCodec.decode(r) }
+        out["decode_record_with_crc32c"] = (now() - t) / n * 1e9
+        let d = try Zstd.Decompressor(dictionary: dictionary)
+        t = now()
+        for (i, p) in packed.enumerated() { _ = try p.withUnsafeBytes { try d.decompress($0, size: sample[i].count) } }
+        out["zstd_decompress_dictionary"] = (now() - t) / n * 1e9
+        return out.mapValues { ($0 * 10).rounded() / 10 }
     }
 
     struct Sample {
@@ -124,6 +163,7 @@ struct JournalBench: ParsableCommand {
             try appendPipelined(journal, requests)
             let batchedRate = Double(events) / (now() - t2)
             if appendOnly { print("append_batched_per_s \(batchedRate.rounded())"); return }
+            let costs = try componentCosts(payloads, dictionary: try journal.dictionaryBytes(dict))
 
             let raw = try RawLMDB(path: root + "/raw-batched")
             let t3 = now()
@@ -183,7 +223,7 @@ struct JournalBench: ParsableCommand {
                     "batched_append_at_least_0.5x_raw": batchedRate >= 0.5 * rawBatchedRate,
                     "scan_at_least_1M_per_s": scanRate >= 1_000_000,
                     "bytes_at_most_0.6x_json": bytesPerEvent <= 0.6 * jsonPerEvent,
-                ])
+                ], cost_ns: costs)
             if json { try printJSON(report); return }
             func row(_ name: String, _ ours: Double, _ peer: Double, _ unit: String) {
                 print(
@@ -197,6 +237,7 @@ struct JournalBench: ParsableCommand {
             row("bytes on disk per event", bytesPerEvent, rawBytes, "bytes")
             print(String(format: "JSON per event %.1f bytes; psm/JSON = %.3f (no dictionary: %.1f bytes/event)", jsonPerEvent, bytesPerEvent / jsonPerEvent, undictBytes))
             for (k, v) in report.targets.sorted(by: { $0.key < $1.key }) { print("target \(k): \(v ? "met" : "NOT met")") }
+            print("per-event cost of each append step alone (ns): " + report.cost_ns.sorted(by: { $0.key < $1.key }).map { "\($0.key) \($0.value)" }.joined(separator: ", "))
         }
     }
 
