@@ -113,6 +113,25 @@ import Testing
         #expect(dump.status == 65 && dump.err.contains("position 2"))
     }
 
+    @Test func trainDictionaryThenAppendsUseIt() throws {
+        let store = try makeStore(); defer { try? FileManager.default.removeItem(atPath: store) }
+        let few = try run(["journal", "train-dictionary", "--store", store, "--samples", "100"])
+        #expect(few.status == 64 && few.err.contains("at least 100 payloads"))
+        let j = try Journal(directory: store + "/journal")
+        for i in 0..<200 {
+            var w = PayloadWriter()
+            w.string(3, "Turn \(i): we talked about the lake house and the half marathon plan for \(i % 12) weeks.")
+            _ = try j.appendBlocking([AppendRequest(stream: try StreamName(tenant: "acme", name: "user-9"),
+                events: [EventData(id: EventID(high: 6, low: UInt64(i + 1)), type: 0xFF02, time: Int64(i), payload: w.bytes)])])
+        }
+        j.close()
+        let r = try run(["journal", "train-dictionary", "--store", store, "--samples", "200", "--size", "2048", "--json"])
+        #expect(r.status == 0, "\(r.err)")
+        #expect(try json(r.out)["dictionary_id"] as? Int == 1)
+        let stats = try json(try run(["journal", "stats", "--store", store, "--json"]).out)
+        #expect(stats["dictionaries"] as? Int == 1 && stats["activeDictionary"] as? Int == 1)
+    }
+
     @Test func clearErrorsAndExitCodes() throws {
         let missing = NSTemporaryDirectory() + "psm-none-\(UInt64.random(in: 0...UInt64.max))"
         let r = try run(["journal", "stats", "--store", missing])
