@@ -33,13 +33,14 @@ let package = Package(
             name: "Journal",
             dependencies: ["LMDB", "CZstd", .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: strict),
-        .target(name: "Inference", dependencies: ["COpenBLAS"], swiftSettings: strict),
+        .target(
+            name: "Inference", dependencies: ["COpenBLAS", .product(name: "Crypto", package: "swift-crypto")], swiftSettings: strict),
         // Seeded synthetic workloads for benchmarks and crash tests; never on the product path.
         .target(name: "Workloads", swiftSettings: strict),
 
         .executableTarget(
             name: "psm",
-            dependencies: ["Journal", "LMDB", "Workloads", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["Journal", "LMDB", "Inference", "Workloads", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Sources/Tools/psm", swiftSettings: strict),
         .executableTarget(
             name: "psm-torture",

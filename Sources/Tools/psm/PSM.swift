@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Inference
 import Journal
 
 @main
@@ -14,7 +15,7 @@ struct PSM: ParsableCommand {
             Exit codes: 0 success; 1 a check failed (verify found a problem); 64 bad usage;
             65 bad data (a corrupt record or index); 74 an I/O or storage error.
             """,
-        subcommands: [DemoCommand.self, JournalCommand.self, VerifyCommand.self, BenchCommand.self]
+        subcommands: [DemoCommand.self, JournalCommand.self, VerifyCommand.self, ModelCommand.self, BenchCommand.self]
     )
 }
 
@@ -68,6 +69,7 @@ enum CLIError: Error, CustomStringConvertible {
 
     static func from(_ error: any Error) -> CLIError {
         if let e = error as? CLIError { return e }
+        if let e = error as? InferenceError { return .data(e.description) }
         if let e = error as? JournalError {
             switch e {
             case .corruptRecord, .corruptIndex, .payload: return .data(e.description)
