@@ -15,7 +15,7 @@ struct PSM: ParsableCommand {
             Exit codes: 0 success; 1 a check failed (verify found a problem); 64 bad usage;
             65 bad data (a corrupt record or index); 74 an I/O or storage error.
             """,
-        subcommands: [DemoCommand.self, JournalCommand.self, VerifyCommand.self, ModelCommand.self, BenchCommand.self]
+        subcommands: [DemoCommand.self, JournalCommand.self, VerifyCommand.self, ModelCommand.self, EmbedCommand.self, BenchCommand.self]
     )
 }
 

@@ -1,0 +1,232 @@
+import COpenBLAS
+
+/// The sentence encoder: embeddings → LayerNorm → N × (self-attention, GELU feed-forward, residuals,
+/// LayerNorm) → mean (or CLS) pooling → L2 normalisation.
+///
+/// Determinism (SPEC.md §12.6): every dense layer multiplies int8 activations (one scale per token)
+/// by int8 weights (one scale per output channel) through OpenBLAS `sgemm` on integer-valued floats.
+/// Each reduction is shorter than ``Kernels/exactReductionLimit``, so every partial sum is an exact
+/// integer below 2^24 and the product is the same whatever kernel, blocking or thread split OpenBLAS
+/// picks. Everything else runs per token or per sequence in fixed order. So an embedding depends
+/// only on its own text and the model: not on the batch, the thread count or the CPU's BLAS kernel.
+public final class Encoder: @unchecked Sendable {
+    public let model: ModelFile
+    public let config: ModelConfig
+    public let tokenizer: WordPieceTokenizer
+
+    struct Dense {
+        static let qkv = 1, out = 2, up = 4, down = 8
+        let kind: Int
+        let k: Int, n: Int
+        /// [k, n] row-major, integer-valued (int8 weights widened to fp32 once, at load).
+        let weight: [Float]
+        let scale: [Float]
+        let bias: [Float]
+    }
+    struct Layer {
+        let qkv: Dense, out: Dense, up: Dense, down: Dense
+        let ln1g: [Float], ln1b: [Float], ln2g: [Float], ln2b: [Float]
+    }
+    let word: UnsafeBufferPointer<Int8>
+    let wordScale: UnsafeBufferPointer<Float>
+    let position: [Float], tokenType: [Float], embG: [Float], embB: [Float]
+    let layers: [Layer]
+
+    public init(model: ModelFile) throws {
+        self.model = model
+        config = model.config
+        tokenizer = try WordPieceTokenizer(model: model)
+        let h = config.hidden, i = config.intermediate
+        word = try model.i8("embeddings.word_embeddings.weight", [config.vocabSize, h])
+        wordScale = try model.f32("embeddings.word_embeddings.weight.scale", [config.vocabSize])
+        position = Array(try model.f32("embeddings.position_embeddings.weight", [config.maxPositions, h]))
+        tokenType = Array(try model.f32("embeddings.token_type_embeddings.weight", [config.typeVocabSize, h]))
+        embG = Array(try model.f32("embeddings.LayerNorm.weight", [h]))
+        embB = Array(try model.f32("embeddings.LayerNorm.bias", [h]))
+        func dense(_ names: [String], k: Int, n: Int, kind: Int) throws -> Dense {
+            // Several layers with the same input (query, key, value) become one wider product.
+            var w = [Float](repeating: 0, count: k * n * names.count)
+            var scale: [Float] = [], bias: [Float] = []
+            let total = n * names.count
+            for (p, name) in names.enumerated() {
+                let q = try model.i8(name + ".weight", [k, n])
+                for r in 0..<k { for c in 0..<n { w[r * total + p * n + c] = Float(q[r * n + c]) } }
+                scale += try model.f32(name + ".weight.scale", [n])
+                bias += try model.f32(name + ".bias", [n])
+            }
+            if let bad = scale.firstIndex(where: { !($0 > 0) }) {
+                throw InferenceError("\(model.path): \(names[bad / n]).weight.scale[\(bad % n)] is \(scale[bad]), expected a positive scale")
+            }
+            return Dense(kind: kind, k: k, n: total, weight: w, scale: scale, bias: bias)
+        }
+        layers = try (0..<config.layers).map { l in
+            let p = "encoder.layer.\(l)."
+            return Layer(
+                qkv: try dense([p + "attention.self.query", p + "attention.self.key", p + "attention.self.value"], k: h, n: h, kind: Dense.qkv),
+                out: try dense([p + "attention.output.dense"], k: h, n: h, kind: Dense.out),
+                up: try dense([p + "intermediate.dense"], k: h, n: i, kind: Dense.up),
+                down: try dense([p + "output.dense"], k: i, n: h, kind: Dense.down),
+                ln1g: Array(try model.f32(p + "attention.output.LayerNorm.weight", [h])),
+                ln1b: Array(try model.f32(p + "attention.output.LayerNorm.bias", [h])),
+                ln2g: Array(try model.f32(p + "output.LayerNorm.weight", [h])),
+                ln2b: Array(try model.f32(p + "output.LayerNorm.bias", [h])))
+        }
+    }
+
+    /// Which products quantize their input in two parts (hi + lo/254, about 15 bits): the ones fed by a
+    /// LayerNorm (query/key/value and the feed-forward expansion), whose outlier channels cost the most
+    /// accuracy at 8 bits. Measured on the reference sentences (SPEC.md §12.6): int8 everywhere gives mean
+    /// cosine 0.9970, minimum 0.9708; two-part after LayerNorm 0.9990 / 0.9916 for 1.58× the products.
+    static let twoPartKinds: Int = Dense.qkv | Dense.up
+
+    /// Sets OpenBLAS's thread count (results do not depend on it).
+    public static func setThreads(_ n: Int) { BLAS.setThreads(n) }
+
+    /// Embeds each text (tokenized, truncated to the model's maximum sequence length).
+    public func embed(_ texts: [String]) -> [[Float]] {
+        embed(tokens: texts.map { tokenizer.encode($0, maxLength: config.maxSequenceLength).ids })
+    }
+
+    /// Embeds token sequences ([CLS] … [SEP]), each at most `maxSequenceLength` long. The tokens of the
+    /// whole batch are packed without padding for the dense layers.
+    public func embed(tokens batch: [[Int32]]) -> [[Float]] {
+        if batch.isEmpty { return [] }
+        let h = config.hidden, inter = config.intermediate
+        let lengths = batch.map { min($0.count, config.maxSequenceLength) }
+        let total = lengths.reduce(0, +)
+        var x = [Float](repeating: 0, count: total * h)
+        var qkv = [Float](repeating: 0, count: total * 3 * h)
+        var ctx = [Float](repeating: 0, count: total * h)
+        var mid = [Float](repeating: 0, count: total * inter)
+        var xq = [Float](repeating: 0, count: 2 * total * max(h, inter))
+        var rowScale = [Float](repeating: 0, count: total)
+        var acc = [Float](repeating: 0, count: 2 * total * max(3 * h, inter))
+        var acc2 = [Float](repeating: 0, count: 2 * total * h)
+        var scratch = [Float](repeating: 0, count: config.maxSequenceLength)
+
+        // Embeddings.
+        var t = 0
+        for (s, seq) in batch.enumerated() {
+            for p in 0..<lengths[s] {
+                let id = Int(seq[p])
+                let rowBase = id >= 0 && id < config.vocabSize ? id : Int(tokenizer.unkID)
+                let sc = wordScale[rowBase]
+                for c in 0..<h {
+                    x[t * h + c] = Float(word[rowBase * h + c]) * sc + position[p * h + c] + tokenType[c]
+                }
+                t += 1
+            }
+        }
+        let eps = Float(config.layerNormEps)
+        x.withUnsafeMutableBufferPointer { Kernels.layerNorm($0.baseAddress!, rows: total, cols: h, gamma: embG, beta: embB, eps: eps) }
+
+        for layer in layers {
+            // Attention.
+            apply(layer.qkv, input: x, rows: total, xq: &xq, rowScale: &rowScale, acc: &acc, acc2: &acc2, residual: nil, into: &qkv)
+            var start = 0
+            for len in lengths {
+                qkv.withUnsafeBufferPointer { q in
+                    ctx.withUnsafeMutableBufferPointer { c in
+                        scratch.withUnsafeMutableBufferPointer { sc in
+                            Kernels.attention(qkv: q.baseAddress! + start * 3 * h, length: len, hidden: h, heads: config.heads,
+                                out: c.baseAddress! + start * h, scratch: sc.baseAddress!)
+                        }
+                    }
+                }
+                start += len
+            }
+            var attnOut = [Float](repeating: 0, count: total * h)
+            apply(layer.out, input: ctx, rows: total, xq: &xq, rowScale: &rowScale, acc: &acc, acc2: &acc2, residual: x, into: &attnOut)
+            attnOut.withUnsafeMutableBufferPointer { Kernels.layerNorm($0.baseAddress!, rows: total, cols: h, gamma: layer.ln1g, beta: layer.ln1b, eps: eps) }
+            // Feed-forward.
+            apply(layer.up, input: attnOut, rows: total, xq: &xq, rowScale: &rowScale, acc: &acc, acc2: &acc2, residual: nil, into: &mid)
+            mid.withUnsafeMutableBufferPointer { Kernels.gelu($0.baseAddress!, count: total * inter) }
+            apply(layer.down, input: mid, rows: total, xq: &xq, rowScale: &rowScale, acc: &acc, acc2: &acc2, residual: attnOut, into: &x)
+            x.withUnsafeMutableBufferPointer { Kernels.layerNorm($0.baseAddress!, rows: total, cols: h, gamma: layer.ln2g, beta: layer.ln2b, eps: eps) }
+        }
+
+        // Pooling and normalisation, per sequence.
+        var out: [[Float]] = []
+        var start = 0
+        for len in lengths {
+            var v = [Float](repeating: 0, count: h)
+            if config.pooling == .cls {
+                for c in 0..<h { v[c] = x[start * h + c] }
+            } else {
+                for p in 0..<len { for c in 0..<h { v[c] += x[(start + p) * h + c] } }
+                let inv = 1 / Float(max(len, 1))
+                for c in 0..<h { v[c] *= inv }
+            }
+            if config.normalize {
+                var sq: Float = 0
+                for c in 0..<h { sq += v[c] * v[c] }
+                let inv = 1 / max(sq.squareRoot(), 1e-12)
+                for c in 0..<h { v[c] *= inv }
+            }
+            out.append(v)
+            start += len
+        }
+        return out
+    }
+
+    /// One dense layer on `rows` tokens: per-token int8 quantization of `input`, exact integer products
+    /// through sgemm (split along k so each product stays exact), dequantization, bias, residual.
+    func apply(
+        _ d: Dense, input: [Float], rows: Int, xq: inout [Float], rowScale: inout [Float], acc: inout [Float], acc2: inout [Float],
+        residual: [Float]?, into y: inout [Float]
+    ) {
+        let twoPart = Encoder.twoPartKinds & d.kind != 0
+        let gemmRows = twoPart ? 2 * rows : rows
+        input.withUnsafeBufferPointer { inp in
+            xq.withUnsafeMutableBufferPointer { q in
+                rowScale.withUnsafeMutableBufferPointer { s in
+                    if twoPart {
+                        Kernels.quantizeRowsTwoPart(inp.baseAddress!, rows: rows, cols: d.k, into: q.baseAddress!, scales: s.baseAddress!)
+                    } else {
+                        Kernels.quantizeRows(inp.baseAddress!, rows: rows, cols: d.k, into: q.baseAddress!, scales: s.baseAddress!)
+                    }
+                }
+            }
+        }
+        let chunk = Kernels.exactReductionLimit
+        xq.withUnsafeBufferPointer { q in
+            d.weight.withUnsafeBufferPointer { w in
+                acc.withUnsafeMutableBufferPointer { a in
+                    if d.k <= chunk {
+                        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(gemmRows), Int32(d.n), Int32(d.k), 1,
+                            q.baseAddress, Int32(d.k), w.baseAddress, Int32(d.n), 0, a.baseAddress, Int32(d.n))
+                    } else {
+                        // Two exact halves, added as integers.
+                        let k1 = d.k / 2, k2 = d.k - k1
+                        acc2.withUnsafeMutableBufferPointer { a2 in
+                            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(gemmRows), Int32(d.n), Int32(k1), 1,
+                                q.baseAddress, Int32(d.k), w.baseAddress, Int32(d.n), 0, a.baseAddress, Int32(d.n))
+                            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(gemmRows), Int32(d.n), Int32(k2), 1,
+                                q.baseAddress! + k1, Int32(d.k), w.baseAddress! + k1 * d.n, Int32(d.n), 0, a2.baseAddress, Int32(d.n))
+                            for i in 0..<(gemmRows * d.n) { a[i] = Float(Int32(a[i]) + Int32(a2[i])) }
+                        }
+                    }
+                    if twoPart {
+                        let lo = a.baseAddress! + rows * d.n
+                        for i in 0..<(rows * d.n) { a[i] = a[i] + lo[i] * (1 / 254) }
+                    }
+                }
+            }
+        }
+        acc.withUnsafeBufferPointer { a in
+            rowScale.withUnsafeBufferPointer { s in
+                y.withUnsafeMutableBufferPointer { o in
+                    if let residual {
+                        residual.withUnsafeBufferPointer { r in
+                            Kernels.dequantize(a.baseAddress!, rows: rows, cols: d.n, rowScales: s.baseAddress!, colScales: d.scale,
+                                bias: d.bias, residual: r.baseAddress!, into: o.baseAddress!)
+                        }
+                    } else {
+                        Kernels.dequantize(a.baseAddress!, rows: rows, cols: d.n, rowScales: s.baseAddress!, colScales: d.scale,
+                            bias: d.bias, residual: nil, into: o.baseAddress!)
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,134 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// The encoder's hand-written kernels. Each works on one token (one row) or one sequence at a time and
+/// reduces in a fixed order, so its result never depends on the batch, the thread count or OpenBLAS.
+/// `ReferenceKernels` has a plain scalar version of each that the tests compare against.
+public enum Kernels {
+    /// Largest |int8 activation| × |int8 weight| sum that stays exact in fp32: with every product at
+    /// most 127·127, a reduction over at most this many terms never leaves the integers below 2^24,
+    /// so any summation order (any BLAS kernel, any blocking, any thread split) gives the same bits.
+    public static let exactReductionLimit = (1 << 24) / (127 * 127)  // 1040
+
+    /// Quantizes each row of `x` (rows × cols) to integers in [-127, 127] held as floats, with one
+    /// scale per row: `q = round(x / s)`, `s = max|x| / 127` (1 for an all-zero row).
+    public static func quantizeRows(
+        _ x: UnsafePointer<Float>, rows: Int, cols: Int, into q: UnsafeMutablePointer<Float>, scales: UnsafeMutablePointer<Float>
+    ) {
+        for r in 0..<rows {
+            let row = x + r * cols
+            var m: Float = 0
+            for c in 0..<cols { m = max(m, abs(row[c])) }
+            let s: Float = m > 0 ? m / 127 : 1
+            scales[r] = s
+            let out = q + r * cols
+            for c in 0..<cols { out[c] = (row[c] / s).rounded(.toNearestOrEven) }
+        }
+    }
+
+    /// Like ``quantizeRows(_:rows:cols:into:scales:)``, and also writes the rounding remainder as a second
+    /// integer row in [-127, 127]: `x ≈ s · (hi + lo / 254)`. Rows `rows ..< 2·rows` of `q` get `lo`.
+    public static func quantizeRowsTwoPart(
+        _ x: UnsafePointer<Float>, rows: Int, cols: Int, into q: UnsafeMutablePointer<Float>, scales: UnsafeMutablePointer<Float>
+    ) {
+        quantizeRows(x, rows: rows, cols: cols, into: q, scales: scales)
+        for r in 0..<rows {
+            let row = x + r * cols, hi = q + r * cols, lo = q + (rows + r) * cols
+            let s = scales[r]
+            for c in 0..<cols { lo[c] = ((row[c] / s - hi[c]) * 254).rounded(.toNearestOrEven) }
+        }
+    }
+
+    /// y[r, n] = acc[r, n] · rowScale[r] · colScale[n] + bias[n]  (+ residual[r, n] when given).
+    public static func dequantize(
+        _ acc: UnsafePointer<Float>, rows: Int, cols: Int, rowScales: UnsafePointer<Float>, colScales: UnsafePointer<Float>,
+        bias: UnsafePointer<Float>, residual: UnsafePointer<Float>?, into y: UnsafeMutablePointer<Float>
+    ) {
+        for r in 0..<rows {
+            let s = rowScales[r]
+            let a = acc + r * cols, o = y + r * cols
+            if let residual {
+                let res = residual + r * cols
+                for n in 0..<cols { o[n] = a[n] * (s * colScales[n]) + bias[n] + res[n] }
+            } else {
+                for n in 0..<cols { o[n] = a[n] * (s * colScales[n]) + bias[n] }
+            }
+        }
+    }
+
+    /// LayerNorm of each row in place: (x − mean) / sqrt(var + eps) · gamma + beta, sums in row order.
+    public static func layerNorm(_ x: UnsafeMutablePointer<Float>, rows: Int, cols: Int, gamma: UnsafePointer<Float>, beta: UnsafePointer<Float>, eps: Float) {
+        for r in 0..<rows {
+            let row = x + r * cols
+            var sum: Float = 0
+            for c in 0..<cols { sum += row[c] }
+            let mean = sum / Float(cols)
+            var sq: Float = 0
+            for c in 0..<cols { let d = row[c] - mean; sq += d * d }
+            let inv = 1 / (sq / Float(cols) + eps).squareRoot()
+            for c in 0..<cols { row[c] = (row[c] - mean) * inv * gamma[c] + beta[c] }
+        }
+    }
+
+    /// GELU, erf form: x · (1 + erf(x / √2)) / 2, in place.
+    public static func gelu(_ x: UnsafeMutablePointer<Float>, count: Int) {
+        for i in 0..<count {
+            let v = x[i]
+            x[i] = 0.5 * v * (1 + erff(v * 0.70710678118654752))
+        }
+    }
+
+    /// Fixed-order dot product: 8 lanes, each summed in index order, then lanes 0…7 added in order.
+    @inline(__always)
+    static func dot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int) -> Float {
+        var acc = SIMD8<Float>(repeating: 0)
+        var i = 0
+        while i + 8 <= n {
+            let va = UnsafeRawPointer(a + i).loadUnaligned(as: SIMD8<Float>.self)
+            let vb = UnsafeRawPointer(b + i).loadUnaligned(as: SIMD8<Float>.self)
+            acc = acc + va * vb
+            i += 8
+        }
+        var s: Float = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]))
+        while i < n { s += a[i] * b[i]; i += 1 }
+        return s
+    }
+
+    /// Self-attention of one sequence of `length` tokens. `qkv` holds rows of [q | k | v] (3·hidden wide);
+    /// writes the context (length × hidden) to `out`. `scratch` needs `length` floats.
+    public static func attention(
+        qkv: UnsafePointer<Float>, length: Int, hidden: Int, heads: Int, out: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>
+    ) {
+        let d = hidden / heads
+        let stride = 3 * hidden
+        let scale = 1 / Float(d).squareRoot()
+        for h in 0..<heads {
+            for i in 0..<length {
+                let q = qkv + i * stride + h * d
+                var m = -Float.infinity
+                for j in 0..<length {
+                    let s = dot(q, qkv + j * stride + hidden + h * d, d) * scale
+                    scratch[j] = s
+                    m = max(m, s)
+                }
+                var sum: Float = 0
+                for j in 0..<length {
+                    let e = expf(scratch[j] - m)
+                    scratch[j] = e
+                    sum += e
+                }
+                let inv = 1 / sum
+                let o = out + i * hidden + h * d
+                for c in 0..<d { o[c] = 0 }
+                for j in 0..<length {
+                    let p = scratch[j] * inv
+                    let v = qkv + j * stride + 2 * hidden + h * d
+                    for c in 0..<d { o[c] += p * v[c] }
+                }
+            }
+        }
+    }
+}
