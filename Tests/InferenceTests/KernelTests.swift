@@ -1,0 +1,114 @@
+import Foundation
+import Inference
+import Testing
+
+/// Plain scalar reference kernels (Double accumulation) and the comparisons at awkward sizes.
+enum Reference {
+    static func layerNorm(_ x: [Float], cols: Int, gamma: [Float], beta: [Float], eps: Double) -> [Float] {
+        var out = x
+        for r in 0..<(x.count / cols) {
+            let row = (0..<cols).map { Double(x[r * cols + $0]) }
+            let mean = row.reduce(0, +) / Double(cols)
+            let v = row.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Double(cols)
+            for c in 0..<cols { out[r * cols + c] = Float((row[c] - mean) / (v + eps).squareRoot() * Double(gamma[c]) + Double(beta[c])) }
+        }
+        return out
+    }
+    static func gelu(_ x: Float) -> Float { Float(0.5 * Double(x) * (1 + erf(Double(x) / 2.0.squareRoot()))) }
+    static func attention(_ qkv: [Float], length: Int, hidden: Int, heads: Int) -> [Float] {
+        let d = hidden / heads
+        var out = [Float](repeating: 0, count: length * hidden)
+        for h in 0..<heads {
+            for i in 0..<length {
+                var s = [Double](repeating: 0, count: length)
+                for j in 0..<length {
+                    var dot = 0.0
+                    for c in 0..<d { dot += Double(qkv[i * 3 * hidden + h * d + c]) * Double(qkv[j * 3 * hidden + hidden + h * d + c]) }
+                    s[j] = dot / Double(d).squareRoot()
+                }
+                let m = s.max()!
+                let e = s.map { exp($0 - m) }
+                let sum = e.reduce(0, +)
+                for c in 0..<d {
+                    var o = 0.0
+                    for j in 0..<length { o += e[j] / sum * Double(qkv[j * 3 * hidden + 2 * hidden + h * d + c]) }
+                    out[i * hidden + h * d + c] = Float(o)
+                }
+            }
+        }
+        return out
+    }
+}
+
+@Suite struct KernelTests {
+    var rng = TinyModel.RNG(s: 99)
+    mutating func values(_ n: Int, _ scale: Float = 1) -> [Float] { (0..<n).map { _ in rng.next() * scale } }
+
+    @Test(arguments: [(1, 1), (3, 7), (5, 33), (2, 384), (1, 1536)])
+    mutating func quantizeAndDequantize(rows: Int, cols: Int) {
+        var x = values(rows * cols, 3)
+        if rows > 1 { for c in 0..<cols { x[cols + c] = 0 } }  // an all-zero row
+        var q = [Float](repeating: 0, count: 2 * rows * cols), s = [Float](repeating: 0, count: rows)
+        Kernels.quantizeRowsTwoPart(x, rows: rows, cols: cols, into: &q, scales: &s)
+        for r in 0..<rows {
+            let m = (0..<cols).map { abs(x[r * cols + $0]) }.max()!
+            #expect(s[r] == (m > 0 ? m / 127 : 1))
+            for c in 0..<cols {
+                let hi = q[r * cols + c], lo = q[(rows + r) * cols + c]
+                #expect(hi == hi.rounded() && abs(hi) <= 127 && lo == lo.rounded() && abs(lo) <= 127)
+                // Two parts reconstruct to within half a step of 1/254 of the scale.
+                #expect(abs(Double(s[r]) * (Double(hi) + Double(lo) / 254) - Double(x[r * cols + c])) <= Double(s[r]) / 254 * 0.5 + 1e-6)
+            }
+        }
+        // Dequantize against the scalar formula.
+        let acc = values(rows * cols, 1000).map { $0.rounded() }, colScale = values(cols, 0.01).map { abs($0) + 0.001 }, bias = values(cols), res = values(rows * cols)
+        var y = [Float](repeating: 0, count: rows * cols)
+        Kernels.dequantize(acc, rows: rows, cols: cols, rowScales: s, colScales: colScale, bias: bias, residual: res, into: &y)
+        for r in 0..<rows { for c in 0..<cols {
+            let want = Double(acc[r * cols + c]) * Double(s[r]) * Double(colScale[c]) + Double(bias[c]) + Double(res[r * cols + c])
+            #expect(abs(Double(y[r * cols + c]) - want) <= 1e-4 * max(1, abs(want)))
+        } }
+    }
+
+    @Test(arguments: [(1, 1), (4, 5), (3, 384)])
+    mutating func layerNormMatchesReference(rows: Int, cols: Int) {
+        let x = values(rows * cols, 4), g = values(cols), b = values(cols)
+        var y = x
+        Kernels.layerNorm(&y, rows: rows, cols: cols, gamma: g, beta: b, eps: 1e-12)
+        let ref = Reference.layerNorm(x, cols: cols, gamma: g, beta: b, eps: 1e-12)
+        for i in 0..<y.count { #expect(abs(y[i] - ref[i]) <= 1e-4 * max(1, abs(ref[i])), "\(i)") }
+    }
+
+    @Test mutating func geluMatchesReference() {
+        var x = values(1001, 6) + [0, -0.0, 20, -20]
+        let original = x
+        Kernels.gelu(&x, count: x.count)
+        for i in 0..<x.count { #expect(abs(x[i] - Reference.gelu(original[i])) <= 2e-6 * max(1, abs(original[i]))) }
+    }
+
+    @Test(arguments: [(1, 24, 3), (7, 24, 3), (13, 36, 4), (33, 64, 2)])
+    mutating func attentionMatchesReference(length: Int, hidden: Int, heads: Int) {
+        let qkv = values(length * 3 * hidden, 2)
+        var out = [Float](repeating: 0, count: length * hidden), scratch = [Float](repeating: 0, count: length)
+        Kernels.attention(qkv: qkv, length: length, hidden: hidden, heads: heads, out: &out, scratch: &scratch)
+        let ref = Reference.attention(qkv, length: length, hidden: hidden, heads: heads)
+        for i in 0..<out.count { #expect(abs(out[i] - ref[i]) <= 1e-5 * max(1, abs(ref[i])), "\(i)") }
+    }
+
+    /// The property the encoder's determinism rests on: integer-valued sgemm with k ≤ 1040 is exact.
+    @Test(arguments: [(1, 1, 1), (5, 7, 1040), (33, 65, 384), (128, 96, 1040)])
+    mutating func integerSgemmIsExact(m: Int, n: Int, k: Int) {
+        let a = (0..<(m * k)).map { _ in (rng.next() * 127).rounded() }
+        let b = (0..<(k * n)).map { _ in ((rng.next() > 0 ? 1 : -1) * 127) as Float }  // worst case magnitudes
+        var c = [Float](repeating: 0, count: m * n)
+        a.withUnsafeBufferPointer { pa in b.withUnsafeBufferPointer { pb in c.withUnsafeMutableBufferPointer { pc in
+            BLAS.sgemm(m: m, n: n, k: k, a: pa, b: pb, c: pc)
+        } } }
+        for i in 0..<m { for j in 0..<n {
+            var exact: Int64 = 0
+            for p in 0..<k { exact += Int64(a[i * k + p]) * Int64(b[p * n + j]) }
+            #expect(Int64(c[i * n + j]) == exact && c[i * n + j] == Float(exact))
+        } }
+        #expect(Kernels.exactReductionLimit * 127 * 127 < 1 << 24)
+    }
+}
