@@ -48,16 +48,16 @@ enum Reference {
     mutating func quantizeAndDequantize(rows: Int, cols: Int) {
         var x = values(rows * cols, 3)
         if rows > 1 { for c in 0..<cols { x[cols + c] = 0 } }  // an all-zero row
-        var q = [Float](repeating: 0, count: 2 * rows * cols), s = [Float](repeating: 0, count: rows)
-        Kernels.quantizeRowsTwoPart(x, rows: rows, cols: cols, into: &q, scales: &s)
+        var q = [Float](repeating: 0, count: rows * cols), s = [Float](repeating: 0, count: rows)
+        Kernels.quantizeRows(x, rows: rows, cols: cols, levels: 1023, into: &q, scales: &s)
         for r in 0..<rows {
             let m = (0..<cols).map { abs(x[r * cols + $0]) }.max()!
-            #expect(s[r] == (m > 0 ? m / 127 : 1))
+            #expect(s[r] == (m > 0 ? m / 1023 : 1))
             for c in 0..<cols {
-                let hi = q[r * cols + c], lo = q[(rows + r) * cols + c]
-                #expect(hi == hi.rounded() && abs(hi) <= 127 && lo == lo.rounded() && abs(lo) <= 127)
-                // Two parts reconstruct to within half a step of 1/254 of the scale.
-                #expect(abs(Double(s[r]) * (Double(hi) + Double(lo) / 254) - Double(x[r * cols + c])) <= Double(s[r]) / 254 * 0.5 + 1e-6)
+                let v = q[r * cols + c]
+                #expect(v == v.rounded() && abs(v) <= 1023)
+                // Within half a step of the scale.
+                #expect(abs(Double(s[r]) * Double(v) - Double(x[r * cols + c])) <= Double(s[r]) * 0.5 * 1.0001 + 1e-7)
             }
         }
         // Dequantize against the scalar formula.
@@ -95,10 +95,11 @@ enum Reference {
         for i in 0..<out.count { #expect(abs(out[i] - ref[i]) <= 1e-5 * max(1, abs(ref[i])), "\(i)") }
     }
 
-    /// The property the encoder's determinism rests on: integer-valued sgemm with k ≤ 1040 is exact.
-    @Test(arguments: [(1, 1, 1), (5, 7, 1040), (33, 65, 384), (128, 96, 1040)])
-    mutating func integerSgemmIsExact(m: Int, n: Int, k: Int) {
-        let a = (0..<(m * k)).map { _ in (rng.next() * 127).rounded() }
+    /// The property the encoder's determinism rests on: integer-valued sgemm within the exact chunk is exact.
+    @Test(arguments: [(1, 1, 1, 127), (5, 7, 1040, 127), (33, 65, 258, 511), (128, 96, 129, 1023), (17, 40, 129, 1023)])
+    mutating func integerSgemmIsExact(m: Int, n: Int, k: Int, levels: Int) {
+        #expect(k <= Kernels.exactChunk(levels: levels))
+        let a = (0..<(m * k)).map { _ in (rng.next() * Float(levels)).rounded() }
         let b = (0..<(k * n)).map { _ in ((rng.next() > 0 ? 1 : -1) * 127) as Float }  // worst case magnitudes
         var c = [Float](repeating: 0, count: m * n)
         a.withUnsafeBufferPointer { pa in b.withUnsafeBufferPointer { pb in c.withUnsafeMutableBufferPointer { pc in
@@ -109,6 +110,6 @@ enum Reference {
             for p in 0..<k { exact += Int64(a[i * k + p]) * Int64(b[p * n + j]) }
             #expect(Int64(c[i * n + j]) == exact && c[i * n + j] == Float(exact))
         } }
-        #expect(Kernels.exactReductionLimit * 127 * 127 < 1 << 24)
+        #expect(Kernels.exactChunk(levels: levels) * 127 * levels < 1 << 24)
     }
 }

@@ -8,37 +8,25 @@ import Darwin
 /// reduces in a fixed order, so its result never depends on the batch, the thread count or OpenBLAS.
 /// `ReferenceKernels` has a plain scalar version of each that the tests compare against.
 public enum Kernels {
-    /// Largest |int8 activation| × |int8 weight| sum that stays exact in fp32: with every product at
-    /// most 127·127, a reduction over at most this many terms never leaves the integers below 2^24,
-    /// so any summation order (any BLAS kernel, any blocking, any thread split) gives the same bits.
-    public static let exactReductionLimit = (1 << 24) / (127 * 127)  // 1040
+    /// The longest reduction over products of an int8 weight and an activation in ±`levels` whose
+    /// partial sums all stay exact integers in fp32 (below 2^24), so that any summation order (any BLAS
+    /// kernel, blocking or thread split) gives the same bits: 1040 for ±127, 258 for ±511, 129 for ±1023.
+    public static func exactChunk(levels: Int) -> Int { (1 << 24) / (127 * levels) }
 
-    /// Quantizes each row of `x` (rows × cols) to integers in [-127, 127] held as floats, with one
-    /// scale per row: `q = round(x / s)`, `s = max|x| / 127` (1 for an all-zero row).
+    /// Quantizes each row of `x` (rows × cols) to integers in [-levels, levels] held as floats, with one
+    /// scale per row: `q = round(x / s)`, `s = max|x| / levels` (1 for an all-zero row).
     public static func quantizeRows(
-        _ x: UnsafePointer<Float>, rows: Int, cols: Int, into q: UnsafeMutablePointer<Float>, scales: UnsafeMutablePointer<Float>
+        _ x: UnsafePointer<Float>, rows: Int, cols: Int, levels: Int = 127, into q: UnsafeMutablePointer<Float>, scales: UnsafeMutablePointer<Float>
     ) {
+        let l = Float(levels)
         for r in 0..<rows {
             let row = x + r * cols
             var m: Float = 0
             for c in 0..<cols { m = max(m, abs(row[c])) }
-            let s: Float = m > 0 ? m / 127 : 1
+            let s: Float = m > 0 ? m / l : 1
             scales[r] = s
             let out = q + r * cols
             for c in 0..<cols { out[c] = (row[c] / s).rounded(.toNearestOrEven) }
-        }
-    }
-
-    /// Like ``quantizeRows(_:rows:cols:into:scales:)``, and also writes the rounding remainder as a second
-    /// integer row in [-127, 127]: `x ≈ s · (hi + lo / 254)`. Rows `rows ..< 2·rows` of `q` get `lo`.
-    public static func quantizeRowsTwoPart(
-        _ x: UnsafePointer<Float>, rows: Int, cols: Int, into q: UnsafeMutablePointer<Float>, scales: UnsafeMutablePointer<Float>
-    ) {
-        quantizeRows(x, rows: rows, cols: cols, into: q, scales: scales)
-        for r in 0..<rows {
-            let row = x + r * cols, hi = q + r * cols, lo = q + (rows + r) * cols
-            let s = scales[r]
-            for c in 0..<cols { lo[c] = ((row[c] / s - hi[c]) * 254).rounded(.toNearestOrEven) }
         }
     }
 

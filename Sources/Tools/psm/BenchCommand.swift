@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Inference
 import Journal
 import LMDB
 import Workloads
@@ -8,7 +9,7 @@ struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Benchmarks, each measured against a peer in the same run.",
-        subcommands: [JournalBench.self]
+        subcommands: [JournalBench.self, EncoderBench.self]
     )
 }
 
