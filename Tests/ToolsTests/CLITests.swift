@@ -132,6 +132,18 @@ import Testing
         #expect(stats["dictionaries"] as? Int == 1 && stats["activeDictionary"] as? Int == 1)
     }
 
+    @Test func embedErrorsAndModelRequirement() throws {
+        let noModel = try run(["embed"])
+        #expect(noModel.status == 64 && noModel.err.contains("--model FILE"))
+        let bad = try run(["model", "info", "/nonexistent/m.psm"])
+        #expect(bad.status == 65 && bad.err.contains("cannot open model file"))
+        let notAModel = NSTemporaryDirectory() + "psm-not-model-\(getpid())"
+        try Data("hello, this is not a model file at all, but long enough for a header............".utf8).write(to: URL(fileURLWithPath: notAModel))
+        defer { unlink(notAModel) }
+        let foreign = try run(["model", "info", notAModel])
+        #expect(foreign.status == 65 && foreign.err.contains("not a PSM model file"))
+    }
+
     @Test func clearErrorsAndExitCodes() throws {
         let missing = NSTemporaryDirectory() + "psm-none-\(UInt64.random(in: 0...UInt64.max))"
         let r = try run(["journal", "stats", "--store", missing])

@@ -85,7 +85,11 @@ public final class Encoder: @unchecked Sendable {
     static func levels(_ kind: Int) -> Int { kind == Dense.qkv || kind == Dense.up ? 1023 : 511 }
 
     /// Sets OpenBLAS's thread count (results do not depend on it).
-    public static func setThreads(_ n: Int) { BLAS.setThreads(n) }
+    public static func setThreads(_ n: Int) {
+        BLAS.setThreads(n)
+        threads = max(1, n)
+    }
+    nonisolated(unsafe) static var threads = 1
 
     /// Embeds each text (tokenized, truncated to the model's maximum sequence length).
     public func embed(_ texts: [String]) -> [[Float]] {
@@ -108,7 +112,7 @@ public final class Encoder: @unchecked Sendable {
         var rowScale = [Float](repeating: 0, count: total)
         var acc = [Float](repeating: 0, count: total * max(3 * h, inter))
         var acc2 = [Float](repeating: 0, count: total * max(3 * h, inter))
-        var scratch = [Float](repeating: 0, count: config.maxSequenceLength)
+        var scratch = [Float](repeating: 0, count: config.maxSequenceLength * config.heads)
 
         // Embeddings.
         var t = 0
@@ -124,18 +128,23 @@ public final class Encoder: @unchecked Sendable {
             }
         }
         let eps = Float(config.layerNormEps)
-        x.withUnsafeMutableBufferPointer { Kernels.layerNorm($0.baseAddress!, rows: total, cols: h, gamma: embG, beta: embB, eps: eps) }
+        x.withUnsafeMutableBufferPointer { p in layerNorm(p.baseAddress!, rows: total, cols: h, gamma: embG, beta: embB, eps: eps) }
 
         for layer in layers {
             // Attention.
             apply(layer.qkv, input: x, rows: total, xq: &xq, rowScale: &rowScale, acc: &acc, acc2: &acc2, iacc: &iacc, residual: nil, into: &qkv)
             var start = 0
+            let heads = config.heads, threads = Encoder.threads
             for len in lengths {
                 qkv.withUnsafeBufferPointer { q in
                     ctx.withUnsafeMutableBufferPointer { c in
                         scratch.withUnsafeMutableBufferPointer { sc in
-                            Kernels.attention(qkv: q.baseAddress! + start * 3 * h, length: len, hidden: h, heads: config.heads,
-                                out: c.baseAddress! + start * h, scratch: sc.baseAddress!)
+                            let qb = q.baseAddress! + start * 3 * h, cb = c.baseAddress! + start * h, sb = sc.baseAddress!
+                            // Heads are independent: each thread takes a range of them (and its own scratch row).
+                            Kernels.parallel(heads, threads: len >= 8 ? threads : 1) { r in
+                                Kernels.attention(qkv: qb, length: len, hidden: h, heads: heads, out: cb,
+                                    scratch: sb + r.lowerBound * config.maxSequenceLength, headRange: r)
+                            }
                         }
                     }
                 }
@@ -143,12 +152,15 @@ public final class Encoder: @unchecked Sendable {
             }
             var attnOut = [Float](repeating: 0, count: total * h)
             apply(layer.out, input: ctx, rows: total, xq: &xq, rowScale: &rowScale, acc: &acc, acc2: &acc2, iacc: &iacc, residual: x, into: &attnOut)
-            attnOut.withUnsafeMutableBufferPointer { Kernels.layerNorm($0.baseAddress!, rows: total, cols: h, gamma: layer.ln1g, beta: layer.ln1b, eps: eps) }
+            attnOut.withUnsafeMutableBufferPointer { p in layerNorm(p.baseAddress!, rows: total, cols: h, gamma: layer.ln1g, beta: layer.ln1b, eps: eps) }
             // Feed-forward.
             apply(layer.up, input: attnOut, rows: total, xq: &xq, rowScale: &rowScale, acc: &acc, acc2: &acc2, iacc: &iacc, residual: nil, into: &mid)
-            mid.withUnsafeMutableBufferPointer { Kernels.gelu($0.baseAddress!, count: total * inter) }
+            mid.withUnsafeMutableBufferPointer { p in
+                let base = p.baseAddress!
+                Kernels.parallel(total * inter, threads: Encoder.threads, minimumPerThread: 4096) { r in Kernels.gelu(base + r.lowerBound, count: r.count) }
+            }
             apply(layer.down, input: mid, rows: total, xq: &xq, rowScale: &rowScale, acc: &acc, acc2: &acc2, iacc: &iacc, residual: attnOut, into: &x)
-            x.withUnsafeMutableBufferPointer { Kernels.layerNorm($0.baseAddress!, rows: total, cols: h, gamma: layer.ln2g, beta: layer.ln2b, eps: eps) }
+            x.withUnsafeMutableBufferPointer { p in layerNorm(p.baseAddress!, rows: total, cols: h, gamma: layer.ln2g, beta: layer.ln2b, eps: eps) }
         }
 
         // Pooling and normalisation, per sequence.
@@ -186,7 +198,11 @@ public final class Encoder: @unchecked Sendable {
         input.withUnsafeBufferPointer { inp in
             xq.withUnsafeMutableBufferPointer { q in
                 rowScale.withUnsafeMutableBufferPointer { s in
-                    Kernels.quantizeRows(inp.baseAddress!, rows: rows, cols: d.k, levels: levels, into: q.baseAddress!, scales: s.baseAddress!)
+                    let (ib, qb, sb) = (inp.baseAddress!, q.baseAddress!, s.baseAddress!)
+                    Kernels.parallel(rows, threads: Encoder.threads, minimumPerThread: 8) { r in
+                        Kernels.quantizeRows(ib + r.lowerBound * d.k, rows: r.count, cols: d.k, levels: levels, into: qb + r.lowerBound * d.k,
+                            scales: sb + r.lowerBound)
+                    }
                 }
             }
         }
@@ -221,13 +237,37 @@ public final class Encoder: @unchecked Sendable {
                 y.withUnsafeMutableBufferPointer { o in
                     if let residual {
                         residual.withUnsafeBufferPointer { r in
-                            Kernels.dequantize(a.baseAddress!, rows: rows, cols: d.n, rowScales: s.baseAddress!, colScales: d.scale,
-                                bias: d.bias, residual: r.baseAddress!, into: o.baseAddress!)
+                            dequantize(d, a.baseAddress!, rows: rows, s.baseAddress!, r.baseAddress!, o.baseAddress!)
                         }
                     } else {
-                        Kernels.dequantize(a.baseAddress!, rows: rows, cols: d.n, rowScales: s.baseAddress!, colScales: d.scale,
-                            bias: d.bias, residual: nil, into: o.baseAddress!)
+                        dequantize(d, a.baseAddress!, rows: rows, s.baseAddress!, nil, o.baseAddress!)
                     }
+                }
+            }
+        }
+    }
+
+    private func dequantize(
+        _ d: Dense, _ a: UnsafePointer<Float>, rows: Int, _ s: UnsafePointer<Float>, _ res: UnsafePointer<Float>?, _ o: UnsafeMutablePointer<Float>
+    ) {
+        d.scale.withUnsafeBufferPointer { cs in
+            d.bias.withUnsafeBufferPointer { b in
+                let (csb, bb) = (cs.baseAddress!, b.baseAddress!)
+                Kernels.parallel(rows, threads: Encoder.threads, minimumPerThread: 8) { r in
+                    let off = r.lowerBound * d.n
+                    Kernels.dequantize(a + off, rows: r.count, cols: d.n, rowScales: s + r.lowerBound, colScales: csb, bias: bb,
+                        residual: res.map { $0 + off }, into: o + off)
+                }
+            }
+        }
+    }
+
+    private func layerNorm(_ x: UnsafeMutablePointer<Float>, rows: Int, cols: Int, gamma: [Float], beta: [Float], eps: Float) {
+        gamma.withUnsafeBufferPointer { g in
+            beta.withUnsafeBufferPointer { b in
+                let (gb, bb) = (g.baseAddress!, b.baseAddress!)
+                Kernels.parallel(rows, threads: Encoder.threads, minimumPerThread: 8) { r in
+                    Kernels.layerNorm(x + r.lowerBound * cols, rows: r.count, cols: cols, gamma: gb, beta: bb, eps: eps)
                 }
             }
         }

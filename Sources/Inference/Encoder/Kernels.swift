@@ -1,3 +1,4 @@
+import Dispatch
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -24,11 +25,33 @@ public enum Kernels {
             var m: Float = 0
             for c in 0..<cols { m = max(m, abs(row[c])) }
             let s: Float = m > 0 ? m / l : 1
+            let inv: Float = m > 0 ? l / m : 1
             scales[r] = s
             let out = q + r * cols
-            for c in 0..<cols { out[c] = (row[c] / s).rounded(.toNearestOrEven) }
+            // Round to nearest even by adding and removing 1.5 · 2^23 (exact for |t| < 2^22), then clamp
+            // so that |q| ≤ levels holds even when t overshoots by an ulp: the exactness bound needs it.
+            for c in 0..<cols {
+                let t = row[c] * inv
+                out[c] = min(l, max(-l, (t + 12_582_912) - 12_582_912))
+            }
         }
     }
+
+    /// Runs `body` over `count` items split into `threads` contiguous ranges in parallel. Callers only
+    /// use it for work whose items are independent, so the split never changes a result.
+    public static func parallel(_ count: Int, threads: Int, minimumPerThread: Int = 1, _ body: (Range<Int>) -> Void) {
+        let t = max(1, min(threads, count / max(1, minimumPerThread)))
+        if t <= 1 { body(0..<count); return }
+        withoutActuallyEscaping(body) { f in
+            let box = UncheckedBody(f: f)
+            DispatchQueue.concurrentPerform(iterations: t) { i in
+                box.f((count * i / t)..<(count * (i + 1) / t))
+            }
+        }
+    }
+
+    /// The work handed to concurrentPerform touches disjoint rows through raw pointers.
+    struct UncheckedBody: @unchecked Sendable { let f: (Range<Int>) -> Void }
 
     /// y[r, n] = acc[r, n] · rowScale[r] · colScale[n] + bias[n]  (+ residual[r, n] when given).
     public static func dequantize(
@@ -88,12 +111,13 @@ public enum Kernels {
     /// Self-attention of one sequence of `length` tokens. `qkv` holds rows of [q | k | v] (3·hidden wide);
     /// writes the context (length × hidden) to `out`. `scratch` needs `length` floats.
     public static func attention(
-        qkv: UnsafePointer<Float>, length: Int, hidden: Int, heads: Int, out: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>
+        qkv: UnsafePointer<Float>, length: Int, hidden: Int, heads: Int, out: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>,
+        headRange: Range<Int>? = nil
     ) {
         let d = hidden / heads
         let stride = 3 * hidden
         let scale = 1 / Float(d).squareRoot()
-        for h in 0..<heads {
+        for h in headRange ?? 0..<heads {
             for i in 0..<length {
                 let q = qkv + i * stride + h * d
                 var m = -Float.infinity
