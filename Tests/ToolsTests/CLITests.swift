@@ -132,6 +132,20 @@ import Testing
         #expect(stats["dictionaries"] as? Int == 1 && stats["activeDictionary"] as? Int == 1)
     }
 
+    @Test func demoAppendsVerifiesAndSearches() throws {
+        let store = NSTemporaryDirectory() + "psm-demo-\(getpid())-\(UInt64.random(in: 0...UInt64.max))"
+        defer { try? FileManager.default.removeItem(atPath: store) }
+        var env: [String: String] = [:]
+        if let dir = ProcessInfo.processInfo.environment["PSM_MINILM_DIR"] { env["PSM_MINILM_DIR"] = dir }
+        let r = try run(["demo", "--store", store, "--sessions", "4"], env: env)
+        #expect(r.status == 0, "\(r.err)")
+        #expect(r.out.contains("recognised, original positions") && r.out.contains("verify: ok"))
+        if env["PSM_MINILM_DIR"] != nil {
+            #expect(r.out.contains("Q: What is someone allergic to?") && r.out.contains("embedded"))
+            #expect(FileManager.default.fileExists(atPath: store + "/models/encoder.psm"))
+        }
+    }
+
     @Test func embedErrorsAndModelRequirement() throws {
         let noModel = try run(["embed"])
         #expect(noModel.status == 64 && noModel.err.contains("--model FILE"))

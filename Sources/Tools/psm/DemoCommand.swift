@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Inference
 import Journal
 import Workloads
 
@@ -20,6 +21,8 @@ struct DemoCommand: ParsableCommand {
     @OptionGroup var store: StoreOptions
     @Option(help: "Sessions to generate (1...1000).") var sessions: Int = 20
     @Option(help: "Seed of the generated conversation.") var seed: UInt64 = 7
+    @Option(help: ArgumentHelp("Encoder model file (default: $PSM_MODEL, else imported from $PSM_MINILM_DIR into the store).", valueName: "FILE"))
+    var model: String?
 
     func validate() throws {
         guard (1...1000).contains(sessions) else { throw ValidationError("--sessions must be 1...1000, got \(sessions)") }
@@ -72,6 +75,55 @@ struct DemoCommand: ParsableCommand {
                 throw ExitCode(1)
             }
             print("verify: ok — \(report.events) records, CRCs, indexes and \(report.streams) hash chains check out")
+            try semanticSearch(journal)
+        }
+    }
+
+    /// Finds the encoder: --model, $PSM_MODEL, or an import of $PSM_MINILM_DIR cached in the store.
+    func encoderModel() throws -> ModelFile? {
+        if let path = model ?? ProcessInfo.processInfo.environment["PSM_MODEL"], !path.isEmpty { return try ModelFile(path: path) }
+        let cached = store.storePath + "/models/encoder.psm"
+        if FileManager.default.fileExists(atPath: cached) { return try ModelFile(path: cached) }
+        guard let dir = ProcessInfo.processInfo.environment["PSM_MINILM_DIR"], FileManager.default.fileExists(atPath: dir + "/model.safetensors") else {
+            return nil
+        }
+        try FileManager.default.createDirectory(atPath: store.storePath + "/models", withIntermediateDirectories: true)
+        let report = try ModelImporter(directory: dir).run(out: cached)
+        print("imported the encoder from \(dir): \(report.bytes) bytes, model id \(report.id.prefix(16))…")
+        return try ModelFile(path: cached)
+    }
+
+    /// Brute-force semantic search over the journal's observations with the real encoder. The memory
+    /// engine (projections, the PSM's recall weighting) replaces this as issues 5-7 land.
+    func semanticSearch(_ journal: Journal) throws {
+        guard let file = try encoderModel() else {
+            print("semantic search skipped: no encoder (pass --model FILE, set PSM_MODEL, or run scripts/setup.sh for PSM_MINILM_DIR)")
+            return
+        }
+        let encoder = try Encoder(model: file)
+        var texts: [(Position, String)] = []
+        try journal.scan { e in
+            if e.header.eventType == 0xFF01,
+                let t = (try PayloadReader.fields(try journal.payload(of: e)).first { $0.field == 3 }?.value.string).flatMap({ $0 }) {
+                texts.append((e.position, t))
+            }
+            return true
+        }
+        // Split observations into sentences so each match is one statement.
+        var units: [(Position, String)] = []
+        for (p, t) in texts {
+            for s in t.split(separator: ".", omittingEmptySubsequences: true) where s.trimmingCharacters(in: .whitespaces).count > 3 {
+                units.append((p, s.trimmingCharacters(in: .whitespaces)))
+            }
+        }
+        let start = Date()
+        let vectors = stride(from: 0, to: units.count, by: 32).flatMap { encoder.embed(Array(units[$0..<min(units.count, $0 + 32)].map(\.1))) }
+        print("embedded \(units.count) statements with \(file.config.source) (model \(file.id.prefix(12))…) in \(String(format: "%.1f", Date().timeIntervalSince(start))) s")
+        for question in ["What is someone allergic to?", "Who adopted a pet?", "How much does the trip cost?"] {
+            let q = encoder.embed([question])[0]
+            let scored = vectors.enumerated().map { (i, v) in (i, zip(q, v).reduce(Float(0)) { $0 + $1.0 * $1.1 }) }.sorted { $0.1 > $1.1 }.prefix(3)
+            print("Q: \(question)")
+            for (i, score) in scored { print(String(format: "   %.3f  #%d  %@", score, units[i].0, String(units[i].1.prefix(90)))) }
         }
     }
 }
