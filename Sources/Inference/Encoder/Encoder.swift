@@ -6,7 +6,7 @@ import COpenBLAS
 /// Determinism (SPEC.md §12.6): every dense layer multiplies integer activations (10 or 11 bits, one
 /// scale per token) by int8 weights (one scale per output channel) through OpenBLAS `sgemm` on
 /// integer-valued floats, in chunks along k short enough (``Kernels/exactChunk(levels:)``) that every
-/// partial sum is an exact integer below 2^24; chunk results are added as Int32. So the product is the
+/// partial sum is an exact integer below 2^24; chunk results are added exactly in Double. So the product is the
 /// same whatever kernel, blocking or thread split OpenBLAS picks. Everything else runs per token or per sequence in fixed order. So an embedding depends
 /// only on its own text and the model: not on the batch, the thread count or the CPU's BLAS kernel.
 public final class Encoder: @unchecked Sendable {
@@ -108,7 +108,7 @@ public final class Encoder: @unchecked Sendable {
         var ctx = [Float](repeating: 0, count: total * h)
         var mid = [Float](repeating: 0, count: total * inter)
         var xq = [Float](repeating: 0, count: total * max(h, inter))
-        var iacc = [Int32](repeating: 0, count: total * max(3 * h, inter))
+        var iacc = [Double](repeating: 0, count: total * max(3 * h, inter))
         var rowScale = [Float](repeating: 0, count: total)
         var acc = [Float](repeating: 0, count: total * max(3 * h, inter))
         var acc2 = [Float](repeating: 0, count: total * max(3 * h, inter))
@@ -189,10 +189,10 @@ public final class Encoder: @unchecked Sendable {
 
     /// One dense layer on `rows` tokens: per-token quantization of `input` to integers in ±levels,
     /// exact integer products through sgemm in chunks along k short enough to stay exact, chunk sums
-    /// added as integers, then dequantization, bias and residual.
+    /// added exactly (in Double), then dequantization, bias and residual.
     func apply(
         _ d: Dense, input: [Float], rows: Int, xq: inout [Float], rowScale: inout [Float], acc: inout [Float], acc2: inout [Float],
-        iacc: inout [Int32], residual: [Float]?, into y: inout [Float]
+        iacc: inout [Double], residual: [Float]?, into y: inout [Float]
     ) {
         let levels = Encoder.levels(d.kind)
         input.withUnsafeBufferPointer { inp in
@@ -220,8 +220,9 @@ public final class Encoder: @unchecked Sendable {
                             q.baseAddress! + k0, Int32(d.k), w.baseAddress! + k0 * d.n, Int32(d.n), 0, target, Int32(d.n))
                         if !first {
                             iacc.withUnsafeMutableBufferPointer { ia in
-                                if k0 == chunk { for i in 0..<count { ia[i] = Int32(a[i]) } }
-                                for i in 0..<count { ia[i] &+= Int32(target[i]) }
+                                // Chunk results are exact integers; their sum stays exact in Double (< 2^53).
+                                if k0 == chunk { for i in 0..<count { ia[i] = Double(a[i]) } }
+                                for i in 0..<count { ia[i] += Double(target[i]) }
                             }
                         }
                         k0 += kc
