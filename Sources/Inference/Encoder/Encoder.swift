@@ -103,16 +103,16 @@ public final class Encoder: @unchecked Sendable {
         let h = config.hidden, inter = config.intermediate
         let lengths = batch.map { min($0.count, config.maxSequenceLength) }
         let total = lengths.reduce(0, +)
-        var x = [Float](repeating: 0, count: total * h)
-        var qkv = [Float](repeating: 0, count: total * 3 * h)
-        var ctx = [Float](repeating: 0, count: total * h)
-        var mid = [Float](repeating: 0, count: total * inter)
-        var xq = [Float](repeating: 0, count: total * max(h, inter))
-        var iacc = [Double](repeating: 0, count: total * max(3 * h, inter))
+        var x: [Float] = workspace(total * h)
+        var qkv: [Float] = workspace(total * 3 * h)
+        var ctx: [Float] = workspace(total * h)
+        var mid: [Float] = workspace(total * inter)
+        var xq: [Float] = workspace(total * max(h, inter))
+        var iacc: [Double] = workspace(total * max(3 * h, inter))
         var rowScale = [Float](repeating: 0, count: total)
-        var acc = [Float](repeating: 0, count: total * max(3 * h, inter))
-        var acc2 = [Float](repeating: 0, count: total * max(3 * h, inter))
-        var scratch = [Float](repeating: 0, count: config.maxSequenceLength * config.heads)
+        var acc: [Float] = workspace(total * max(3 * h, inter))
+        var acc2: [Float] = workspace(total * max(3 * h, inter))
+        var scratch: [Float] = workspace(config.maxSequenceLength * config.heads)
 
         // Embeddings.
         var t = 0
@@ -150,7 +150,7 @@ public final class Encoder: @unchecked Sendable {
                 }
                 start += len
             }
-            var attnOut = [Float](repeating: 0, count: total * h)
+            var attnOut: [Float] = workspace(total * h)
             apply(layer.out, input: ctx, rows: total, xq: &xq, rowScale: &rowScale, acc: &acc, acc2: &acc2, iacc: &iacc, residual: x, into: &attnOut)
             attnOut.withUnsafeMutableBufferPointer { p in layerNorm(p.baseAddress!, rows: total, cols: h, gamma: layer.ln1g, beta: layer.ln1b, eps: eps) }
             // Feed-forward.
@@ -273,4 +273,10 @@ public final class Encoder: @unchecked Sendable {
             }
         }
     }
+}
+
+/// A buffer of `count` elements left uninitialized: every encoder buffer is completely written before
+/// it is read (BLAS with beta 0, the kernels row by row), so zero-filling would only cost time.
+func workspace<T: BinaryFloatingPoint>(_ count: Int) -> [T] {
+    [T](unsafeUninitializedCapacity: count) { _, n in n = count }
 }
