@@ -138,38 +138,16 @@ public final class ModelFile: @unchecked Sendable {
     /// SHA-256 of the file, hex: the model id.
     public let id: String
     public let fileSize: Int
-    private let base: UnsafeMutableRawPointer
-    private let mapped: Int
+    private let file: MappedFile
+    private var base: UnsafeMutableRawPointer { file.base }
 
     public init(path: String) throws {
         self.path = path
-        let fd = open(path, O_RDONLY)
-        guard fd >= 0 else { throw InferenceError("cannot open model file \(path): \(String(cString: strerror(errno)))") }
-        defer { close(fd) }
-        var st = stat()
-        guard fstat(fd, &st) == 0 else { throw InferenceError("cannot stat \(path)") }
-        let size = Int(st.st_size)
-        guard size >= ModelFormat.headerSize else {
-            throw InferenceError("\(path): \(size) bytes, too short for a model file (header is \(ModelFormat.headerSize) bytes)")
-        }
-        guard size <= ModelFormat.maxFileBytes else { throw InferenceError("\(path): \(size) bytes exceeds the \(ModelFormat.maxFileBytes)-byte limit") }
-        guard let p = mmap(nil, size, PROT_READ, MAP_PRIVATE, fd, 0), p != MAP_FAILED else {
-            throw InferenceError("cannot map \(path): \(String(cString: strerror(errno)))")
-        }
-        base = p
-        mapped = size
-        fileSize = size
-        do {
-            let b = UnsafeRawBufferPointer(start: p, count: size)
-            (config, vocabulary, tensors) = try ModelFile.validate(b, path: path)
-            id = hexDigest(SHA256.hash(data: b))
-        } catch {
-            munmap(p, size)
-            throw error
-        }
+        file = try MappedFile(path: path, what: "model file", minimum: ModelFormat.headerSize, maximum: ModelFormat.maxFileBytes)
+        fileSize = file.size
+        (config, vocabulary, tensors) = try ModelFile.validate(file.bytes, path: path)
+        id = hexDigest(SHA256.hash(data: file.bytes))
     }
-
-    deinit { munmap(base, mapped) }
 
     static func validate(_ b: UnsafeRawBufferPointer, path: String) throws(InferenceError) -> (ModelConfig, [String], [String: TensorInfo]) {
         func fail(_ m: String) -> InferenceError { InferenceError("\(path): \(m)") }
