@@ -211,24 +211,23 @@ public final class Encoder: @unchecked Sendable {
         xq.withUnsafeBufferPointer { q in
             d.weight.withUnsafeBufferPointer { w in
                 acc.withUnsafeMutableBufferPointer { a in
-                    var k0 = 0
-                    while k0 < d.k {
-                        let kc = min(chunk, d.k - k0)
-                        let first = k0 == 0
-                        let target = first ? a.baseAddress! : acc2.withUnsafeMutableBufferPointer { $0.baseAddress! }
-                        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(rows), Int32(d.n), Int32(kc), 1,
-                            q.baseAddress! + k0, Int32(d.k), w.baseAddress! + k0 * d.n, Int32(d.n), 0, target, Int32(d.n))
-                        if !first {
-                            iacc.withUnsafeMutableBufferPointer { ia in
-                                // Chunk results are exact integers; their sum stays exact in Double (< 2^53).
-                                if k0 == chunk { for i in 0..<count { ia[i] = Double(a[i]) } }
-                                for i in 0..<count { ia[i] += Double(target[i]) }
+                    acc2.withUnsafeMutableBufferPointer { a2 in
+                        iacc.withUnsafeMutableBufferPointer { ia in
+                            var k0 = 0
+                            while k0 < d.k {
+                                let kc = min(chunk, d.k - k0)
+                                let target = k0 == 0 ? a.baseAddress! : a2.baseAddress!
+                                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(rows), Int32(d.n), Int32(kc), 1,
+                                    q.baseAddress! + k0, Int32(d.k), w.baseAddress! + k0 * d.n, Int32(d.n), 0, target, Int32(d.n))
+                                if k0 > 0 {
+                                    // Chunk results are exact integers; their sum stays exact in Double (< 2^53).
+                                    if k0 == chunk { for i in 0..<count { ia[i] = Double(a[i]) } }
+                                    for i in 0..<count { ia[i] += Double(a2[i]) }
+                                }
+                                k0 += kc
                             }
+                            if d.k > chunk { for i in 0..<count { a[i] = Float(ia[i]) } }
                         }
-                        k0 += kc
-                    }
-                    if d.k > chunk {
-                        iacc.withUnsafeBufferPointer { ia in for i in 0..<count { a[i] = Float(ia[i]) } }
                     }
                 }
             }
