@@ -103,10 +103,8 @@ public final class Journal: @unchecked Sendable {
 
     /// Appends `requests` atomically (all or none) and returns once the commit is durable.
     public func append(_ requests: [AppendRequest]) async throws(JournalError) -> [AppendResult] {
-        let prepared = try prepare(requests)
         let result: Result<[AppendResult], JournalError> = await withCheckedContinuation { cont in
-            let pending = PendingAppend(requests: prepared) { cont.resume(returning: $0) }
-            if !writer.submit(pending) { pending.finish(.failure(.closed)) }
+            append(requests) { cont.resume(returning: $0) }
         }
         return try result.get()
     }
@@ -126,16 +124,14 @@ public final class Journal: @unchecked Sendable {
 
     /// Blocking form of ``append(_:)-6q1bt`` for threads that are not running Swift tasks.
     public func appendBlocking(_ requests: [AppendRequest]) throws(JournalError) -> [AppendResult] {
-        let prepared = try prepare(requests)
-        let box = ResultBox<[AppendResult]>()
+        let box = AppendOutcome()
         let sem = DispatchSemaphore(value: 0)
-        let pending = PendingAppend(requests: prepared) { r in
-            box.result = r.mapError { $0 as any Error }
+        append(requests) { r in
+            box.result = r
             sem.signal()
         }
-        if !writer.submit(pending) { throw .closed }
         sem.wait()
-        do { return try box.result!.get() } catch let e as JournalError { throw e } catch { throw .invalidArgument("\(error)") }
+        return try box.result!.get()
     }
 
     /// Validates and compresses on the caller's thread, so the writer thread only assigns positions.
@@ -541,6 +537,11 @@ public final class Journal: @unchecked Sendable {
     }
 
     public var activeDictionaryID: UInt32 { codecs.activeID }
+}
+
+/// Carries a completion's result to a thread blocked on a semaphore.
+final class AppendOutcome: @unchecked Sendable {
+    var result: Result<[AppendResult], JournalError>?
 }
 
 final class DictionaryCache: @unchecked Sendable {
