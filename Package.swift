@@ -14,6 +14,7 @@ let package = Package(
     products: [
         .library(name: "Journal", targets: ["Journal"]),
         .library(name: "Inference", targets: ["Inference"]),
+        .library(name: "Projections", targets: ["Projections"]),
         .executable(name: "psm", targets: ["psm"]),
     ],
     dependencies: [
@@ -35,8 +36,12 @@ let package = Package(
             swiftSettings: strict),
         .target(
             name: "Inference", dependencies: ["COpenBLAS", .product(name: "Crypto", package: "swift-crypto")], swiftSettings: strict),
+        .target(
+            name: "Projections",
+            dependencies: ["Journal", "LMDB", .product(name: "Crypto", package: "swift-crypto")],
+            swiftSettings: strict),
         // Seeded synthetic workloads for benchmarks and crash tests; never on the product path.
-        .target(name: "Workloads", swiftSettings: strict),
+        .target(name: "Workloads", dependencies: ["Journal", "Projections"], swiftSettings: strict),
 
         .executableTarget(
             name: "psm",
@@ -49,6 +54,7 @@ let package = Package(
 
         .testTarget(name: "LMDBTests", dependencies: ["LMDB"], swiftSettings: strict),
         .testTarget(name: "JournalTests", dependencies: ["Journal", "LMDB", "Workloads"], swiftSettings: strict),
+        .testTarget(name: "ProjectionsTests", dependencies: ["Projections", "Journal", "Workloads"], swiftSettings: strict),
         .testTarget(name: "InferenceTests", dependencies: ["Inference"], swiftSettings: strict),
         .testTarget(name: "ToolsTests", dependencies: ["Journal", "Workloads"], swiftSettings: strict),
     ],

@@ -50,6 +50,9 @@ public final class Environment: @unchecked Sendable {
         public var maxReaders: UInt32 = 126
         /// Weaker sync (`MDB_NOMETASYNC`) for environments that can be rebuilt. Never for the journal.
         public var noMetaSync: Bool = false
+        /// No fsync at commit (`MDB_NOSYNC`): commits survive a process crash but not an OS crash.
+        /// Only for environments that can be rebuilt (projections). Never for the journal.
+        public var noSync: Bool = false
         public init() {}
     }
 
@@ -91,6 +94,7 @@ public final class Environment: @unchecked Sendable {
             try check(mdb_env_set_mapsize(env, options.mapSize), "mdb_env_set_mapsize")
             var flags = UInt32(MDB_NOTLS)
             if options.noMetaSync { flags |= UInt32(MDB_NOMETASYNC) }
+            if options.noSync { flags |= UInt32(MDB_NOSYNC) }
             try check(mdb_env_open(env, path, flags, 0o644), "mdb_env_open(\(path))")
             // A larger file written by another process may already exceed our map size: adopt it.
             var info = MDB_envinfo()

@@ -1,0 +1,335 @@
+import Journal
+
+/// Who a memory belongs to. Each user is one journal stream, `tenant` / `user/<user>`.
+public struct UserRef: Hashable, Sendable, CustomStringConvertible {
+    public let tenant: String
+    public let user: String
+    public let stream: StreamName
+
+    public static let streamPrefix = "user/"
+
+    public init(tenant: String, user: String) throws(ProjectionError) {
+        guard !user.isEmpty, user.utf8.count <= 200, !user.utf8.contains(0) else {
+            throw .invalidArgument("user id must be 1 to 200 bytes of UTF-8 without NUL (got \(user.utf8.count) bytes)")
+        }
+        do { stream = try StreamName(tenant: tenant, name: UserRef.streamPrefix + user) } catch { throw .invalidArgument("\(error)") }
+        self.tenant = tenant
+        self.user = user
+    }
+
+    /// The user of a stream, or nil for streams that are not user streams.
+    public init?(stream: StreamName) {
+        guard stream.name.hasPrefix(UserRef.streamPrefix) else { return nil }
+        guard let u = try? UserRef(tenant: stream.tenant, user: String(stream.name.dropFirst(UserRef.streamPrefix.count))) else { return nil }
+        self = u
+    }
+
+    /// The key prefix of every per-user table entry (the stream id).
+    public var key: ID128 { stream.id }
+    public var description: String { "\(tenant)/\(user)" }
+
+    /// The store-wide stream of model activations.
+    public static let modelStream = try! StreamName(tenant: "psm", name: "models")
+}
+
+/// Where an event sits in the journal; what the fold needs besides its payload.
+public struct EventContext: Sendable {
+    public var position: Position
+    public var time: Int64
+    public var id: EventID
+    public var causation: EventID
+    public var stream: ID128
+    public init(position: Position, time: Int64, id: EventID, causation: EventID, stream: ID128) {
+        self.position = position; self.time = time; self.id = id; self.causation = causation; self.stream = stream
+    }
+}
+
+/// A change the fast in-memory candidate index must follow.
+enum IndexChange {
+    case add(user: ID128, slot: UInt32, memory: ID128, terms: [(term: String, tf: UInt16)], length: UInt16, vector: QuantizedVector?)
+    case dropUser(ID128)
+}
+
+/// An event the fold refused (it would break an invariant). Recorded, never applied in part.
+struct FoldAnomaly: Error { let reason: String }
+
+/// Key construction (SPEC.md §11.3).
+enum Keys {
+    static func user(_ u: ID128) -> [UInt8] { u.bytes }
+    static func pair(_ u: ID128, _ id: ID128) -> [UInt8] { u.bytes + id.bytes }
+    static func slot(_ u: ID128, _ slot: UInt32) -> [UInt8] {
+        var k = u.bytes
+        k.appendBE(slot)
+        return k
+    }
+    static func termPrefix(_ u: ID128, _ term: String) -> [UInt8] { u.bytes + Array(term.utf8) + [0] }
+    static func posting(_ u: ID128, _ term: String, _ slot: UInt32) -> [UInt8] {
+        var k = termPrefix(u, term)
+        k.appendBE(slot)
+        return k
+    }
+    static func provenance(_ u: ID128, _ source: ID128, _ derived: ID128) -> [UInt8] { u.bytes + source.bytes + derived.bytes }
+    static func history(_ u: ID128, _ memory: ID128, _ position: Position) -> [UInt8] {
+        var k = u.bytes + memory.bytes
+        k.appendBE(position)
+        return k
+    }
+    static func position(_ p: Position) -> [UInt8] { bigEndianBytes(p) }
+}
+
+/// The fold: applies one memory event to the projection state (SPEC.md §11.5). Deterministic, and the
+/// only code that writes projections, whether incrementally, on rebuild or for an as-of read.
+enum Fold {
+    /// The analyzed terms of `text` with their frequencies (sorted by term) and the document length.
+    static func termCounts(_ text: String) -> (terms: [(term: String, tf: UInt16)], length: UInt16) {
+        let all = Analyzer.terms(text)
+        var counts: [String: Int] = [:]
+        for t in all { counts[t, default: 0] += 1 }
+        let terms = counts.map { (term: $0.key, tf: UInt16(min($0.value, Int(UInt16.max)))) }
+            .sorted { Array($0.term.utf8).lexicographicallyPrecedes(Array($1.term.utf8)) }
+        return (terms, UInt16(min(all.count, Int(UInt16.max))))
+    }
+
+    /// Applies `event`. `name` resolves the stream's name the first time a user is seen.
+    /// Throws ``FoldAnomaly`` (having written nothing) when the event cannot be applied.
+    static func apply(
+        _ event: MemoryEvent, _ ctx: EventContext, _ kv: some KVWriting, name: () throws -> StreamName?, changes: inout [IndexChange]
+    ) throws {
+        if case .modelActivation(let m) = event {
+            try kv.put(.meta, Array("active_model".utf8), m.model + Array(m.name.utf8))
+            return
+        }
+        let u = ctx.stream
+        var user: UserRecord
+        if let b = try kv.get(.users, Keys.user(u)) {
+            user = try UserRecord(decoding: b)
+        } else {
+            guard let stream = try name(), let ref = UserRef(stream: stream) else {
+                throw FoldAnomaly(reason: "\(event.type) on stream \(u), which is not a user stream")
+            }
+            guard case .observation = event else { throw FoldAnomaly(reason: "\(event.type) before the user's first observation") }
+            user = UserRecord(tenant: ref.tenant, user: ref.user)
+        }
+        if user.erased { throw FoldAnomaly(reason: "\(event.type) after the user was erased at position \(user.erasedAt)") }
+
+        func memory(_ id: ID128) throws -> MemoryRecord {
+            guard let b = try kv.get(.memories, Keys.pair(u, id)) else { throw FoldAnomaly(reason: "\(event.type): unknown memory \(id)") }
+            return try MemoryRecord(decoding: b)
+        }
+        func save(_ m: MemoryRecord) throws {
+            var m = m
+            m.updatedPosition = ctx.position
+            try kv.put(.memories, Keys.pair(u, m.id), m.encoded())
+        }
+        func history(_ ids: [ID128]) throws {
+            var type: [UInt8] = []
+            type.appendLE(event.type.rawValue)
+            for id in Set(ids) { try kv.put(.history, Keys.history(u, id, ctx.position), type) }
+        }
+        func create(_ m: MemoryRecord, vector: QuantizedVector?) throws {
+            if let v = vector {
+                try kv.put(.vectors, Keys.slot(u, m.slot), v.encoded)
+            }
+            try kv.put(.slots, Keys.slot(u, m.slot), m.id.bytes)
+            let (terms, length) = termCounts(m.text)
+            var value: [UInt8] = []
+            for t in terms {
+                value.removeAll(keepingCapacity: true)
+                value.appendLE(t.tf)
+                value.appendLE(length)
+                try kv.put(.postings, Keys.posting(u, t.term, m.slot), value)
+            }
+            user.nextSlot += 1
+            user.indexedDocuments += 1
+            user.indexedLength += UInt64(length)
+            try save(m)
+            changes.append(.add(user: u, slot: m.slot, memory: m.id, terms: terms, length: length, vector: vector))
+        }
+        func checkVector(_ v: QuantizedVector?) throws {
+            guard let v else { return }
+            guard !v.isEmpty else { throw FoldAnomaly(reason: "\(event.type): empty vector") }
+            if user.dimension != 0 && Int(user.dimension) != v.values.count {
+                throw FoldAnomaly(reason: "\(event.type): vector of dimension \(v.values.count), the user's vectors have \(user.dimension)")
+            }
+        }
+        func checkNew(_ id: ID128) throws {
+            if try kv.get(.memories, Keys.pair(u, id)) != nil { throw FoldAnomaly(reason: "\(event.type): memory \(id) already exists") }
+        }
+
+        switch event {
+        case .modelActivation: break
+        case .observation(let o):
+            let key = Keys.pair(u, ctx.id)
+            guard try kv.get(.observations, key) == nil else { throw FoldAnomaly(reason: "observation \(ctx.id) already folded") }
+            let r = ObservationRecord(
+                id: ctx.id, position: ctx.position, time: ctx.time, text: o.text, session: o.session, speaker: o.speaker, role: o.role,
+                sourceID: o.sourceID)
+            try kv.put(.observations, key, r.encoded())
+            user.observations += 1
+
+        case .gated(let g):
+            let key = Keys.pair(u, g.observation)
+            guard let ob = try kv.get(.observations, key) else { throw FoldAnomaly(reason: "gated: unknown observation \(g.observation)") }
+            var o = try ObservationRecord(decoding: ob)
+            guard o.status == .pending else { throw FoldAnomaly(reason: "gated: observation \(g.observation) was already \(o.status)") }
+            if g.kept {
+                try checkNew(g.memory)
+                try checkVector(g.vector)
+                if let v = g.vector, user.dimension == 0 { user.dimension = UInt32(v.values.count) }
+                var m = MemoryRecord(
+                    id: g.memory, slot: user.nextSlot, tier: g.tier, type: g.type, text: o.text, createdAt: ctx.time,
+                    createdPosition: ctx.position, anchorStrength: g.strength, stability: g.stability, emotionalWeight: g.emotionalWeight,
+                    confidence: g.confidence, sources: [o.id], observations: [o.id], sourceIDs: o.sourceID.isEmpty ? [] : [o.sourceID])
+                m.validFrom = o.time
+                m.session = o.session
+                m.speaker = o.speaker
+                try create(m, vector: g.vector)
+                try kv.put(.provenance, Keys.provenance(u, o.id, m.id), [])
+                o.status = .kept
+                o.memory = g.memory
+                try history([g.memory])
+            } else {
+                o.status = .dropped
+            }
+            try kv.put(.observations, key, o.encoded())
+
+        case .encoded(let e):
+            var m = try memory(e.memory)
+            guard m.tier != .archival else { throw FoldAnomaly(reason: "encoded: memory \(e.memory) is archived") }
+            m.tier = e.tier
+            try save(m)
+            try history([m.id])
+
+        case .reinforced(let e):
+            var m = try memory(e.memory)
+            let s = m.strength(at: ctx.time)
+            m.anchorStrength = Fixed(min(1, s + e.boost.value))
+            m.anchorTime = max(ctx.time, m.anchorTime)
+            m.stability = e.stability
+            m.reinforcements += 1
+            try save(m)
+            try history([m.id])
+
+        case .weakened(let e):
+            var m = try memory(e.memory)
+            let s = m.strength(at: ctx.time)
+            m.anchorStrength = Fixed(s * e.factor.value)
+            m.anchorTime = max(ctx.time, m.anchorTime)
+            m.stability = e.stability
+            m.weakenings += 1
+            try save(m)
+            try history([m.id])
+
+        case .superseded(let e):
+            var old = try memory(e.old)
+            var new = try memory(e.new)
+            guard old.isValid else { throw FoldAnomaly(reason: "superseded: memory \(e.old) was already superseded by \(old.supersededBy)") }
+            guard new.supersedes.isZero else { throw FoldAnomaly(reason: "superseded: memory \(e.new) already supersedes \(new.supersedes)") }
+            old.validTo = ctx.time
+            old.supersededBy = e.new
+            new.supersedes = e.old
+            try save(old)
+            try save(new)
+            try history([old.id, new.id])
+
+        case .flagged(let e):
+            var m = try memory(e.memory)
+            if !e.related.isZero { _ = try memory(e.related) }
+            m.flags.append(e.related.isZero ? e.reason : "\(e.reason):\(e.related)")
+            try save(m)
+            try history([m.id] + (e.related.isZero ? [] : [e.related]))
+
+        case .consolidated(let c):
+            try checkNew(c.memory)
+            try checkVector(c.vector)
+            let sources = try c.sources.map { try memory($0) }
+            if let v = c.vector, user.dimension == 0 { user.dimension = UInt32(v.values.count) }
+            let observations = Set(sources.flatMap(\.observations)).sorted()
+            let sourceIDs = Set(sources.flatMap(\.sourceIDs)).sorted { Array($0.utf8).lexicographicallyPrecedes(Array($1.utf8)) }
+            var m = MemoryRecord(
+                id: c.memory, slot: user.nextSlot, tier: .semantic, type: c.type, text: c.text, createdAt: ctx.time,
+                createdPosition: ctx.position, anchorStrength: c.strength, stability: c.stability, emotionalWeight: .zero,
+                confidence: c.confidence, sources: c.sources, observations: observations, sourceIDs: sourceIDs)
+            m.validFrom = sources.map(\.validFrom).min() ?? ctx.time
+            var maxEmotion = Fixed.zero
+            for s in sources { maxEmotion = max(maxEmotion, s.emotionalWeight) }
+            m.emotionalWeight = maxEmotion
+            try create(m, vector: c.vector)
+            for s in sources { try kv.put(.provenance, Keys.provenance(u, s.id, m.id), []) }
+            try history([m.id] + c.sources)
+
+        case .archived(let e):
+            var m = try memory(e.memory)
+            guard m.tier != .archival else { throw FoldAnomaly(reason: "archived: memory \(e.memory) is already archived") }
+            if !e.into.isZero { _ = try memory(e.into) }
+            m.tier = .archival
+            m.archivedAt = ctx.time
+            m.consolidatedInto = e.into
+            try save(m)
+            try history([m.id])
+
+        case .pruned(let e):
+            var m = try memory(e.memory)
+            guard m.tier != .archival else { throw FoldAnomaly(reason: "pruned: memory \(e.memory) is already archived") }
+            m.tier = .archival
+            m.archivedAt = ctx.time
+            m.pruned = true
+            try save(m)
+            try history([m.id])
+
+        case .recallRequest(let r):
+            let key = Keys.pair(u, ctx.id)
+            guard try kv.get(.recalls, key) == nil else { throw FoldAnomaly(reason: "recall \(ctx.id) already folded") }
+            try kv.put(.recalls, key, RecallRecord(id: ctx.id, time: ctx.time, query: r.query, k: r.k).encoded())
+
+        case .recalled(let e):
+            let key = Keys.pair(u, e.request)
+            guard let rb = try kv.get(.recalls, key) else { throw FoldAnomaly(reason: "recalled: unknown recall request \(e.request)") }
+            var r = try RecallRecord(decoding: rb)
+            guard !r.answered else { throw FoldAnomaly(reason: "recalled: recall \(e.request) was already answered") }
+            guard Set(e.items.map(\.memory)).count == e.items.count else { throw FoldAnomaly(reason: "recalled: a memory is listed twice") }
+            var ms = try e.items.map { try memory($0.memory) }
+            r.items = e.items
+            r.answered = true
+            try kv.put(.recalls, key, r.encoded())
+            for i in ms.indices {
+                ms[i].recallCount += 1
+                ms[i].lastRecalled = ctx.time
+                try save(ms[i])
+            }
+            try history(e.items.map(\.memory))
+
+        case .feedback(let f):
+            guard let rb = try kv.get(.recalls, Keys.pair(u, f.recall)) else { throw FoldAnomaly(reason: "feedback: unknown recall \(f.recall)") }
+            let r = try RecallRecord(decoding: rb)
+            guard r.items.contains(where: { $0.memory == f.memory }) else {
+                throw FoldAnomaly(reason: "feedback: memory \(f.memory) was not surfaced by recall \(f.recall)")
+            }
+            var m = try memory(f.memory)
+            switch f.kind {
+            case .helped: m.helped += 1
+            case .irrelevant: m.irrelevant += 1
+            case .corrected: m.corrected += 1
+            }
+            try save(m)
+            try history([m.id])
+
+        case .sleepRequest:
+            user.sleeps += 1
+            user.lastSleep = ctx.time
+
+        case .erasureRequest:
+            for table in Table.allCases where table != .meta && table != .anomalies {
+                for k in try kv.keys(table, prefix: Keys.user(u)) { try kv.delete(table, k) }
+            }
+            user = UserRecord(tenant: user.tenant, user: user.user)
+            user.erased = true
+            user.erasedAt = ctx.position
+            changes.append(.dropUser(u))
+        }
+        user.events += 1
+        user.lastPosition = ctx.position
+        user.lastEventTime = max(user.lastEventTime, ctx.time)
+        try kv.put(.users, Keys.user(u), user.encoded())
+    }
+}

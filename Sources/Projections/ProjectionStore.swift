@@ -1,0 +1,386 @@
+import Crypto
+import Foundation
+import Journal
+import LMDB
+
+/// The projections of one store: every table of SPEC.md §11.3 in an LMDB environment next to the
+/// journal, with the position of the last folded event (the checkpoint). It may use weaker sync than
+/// the journal because it can always be rebuilt from it.
+///
+/// Writes happen only in ``catchUp(_:pageSize:progress:)``, which folds journal events after the
+/// checkpoint in one transaction per page; callers serialize through an internal lock.
+public final class ProjectionStore: @unchecked Sendable {
+    public static let formatMarker = "psm-projections/1"
+
+    public let directory: String
+    let env: Environment
+    let tables: LMDBTables
+    private let writeLock = NSLock()
+    private let cacheLock = ReadWriteLock()
+    private var caches: [ID128: UserIndex] = [:]
+    private var streamNames: [ID128: StreamName] = [:]
+
+    public init(directory: String) throws {
+        self.directory = directory
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        var o = Environment.Options()
+        o.noSync = true
+        o.maxDatabases = UInt32(Table.allCases.count + 2)
+        o.mapSize = 64 << 20
+        env = try Environment(path: directory, options: o)
+        do {
+            tables = try LMDBTables(env: env)
+            let meta = tables[.meta]
+            try env.write { txn in
+                if let marker = try txn.get(meta, Array("format".utf8)) {
+                    let found = String(decoding: marker, as: UTF8.self)
+                    guard found == ProjectionStore.formatMarker else {
+                        throw ProjectionError.corrupt("\(directory) holds \(found), not \(ProjectionStore.formatMarker); run `psm rebuild`")
+                    }
+                } else {
+                    try txn.put(meta, Array("format".utf8), Array(ProjectionStore.formatMarker.utf8))
+                }
+            }
+        } catch {
+            env.close()
+            throw error
+        }
+    }
+
+    deinit { env.close() }
+
+    public func close() { env.close() }
+
+    /// The position of the last event folded (0 before the first).
+    public func checkpoint() throws -> Position {
+        try read { kv in try kv.get(.meta, Array("checkpoint".utf8)).map { $0.be(0, UInt64.self) } ?? 0 }
+    }
+
+    /// Runs `body` in a read transaction over the current state.
+    public func read<T>(_ body: (LMDBReader<ReadTransaction>) throws -> T) throws -> T {
+        try env.read { txn in try body(LMDBReader(txn: txn, tables: tables)) }
+    }
+
+    public struct CatchUpReport: Sendable {
+        public var applied: Int = 0
+        public var skipped: Int = 0
+        public var anomalies: Int = 0
+        public var checkpoint: Position = 0
+    }
+
+    /// Folds every journal event after the checkpoint. `progress` gets (checkpoint, journal end).
+    @discardableResult
+    public func catchUp(_ journal: Journal, pageSize: Int = 4096, progress: ((Position, Position) -> Void)? = nil) throws -> CatchUpReport {
+        writeLock.lock()
+        defer { writeLock.unlock() }
+        var report = CatchUpReport()
+        let end = try journal.stats().lastPosition
+        var from = try checkpoint() + 1
+        report.checkpoint = from - 1
+        while from <= end {
+            let page = try journal.read(from: from, limit: pageSize)
+            guard let last = page.last else { break }
+            var changes: [IndexChange] = []
+            try writeWithGrowth { w in
+                changes.removeAll()
+                var local = CatchUpReport()
+                try ProjectionStore.fold(page, journal, w, names: &streamNames, changes: &changes, report: &local)
+                report.applied += local.applied
+                report.skipped += local.skipped
+                report.anomalies += local.anomalies
+            }
+            apply(changes)
+            report.checkpoint = last.position
+            from = last.position + 1
+            progress?(last.position, end)
+        }
+        return report
+    }
+
+    private func writeWithGrowth(_ body: (LMDBWriter) throws -> Void) throws {
+        while true {
+            do {
+                try env.write { txn in try body(LMDBWriter(txn: txn, tables: tables)) }
+                return
+            } catch let e as LMDBError where e.isMapFull {
+                try env.growMap()
+            }
+        }
+    }
+
+    /// Folds `events` (consecutive, in position order) into `kv` and sets the checkpoint to the last.
+    /// The one loop behind catch-up, rebuild and the tests' reference folds.
+    static func fold(
+        _ events: [StoredEvent], _ journal: Journal, _ kv: some KVWriting, names: inout [ID128: StreamName], changes: inout [IndexChange],
+        report: inout CatchUpReport
+    ) throws {
+        for e in events {
+            guard MemoryEventType(rawValue: e.header.eventType) != nil else {
+                report.skipped += 1
+                continue
+            }
+            let ctx = EventContext(
+                position: e.position, time: e.header.eventTime, id: e.header.eventID, causation: e.header.causationID, stream: e.header.streamID)
+            do {
+                guard let event = try MemoryEvent.decode(type: e.header.eventType, payload: try journal.payload(of: e)) else { continue }
+                if case .modelActivation = event, e.header.streamID != UserRef.modelStream.id {
+                    throw FoldAnomaly(reason: "model_activation outside the model stream")
+                }
+                let sid = e.header.streamID
+                try Fold.apply(
+                    event, ctx, kv,
+                    name: {
+                        if let n = names[sid] { return n }
+                        let n = try journal.streamInfo(sid)?.stream
+                        names[sid] = n
+                        return n
+                    }, changes: &changes)
+                report.applied += 1
+            } catch let a as FoldAnomaly {
+                try kv.put(.anomalies, Keys.position(e.position), Array(a.reason.utf8))
+                report.anomalies += 1
+            } catch let m as ProjectionError {
+                guard case .malformed(let reason) = m else { throw m }
+                try kv.put(.anomalies, Keys.position(e.position), Array(reason.utf8))
+                report.anomalies += 1
+            }
+        }
+        if let last = events.last { try kv.put(.meta, Array("checkpoint".utf8), bigEndianBytes(last.position)) }
+    }
+
+    /// Folds the whole journal up to `position` into `fold`'s memory (a reference rebuild).
+    public static func foldJournal(_ journal: Journal, through position: Position = .max, into fold: InMemoryFold) throws {
+        var from: Position = 1
+        while true {
+            let page = try journal.read(from: from, limit: 4096).filter { $0.position <= position }
+            guard let last = page.last else { return }
+            try fold.apply(page, journal: journal)
+            from = last.position + 1
+        }
+    }
+
+    /// The state hash of any store (``stateHash()`` for the live one).
+    public static func stateHash(of kv: some KVReading) throws -> [UInt8] { try hash(kv) }
+
+    private func apply(_ changes: [IndexChange]) {
+        guard !changes.isEmpty else { return }
+        cacheLock.write {
+            for c in changes {
+                switch c {
+                case .add(let user, let slot, let memory, let terms, let length, let vector):
+                    caches[user]?.apply(slot: slot, memory: memory, terms: terms, length: length, vector: vector)
+                case .dropUser(let user):
+                    caches[user] = nil
+                }
+            }
+        }
+    }
+
+    // MARK: - Reads
+
+    /// Candidates for `query` over the current state, from the in-memory index (loaded on first use).
+    public func candidates(_ user: UserRef, _ query: CandidateQuery) throws -> [Candidate] {
+        try index(for: user.key)
+        return try cacheLock.read {
+            guard let index = caches[user.key] else { throw ProjectionError.notFound("user \(user)") }
+            let (lexical, dense) = index.lists(query)
+            return try read { kv in
+                let reader = UserReader(kv: kv, user: user.key)
+                _ = try reader.liveUser(user.description)
+                return try Scoring.fuse(lexical: lexical, dense: dense, at: query.at) { slot in
+                    guard Int(slot) < index.memories.count, let m = try reader.memoryRecord(index.memories[Int(slot)]) else {
+                        throw ProjectionError.corrupt("index slot \(slot) of \(user) names no memory")
+                    }
+                    return reader.view(m, at: query.at)
+                }
+            }
+        }
+    }
+
+    private func index(for user: ID128) throws {
+        if cacheLock.read({ caches[user] != nil }) { return }
+        // Loading holds the write lock so no fold commits between the load and its registration.
+        writeLock.lock()
+        defer { writeLock.unlock() }
+        if cacheLock.read({ caches[user] != nil }) { return }
+        let index = try read { kv in try UserIndex.load(kv, user: user) }
+        cacheLock.write { caches[user] = index }
+    }
+
+    /// SHA-256 over every table in a fixed order: table name, then each entry as length-prefixed key
+    /// and value (SPEC.md §11.6). Equal hashes mean equal projection states.
+    public func stateHash() throws -> [UInt8] {
+        try read { kv in try ProjectionStore.hash(kv) }
+    }
+
+    static func hash(_ kv: some KVReading) throws -> [UInt8] {
+        var h = SHA256()
+        for t in Table.allCases {
+            h.update(data: Array(t.description.utf8) + [0])
+            try kv.scan(t, prefix: []) { k, v in
+                var lengths: [UInt8] = []
+                lengths.appendLE(UInt32(k.count))
+                lengths.appendLE(UInt32(v.count))
+                h.update(data: lengths)
+                h.update(data: k)
+                h.update(data: v)
+                return true
+            }
+        }
+        return Array(h.finalize())
+    }
+
+    /// Events the fold refused, by position.
+    public func anomalies(limit: Int = 100) throws -> [(position: Position, reason: String)] {
+        try read { kv in
+            var out: [(Position, String)] = []
+            try kv.scan(.anomalies, prefix: []) { k, v in
+                out.append((k.be(0, UInt64.self), String(decoding: v, as: UTF8.self)))
+                return out.count < limit
+            }
+            return out
+        }
+    }
+
+    public struct Counts: Sendable, Codable {
+        public var entries: [String: Int]
+        public var bytes: Int
+    }
+
+    /// Entries per table and the size of the environment's used pages.
+    public func counts() throws -> Counts {
+        let info = try env.info()
+        return try env.read { txn in
+            var entries: [String: Int] = [:]
+            for t in Table.allCases { entries[t.description] = try txn.count(tables[t]) }
+            return Counts(entries: entries, bytes: info.usedPages * info.pageSize)
+        }
+    }
+}
+
+/// Builds the state of one user as of a journal position or event time, by folding that user's
+/// stream prefix into memory. The same fold and reads as the live store, so an as-of answer is
+/// exactly the answer the live store gave at that point.
+public enum AsOf: Sendable, Equatable, CustomStringConvertible {
+    case position(Position)
+    /// Event time in µs: every event of the user's stream with a time at or before it.
+    case time(Int64)
+
+    public var description: String {
+        switch self {
+        case .position(let p): "position \(p)"
+        case .time(let t): "time \(t)"
+        }
+    }
+
+    /// Folds `user`'s stream up to this point. Throws if the user has no events by then.
+    public func fold(_ user: UserRef, journal: Journal) throws -> MemoryKV {
+        let kv = MemoryKV()
+        var revision: UInt64 = 0
+        var changes: [IndexChange] = []
+        outer: while true {
+            let page = try journal.read(stream: user.key, fromRevision: revision, limit: 1024)
+            for e in page {
+                switch self {
+                case .position(let p) where e.position > p: break outer
+                case .time(let t) where e.header.eventTime > t: break outer
+                default: break
+                }
+                revision = e.header.revision + 1
+                let ctx = EventContext(
+                    position: e.position, time: e.header.eventTime, id: e.header.eventID, causation: e.header.causationID, stream: user.key)
+                do {
+                    guard let event = try MemoryEvent.decode(type: e.header.eventType, payload: try journal.payload(of: e)) else { continue }
+                    try Fold.apply(event, ctx, kv, name: { user.stream }, changes: &changes)
+                } catch is FoldAnomaly {
+                    continue
+                } catch let m as ProjectionError {
+                    guard case .malformed = m else { throw m }
+                    continue
+                }
+                changes.removeAll()
+            }
+            if page.count < 1024 { break }
+        }
+        return kv
+    }
+}
+
+/// A pthread read-write lock.
+final class ReadWriteLock: @unchecked Sendable {
+    private let lock = UnsafeMutablePointer<pthread_rwlock_t>.allocate(capacity: 1)
+    init() { pthread_rwlock_init(lock, nil) }
+    deinit {
+        pthread_rwlock_destroy(lock)
+        lock.deallocate()
+    }
+    func read<T>(_ body: () throws -> T) rethrows -> T {
+        pthread_rwlock_rdlock(lock)
+        defer { pthread_rwlock_unlock(lock) }
+        return try body()
+    }
+    func write<T>(_ body: () throws -> T) rethrows -> T {
+        pthread_rwlock_wrlock(lock)
+        defer { pthread_rwlock_unlock(lock) }
+        return try body()
+    }
+}
+
+extension ProjectionStore {
+    public struct RebuildReport: Sendable {
+        public var applied: Int
+        public var skipped: Int
+        public var anomalies: Int
+        public var checkpoint: Position
+        public var stateHash: [UInt8]
+    }
+
+    /// Rebuilds the projections of `journal` from empty into `directory`, replacing what is there.
+    /// The new state is built beside it and swapped in by rename, so a crash leaves either the old
+    /// or the new store. Nothing may have `directory` open.
+    public static func rebuild(
+        journal: Journal, directory: String, progress: ((Position, Position) -> Void)? = nil
+    ) throws -> RebuildReport {
+        let fm = FileManager.default
+        let building = directory + ".rebuild", old = directory + ".old"
+        try? fm.removeItem(atPath: building)
+        try? fm.removeItem(atPath: old)
+        let store = try ProjectionStore(directory: building)
+        let r: CatchUpReport
+        let hash: [UInt8]
+        do {
+            r = try store.catchUp(journal, pageSize: 16_384, progress: progress)
+            hash = try store.stateHash()
+            store.close()
+        } catch {
+            store.close()
+            try? fm.removeItem(atPath: building)
+            throw error
+        }
+        if fm.fileExists(atPath: directory) { try fm.moveItem(atPath: directory, toPath: old) }
+        try fm.moveItem(atPath: building, toPath: directory)
+        try? fm.removeItem(atPath: old)
+        return RebuildReport(applied: r.applied, skipped: r.skipped, anomalies: r.anomalies, checkpoint: r.checkpoint, stateHash: hash)
+    }
+}
+
+/// A fold from empty into memory: the reference a rebuild or an incremental store must equal.
+public final class InMemoryFold: @unchecked Sendable {
+    public let kv = MemoryKV()
+    private var names: [ID128: StreamName] = [:]
+
+    public init() {
+        try! kv.put(.meta, Array("format".utf8), Array(ProjectionStore.formatMarker.utf8))
+    }
+
+    /// Folds `events` (consecutive, in position order, continuing where the last call ended).
+    @discardableResult
+    public func apply(_ events: [StoredEvent], journal: Journal) throws -> ProjectionStore.CatchUpReport {
+        var changes: [IndexChange] = []
+        var report = ProjectionStore.CatchUpReport()
+        try ProjectionStore.fold(events, journal, kv, names: &names, changes: &changes, report: &report)
+        return report
+    }
+
+    public func stateHash() throws -> [UInt8] { try ProjectionStore.stateHash(of: kv) }
+}

@@ -1,0 +1,97 @@
+import Foundation
+import Journal
+import Testing
+import Workloads
+import Projections
+
+@Suite struct AnalyzerTests {
+    /// Examples from Porter's paper and its reference vocabulary.
+    @Test(arguments: [
+        ("caresses", "caress"), ("ponies", "poni"), ("ties", "ti"), ("cats", "cat"), ("feed", "feed"), ("agreed", "agre"),
+        ("plastered", "plaster"), ("motoring", "motor"), ("sing", "sing"), ("conflated", "conflat"), ("troubled", "troubl"),
+        ("sized", "size"), ("hopping", "hop"), ("tanned", "tan"), ("falling", "fall"), ("hissing", "hiss"), ("fizzed", "fizz"),
+        ("failing", "fail"), ("filing", "file"), ("happy", "happi"), ("relational", "relat"), ("conditional", "condit"),
+        ("rational", "ration"), ("valenci", "valenc"), ("digitizer", "digit"), ("generalization", "gener"), ("triplicate", "triplic"),
+        ("formative", "form"), ("electrical", "electr"), ("hopeful", "hope"), ("goodness", "good"), ("revival", "reviv"),
+        ("allowance", "allow"), ("adjustment", "adjust"), ("adoption", "adopt"), ("controll", "control"), ("roll", "roll"),
+        ("running", "run"), ("mountains", "mountain"),
+    ])
+    func porter(_ word: String, _ stem: String) {
+        #expect(Analyzer.terms(word) == [stem])
+    }
+
+    @Test func splitsLowercasesAndDropsStopWords() {
+        #expect(Analyzer.terms("The Cat's 3 dogs, and I") == ["cat", "3", "dog"])
+        #expect(Analyzer.terms("Café in Zürich — 東京") == ["café", "zürich", "東京"])
+        #expect(Analyzer.terms("") == [])
+        #expect(Analyzer.terms("!!! ...") == [])
+    }
+}
+
+@Suite struct DeterministicMathTests {
+    @Test func expAndLogAgreeWithLibm() {
+        var rng = SplitMix64(seed: 1)
+        for _ in 0..<20_000 {
+            let x = -700 * Double(rng.next() >> 11) / Double(1 << 53)
+            let e = DeterministicMath.exp(x), r = Foundation.exp(x)
+            #expect(abs(e - r) <= 4 * r.ulp, "exp(\(x)) = \(e), libm \(r)")
+            let y = Double(rng.next() >> 11) / Double(1 << 53) * 1e6 + 1e-9
+            #expect(abs(DeterministicMath.log(y) - Foundation.log(y)) <= 4 * Foundation.log(y).magnitude.ulp + 1e-300, "log(\(y))")
+        }
+        #expect(DeterministicMath.exp(0) == 1)
+        #expect(DeterministicMath.exp(-800) == 0)
+        #expect(DeterministicMath.log(1) == 0)
+        #expect(DeterministicMath.log(-1).isNaN)
+    }
+}
+
+@Suite struct EventCodecTests {
+    /// Every event the generator makes decodes back to itself.
+    @Test func roundTrip() throws {
+        var gen = MemoryEventGenerator(seed: 5, users: 3, erasureRate: 0.01)
+        var kinds = Set<MemoryEventType>()
+        for _ in 0..<3000 {
+            let s = gen.next()
+            kinds.insert(s.event.type)
+            let p = s.event.payload()
+            try PayloadReader.validate(p)
+            #expect(try MemoryEvent.decode(type: s.event.type.rawValue, payload: p) == s.event)
+        }
+        #expect(kinds.count >= 15)
+        let model = MemoryEvent.modelActivation(.init(model: [UInt8](repeating: 7, count: 32), name: "psm-1"))
+        #expect(try MemoryEvent.decode(type: model.type.rawValue, payload: model.payload()) == model)
+        let obs = MemoryEvent.observation(.init(text: "hi", session: "s", speaker: "A", role: "user", sourceID: "x", metadata: ["b": "2", "a": "1"]))
+        #expect(try MemoryEvent.decode(type: obs.type.rawValue, payload: obs.payload()) == obs)
+    }
+
+    @Test func unknownTypesAreNotMemoryEvents() throws {
+        #expect(try MemoryEvent.decode(type: 0xFF02, payload: []) == nil)
+    }
+
+    /// Malformed payloads are refused with the field named.
+    @Test func rejectsMalformed() throws {
+        func payload(_ build: (inout PayloadWriter) -> Void) -> [UInt8] {
+            var w = PayloadWriter()
+            build(&w)
+            return w.bytes
+        }
+        let cases: [(UInt16, [UInt8], String)] = [
+            (0x0101, payload { $0.string(1, "x"); $0.string(7, "extra") }, "unknown field 7"),
+            (0x0101, payload { $0.string(2, "session only") }, "field 1: required"),
+            (0x0101, payload { $0.bytes(1, []) }, "empty string"),
+            (0x0102, payload { $0.string(1, "q"); $0.uint(2, 0) }, "k 0"),
+            (0x0201, payload { $0.bytes(1, [1, 2]); $0.bytes(2, [UInt8](repeating: 0, count: 32)) }, "32-byte digest"),
+            (0x0203, payload { $0.bytes(1, .init(repeating: 0, count: 32)); $0.bytes(2, .init(repeating: 0, count: 32)); $0.id(3, ID128(high: 1, low: 1)); $0.int(4, 20_000); $0.uint(5, 10) }, "outside"),
+            (0x0203, payload { $0.bytes(1, .init(repeating: 0, count: 32)); $0.bytes(2, .init(repeating: 0, count: 32)); $0.id(3, ID128(high: 1, low: 1)); $0.int(4, 1); $0.uint(5, 0) }, "stability 0"),
+            (0x0101, [0xFF], "non-canonical"),
+        ]
+        for (type, bytes, needle) in cases {
+            do {
+                _ = try MemoryEvent.decode(type: type, payload: bytes)
+                Issue.record("type \(type) payload \(bytes) decoded, expected an error mentioning \(needle)")
+            } catch {
+                #expect("\(error)".contains(needle), "\(error)")
+            }
+        }
+    }
+}
