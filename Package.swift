@@ -15,6 +15,7 @@ let package = Package(
         .library(name: "Journal", targets: ["Journal"]),
         .library(name: "Inference", targets: ["Inference"]),
         .library(name: "Projections", targets: ["Projections"]),
+        .library(name: "Engine", targets: ["Engine"]),
         .executable(name: "psm", targets: ["psm"]),
     ],
     dependencies: [
@@ -40,12 +41,17 @@ let package = Package(
             name: "Projections",
             dependencies: ["Journal", "LMDB", .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: strict),
+        // The facade apps import: commands, the policy's decisions and every read.
+        .target(
+            name: "Engine",
+            dependencies: ["Journal", "Projections", "Inference", .product(name: "Crypto", package: "swift-crypto")],
+            swiftSettings: strict),
         // Seeded synthetic workloads for benchmarks and crash tests; never on the product path.
         .target(name: "Workloads", dependencies: ["Journal", "Projections"], swiftSettings: strict),
 
         .executableTarget(
             name: "psm",
-            dependencies: ["Journal", "LMDB", "Inference", "Workloads", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["Journal", "LMDB", "Inference", "Projections", "Engine", "Workloads", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Sources/Tools/psm", swiftSettings: strict),
         .executableTarget(
             name: "psm-torture",
@@ -55,6 +61,7 @@ let package = Package(
         .testTarget(name: "LMDBTests", dependencies: ["LMDB"], swiftSettings: strict),
         .testTarget(name: "JournalTests", dependencies: ["Journal", "LMDB", "Workloads"], swiftSettings: strict),
         .testTarget(name: "ProjectionsTests", dependencies: ["Projections", "Journal", "Workloads"], swiftSettings: strict),
+        .testTarget(name: "EngineTests", dependencies: ["Engine", "Projections", "Journal", "Inference", "Workloads"], swiftSettings: strict),
         .testTarget(name: "InferenceTests", dependencies: ["Inference"], swiftSettings: strict),
         .testTarget(name: "ToolsTests", dependencies: ["Journal", "Workloads"], swiftSettings: strict),
     ],

@@ -14,6 +14,11 @@ public struct Candidate: Sendable, Equatable {
     /// Reciprocal-rank fusion of the two ranks: the order candidates are returned in.
     public var fused: Double
     public var view: MemoryView
+
+    public init(memory: ID128, slot: UInt32, lexical: Double, lexicalRank: Int, dense: Double, denseRank: Int, fused: Double, view: MemoryView) {
+        self.memory = memory; self.slot = slot; self.lexical = lexical; self.lexicalRank = lexicalRank
+        self.dense = dense; self.denseRank = denseRank; self.fused = fused; self.view = view
+    }
 }
 
 /// Parameters of candidate generation. Part of the recall semantics (SPEC.md §11.4).

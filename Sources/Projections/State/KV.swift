@@ -135,3 +135,6 @@ struct LMDBWriter: KVWriting {
     func put(_ table: Table, _ key: [UInt8], _ value: [UInt8]) throws { try txn.put(tables[table], key, value) }
     func delete(_ table: Table, _ key: [UInt8]) throws { _ = try txn.delete(tables[table], key) }
 }
+
+/// The live store's reader type.
+public typealias LiveKV = LMDBReader<ReadTransaction>

