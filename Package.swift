@@ -37,9 +37,11 @@ let package = Package(
             swiftSettings: strict),
         .target(
             name: "Inference", dependencies: ["COpenBLAS", .product(name: "Crypto", package: "swift-crypto")], swiftSettings: strict),
+        // Small C kernels with run-time CPU dispatch (exact integer results on every path).
+        .target(name: "CKernels", path: "Sources/CKernels"),
         .target(
             name: "Projections",
-            dependencies: ["Journal", "LMDB", .product(name: "Crypto", package: "swift-crypto")],
+            dependencies: ["Journal", "LMDB", "CKernels", .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: strict),
         // The facade apps import: commands, the policy's decisions and every read.
         .target(
@@ -60,7 +62,7 @@ let package = Package(
 
         .testTarget(name: "LMDBTests", dependencies: ["LMDB"], swiftSettings: strict),
         .testTarget(name: "JournalTests", dependencies: ["Journal", "LMDB", "Workloads"], swiftSettings: strict),
-        .testTarget(name: "ProjectionsTests", dependencies: ["Projections", "Journal", "Workloads"], swiftSettings: strict),
+        .testTarget(name: "ProjectionsTests", dependencies: ["Projections", "CKernels", "Journal", "Workloads"], swiftSettings: strict),
         .testTarget(name: "EngineTests", dependencies: ["Engine", "Projections", "Journal", "Inference", "Workloads"], swiftSettings: strict),
         .testTarget(name: "InferenceTests", dependencies: ["Inference"], swiftSettings: strict),
         .testTarget(name: "ToolsTests", dependencies: ["Journal", "Workloads"], swiftSettings: strict),

@@ -3,6 +3,7 @@ import Journal
 import Testing
 import Workloads
 import Projections
+import CKernels
 
 @Suite struct AnalyzerTests {
     /// Examples from Porter's paper and its reference vocabulary.
@@ -92,6 +93,49 @@ import Projections
             } catch {
                 #expect("\(error)".contains(needle), "\(error)")
             }
+        }
+    }
+}
+
+@Suite struct DenseSearchTests {
+    /// The C kernel (POPCNT or portable, chosen at run time) counts exactly what Swift counts.
+    @Test func hammingKernelMatchesReference() {
+        var rng = SplitMix64(seed: 9)
+        let w = 6, n = 2000
+        let codes = (0..<(n * w)).map { _ in rng.next() }
+        let q = (0..<w).map { _ in rng.next() }
+        let skip = (0..<n).map { UInt8($0 % 17 == 0 ? 1 : 0) }
+        var out = [UInt16](repeating: 0, count: n)
+        psm_hamming(codes, q, w, n, skip, &out)
+        for i in 0..<n {
+            let expected = skip[i] != 0 ? UInt16.max : UInt16((0..<w).map { (codes[i * w + $0] ^ q[$0]).nonzeroBitCount }.reduce(0, +))
+            #expect(out[i] == expected, "code \(i)")
+        }
+    }
+
+    /// With more vectors than the shortlist, a stored vector queried with a little noise is still found first.
+    @Test func shortlistKeepsNearNeighbours() {
+        var rng = SplitMix64(seed: 4)
+        func unit() -> Float { Float(Double(rng.next() >> 11) / Double(1 << 53) * 2 - 1) }
+        let d = 384, n = 6000
+        var raw: [[Float]] = []
+        var vectors: [Int8] = [], scales: [Float] = []
+        for _ in 0..<n {
+            let v = (0..<d).map { _ in unit() }
+            raw.append(v)
+            let q = QuantizedVector(normalizing: v)
+            vectors += q.values
+            scales.append(q.scale)
+        }
+        let codes = DenseSearch.codes(vectors, dimension: d)
+        #expect(DenseSearch.shortlist(50, n) < n)
+        for target in stride(from: 0, to: n, by: 301) {
+            let query = QuantizedVector(normalizing: raw[target].map { $0 + 0.3 * unit() })
+            let top = DenseSearch.top(query, vectors: vectors, scales: scales, codes: codes, perList: 10)
+            #expect(top.first?.slot == UInt32(target), "vector \(target) not found first")
+            #expect(top.count == 10)
+            let again = DenseSearch.top(query, vectors: vectors, scales: scales, codes: codes, perList: 10)
+            #expect(top.map(\.slot) == again.map(\.slot) && top.map(\.score) == again.map(\.score))
         }
     }
 }

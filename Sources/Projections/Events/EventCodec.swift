@@ -24,41 +24,106 @@ public enum ProjectionError: Error, Sendable, Equatable, CustomStringConvertible
     }
 }
 
-/// Decoded payload fields with typed, strict accessors: a required field that is missing, a field of
-/// the wrong wire type, a default written explicitly or a field the event type does not define is an error.
+/// A strict cursor over a canonical payload. Accessors are called in ascending field order (the order
+/// fields are encoded in) and each consumes its field if it is next; a required field that is missing,
+/// a field of the wrong wire type, a non-repeated field that repeats, a default written explicitly,
+/// non-canonical bytes, or a field the caller never asked for (found by ``finish()``) is an error.
+/// Nothing is materialized but the values asked for.
 struct Fields {
-    private var map: [UInt32: [PayloadValue]] = [:]
-    private var used = Set<UInt32>()
+    private let bytes: [UInt8]
+    private var i = 0
+    /// The next field's number and wire type, and where its value starts (nil at the end).
+    private var next: (field: UInt32, wire: UInt8, value: Int)?
+    private var lastField: UInt32 = 0
     let what: String
 
     init(_ payload: [UInt8], _ what: String) throws(ProjectionError) {
+        bytes = payload
         self.what = what
-        do {
-            for (f, v) in try PayloadReader.fields(payload) { map[f, default: []].append(v) }
-        } catch {
-            throw .malformed("\(what): \(error)")
-        }
+        try advance()
     }
 
     private func fail(_ f: UInt32, _ m: String) -> ProjectionError { .malformed("\(what) field \(f): \(m)") }
 
-    private mutating func one(_ f: UInt32) throws(ProjectionError) -> PayloadValue? {
-        used.insert(f)
-        guard let vs = map[f] else { return nil }
-        guard vs.count == 1 else { throw fail(f, "repeated \(vs.count) times") }
-        return vs[0]
+    private mutating func varint() throws(ProjectionError) -> UInt64 {
+        let start = i
+        var result: UInt64 = 0
+        var shift: UInt64 = 0
+        while true {
+            guard i < bytes.count else { throw .malformed("\(what): non-canonical payload, varint at byte \(start) runs past the end") }
+            let b = bytes[i]
+            i += 1
+            guard shift < 64, !(shift == 63 && b > 1) else { throw .malformed("\(what): non-canonical payload, varint at byte \(start) overflows 64 bits") }
+            result |= UInt64(b & 0x7F) << shift
+            if b & 0x80 == 0 {
+                if b == 0 && i - start > 1 { throw .malformed("\(what): non-canonical payload, varint at byte \(start) not in shortest form") }
+                return result
+            }
+            shift += 7
+        }
+    }
+
+    /// Reads the next key (after the previous value was consumed or skipped).
+    private mutating func advance() throws(ProjectionError) {
+        guard i < bytes.count else {
+            next = nil
+            return
+        }
+        let at = i
+        let key = try varint()
+        let field = key >> 3, wire = UInt8(key & 7)
+        guard field >= 1, field < (1 << 29) else { throw .malformed("\(what): field number \(field) at byte \(at)") }
+        guard UInt32(field) >= lastField else { throw .malformed("\(what): field \(field) after field \(lastField) (must ascend)") }
+        guard wire <= 2 else { throw .malformed("\(what): unknown wire type \(wire) at byte \(at)") }
+        if let n = next, n.field == UInt32(field), n.wire != wire { throw fail(UInt32(field), "repeated with another wire type") }
+        lastField = UInt32(field)
+        next = (UInt32(field), wire, i)
+    }
+
+    private enum Raw { case varint(UInt64), fixed64(UInt64), bytes(Range<Int>) }
+
+    /// Consumes the next value (whatever its field).
+    private mutating func take() throws(ProjectionError) -> Raw {
+        let n = next!
+        let raw: Raw
+        switch n.wire {
+        case 0: raw = .varint(try varint())
+        case 1:
+            guard bytes.count - i >= 8 else { throw fail(n.field, "fixed64 runs past the end") }
+            var v: UInt64 = 0
+            for k in 0..<8 { v |= UInt64(bytes[i + k]) << (8 * UInt64(k)) }
+            i += 8
+            raw = .fixed64(v)
+        default:
+            let len = try varint()
+            guard len <= UInt64(bytes.count - i) else { throw fail(n.field, "length \(len) runs past the end") }
+            raw = .bytes(i..<(i + Int(len)))
+            i += Int(len)
+        }
+        try advance()
+        return raw
+    }
+
+    /// The single value of field `f`, or nil when absent.
+    private mutating func one(_ f: UInt32) throws(ProjectionError) -> Raw? {
+        guard let n = next, n.field <= f else { return nil }
+        guard n.field == f else { throw .malformed("\(what): unknown field \(n.field)") }
+        let raw = try take()
+        if let m = next, m.field == f { throw fail(f, "repeated") }
+        return raw
     }
 
     mutating func bytes(_ f: UInt32) throws(ProjectionError) -> [UInt8]? {
         guard let v = try one(f) else { return nil }
-        guard case .bytes(let b) = v else { throw fail(f, "expected bytes") }
-        return b
+        guard case .bytes(let r) = v else { throw fail(f, "expected bytes") }
+        return Array(bytes[r])
     }
     mutating func string(_ f: UInt32, maxBytes: Int = 1 << 20) throws(ProjectionError) -> String {
-        guard let b = try bytes(f) else { return "" }
-        guard !b.isEmpty else { throw fail(f, "an empty string must be omitted") }
-        guard b.count <= maxBytes else { throw fail(f, "\(b.count) bytes exceeds \(maxBytes)") }
-        guard let s = String(validating: b, as: UTF8.self) else { throw fail(f, "not UTF-8") }
+        guard let v = try one(f) else { return "" }
+        guard case .bytes(let r) = v else { throw fail(f, "expected bytes") }
+        guard !r.isEmpty else { throw fail(f, "an empty string must be omitted") }
+        guard r.count <= maxBytes else { throw fail(f, "\(r.count) bytes exceeds \(maxBytes)") }
+        guard let s = String(validating: bytes[r], as: UTF8.self) else { throw fail(f, "not UTF-8") }
         return s
     }
     mutating func requiredString(_ f: UInt32, maxBytes: Int = 1 << 20) throws(ProjectionError) -> String {
@@ -66,10 +131,19 @@ struct Fields {
         guard !s.isEmpty else { throw fail(f, "required") }
         return s
     }
+    private func id(_ r: Range<Int>, _ f: UInt32) throws(ProjectionError) -> ID128 {
+        guard r.count == 16 else { throw fail(f, "an id is 16 bytes, got \(r.count)") }
+        var hi: UInt64 = 0, lo: UInt64 = 0
+        for k in 0..<8 {
+            hi = hi << 8 | UInt64(bytes[r.lowerBound + k])
+            lo = lo << 8 | UInt64(bytes[r.lowerBound + 8 + k])
+        }
+        return ID128(high: hi, low: lo)
+    }
     mutating func id(_ f: UInt32) throws(ProjectionError) -> ID128 {
-        guard let b = try bytes(f) else { return .zero }
-        guard b.count == 16 else { throw fail(f, "an id is 16 bytes, got \(b.count)") }
-        let id = ID128(bytes: b)
+        guard let v = try one(f) else { return .zero }
+        guard case .bytes(let r) = v else { throw fail(f, "expected bytes") }
+        let id = try id(r, f)
         guard !id.isZero else { throw fail(f, "a zero id must be omitted") }
         return id
     }
@@ -87,9 +161,12 @@ struct Fields {
         guard case .varint(let x) = v else { throw fail(f, "expected a varint") }
         return x
     }
+    mutating func int(_ f: UInt32) throws(ProjectionError) -> Int64 {
+        let v = try uint(f)
+        return Int64(bitPattern: v >> 1) ^ -Int64(bitPattern: v & 1)
+    }
     mutating func fixed(_ f: UInt32, in range: ClosedRange<Int64> = 0...Fixed.scale) throws(ProjectionError) -> Fixed {
-        guard let v = try one(f) else { throw fail(f, "required") }
-        guard let x = v.zigzag else { throw fail(f, "expected a signed varint") }
+        let x = try int(f)
         guard range.contains(x) else { throw fail(f, "fixed-point \(x) outside \(range)") }
         return Fixed(raw: x)
     }
@@ -98,12 +175,39 @@ struct Fields {
         guard x <= 1 else { throw fail(f, "bool \(x)") }
         return x == 1
     }
-    mutating func repeated(_ f: UInt32) -> [PayloadValue] {
-        used.insert(f)
-        return map[f] ?? []
+    /// Every value of a repeated field, in order.
+    mutating func repeated(_ f: UInt32) throws(ProjectionError) -> [PayloadValue] {
+        var out: [PayloadValue] = []
+        while let n = next, n.field <= f {
+            guard n.field == f else { throw .malformed("\(what): unknown field \(n.field)") }
+            switch try take() {
+            case .varint(let v): out.append(.varint(v))
+            case .fixed64(let v): out.append(.fixed64(v))
+            case .bytes(let r): out.append(.bytes(Array(bytes[r])))
+            }
+        }
+        return out
+    }
+    mutating func ids(_ f: UInt32) throws(ProjectionError) -> [ID128] {
+        var out: [ID128] = []
+        while let n = next, n.field <= f {
+            guard n.field == f else { throw .malformed("\(what): unknown field \(n.field)") }
+            guard case .bytes(let r) = try take() else { throw fail(f, "not an id") }
+            out.append(try id(r, f))
+        }
+        return out
+    }
+    mutating func strings(_ f: UInt32) throws(ProjectionError) -> [String] {
+        var out: [String] = []
+        while let n = next, n.field <= f {
+            guard n.field == f else { throw .malformed("\(what): unknown field \(n.field)") }
+            guard case .bytes(let r) = try take(), let s = String(validating: bytes[r], as: UTF8.self) else { throw fail(f, "not a UTF-8 string") }
+            out.append(s)
+        }
+        return out
     }
     func finish() throws(ProjectionError) {
-        if let extra = map.keys.filter({ !used.contains($0) }).min() { throw .malformed("\(what): unknown field \(extra)") }
+        if let n = next { throw .malformed("\(what): unknown field \(n.field)") }
     }
 }
 
@@ -200,7 +304,7 @@ extension MemoryEvent {
             let role = try f.string(4, maxBytes: 255), source = try f.string(5, maxBytes: 1024)
             var metadata: [String: String] = [:]
             var lastKey: [UInt8]? = nil
-            let entries = f.repeated(6)
+            let entries = try f.repeated(6)
             guard entries.count <= 64 else { throw .malformed("observation has \(entries.count) metadata entries (at most 64)") }
             for entry in entries {
                 guard case .bytes(let b) = entry else { throw .malformed("observation metadata entry is not bytes") }
@@ -266,7 +370,7 @@ extension MemoryEvent {
             let memory = try f.requiredID(3), text = try f.requiredString(4, maxBytes: maxTextBytes)
             let mt = try memoryType(5)
             let confidence = try f.fixed(6), strength = try f.fixed(7), st = try stability(8)
-            let raw = f.repeated(9)
+            let raw = try f.repeated(9)
             guard (1...maxItems).contains(raw.count) else { throw .malformed("consolidated has \(raw.count) sources (1...\(maxItems))") }
             var sources: [ID128] = []
             for v in raw {
@@ -285,7 +389,7 @@ extension MemoryEvent {
         case .recalled:
             let d = try decision()
             let request = try f.requiredID(3)
-            let raw = f.repeated(4)
+            let raw = try f.repeated(4)
             guard raw.count <= maxItems else { throw .malformed("recalled has \(raw.count) items (at most \(maxItems))") }
             var items: [Recalled.Item] = []
             for v in raw {

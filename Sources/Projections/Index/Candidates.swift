@@ -1,3 +1,4 @@
+import CKernels
 import Dispatch
 import Journal
 
@@ -142,18 +143,22 @@ extension UserReader {
             }
             for (slot, s) in scores { lexical.offer(s, slot) }
         }
-        var dense = TopK(q.perList)
+        var dense: [(score: Double, slot: UInt32)] = []
         if let qv = q.vector, Int(u.dimension) == qv.values.count {
+            let d = qv.values.count, n = Int(u.nextSlot)
+            var vectors = [Int8](repeating: 0, count: n * d), scales = [Float](repeating: 0, count: n)
             try kv.scan(.vectors, prefix: Keys.user(user)) { k, v in
                 let mv = try QuantizedVector(encoded: v)
-                let d = qv.values.withUnsafeBufferPointer { a in
-                    mv.values.withUnsafeBufferPointer { b in Scoring.dot(a.baseAddress!, b.baseAddress!, a.count) }
-                }
-                dense.offer(Double(d) * Double(qv.scale) * Double(mv.scale), k.be(16, UInt32.self))
+                let slot = Int(k.be(16, UInt32.self))
+                guard slot < n, mv.values.count == d else { throw ProjectionError.corrupt("vector of slot \(slot) of user \(name)") }
+                vectors.replaceSubrange((slot * d)..<((slot + 1) * d), with: mv.values)
+                scales[slot] = mv.scale
                 return true
             }
+            let codes = DenseSearch.codes(vectors, dimension: d)
+            dense = DenseSearch.top(qv, vectors: vectors, scales: scales, codes: codes, perList: q.perList)
         }
-        return try Scoring.fuse(lexical: lexical.sorted, dense: dense.sorted, at: q.at) { slot in
+        return try Scoring.fuse(lexical: lexical.sorted, dense: dense, at: q.at) { slot in
             guard let idb = try kv.get(.slots, Keys.slot(user, slot)), let m = try memoryRecord(ID128(bytes: idb)) else {
                 throw ProjectionError.corrupt("slot \(slot) of user \(name) names no memory")
             }
@@ -170,6 +175,8 @@ final class UserIndex: @unchecked Sendable {
     var dimension = 0
     var vectors: [Int8] = []
     var scales: [Float] = []
+    /// Sign bits of each vector, ``DenseSearch/words(_:)`` words per slot.
+    var codes: [UInt64] = []
     var postings: [String: [(slot: UInt32, tf: UInt16, length: UInt16)]] = [:]
     var documents: UInt64 = 0
     var totalLength: UInt64 = 0
@@ -199,6 +206,7 @@ final class UserIndex: @unchecked Sendable {
             x.vectors.replaceSubrange((slot * x.dimension)..<((slot + 1) * x.dimension), with: q.values)
             return true
         }
+        x.codes = DenseSearch.codes(x.vectors, dimension: x.dimension)
         try kv.scan(.postings, prefix: Keys.user(user)) { k, v in
             let term = String(decoding: k[16..<(k.count - 5)], as: UTF8.self)
             x.postings[term, default: []].append((k.be(k.count - 4, UInt32.self), UInt16(v[0]) | UInt16(v[1]) << 8, UInt16(v[2]) | UInt16(v[3]) << 8))
@@ -212,68 +220,126 @@ final class UserIndex: @unchecked Sendable {
         memories.append(memory)
         if let v = vector, dimension == 0 { dimension = v.values.count; vectors = Array(repeating: 0, count: memories.count * dimension - dimension) }
         scales.append(vector?.scale ?? 0)
-        if dimension > 0 { vectors.append(contentsOf: vector?.values ?? Array(repeating: 0, count: dimension)) }
+        if dimension > 0 {
+            if vector != nil && codes.isEmpty && memories.count > 1 { codes = DenseSearch.codes(vectors, dimension: dimension) }
+            let values = vector?.values ?? Array(repeating: 0, count: dimension)
+            vectors.append(contentsOf: values)
+            codes.append(contentsOf: DenseSearch.codes(values, dimension: dimension))
+        }
         for t in terms { postings[t.term, default: []].append((slot, t.tf, length)) }
         documents += 1
         totalLength += UInt64(length)
     }
 
     /// The same lists as ``UserReader/candidates(_:name:)`` builds from the store.
+    /// The same lists as ``UserReader/candidates(_:name:)`` builds from the store. Above 20k memories
+    /// the lexical and dense lists are computed on two threads; each is a pure function of the index
+    /// and the query, so the split never changes the answer.
     func lists(_ q: CandidateQuery) -> (lexical: [(score: Double, slot: UInt32)], dense: [(score: Double, slot: UInt32)]) {
+        if memories.count < 20_000 { return (lexicalList(q), denseList(q)) }
+        let box = ListBox()
+        DispatchQueue.concurrentPerform(iterations: 2) { i in
+            if i == 0 { box.lexical = self.lexicalList(q) } else { box.dense = self.denseList(q) }
+        }
+        return (box.lexical, box.dense)
+    }
+
+    private func denseList(_ q: CandidateQuery) -> [(score: Double, slot: UInt32)] {
+        guard let qv = q.vector, qv.values.count == dimension, dimension > 0 else { return [] }
+        return DenseSearch.top(qv, vectors: vectors, scales: scales, codes: codes, perList: q.perList)
+    }
+
+    private func lexicalList(_ q: CandidateQuery) -> [(score: Double, slot: UInt32)] {
         let (terms, _) = Fold.termCounts(q.text)
         var lexical = TopK(q.perList)
         if documents > 0 && !terms.isEmpty {
             let avg = Double(totalLength) / Double(documents)
-            var scores: [UInt32: Double] = [:]
+            // Scores in a dense array (zero = untouched); the same additions in the same order as the store path.
+            var scores = [Double](repeating: 0, count: memories.count)
+            var touched: [UInt32] = []
             for t in terms {
                 guard let list = postings[t.term] else { continue }
                 let idf = Scoring.idf(documents: documents, frequency: list.count)
-                for p in list { scores[p.slot, default: 0] += Scoring.bm25(tf: p.tf, length: p.length, averageLength: avg, idf: idf) }
+                for p in list {
+                    let i = Int(p.slot)
+                    if scores[i] == 0 { touched.append(p.slot) }
+                    scores[i] += Scoring.bm25(tf: p.tf, length: p.length, averageLength: avg, idf: idf)
+                }
             }
-            for (slot, s) in scores { lexical.offer(s, slot) }
+            for slot in touched { lexical.offer(scores[Int(slot)], slot) }
         }
-        var dense = TopK(q.perList)
-        if let qv = q.vector, qv.values.count == dimension, dimension > 0 {
-            dense = denseTop(qv, q.perList)
-        }
-        return (lexical.sorted, dense.sorted)
+        return lexical.sorted
     }
 
-    /// Brute force over all vectors; split over two threads above 16k memories. Each score is exact
-    /// integer arithmetic and the selection order is total, so the split never changes the answer.
-    private func denseTop(_ qv: QuantizedVector, _ k: Int) -> TopK {
-        let n = memories.count, d = dimension
-        let parts = n >= 16_384 ? 2 : 1
-        var results = [TopK](repeating: TopK(k), count: parts)
-        qv.values.withUnsafeBufferPointer { qp in
-            vectors.withUnsafeBufferPointer { vp in
-                scales.withUnsafeBufferPointer { sp in
-                    results.withUnsafeMutableBufferPointer { rp in
-                        let shared = SharedPointers(q: qp.baseAddress!, v: vp.baseAddress!, s: sp.baseAddress!, r: rp.baseAddress!)
-                        let qs = Double(qv.scale)
-                        DispatchQueue.concurrentPerform(iterations: parts) { part in
-                            var top = TopK(k)
-                            let lo = n * part / parts, hi = n * (part + 1) / parts
-                            for slot in lo..<hi where shared.s[slot] != 0 {
-                                let dot = Scoring.dot(shared.q, shared.v + slot * d, d)
-                                top.offer(Double(dot) * qs * Double(shared.s[slot]), UInt32(slot))
-                            }
-                            shared.r[part] = top
-                        }
+}
+
+/// Dense candidates in two exact, deterministic stages (SPEC.md §11.4): the Hamming distance between
+/// the sign bits of the query and of every vector picks a shortlist (the `shortlist(perList, n)`
+/// nearest, ties by lower slot), then the exact int8 dot product ranks the shortlist. The first stage
+/// reads 48 bytes per 384-dimension vector instead of 384, which is what keeps 100k memories under the
+/// latency budget; the second makes the scores exact. Both the in-memory index and the store path call
+/// this one function, so they agree.
+public enum DenseSearch {
+    public static func words(_ dimension: Int) -> Int { (dimension + 63) / 64 }
+
+    /// How many vectors the first stage keeps.
+    public static func shortlist(_ perList: Int, _ n: Int) -> Int { min(n, max(1000, perList * 20)) }
+
+    /// Sign bits (value > 0) of consecutive vectors of `dimension` values.
+    public static func codes(_ vectors: [Int8], dimension d: Int) -> [UInt64] {
+        guard d > 0 else { return [] }
+        let n = vectors.count / d, w = words(d)
+        var out = [UInt64](repeating: 0, count: n * w)
+        for slot in 0..<n {
+            for i in 0..<d where vectors[slot * d + i] > 0 { out[slot * w + i / 64] |= 1 << UInt64(i % 64) }
+        }
+        return out
+    }
+
+    public static func top(_ qv: QuantizedVector, vectors: [Int8], scales: [Float], codes: [UInt64], perList: Int) -> [(score: Double, slot: UInt32)] {
+        let d = qv.values.count, w = words(d), n = scales.count
+        guard n > 0, d > 0 else { return [] }
+        let qcode = Self.codes(qv.values, dimension: d)
+        // Stage 1: Hamming distances, then the distance threshold that admits the shortlist.
+        var distance = [UInt16](repeating: UInt16.max, count: n)
+        let skip = scales.map { $0 == 0 ? UInt8(1) : 0 }
+        codes.withUnsafeBufferPointer { c in
+            qcode.withUnsafeBufferPointer { q in
+                psm_hamming(c.baseAddress!, q.baseAddress!, w, n, skip, &distance)
+            }
+        }
+        var histogram = [Int](repeating: 0, count: d + 2)
+        for h in distance where h != UInt16.max { histogram[Int(h)] += 1 }
+        let want = shortlist(perList, n)
+        var threshold = 0, admitted = 0
+        while threshold <= d && admitted + histogram[threshold] < want {
+            admitted += histogram[threshold]
+            threshold += 1
+        }
+        var atThreshold = want - admitted  // slots at exactly `threshold` still admitted, lowest first
+        // Stage 2: exact scores for the shortlist.
+        var top = TopK(perList)
+        let qs = Double(qv.scale)
+        qv.values.withUnsafeBufferPointer { q in
+            vectors.withUnsafeBufferPointer { v in
+                for slot in 0..<n {
+                    let h = Int(distance[slot])
+                    if h > threshold { continue }
+                    if h == threshold {
+                        guard atThreshold > 0 else { continue }
+                        atThreshold -= 1
                     }
+                    let dot = Scoring.dot(q.baseAddress!, v.baseAddress! + slot * d, d)
+                    top.offer(Double(dot) * qs * Double(scales[slot]), UInt32(slot))
                 }
             }
         }
-        var top = results[0]
-        for i in 1..<parts { top.merge(results[i]) }
-        return top
+        return top.sorted
     }
 }
 
-/// Pointers handed to the threads of one dense scan; each thread writes only its own result slot.
-private struct SharedPointers: @unchecked Sendable {
-    let q: UnsafePointer<Int8>
-    let v: UnsafePointer<Int8>
-    let s: UnsafePointer<Float>
-    let r: UnsafeMutablePointer<TopK>
+/// The two lists of one query, each written by its own thread.
+private final class ListBox: @unchecked Sendable {
+    var lexical: [(score: Double, slot: UInt32)] = []
+    var dense: [(score: Double, slot: UInt32)] = []
 }

@@ -231,7 +231,7 @@ public struct RecallRecord: Sendable, Equatable {
         var f = try Fields(b, "recall record")
         id = try f.requiredID(1); time = try f.int(2); query = try f.requiredString(3); k = UInt32(truncatingIfNeeded: try f.uint(4))
         answered = try f.bool(5)
-        for v in f.repeated(6) {
+        for v in try f.repeated(6) {
             guard case .bytes(let nb) = v else { throw .malformed("recall item") }
             var n = try Fields(nb, "recall item")
             items.append(.init(memory: try n.requiredID(1), weight: Fixed(raw: try n.int(2))))
@@ -241,25 +241,3 @@ public struct RecallRecord: Sendable, Equatable {
     }
 }
 
-extension Fields {
-    mutating func int(_ f: UInt32) throws(ProjectionError) -> Int64 {
-        guard let v = repeated(f).first, let x = v.zigzag else { throw .malformed("\(what) field \(f): a signed varint is required") }
-        return x
-    }
-    mutating func ids(_ f: UInt32) throws(ProjectionError) -> [ID128] {
-        var out: [ID128] = []
-        for v in repeated(f) {
-            guard case .bytes(let b) = v, b.count == 16 else { throw .malformed("\(what) field \(f): not a 16-byte id") }
-            out.append(ID128(bytes: b))
-        }
-        return out
-    }
-    mutating func strings(_ f: UInt32) throws(ProjectionError) -> [String] {
-        var out: [String] = []
-        for v in repeated(f) {
-            guard let s = v.string else { throw .malformed("\(what) field \(f): not a UTF-8 string") }
-            out.append(s)
-        }
-        return out
-    }
-}

@@ -9,7 +9,7 @@ struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Benchmarks, each measured against a peer in the same run.",
-        subcommands: [JournalBench.self, EncoderBench.self]
+        subcommands: [JournalBench.self, EncoderBench.self, ProjectionsBench.self]
     )
 }
 

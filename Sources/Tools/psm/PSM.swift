@@ -1,7 +1,9 @@
 import ArgumentParser
 import Foundation
 import Inference
+import Engine
 import Journal
+import Projections
 
 @main
 struct PSM: ParsableCommand {
@@ -15,7 +17,10 @@ struct PSM: ParsableCommand {
             Exit codes: 0 success; 1 a check failed (verify found a problem); 64 bad usage;
             65 bad data (a corrupt record or index); 74 an I/O or storage error.
             """,
-        subcommands: [DemoCommand.self, JournalCommand.self, VerifyCommand.self, ModelCommand.self, EmbedCommand.self, BenchCommand.self]
+        subcommands: [
+            DemoCommand.self, TiersCommand.self, MemoryCommand.self, HistoryCommand.self, ProvenanceCommand.self, RebuildCommand.self,
+            StateHashCommand.self, JournalCommand.self, VerifyCommand.self, ModelCommand.self, EmbedCommand.self, BenchCommand.self,
+        ]
     )
 }
 
@@ -70,6 +75,19 @@ enum CLIError: Error, CustomStringConvertible {
     static func from(_ error: any Error) -> CLIError {
         if let e = error as? CLIError { return e }
         if let e = error as? InferenceError { return .data(e.description) }
+        if let e = error as? EngineError {
+            switch e {
+            case .invalidArgument, .notFound: return .usage(e.description)
+            case .conflict: return .io(e.description)
+            }
+        }
+        if let e = error as? ProjectionError {
+            switch e {
+            case .invalidArgument, .notFound, .erased: return .usage(e.description)
+            case .malformed, .corrupt: return .data(e.description)
+            case .storage: return .io(e.description)
+            }
+        }
         if let e = error as? JournalError {
             switch e {
             case .corruptRecord, .corruptIndex, .payload: return .data(e.description)

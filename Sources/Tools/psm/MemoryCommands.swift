@@ -1,0 +1,425 @@
+import ArgumentParser
+import Engine
+import Foundation
+import Journal
+import Projections
+
+/// Whose memories a command reads: every memory read is scoped to one tenant and user.
+struct UserOptions: ParsableArguments {
+    @Option(help: ArgumentHelp("Tenant (default: $PSM_TENANT, else \"default\").", valueName: "TENANT")) var tenant: String?
+    @Option(help: ArgumentHelp("User id (1-200 bytes).", valueName: "USER")) var user: String
+
+    func ref() throws -> UserRef {
+        let t = tenant ?? ProcessInfo.processInfo.environment["PSM_TENANT"].flatMap { $0.isEmpty ? nil : $0 } ?? "default"
+        do { return try UserRef(tenant: t, user: user) } catch { throw CLIError.usage("--user \(user) / tenant \(t): \(error)") }
+    }
+}
+
+/// `--as-of` and `--at`, shared by the reads that can look into the past.
+struct TimeOptions: ParsableArguments {
+    @Option(
+        name: .customLong("as-of"),
+        help: ArgumentHelp("Answer as of a journal position (an integer) or an event time (ISO 8601, e.g. 2026-03-01T12:00:00Z).", valueName: "POS|TIME"))
+    var asOf: String?
+    @Option(help: ArgumentHelp("Event time to compute strengths for (ISO 8601; default: the user's last event time).", valueName: "TIME"))
+    var at: String?
+
+    func parsedAsOf() throws -> AsOf? {
+        guard let asOf else { return nil }
+        if let p = UInt64(asOf) {
+            guard p > 0 else { throw CLIError.usage("--as-of position must be at least 1, got 0") }
+            return .position(p)
+        }
+        return .time(try parseTime(asOf, option: "--as-of"))
+    }
+
+    func parsedAt() throws -> Int64? { try at.map { try parseTime($0, option: "--at") } }
+}
+
+/// Parses ISO 8601 (with or without fractional seconds) into µs since the epoch.
+func parseTime(_ s: String, option: String) throws -> Int64 {
+    let f = ISO8601DateFormatter()
+    f.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+    let plain = ISO8601DateFormatter()
+    guard let d = f.date(from: s) ?? plain.date(from: s) else {
+        throw CLIError.usage("\(option) \(s) is not an ISO 8601 time (e.g. 2026-03-01T12:00:00Z) or a position")
+    }
+    return Int64((d.timeIntervalSince1970 * 1_000_000).rounded())
+}
+
+func parseID(_ s: String, what: String = "memory id") throws -> ID128 {
+    let hex = s.replacingOccurrences(of: "-", with: "")
+    guard hex.count == 32, let id = ID128(hex: hex) else { throw CLIError.usage("\(what) \(s) is not 32 hexadecimal digits") }
+    return id
+}
+
+extension StoreOptions {
+    /// Opens an existing store's engine (journal and projections, caught up); no encoder.
+    func openEngine() throws -> Engine {
+        guard FileManager.default.fileExists(atPath: journalPath + "/data.mdb") else {
+            throw CLIError.usage("no store at \(storePath) (no journal/data.mdb); pass --store DIR or set PSM_STORE")
+        }
+        return try Engine(directory: storePath)
+    }
+}
+
+// MARK: - JSON shapes (documented in docs/cli.md)
+
+struct MemoryJSON: Encodable {
+    var id, tier, type, text: String
+    var strength, decay_per_day: Double
+    var strength_at: String
+    var stability_s: UInt64
+    var recall_count: UInt64
+    var last_recalled: String?
+    var emotional_weight, confidence: Double
+    var valid_from: String
+    var valid_to: String?
+    var superseded_by, supersedes, consolidated_into: String?
+    var sources, observations, source_ids, flags: [String]
+    var session, speaker: String
+    var created_at: String
+    var created_position, updated_position: UInt64
+    var reinforcements, weakenings, helped, irrelevant, corrected: UInt64
+    var archived_at: String?
+    var pruned: Bool
+
+    init(_ v: MemoryView) {
+        let m = v.record
+        func opt(_ id: ID128) -> String? { id.isZero ? nil : id.description }
+        func time(_ t: Int64) -> String? { t == 0 ? nil : isoTime(t) }
+        id = m.id.description; tier = m.tier.description; type = m.type.description; text = m.text
+        strength = (v.strength * 1e6).rounded() / 1e6; decay_per_day = (v.decayPerDay * 1e6).rounded() / 1e6; strength_at = isoTime(v.at)
+        stability_s = m.stability; recall_count = m.recallCount; last_recalled = time(m.lastRecalled)
+        emotional_weight = m.emotionalWeight.value; confidence = m.confidence.value
+        valid_from = isoTime(m.validFrom); valid_to = time(m.validTo)
+        superseded_by = opt(m.supersededBy); supersedes = opt(m.supersedes); consolidated_into = opt(m.consolidatedInto)
+        sources = m.sources.map(\.description); observations = m.observations.map(\.description); source_ids = m.sourceIDs; flags = m.flags
+        session = m.session; speaker = m.speaker; created_at = isoTime(m.createdAt)
+        created_position = m.createdPosition; updated_position = m.updatedPosition
+        reinforcements = m.reinforcements; weakenings = m.weakenings; helped = m.helped; irrelevant = m.irrelevant; corrected = m.corrected
+        archived_at = time(m.archivedAt); pruned = m.pruned
+    }
+}
+
+func printMemory(_ v: MemoryView, indent: String = "") {
+    let m = v.record
+    print("\(indent)memory      \(m.id)  [\(m.tier), \(m.type)]")
+    print("\(indent)text        \(m.text)")
+    print(indent + String(format: "strength    %.4f at %@ (decays %.2f%%/day, stability %.1f days)", v.strength, isoTime(v.at), v.decayPerDay * 100, Double(m.stability) / 86_400))
+    print(indent + String(format: "confidence  %.2f   emotional weight %.2f", m.confidence.value, m.emotionalWeight.value))
+    print("\(indent)recalled    \(m.recallCount) times\(m.lastRecalled == 0 ? "" : ", last \(isoTime(m.lastRecalled))");  feedback: \(m.helped) helped, \(m.irrelevant) irrelevant, \(m.corrected) corrected")
+    print("\(indent)valid       from \(isoTime(m.validFrom))\(m.validTo == 0 ? " (still valid)" : " to \(isoTime(m.validTo))")")
+    if !m.supersededBy.isZero { print("\(indent)superseded  by \(m.supersededBy)") }
+    if !m.supersedes.isZero { print("\(indent)supersedes  \(m.supersedes)") }
+    if !m.consolidatedInto.isZero { print("\(indent)consolidated into \(m.consolidatedInto)") }
+    if m.pruned { print("\(indent)pruned      at \(isoTime(m.archivedAt))") }
+    if !m.flags.isEmpty { print("\(indent)flags       \(m.flags.joined(separator: ", "))") }
+    print("\(indent)sources     \(m.sourceIDs.isEmpty ? "-" : m.sourceIDs.joined(separator: ", ")) (\(m.observations.count) observation\(m.observations.count == 1 ? "" : "s"))")
+}
+
+// MARK: - Commands
+
+struct MemoryCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "memory", abstract: "Read one memory.", subcommands: [Show.self])
+
+    struct Show: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Show a memory: tier, text, strength now, decay, recall count, validity, provenance summary.",
+            discussion: """
+                Strength is computed for --at (default: the user's last event time), never the wall clock.
+                With --as-of the memory is shown as it was at that journal position or event time.
+
+                Example:
+                  psm memory show 0f3c…e1 --user alice --as-of 2026-03-01T00:00:00Z --json
+                """)
+        @OptionGroup var store: StoreOptions
+        @OptionGroup var who: UserOptions
+        @OptionGroup var time: TimeOptions
+        @Argument(help: "Memory id (32 hex digits).") var id: String
+        @Flag(help: "Print JSON.") var json = false
+
+        func run() throws {
+            try guarded {
+                let engine = try store.openEngine()
+                defer { engine.close() }
+                let v = try engine.memory(try who.ref(), try parseID(id), asOf: try time.parsedAsOf(), at: try time.parsedAt())
+                if json { try printJSON(MemoryJSON(v)) } else { printMemory(v) }
+            }
+        }
+    }
+}
+
+struct HistoryCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "history",
+        abstract: "Every event that touched a memory, oldest first, with the decision's model and causation.",
+        discussion: """
+            Example:
+              psm history 0f3c…e1 --user alice
+            """)
+    @OptionGroup var store: StoreOptions
+    @OptionGroup var who: UserOptions
+    @Argument(help: "Memory id (32 hex digits).") var id: String
+    @Flag(help: "Print JSON.") var json = false
+
+    struct Entry: Encodable {
+        var position: UInt64
+        var time: String
+        var type: String
+        var event_id: String
+        var causation: String?
+        var model: String?
+        var input_digest: String?
+        var summary: String
+    }
+
+    func run() throws {
+        try guarded {
+            let engine = try store.openEngine()
+            defer { engine.close() }
+            let entries = try engine.history(try who.ref(), try parseID(id)).map { h in
+                let d = decision(h.event)
+                return Entry(
+                    position: h.position, time: isoTime(h.time), type: h.event.type.description, event_id: h.eventID.description,
+                    causation: h.causation.isZero ? nil : h.causation.description, model: d.map { hex($0.model) },
+                    input_digest: d.map { hex($0.inputDigest) }, summary: summary(h.event))
+            }
+            if json { try printJSON(entries); return }
+            for e in entries {
+                print("#\(e.position)  \(e.time)  \(e.type.padding(toLength: 14, withPad: " ", startingAt: 0))  \(e.summary)")
+                if let m = e.model { print("        model \(m.allSatisfy { $0 == "0" } ? "rule-baseline" : String(m.prefix(16)) + "…")  inputs \(e.input_digest!.prefix(16))…  cause \(e.causation ?? "-")") }
+            }
+        }
+    }
+}
+
+func hex(_ b: [UInt8]) -> String { b.map { String(format: "%02x", $0) }.joined() }
+
+func decision(_ e: MemoryEvent) -> MemoryEvent.Decision? {
+    switch e {
+    case .gated(let x): x.decision
+    case .encoded(let x): x.decision
+    case .reinforced(let x): x.decision
+    case .weakened(let x): x.decision
+    case .superseded(let x): x.decision
+    case .flagged(let x): x.decision
+    case .consolidated(let x): x.decision
+    case .archived(let x): x.decision
+    case .pruned(let x): x.decision
+    case .recalled(let x): x.decision
+    default: nil
+    }
+}
+
+func summary(_ e: MemoryEvent) -> String {
+    switch e {
+    case .observation(let o): "“\(o.text.prefix(60))”"
+    case .gated(let g): g.kept ? String(format: "kept in %@ as %@, strength %.2f, stability %.1f d", g.tier.description, g.type.description, g.strength.value, Double(g.stability) / 86_400) : "dropped"
+    case .encoded(let x): "moved to \(x.tier)"
+    case .reinforced(let x): String(format: "+%.2f strength, stability %.1f d", x.boost.value, Double(x.stability) / 86_400)
+    case .weakened(let x): String(format: "×%.2f strength, stability %.1f d", x.factor.value, Double(x.stability) / 86_400)
+    case .superseded(let x): "\(x.old) superseded by \(x.new)"
+    case .flagged(let x): "flagged \(x.reason)\(x.related.isZero ? "" : " with \(x.related)")"
+    case .consolidated(let x): "semantic memory from \(x.sources.count) sources: “\(x.text.prefix(50))”"
+    case .archived(let x): x.into.isZero ? "archived" : "archived into \(x.into)"
+    case .pruned(let x): String(format: "pruned at strength %.4f", x.strength.value)
+    case .recalled(let x): "surfaced \(x.items.count) memories for recall \(x.request)"
+    case .recallRequest(let r): "recall “\(r.query.prefix(50))” k=\(r.k)"
+    case .feedback(let f): "\(f.kind) for recall \(f.recall)"
+    case .sleepRequest: "sleep"
+    case .modelActivation(let m): "model \(m.name)"
+    case .erasureRequest: "erasure"
+    }
+}
+
+struct ProvenanceCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "provenance",
+        abstract: "Where a memory came from: its sources down to the observed turns and the app's source ids.",
+        discussion: """
+            Prints the tree memory → source memories → observations (with session, speaker, time and the
+            app's source id), and the memories derived from this one.
+
+            Example:
+              psm provenance 0f3c…e1 --user alice --json
+            """)
+    @OptionGroup var store: StoreOptions
+    @OptionGroup var who: UserOptions
+    @OptionGroup var time: TimeOptions
+    @Argument(help: "Memory id (32 hex digits).") var id: String
+    @Flag(help: "Print JSON.") var json = false
+
+    struct Node: Encodable {
+        var kind, id, text: String
+        var tier: String?
+        var source_id: String?
+        var session: String?
+        var speaker: String?
+        var time: String
+        var sources: [Node]
+        init(_ n: ProvenanceNode) {
+            kind = n.kind.rawValue; id = n.id.description; text = n.text; tier = n.tier?.description
+            source_id = n.sourceID.isEmpty ? nil : n.sourceID; session = n.session.isEmpty ? nil : n.session
+            speaker = n.speaker.isEmpty ? nil : n.speaker; time = isoTime(n.time); sources = n.children.map(Node.init)
+        }
+    }
+    struct Output: Encodable { var memory: Node; var observations: [String]; var source_ids: [String]; var derived: [String] }
+
+    func run() throws {
+        try guarded {
+            let engine = try store.openEngine()
+            defer { engine.close() }
+            let p = try engine.provenance(try who.ref(), try parseID(id), asOf: try time.parsedAsOf())
+            if json {
+                try printJSON(Output(memory: Node(p.root), observations: p.observations.map(\.description), source_ids: p.sourceIDs, derived: p.derived.map(\.description)))
+                return
+            }
+            func show(_ n: ProvenanceNode, _ depth: Int) {
+                let pad = String(repeating: "  ", count: depth)
+                let what = n.kind == .memory ? "memory \(n.id) [\(n.tier?.description ?? "?")]" : "observation \(n.id)"
+                let meta = [n.sourceID.isEmpty ? nil : "source \(n.sourceID)", n.session.isEmpty ? nil : "session \(n.session)", n.speaker.isEmpty ? nil : n.speaker, isoTime(n.time)]
+                    .compactMap { $0 }.joined(separator: ", ")
+                print("\(pad)\(what)  (\(meta))")
+                print("\(pad)  “\(n.text.prefix(100))”")
+                for c in n.children { show(c, depth + 1) }
+            }
+            show(p.root, 0)
+            print("app source ids: \(p.sourceIDs.isEmpty ? "-" : p.sourceIDs.joined(separator: ", "))")
+            if !p.derived.isEmpty { print("derived memories: \(p.derived.map(\.description).joined(separator: ", "))") }
+        }
+    }
+}
+
+struct TiersCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "tiers",
+        abstract: "A user's memories by tier: sensory buffer, working, episodic, semantic, archival.",
+        discussion: """
+            Example:
+              psm tiers --user alice --as-of 1200
+              psm tiers --user alice --at 2026-06-01T00:00:00Z --json
+            """)
+    @OptionGroup var store: StoreOptions
+    @OptionGroup var who: UserOptions
+    @OptionGroup var time: TimeOptions
+    @Option(help: "Memories to print per tier (1...100000).") var limit: Int = 20
+    @Flag(help: "Print JSON.") var json = false
+
+    func validate() throws {
+        guard (1...100_000).contains(limit) else { throw ValidationError("--limit must be 1...100000, got \(limit)") }
+    }
+
+    struct Output: Encodable {
+        var tenant, user: String
+        var events: UInt64
+        var last_position: UInt64
+        var sensory: [Observation]
+        var tiers: [String: [MemoryJSON]]
+        var counts: [String: Int]
+    }
+    struct Observation: Encodable { var id, text, time: String; var source_id: String? }
+
+    func run() throws {
+        try guarded {
+            let engine = try store.openEngine()
+            defer { engine.close() }
+            let ref = try who.ref()
+            let listing = try engine.tiers(ref, asOf: try time.parsedAsOf(), at: try time.parsedAt())
+            var counts = ["sensory": listing.sensory.count]
+            for t in Tier.allCases where t != .sensory { counts[t.description] = listing.memories[t]?.count ?? 0 }
+            if json {
+                var tiers: [String: [MemoryJSON]] = [:]
+                for t in Tier.allCases where t != .sensory { tiers[t.description] = (listing.memories[t] ?? []).prefix(limit).map(MemoryJSON.init) }
+                try printJSON(
+                    Output(
+                        tenant: ref.tenant, user: ref.user, events: listing.user.events, last_position: listing.user.lastPosition,
+                        sensory: listing.sensory.prefix(limit).map { Observation(id: $0.id.description, text: $0.text, time: isoTime($0.time), source_id: $0.sourceID.isEmpty ? nil : $0.sourceID) },
+                        tiers: tiers, counts: counts))
+                return
+            }
+            print("\(ref): \(listing.user.events) events, last position \(listing.user.lastPosition)")
+            print("sensory (\(listing.sensory.count) not yet gated)")
+            for o in listing.sensory.prefix(limit) { print("  \(o.id)  \(isoTime(o.time))  “\(o.text.prefix(70))”") }
+            for t in Tier.allCases where t != .sensory {
+                let ms = listing.memories[t] ?? []
+                print("\(t) (\(ms.count))")
+                for v in ms.prefix(limit) {
+                    print(String(format: "  %@  s=%.3f  %@%@", v.record.id.description, v.strength, v.record.isValid ? "" : "[superseded] ", String(v.record.text.prefix(70))))
+                }
+                if ms.count > limit { print("  … \(ms.count - limit) more (--limit)") }
+            }
+        }
+    }
+}
+
+struct RebuildCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "rebuild",
+        abstract: "Rebuild the projections from the journal and compare the state hash with the incremental one.",
+        discussion: """
+            Folds every journal event from empty into a new projection store beside the old one, swaps it
+            in by rename, and prints both state hashes. Equal hashes mean the incrementally maintained
+            projections were exactly what the journal implies. Exit code 1 if they differ.
+
+            Example:
+              psm rebuild --store ./psm-store --json
+            """)
+    @OptionGroup var store: StoreOptions
+    @Flag(help: "Print JSON.") var json = false
+
+    struct Output: Encodable {
+        var events_applied, events_skipped, anomalies: Int
+        var checkpoint: UInt64
+        var state_hash_before, state_hash_after: String
+        var equal: Bool
+        var seconds: Double
+        var events_per_s: Double
+    }
+
+    func run() throws {
+        try guarded {
+            let engine = try store.openEngine()
+            defer { engine.close() }
+            let start = Date()
+            let bar = Progress(label: "rebuild", total: try engine.journal.stats().lastPosition, enabled: !json)
+            let (before, r) = try engine.rebuild { done, _ in bar.update(done) }
+            bar.finish()
+            let secs = Date().timeIntervalSince(start)
+            let out = Output(
+                events_applied: r.applied, events_skipped: r.skipped, anomalies: r.anomalies, checkpoint: r.checkpoint, state_hash_before: hex(before),
+                state_hash_after: hex(r.stateHash), equal: before == r.stateHash, seconds: secs, events_per_s: Double(r.applied + r.skipped) / max(secs, 1e-9))
+            if json { try printJSON(out) } else {
+                print("folded \(r.applied) memory events (\(r.skipped) others skipped, \(r.anomalies) anomalies) to position \(r.checkpoint) in \(String(format: "%.2f", secs)) s")
+                print("state hash before  \(out.state_hash_before)")
+                print("state hash after   \(out.state_hash_after)  \(out.equal ? "(equal)" : "(DIFFERENT)")")
+            }
+            if !out.equal { throw ExitCode(1) }
+        }
+    }
+}
+
+struct StateHashCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "state-hash",
+        abstract: "The projections' canonical state hash (SPEC.md §11.6) after folding every journal event.",
+        discussion: """
+            Example:
+              psm state-hash --json
+            """)
+    @OptionGroup var store: StoreOptions
+    @Flag(help: "Print JSON.") var json = false
+
+    struct Output: Encodable { var state_hash: String; var checkpoint: UInt64; var anomalies: Int }
+
+    func run() throws {
+        try guarded {
+            let engine = try store.openEngine()
+            defer { engine.close() }
+            let h = try engine.stateHash()
+            let out = Output(state_hash: hex(h), checkpoint: try engine.projections.checkpoint(), anomalies: try engine.projections.anomalies(limit: 1_000_000).count)
+            if json { try printJSON(out) } else { print("\(out.state_hash)  (checkpoint \(out.checkpoint), \(out.anomalies) anomalies)") }
+        }
+    }
+}
