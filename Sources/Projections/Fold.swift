@@ -86,7 +86,7 @@ enum Fold {
         var counts: [String: Int] = [:]
         for t in all { counts[t, default: 0] += 1 }
         let terms = counts.map { (term: $0.key, tf: UInt16(min($0.value, Int(UInt16.max)))) }
-            .sorted { Array($0.term.utf8).lexicographicallyPrecedes(Array($1.term.utf8)) }
+            .sorted { $0.term.utf8.lexicographicallyPrecedes($1.term.utf8) }
         return (terms, UInt16(min(all.count, Int(UInt16.max))))
     }
 

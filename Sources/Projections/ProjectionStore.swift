@@ -349,7 +349,7 @@ extension ProjectionStore {
         let r: CatchUpReport
         let hash: [UInt8]
         do {
-            r = try store.catchUp(journal, pageSize: 16_384, progress: progress)
+            r = try store.catchUp(journal, pageSize: 2048, progress: progress)
             hash = try store.stateHash()
             store.close()
         } catch {

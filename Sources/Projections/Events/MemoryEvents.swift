@@ -123,11 +123,14 @@ public struct QuantizedVector: Hashable, Sendable {
 
     /// 4-byte little-endian IEEE scale followed by the int8 values.
     public var encoded: [UInt8] {
-        var out: [UInt8] = []
-        out.reserveCapacity(4 + values.count)
-        out.appendLE(scale.bitPattern)
-        for v in values { out.append(UInt8(bitPattern: v)) }
-        return out
+        [UInt8](unsafeUninitializedCapacity: 4 + values.count) { buf, count in
+            let bits = scale.bitPattern
+            for k in 0..<4 { buf[k] = UInt8(truncatingIfNeeded: bits >> (8 * UInt32(k))) }
+            values.withUnsafeBytes { v in
+                if !v.isEmpty { UnsafeMutableRawBufferPointer(start: buf.baseAddress! + 4, count: v.count).copyMemory(from: v) }
+            }
+            count = 4 + values.count
+        }
     }
 
     public init(encoded b: [UInt8]) throws(ProjectionError) {
@@ -137,7 +140,12 @@ public struct QuantizedVector: Hashable, Sendable {
         let s = Float(bitPattern: UInt32(b[0]) | UInt32(b[1]) << 8 | UInt32(b[2]) << 16 | UInt32(b[3]) << 24)
         guard s.isFinite, s > 0 else { throw .malformed("vector scale \(s) is not a positive finite number") }
         scale = s
-        values = b[4...].map { Int8(bitPattern: $0) }
+        values = [Int8](unsafeUninitializedCapacity: b.count - 4) { buf, count in
+            b.withUnsafeBytes { src in
+                if b.count > 4 { UnsafeMutableRawBufferPointer(buf).copyMemory(from: UnsafeRawBufferPointer(rebasing: src[4...])) }
+            }
+            count = b.count - 4
+        }
     }
 }
 
