@@ -65,7 +65,7 @@ let package = Package(
         .testTarget(name: "ProjectionsTests", dependencies: ["Projections", "CKernels", "Journal", "Workloads"], swiftSettings: strict),
         .testTarget(name: "EngineTests", dependencies: ["Engine", "Projections", "Journal", "Inference", "Workloads"], swiftSettings: strict),
         .testTarget(name: "InferenceTests", dependencies: ["Inference"], swiftSettings: strict),
-        .testTarget(name: "ToolsTests", dependencies: ["Journal", "Workloads"], swiftSettings: strict),
+        .testTarget(name: "ToolsTests", dependencies: ["Journal", "Workloads", "Engine", "Projections"], swiftSettings: strict),
     ],
     swiftLanguageModes: [.v6]
 )
