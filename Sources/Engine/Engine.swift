@@ -88,7 +88,8 @@ public final class Engine: @unchecked Sendable {
                 observation: obsID, position: original, kept: o?.status == .kept, memory: o.flatMap { $0.memory.isZero ? nil : $0.memory },
                 tier: nil, wasDuplicate: true)
         }
-        let vector = embed(observation.text)
+        // The vector, like the lexical index, sees who said it (SPEC.md §11.4).
+        let vector = embed(observation.speaker.isEmpty ? observation.text : observation.speaker + ": " + observation.text)
         return try await withRetries(user, at: time) { revision in
             let neighbours = try self.userExists(user)
                 ? try self.projections.candidates(user, CandidateQuery(text: observation.text, vector: vector, at: time, perList: 5)) : []
@@ -174,6 +175,22 @@ public final class Engine: @unchecked Sendable {
             return RecallResult(
                 recall: requestID, position: r.positions[0],
                 memories: try ranked.map { RecalledMemory(candidate: $0.0, weight: $0.1, provenance: try self.provenance(user, $0.0.memory)) },
+                candidatesConsidered: candidates.count)
+        }
+    }
+
+    /// What a recall would surface now, without journaling it (evaluation and previews; an app's
+    /// real recalls go through ``recall(_:query:k:at:session:id:)`` so the audit trail is complete).
+    public func peek(_ user: UserRef, query: String, k: Int, at time: Int64) throws -> RecallResult {
+        guard (1...MemoryEvent.maxItems).contains(k) else { throw EngineError.invalidArgument("k must be 1...\(MemoryEvent.maxItems), got \(k)") }
+        try projections.catchUp(journal)
+        let candidates = try projections.candidates(user, CandidateQuery(text: query, vector: embed(query), at: time, perList: max(50, k)))
+        let ranked = rank(candidates, query: query, at: time, k: k)
+        return try projections.read { kv in
+            let reader = UserReader(kv: kv, user: user.key)
+            return RecallResult(
+                recall: nil, position: nil,
+                memories: try ranked.map { RecalledMemory(candidate: $0.0, weight: $0.1, provenance: try reader.provenance($0.0.memory)) },
                 candidatesConsidered: candidates.count)
         }
     }

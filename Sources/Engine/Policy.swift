@@ -53,7 +53,7 @@ extension MemoryPolicy {
 ///
 /// - gate: drops turns with fewer than three content terms (small talk), keeps the rest in working
 ///   memory with neutral metadata, and marks a near-duplicate of an existing memory (cosine ≥ 0.95);
-/// - weigh: fused rank × (0.5 + 0.5 · strength now), halved for superseded memories;
+/// - weigh: the fused rank (reciprocal-rank fusion of BM25 and dense), halved for superseded memories;
 /// - feedback: helped reinforces (+0.2, stability ×2), irrelevant weakens (×0.8, stability ×0.8),
 ///   corrected weakens hard (×0.3, stability ÷4);
 /// - sleep: moves working memories to episodic and prunes non-semantic memories whose strength fell below 0.02.
@@ -71,7 +71,7 @@ public struct RuleBaseline: MemoryPolicy {
 
     public func weigh(_ candidates: [Candidate], query: String, at: Int64) -> [Fixed] {
         candidates.map { c in
-            var w = c.fused * 30 * (0.5 + 0.5 * c.view.strength)
+            var w = c.fused * 30
             if !c.view.record.isValid { w *= 0.5 }
             return Fixed(w)
         }

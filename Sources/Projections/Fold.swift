@@ -79,7 +79,7 @@ enum Keys {
 
 /// The fold: applies one memory event to the projection state (SPEC.md §11.5). Deterministic, and the
 /// only code that writes projections, whether incrementally, on rebuild or for an as-of read.
-enum Fold {
+public enum Fold {
     /// The analyzed terms of `text` with their frequencies (sorted by term) and the document length.
     static func termCounts(_ text: String) -> (terms: [(term: String, tf: UInt16)], length: UInt16) {
         let all = Analyzer.terms(text)
@@ -89,6 +89,10 @@ enum Fold {
             .sorted { $0.term.utf8.lexicographicallyPrecedes($1.term.utf8) }
         return (terms, UInt16(min(all.count, Int(UInt16.max))))
     }
+
+    /// What the lexical index sees of a memory: the speaker (when known) and the text, so questions
+    /// that name a person find what that person said.
+    public static func indexedText(_ m: MemoryRecord) -> String { m.speaker.isEmpty ? m.text : m.speaker + ": " + m.text }
 
     /// Applies `event`. `name` resolves the stream's name the first time a user is seen.
     /// Throws ``FoldAnomaly`` (having written nothing) when the event cannot be applied.
@@ -131,7 +135,7 @@ enum Fold {
                 try kv.put(.vectors, Keys.slot(u, m.slot), v.encoded)
             }
             try kv.put(.slots, Keys.slot(u, m.slot), m.id.bytes)
-            let (terms, length) = termCounts(m.text)
+            let (terms, length) = termCounts(indexedText(m))
             var value: [UInt8] = []
             for t in terms {
                 value.removeAll(keepingCapacity: true)

@@ -27,7 +27,7 @@ public enum Invariants {
         var bySlot: [UInt32: ID128] = [:]
         for (id, m) in memories {
             bySlot[m.slot] = id
-            length += UInt64(Fold.termCounts(m.text).length)
+            length += UInt64(Fold.termCounts(Fold.indexedText(m)).length)
             if m.tier == .sensory { problems.append("memory \(id) in the sensory tier") }
             if !(0...Fixed.scale).contains(m.anchorStrength.raw) { problems.append("memory \(id) strength \(m.anchorStrength)") }
             if !m.supersededBy.isZero {

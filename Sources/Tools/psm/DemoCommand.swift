@@ -79,19 +79,7 @@ struct DemoCommand: ParsableCommand {
         }
     }
 
-    /// Finds the encoder: --model, $PSM_MODEL, or an import of $PSM_MINILM_DIR cached in the store.
-    func encoderModel() throws -> ModelFile? {
-        if let path = model ?? ProcessInfo.processInfo.environment["PSM_MODEL"], !path.isEmpty { return try ModelFile(path: path) }
-        let cached = store.storePath + "/models/encoder.psm"
-        if FileManager.default.fileExists(atPath: cached) { return try ModelFile(path: cached) }
-        guard let dir = ProcessInfo.processInfo.environment["PSM_MINILM_DIR"], FileManager.default.fileExists(atPath: dir + "/model.safetensors") else {
-            return nil
-        }
-        try FileManager.default.createDirectory(atPath: store.storePath + "/models", withIntermediateDirectories: true)
-        let report = try ModelImporter(directory: dir).run(out: cached)
-        print("imported the encoder from \(dir): \(report.bytes) bytes, model id \(report.id.prefix(16))…")
-        return try ModelFile(path: cached)
-    }
+    func encoderModel() throws -> ModelFile? { try store.encoderModel(model) }
 
     /// Brute-force semantic search over the journal's observations with the real encoder. The memory
     /// engine (projections, the PSM's recall weighting) replaces this as issues 5-7 land.

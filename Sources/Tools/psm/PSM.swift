@@ -6,7 +6,7 @@ import Journal
 import Projections
 
 @main
-struct PSM: ParsableCommand {
+struct PSM: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "psm",
         abstract: "PSM, a memory engine for LLM agents: journal, projections and the Personal Small Model.",
@@ -19,7 +19,7 @@ struct PSM: ParsableCommand {
             """,
         subcommands: [
             DemoCommand.self, TiersCommand.self, MemoryCommand.self, HistoryCommand.self, ProvenanceCommand.self, RebuildCommand.self,
-            StateHashCommand.self, JournalCommand.self, VerifyCommand.self, ModelCommand.self, EmbedCommand.self, BenchCommand.self,
+            StateHashCommand.self, EvalCommand.self, JournalCommand.self, VerifyCommand.self, ModelCommand.self, EmbedCommand.self, BenchCommand.self,
         ]
     )
 }
@@ -36,6 +36,21 @@ struct StoreOptions: ParsableArguments {
     }
 
     var journalPath: String { storePath + "/journal" }
+
+    /// Finds the encoder: `explicit` (--model), $PSM_MODEL, the store's imported copy, or an import of
+    /// $PSM_MINILM_DIR into the store (printed). Nil when none is available.
+    func encoderModel(_ explicit: String?, quiet: Bool = false) throws -> ModelFile? {
+        if let path = explicit ?? ProcessInfo.processInfo.environment["PSM_MODEL"], !path.isEmpty { return try ModelFile(path: path) }
+        let cached = storePath + "/models/encoder.psm"
+        if FileManager.default.fileExists(atPath: cached) { return try ModelFile(path: cached) }
+        guard let dir = ProcessInfo.processInfo.environment["PSM_MINILM_DIR"], FileManager.default.fileExists(atPath: dir + "/model.safetensors") else {
+            return nil
+        }
+        try FileManager.default.createDirectory(atPath: storePath + "/models", withIntermediateDirectories: true)
+        let report = try ModelImporter(directory: dir).run(out: cached)
+        if !quiet { FileHandle.standardError.write(Data("imported the encoder from \(dir): \(report.bytes) bytes, model id \(report.id.prefix(16))…\n".utf8)) }
+        return try ModelFile(path: cached)
+    }
 
     /// Opens an existing store's journal; a missing store is an error, not a silent new store.
     func openJournal() throws -> Journal {

@@ -1,0 +1,241 @@
+import ArgumentParser
+import Engine
+import Foundation
+import Inference
+import Journal
+import Projections
+
+struct EvalCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "eval", abstract: "Evaluate recall on real conversations.", subcommands: [LoCoMo.self])
+
+    struct LoCoMo: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "locomo",
+            abstract: "Ingest LoCoMo conversations through the engine and score recall of the evidence turns.",
+            discussion: """
+                Each conversation becomes one user: every turn is an observation (speaker, session,
+                the session's date as event time plus one second per turn, `dia_id` as the app's source
+                id; a shared photo's caption is appended to the text), the user sleeps after each session,
+                and every question is asked after the last session (a read-only recall: questions do not
+                change the store). The ranking of a question is the app source ids reached through the
+                provenance of the recalled memories, best first, deduplicated.
+
+                Reports per category and overall (categories 1-4): R_all@k and R_any@k for k = 1, 5, 10, 20,
+                NDCG@10 and MRR; the fraction of turns in the active tiers, the fraction of evidence turns the
+                gate kept, and ingest and recall timing. `--store DIR` keeps the store for inspection.
+
+                Example:
+                  psm eval locomo ../shared/data/locomo-dev.json --json --rankings rankings.jsonl
+                """)
+        @Argument(help: "A LoCoMo JSON file (a list of conversations).") var file: String
+        @Option(help: ArgumentHelp("Keep the store it builds in DIR (must not exist).", valueName: "DIR")) var store: String?
+        @Option(help: ArgumentHelp("Encoder model file (default: $PSM_MODEL, else imported from $PSM_MINILM_DIR).", valueName: "FILE"))
+        var model: String?
+        @Option(help: ArgumentHelp("Write one ranking per question to FILE (JSON lines).", valueName: "FILE")) var rankings: String?
+        @Option(help: "Evaluate only the first N conversations.") var limit: Int?
+        @Option(help: "Memories recalled per question (50...1024).") var k: Int = 60
+        @Flag(help: "Print JSON.") var json = false
+
+        func validate() throws {
+            guard (50...1024).contains(k) else { throw ValidationError("--k must be 50...1024, got \(k)") }
+            if let limit, limit < 1 { throw ValidationError("--limit must be at least 1, got \(limit)") }
+        }
+
+        struct Turn { var speaker, id, text: String }
+        struct Session { var index: Int; var time: Int64; var turns: [Turn] }
+        struct Question { var id, text: String; var evidence: [String]; var category: Int }
+        struct Conversation { var sample: String; var sessions: [Session]; var questions: [Question] }
+
+        static func parse(_ path: String) throws -> [Conversation] {
+            let data: Data
+            do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch { throw CLIError.usage("cannot read \(path): \(error.localizedDescription)") }
+            guard let list = try? JSONSerialization.jsonObject(with: data) as? [[String: Any]] else {
+                throw CLIError.data("\(path) is not a JSON list of LoCoMo conversations")
+            }
+            let dateFormat = DateFormatter()
+            dateFormat.locale = Locale(identifier: "en_US_POSIX")
+            dateFormat.timeZone = TimeZone(identifier: "UTC")
+            dateFormat.dateFormat = "h:mm a 'on' d MMMM, yyyy"
+            return try list.enumerated().map { (ci, c) in
+                let sample = c["sample_id"] as? String ?? "conv-\(ci)"
+                guard let conv = c["conversation"] as? [String: Any] else { throw CLIError.data("conversation \(sample) has no `conversation` object") }
+                var sessions: [Session] = []
+                for key in conv.keys where key.hasPrefix("session_") && !key.hasSuffix("date_time") {
+                    guard let n = Int(key.dropFirst("session_".count)), let turns = conv[key] as? [[String: Any]] else { continue }
+                    guard let when = conv["\(key)_date_time"] as? String, let date = dateFormat.date(from: when) else {
+                        throw CLIError.data("conversation \(sample) \(key): no parseable session date (want e.g. \"1:56 pm on 8 May, 2023\")")
+                    }
+                    let parsed: [Turn] = turns.compactMap { t in
+                        guard let id = t["dia_id"] as? String, let text = t["text"] as? String else { return nil }
+                        var full = text
+                        if let caption = t["blip_caption"] as? String, !caption.isEmpty { full += " [shares a photo: \(caption)]" }
+                        return Turn(speaker: t["speaker"] as? String ?? "", id: id, text: full)
+                    }
+                    sessions.append(Session(index: n, time: Int64(date.timeIntervalSince1970) * 1_000_000, turns: parsed))
+                }
+                sessions.sort { $0.index < $1.index }
+                let qa = c["qa"] as? [[String: Any]] ?? []
+                let questions: [Question] = qa.enumerated().compactMap { (qi, q) in
+                    guard let text = q["question"] as? String, let category = q["category"] as? Int else { return nil }
+                    let evidence = (q["evidence"] as? [String] ?? []).flatMap { $0.split(whereSeparator: { $0 == ";" || $0 == " " || $0 == "," }) }
+                        .map(String.init).filter { !$0.isEmpty }
+                    return Question(id: "\(sample):\(qi)", text: text, evidence: evidence, category: category)
+                }
+                return Conversation(sample: sample, sessions: sessions, questions: questions)
+            }
+        }
+
+        struct Scores: Encodable {
+            var questions = 0
+            var r_all: [String: Double] = [:]
+            var r_any: [String: Double] = [:]
+            var ndcg_10 = 0.0
+            var mrr = 0.0
+
+            mutating func add(ranked: [String], evidence: Set<String>) {
+                questions += 1
+                for k in [1, 5, 10, 20] {
+                    let top = Set(ranked.prefix(k))
+                    r_all["\(k)", default: 0] += evidence.isSubset(of: top) ? 1 : 0
+                    r_any["\(k)", default: 0] += evidence.isDisjoint(with: top) ? 0 : 1
+                }
+                var dcg = 0.0, idcg = 0.0
+                for (i, id) in ranked.prefix(10).enumerated() where evidence.contains(id) { dcg += 1 / log2(Double(i) + 2) }
+                for i in 0..<min(evidence.count, 10) { idcg += 1 / log2(Double(i) + 2) }
+                ndcg_10 += idcg > 0 ? dcg / idcg : 0
+                if let r = ranked.firstIndex(where: evidence.contains) { mrr += 1 / Double(r + 1) }
+            }
+
+            func averaged() -> Scores {
+                guard questions > 0 else { return self }
+                var s = self
+                let n = Double(questions)
+                s.r_all = r_all.mapValues { ($0 / n * 1000).rounded() / 1000 }
+                s.r_any = r_any.mapValues { ($0 / n * 1000).rounded() / 1000 }
+                s.ndcg_10 = (ndcg_10 / n * 1000).rounded() / 1000
+                s.mrr = (mrr / n * 1000).rounded() / 1000
+                return s
+            }
+        }
+
+        struct Report: Encodable {
+            var conversations: Int
+            var turns: Int
+            var overall: Scores
+            var categories: [String: Scores]
+            var active_turn_fraction: Double
+            var evidence_kept_fraction: Double
+            var ingest_turns_per_s: Double
+            var recall_p50_ms: Double
+            var recall_p99_ms: Double
+            var model: String
+            var policy: String
+        }
+
+        func run() async throws {
+            do {
+                try await evaluate()
+            } catch let e as ExitCode {
+                throw e
+            } catch {
+                let cli = CLIError.from(error)
+                FileHandle.standardError.write(Data("psm: error: \(cli.description)\n".utf8))
+                throw ExitCode(cli.exitCode)
+            }
+        }
+
+        func evaluate() async throws {
+            var conversations = try Self.parse(file)
+            if let limit { conversations = Array(conversations.prefix(limit)) }
+            let dir = store ?? NSTemporaryDirectory() + "psm-eval-\(getpid())"
+            if store != nil, FileManager.default.fileExists(atPath: dir) { throw CLIError.usage("--store \(dir) already exists; give a new directory") }
+            defer { if store == nil { try? FileManager.default.removeItem(atPath: dir) } }
+            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+            let storeOptions = try StoreOptions.parse(["--store", dir])
+            guard let file = try storeOptions.encoderModel(model, quiet: json) else {
+                throw CLIError.usage("no encoder: pass --model FILE, set PSM_MODEL, or run scripts/setup.sh (PSM_MINILM_DIR)")
+            }
+            let engine = try Engine(directory: dir, encoder: try Encoder(model: file))
+            defer { engine.close() }
+            let totalTurns = conversations.reduce(0) { $0 + $1.sessions.reduce(0) { $0 + $1.turns.count } }
+            let bar = Progress(label: "ingest", total: UInt64(totalTurns), enabled: !json)
+            var done: UInt64 = 0
+            var ingestSeconds = 0.0
+            var overall = Scores(), categories: [Int: Scores] = [:]
+            var latencies: [Double] = []
+            var activeTurns = 0, evidenceTotal = 0, evidenceKept = 0
+            var out = rankings.map { _ in [String]() }
+            for c in conversations {
+                let user = try UserRef(tenant: "locomo", user: c.sample)
+                var kept: [String: Bool] = [:]
+                let start = Date()
+                var last: Int64 = 0
+                for s in c.sessions {
+                    var t = max(s.time, last + 1_000_000)
+                    for turn in s.turns {
+                        let r = try await engine.observe(
+                            user, .init(text: turn.text, session: "session_\(s.index)", speaker: turn.speaker, role: "user", sourceID: turn.id), at: t)
+                        kept[turn.id] = r.kept
+                        last = t
+                        t += 1_000_000
+                        done += 1
+                        bar.update(done)
+                    }
+                    _ = try await engine.sleep(user, at: last + 1_000_000)
+                    last += 1_000_000
+                }
+                ingestSeconds += Date().timeIntervalSince(start)
+                let listing = try engine.tiers(user)
+                for t in [Tier.working, .episodic, .semantic] {
+                    for m in listing.memories[t] ?? [] { activeTurns += m.record.sourceIDs.count }
+                }
+                let askAt = last + 86_400_000_000
+                for q in c.questions {
+                    let evidence = Set(q.evidence)
+                    evidenceTotal += evidence.count
+                    evidenceKept += evidence.filter { kept[$0] == true }.count
+                    let t0 = DispatchTime.now().uptimeNanoseconds
+                    let r = try engine.peek(user, query: q.text, k: k, at: askAt)
+                    latencies.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e6)
+                    var ranked: [String] = [], seen = Set<String>()
+                    for m in r.memories {
+                        for id in m.provenance?.sourceIDs ?? m.candidate.view.record.sourceIDs where seen.insert(id).inserted { ranked.append(id) }
+                    }
+                    if let _ = rankings {
+                        let line = try JSONSerialization.data(withJSONObject: ["qa_id": q.id, "ranked": ranked], options: [.sortedKeys])
+                        out?.append(String(decoding: line, as: UTF8.self))
+                    }
+                    guard !evidence.isEmpty else { continue }
+                    categories[q.category, default: Scores()].add(ranked: ranked, evidence: evidence)
+                    if (1...4).contains(q.category) { overall.add(ranked: ranked, evidence: evidence) }
+                }
+            }
+            bar.finish()
+            if let rankings, let out { try (out.joined(separator: "\n") + "\n").write(toFile: rankings, atomically: true, encoding: .utf8) }
+            latencies.sort()
+            let report = Report(
+                conversations: conversations.count, turns: totalTurns, overall: overall.averaged(),
+                categories: Dictionary(uniqueKeysWithValues: categories.map { ("\($0.key)", $0.value.averaged()) }),
+                active_turn_fraction: Double(activeTurns) / Double(max(1, totalTurns)),
+                evidence_kept_fraction: Double(evidenceKept) / Double(max(1, evidenceTotal)),
+                ingest_turns_per_s: Double(totalTurns) / max(ingestSeconds, 1e-9),
+                recall_p50_ms: latencies.isEmpty ? 0 : latencies[latencies.count / 2],
+                recall_p99_ms: latencies.isEmpty ? 0 : latencies[min(latencies.count - 1, latencies.count * 99 / 100)],
+                model: file.id, policy: engine.policy.modelID.allSatisfy { $0 == 0 } ? "rule-baseline" : hex(engine.policy.modelID))
+            if json { try printJSON(report); return }
+            print("\(report.conversations) conversations, \(report.turns) turns; policy \(report.policy), encoder \(file.id.prefix(12))…")
+            func line(_ name: String, _ s: Scores) {
+                print(
+                    String(
+                        format: "%-10@ n=%4d  R_all@1/5/10/20 %.3f %.3f %.3f %.3f  R_any@1/5/10/20 %.3f %.3f %.3f %.3f  NDCG@10 %.3f  MRR %.3f", name as NSString,
+                        s.questions, s.r_all["1"] ?? 0, s.r_all["5"] ?? 0, s.r_all["10"] ?? 0, s.r_all["20"] ?? 0, s.r_any["1"] ?? 0, s.r_any["5"] ?? 0,
+                        s.r_any["10"] ?? 0, s.r_any["20"] ?? 0, s.ndcg_10, s.mrr))
+            }
+            line("overall", report.overall)
+            for (k, s) in report.categories.sorted(by: { $0.key < $1.key }) { line("category " + k, s) }
+            print(String(format: "turns in active tiers %.3f, evidence turns kept %.3f", report.active_turn_fraction, report.evidence_kept_fraction))
+            print(String(format: "ingest %.1f turns/s, recall p50 %.1f ms, p99 %.1f ms", report.ingest_turns_per_s, report.recall_p50_ms, report.recall_p99_ms))
+        }
+    }
+}
