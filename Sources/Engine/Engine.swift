@@ -29,6 +29,8 @@ public final class Engine: @unchecked Sendable {
     public let journal: Journal
     public let encoder: Encoder?
     public let policy: any MemoryPolicy
+    /// Makes every decision (shared with the replayer).
+    public let decider: Decider
     private let projectionsLock = NSLock()
     private var _projections: ProjectionStore
 
@@ -47,6 +49,7 @@ public final class Engine: @unchecked Sendable {
         self.directory = directory
         self.encoder = encoder
         self.policy = policy
+        decider = Decider(policy: policy, encoder: encoder)
         journal = try Journal(directory: directory + "/journal")
         do {
             _projections = try ProjectionStore(directory: directory + "/projections")
@@ -88,31 +91,10 @@ public final class Engine: @unchecked Sendable {
                 observation: obsID, position: original, kept: o?.status == .kept, memory: o.flatMap { $0.memory.isZero ? nil : $0.memory },
                 tier: nil, wasDuplicate: true)
         }
-        // The vector, like the lexical index, sees who said it (SPEC.md §11.4).
-        let vector = embed(observation.speaker.isEmpty ? observation.text : observation.speaker + ": " + observation.text)
+        let vector = decider.embed(Decider.embeddedText(observation))
         return try await withRetries(user, at: time) { revision in
-            let neighbours = try self.userExists(user)
-                ? try self.projections.candidates(user, CandidateQuery(text: observation.text, vector: vector, at: time, perList: 5)) : []
-            let g = self.policy.gate(GateInput(text: observation.text, session: observation.session, speaker: observation.speaker, vector: vector, neighbours: neighbours))
-            let memory = ID128.derived(domain: "psm.memory.v1", obsID.bytes)
-            let digest = self.policy.digest { w in
-                w.string(1, observation.text)
-                if !observation.session.isEmpty { w.string(2, observation.session) }
-                if let v = vector { w.bytes(3, v.encoded) }
-                for n in neighbours { w.id(4, n.memory) }
-            }
-            let gated = MemoryEvent.gated(
-                .init(
-                    decision: .init(model: self.policy.modelID, inputDigest: digest), observation: obsID, kept: g.kept, memory: g.kept ? memory : .zero,
-                    tier: g.tier, type: g.type, emotionalWeight: g.emotionalWeight, confidence: g.confidence, strength: g.strength,
-                    stability: g.stability, vector: g.kept ? vector : nil, scores: g.scores))
-            let events = [
-                command,
-                EventData(
-                    id: ID128.derived(domain: "psm.decision.v1", obsID.bytes), type: MemoryEventType.gated.rawValue, time: time, causation: obsID,
-                    payload: gated.payload()),
-            ]
-            let r = try await self.journal.append(AppendRequest(stream: user.stream, expected: revision, events: events))
+            let (decisions, g, memory) = try self.decider.observe(user, observation, id: obsID, at: time, state: self.projections, vector: vector)
+            let r = try await self.journal.append(AppendRequest(stream: user.stream, expected: revision, events: [command] + decisions))
             return ObserveResult(
                 observation: obsID, position: r.positions[0], kept: g.kept, memory: g.kept ? memory : nil, tier: g.kept ? g.tier : nil,
                 wasDuplicate: r.wasDuplicate)
@@ -154,28 +136,14 @@ public final class Engine: @unchecked Sendable {
             }
             return RecallResult(recall: requestID, position: original, memories: memories, candidatesConsidered: 0)
         }
-        let q = CandidateQuery(text: query, vector: embed(query), at: time)
+        let request = MemoryEvent.RecallRequest(query: query, k: UInt32(k), session: session)
         return try await withRetries(user, at: time) { revision in
-            let candidates = try self.projections.candidates(user, q)
-            let ranked = self.rank(candidates, query: query, at: time, k: k)
-            let digest = self.policy.digest { w in
-                w.string(1, query)
-                w.int(2, time)
-                for c in candidates { w.id(3, c.memory) }
-            }
-            let recalled = MemoryEvent.recalled(
-                .init(decision: .init(model: self.policy.modelID, inputDigest: digest), request: requestID, items: ranked.map { .init(memory: $0.0.memory, weight: $0.1) }))
-            let events = [
-                command,
-                EventData(
-                    id: ID128.derived(domain: "psm.decision.v1", requestID.bytes), type: MemoryEventType.recalled.rawValue, time: time,
-                    causation: requestID, payload: recalled.payload()),
-            ]
-            let r = try await self.journal.append(AppendRequest(stream: user.stream, expected: revision, events: events))
+            let (decisions, ranked, considered) = try self.decider.recall(user, request, id: requestID, at: time, state: self.projections)
+            let r = try await self.journal.append(AppendRequest(stream: user.stream, expected: revision, events: [command] + decisions))
             return RecallResult(
                 recall: requestID, position: r.positions[0],
                 memories: try ranked.map { RecalledMemory(candidate: $0.0, weight: $0.1, provenance: try self.provenance(user, $0.0.memory)) },
-                candidatesConsidered: candidates.count)
+                candidatesConsidered: considered)
         }
     }
 
@@ -185,7 +153,7 @@ public final class Engine: @unchecked Sendable {
         guard (1...MemoryEvent.maxItems).contains(k) else { throw EngineError.invalidArgument("k must be 1...\(MemoryEvent.maxItems), got \(k)") }
         try projections.catchUp(journal)
         let candidates = try projections.candidates(user, CandidateQuery(text: query, vector: embed(query), at: time, perList: max(50, k)))
-        let ranked = rank(candidates, query: query, at: time, k: k)
+        let ranked = decider.rank(candidates, query: query, at: time, k: k)
         return try projections.read { kv in
             let reader = UserReader(kv: kv, user: user.key)
             return RecallResult(
@@ -201,17 +169,12 @@ public final class Engine: @unchecked Sendable {
         let reader = UserReader(kv: kv, user: user.key)
         guard let u = try reader.userRecord() else { throw EngineError.notFound("user \(user) had no events as of \(asOf)") }
         let at = time ?? u.lastEventTime
-        let candidates = try reader.candidates(CandidateQuery(text: query, vector: embed(query), at: at), name: user.description)
-        let ranked = rank(candidates, query: query, at: at, k: k)
+        let candidates = try reader.candidates(CandidateQuery(text: query, vector: embed(query), at: at, perList: max(50, k)), name: user.description)
+        let ranked = decider.rank(candidates, query: query, at: at, k: k)
         return RecallResult(
             recall: nil, position: nil,
             memories: try ranked.map { RecalledMemory(candidate: $0.0, weight: $0.1, provenance: try reader.provenance($0.0.memory)) },
             candidatesConsidered: candidates.count)
-    }
-
-    private func rank(_ candidates: [Candidate], query: String, at: Int64, k: Int) -> [(Candidate, Fixed)] {
-        let weights = policy.weigh(candidates, query: query, at: at)
-        return Array(zip(candidates, weights).sorted { $0.1 != $1.1 ? $0.1 > $1.1 : $0.0.memory < $1.0.memory }.prefix(k))
     }
 
     /// Records feedback on a memory a recall surfaced, and the policy's answer (reinforce or weaken).
@@ -223,18 +186,15 @@ public final class Engine: @unchecked Sendable {
                 return (try reader.recall(recall), try reader.memory(memory, at: time))
             }
             guard let r else { throw EngineError.notFound("recall \(recall) of user \(user)") }
-            guard r.items.contains(where: { $0.memory == memory }), let m else {
+            guard r.items.contains(where: { $0.memory == memory }), m != nil else {
                 throw EngineError.invalidArgument("memory \(memory) was not surfaced by recall \(recall)")
             }
             let fid = ID128.timeOrdered(timeMicros: time, entropy: self.contentEntropy(user, time, "feedback \(recall) \(memory) \(kind)"))
+            let command = MemoryEvent.Feedback(recall: recall, memory: memory, kind: kind, note: note)
             var events = [
-                EventData(
-                    id: fid, type: MemoryEventType.feedback.rawValue, time: time, causation: recall,
-                    payload: MemoryEvent.feedback(.init(recall: recall, memory: memory, kind: kind, note: note)).payload())
+                EventData(id: fid, type: MemoryEventType.feedback.rawValue, time: time, causation: recall, payload: MemoryEvent.feedback(command).payload())
             ]
-            if let d = self.policy.feedback(kind, on: m) {
-                events.append(EventData(id: ID128.derived(domain: "psm.decision.v1", fid.bytes), type: d.type.rawValue, time: time, causation: fid, payload: d.payload()))
-            }
+            events += try self.decider.feedback(user, command, id: fid, at: time, state: self.projections)
             return try await self.journal.append(AppendRequest(stream: user.stream, expected: revision, events: events)).positions[0]
         }
     }
@@ -254,11 +214,9 @@ public final class Engine: @unchecked Sendable {
                 EventData(id: sid, type: MemoryEventType.sleepRequest.rawValue, time: time, payload: MemoryEvent.sleepRequest(.init(reason: reason)).payload())
             ]
             var counts: [MemoryEventType: Int] = [:]
-            for (i, d) in self.policy.sleep(listing, at: time).enumerated() {
-                counts[d.type, default: 0] += 1
-                var idBytes = sid.bytes
-                idBytes.append(contentsOf: withUnsafeBytes(of: UInt32(i).bigEndian) { Array($0) })
-                events.append(EventData(id: ID128.derived(domain: "psm.decision.v1", idBytes), type: d.type.rawValue, time: time, causation: sid, payload: d.payload()))
+            for d in try self.decider.sleep(user, id: sid, at: time, state: self.projections) {
+                counts[MemoryEventType(rawValue: d.type)!, default: 0] += 1
+                events.append(d)
             }
             let r = try await self.journal.append(AppendRequest(stream: user.stream, expected: revision, events: events))
             return SleepResult(position: r.positions[0], decisions: counts)
@@ -314,9 +272,7 @@ public final class Engine: @unchecked Sendable {
         return e.position
     }
 
-    private func userExists(_ user: UserRef) throws -> Bool {
-        try projections.read { kv in try UserReader(kv: kv, user: user.key).userRecord() != nil }
-    }
+    private func userExists(_ user: UserRef) throws -> Bool { try Decider.userExists(user, projections) }
 
     /// Deterministic id entropy from the content, so the same command retried gets the same id.
     private func contentEntropy(_ user: UserRef, _ time: Int64, _ text: String) -> (UInt64, UInt64) {
@@ -325,9 +281,7 @@ public final class Engine: @unchecked Sendable {
     }
 
     /// The quantized embedding of `text`, or nil without an encoder.
-    public func embed(_ text: String) -> QuantizedVector? {
-        encoder.map { QuantizedVector(normalizing: $0.embed([text])[0]) }
-    }
+    public func embed(_ text: String) -> QuantizedVector? { decider.embed(text) }
 
     // MARK: - Reads
 

@@ -68,17 +68,19 @@ public final class ProjectionStore: @unchecked Sendable {
         public var checkpoint: Position = 0
     }
 
-    /// Folds every journal event after the checkpoint. `progress` gets (checkpoint, journal end).
+    /// Folds every journal event after the checkpoint (up to `through`). `progress` gets (checkpoint, end).
     @discardableResult
-    public func catchUp(_ journal: Journal, pageSize: Int = 4096, progress: ((Position, Position) -> Void)? = nil) throws -> CatchUpReport {
+    public func catchUp(
+        _ journal: Journal, through: Position = .max, pageSize: Int = 4096, progress: ((Position, Position) -> Void)? = nil
+    ) throws -> CatchUpReport {
         writeLock.lock()
         defer { writeLock.unlock() }
         var report = CatchUpReport()
-        let end = try journal.stats().lastPosition
+        let end = min(through, try journal.stats().lastPosition)
         var from = try checkpoint() + 1
         report.checkpoint = from - 1
         while from <= end {
-            let page = try journal.read(from: from, limit: pageSize)
+            let page = try journal.read(from: from, limit: min(pageSize, Int(clamping: end - from + 1)))
             guard let last = page.last else { break }
             var changes: [IndexChange] = []
             try writeWithGrowth { w in

@@ -88,8 +88,17 @@ let day: Int64 = 86_400_000_000
         #expect(!early.memories.contains { $0.candidate.view.record.text.contains("shellfish") })
         #expect(early.recall == nil)
 
-        // Rebuild reaches the incremental state.
+        // Replay decides every command again and finds exactly the journaled decisions.
         let hash = try engine.stateHash()
+        let replay = try Replayer.verify(journal: engine.journal, decider: engine.decider, scratch: store.path + "-replay")
+        #expect(replay.divergent == 0, "\(String(describing: replay.first))")
+        #expect(replay.commands == turns.count + 3 && replay.checked >= turns.count + 3)
+        #expect(replay.stateHash == hash)
+        // A different policy (here: one that keeps small talk) is caught, with the first divergence named.
+        let other = try Replayer.verify(journal: engine.journal, decider: Decider(policy: KeepEverything(), encoder: encoder), scratch: store.path + "-replay2")
+        #expect(other.divergent > 0 && other.first?.reason.contains("gated") == true, "\(String(describing: other.first))")
+
+        // Rebuild reaches the incremental state.
         let (old, report) = try engine.rebuild()
         #expect(old == hash && report.stateHash == hash && report.anomalies == 0)
         #expect(try engine.memory(alice, top.candidate.memory).record.helped == 1)
@@ -145,6 +154,20 @@ let day: Int64 = 86_400_000_000
         #expect(report.anomalies == 0)
         #expect(throws: ProjectionError.self) { try engine.tiers(dan) }
     }
+}
+
+/// The rule baseline, except that it keeps every observation: a policy change replay must notice.
+struct KeepEverything: MemoryPolicy {
+    let base = RuleBaseline()
+    var modelID: [UInt8] { base.modelID }
+    func gate(_ input: GateInput) -> GateDecision {
+        var g = base.gate(input)
+        g.kept = true
+        return g
+    }
+    func weigh(_ candidates: [Candidate], query: String, at: Int64) -> [Fixed] { base.weigh(candidates, query: query, at: at) }
+    func feedback(_ kind: FeedbackKind, on memory: MemoryView) -> MemoryEvent? { base.feedback(kind, on: memory) }
+    func sleep(_ tiers: TierListing, at: Int64) -> [MemoryEvent] { base.sleep(tiers, at: at) }
 }
 
 /// `psm eval locomo` on a tiny conversation in LoCoMo's format written here (not LoCoMo data).
@@ -208,7 +231,24 @@ let day: Int64 = 86_400_000_000
         #expect(lines.count == 3)
         let first = try #require(try JSONSerialization.jsonObject(with: Data(lines[0].utf8)) as? [String: Any])
         #expect(first["qa_id"] as? String == "tiny:0" && (first["ranked"] as? [String])?.first == "D1:1")
-        // The store it kept can be inspected.
+        // The store it kept can be inspected, and replays without divergence on another BLAS kernel and thread count.
         #expect(FileManager.default.fileExists(atPath: dir.path + "/store/journal/data.mdb"))
+        for (threads, core) in [("1", nil), ("2", "Haswell")] as [(String, String?)] {
+            let r = Process()
+            r.executableURL = URL(fileURLWithPath: Self.psm)
+            r.arguments = ["replay", "--verify", "--json", "--store", dir.path + "/store", "--threads", threads]
+            var renv = e
+            renv["OPENBLAS_CORETYPE"] = core
+            r.environment = renv
+            let pipe = Pipe()
+            r.standardOutput = pipe
+            try r.run()
+            let rdata = pipe.fileHandleForReading.readDataToEndOfFile()
+            r.waitUntilExit()
+            #expect(r.terminationStatus == 0)
+            let rep = try #require(try JSONSerialization.jsonObject(with: rdata) as? [String: Any])
+            #expect(rep["divergent"] as? Int == 0 && (rep["checked"] as? Int ?? 0) >= 6, "\(rep)")
+            #expect((rep["state_hash"] as? String)?.count == 64)
+        }
     }
 }

@@ -1,0 +1,136 @@
+import Crypto
+import Foundation
+import Inference
+import Journal
+import Projections
+
+/// Computes the decision events that answer a command, from the command and the user's state just
+/// before it. Pure: the engine uses it to decide, the replayer to check what was decided
+/// (SPEC.md §11.7), so both run exactly this code.
+public struct Decider: Sendable {
+    public let policy: any MemoryPolicy
+    public let encoder: Encoder?
+    /// What decisions record as their model: the policy's model id, or for the rule baseline the id of
+    /// the encoder whose vectors it used (all zero without one).
+    public let modelID: [UInt8]
+
+    public init(policy: any MemoryPolicy, encoder: Encoder?) {
+        self.policy = policy
+        self.encoder = encoder
+        if policy.modelID.allSatisfy({ $0 == 0 }), let e = encoder {
+            modelID = Decider.bytes(hex: e.model.id)
+        } else {
+            modelID = policy.modelID
+        }
+    }
+
+    static func bytes(hex: String) -> [UInt8] {
+        var out: [UInt8] = []
+        var it = hex.makeIterator()
+        while let a = it.next(), let b = it.next() { out.append(UInt8(String([a, b]), radix: 16) ?? 0) }
+        return out.count == 32 ? out : [UInt8](repeating: 0, count: 32)
+    }
+
+    /// The quantized embedding of `text`, or nil without an encoder.
+    public func embed(_ text: String) -> QuantizedVector? {
+        encoder.map { QuantizedVector(normalizing: $0.embed([text])[0]) }
+    }
+
+    /// What an observation is embedded as: who said it and what (SPEC.md §11.4).
+    static func embeddedText(_ o: MemoryEvent.Observation) -> String { o.speaker.isEmpty ? o.text : o.speaker + ": " + o.text }
+
+    static func userExists(_ user: UserRef, _ state: ProjectionStore) throws -> Bool {
+        try state.read { kv in try UserReader(kv: kv, user: user.key).userRecord() != nil }
+    }
+
+    private func decision(_ digest: [UInt8]) -> MemoryEvent.Decision { .init(model: modelID, inputDigest: digest) }
+
+    /// The gate's decision on an observation (one `gated` event), and the memory it creates if kept.
+    public func observe(
+        _ user: UserRef, _ o: MemoryEvent.Observation, id obsID: EventID, at time: Int64, state: ProjectionStore, vector: QuantizedVector?
+    ) throws -> (events: [EventData], gate: GateDecision, memory: ID128) {
+        let neighbours = try Decider.userExists(user, state)
+            ? try state.candidates(user, CandidateQuery(text: o.text, vector: vector, at: time, perList: 5)) : []
+        let g = policy.gate(GateInput(text: o.text, session: o.session, speaker: o.speaker, vector: vector, neighbours: neighbours))
+        let memory = ID128.derived(domain: "psm.memory.v1", obsID.bytes)
+        let digest = policy.digest { w in
+            w.string(1, o.text)
+            if !o.session.isEmpty { w.string(2, o.session) }
+            if let v = vector { w.bytes(3, v.encoded) }
+            for n in neighbours { w.id(4, n.memory) }
+        }
+        let gated = MemoryEvent.gated(
+            .init(
+                decision: decision(digest), observation: obsID, kept: g.kept, memory: g.kept ? memory : .zero, tier: g.tier, type: g.type,
+                emotionalWeight: g.emotionalWeight, confidence: g.confidence, strength: g.strength, stability: g.stability,
+                vector: g.kept ? vector : nil, scores: g.scores))
+        let event = EventData(
+            id: ID128.derived(domain: "psm.decision.v1", obsID.bytes), type: MemoryEventType.gated.rawValue, time: time, causation: obsID,
+            payload: gated.payload())
+        return ([event], g, memory)
+    }
+
+    /// The ranking for a recall request (one `recalled` event listing what is surfaced).
+    public func recall(
+        _ user: UserRef, _ r: MemoryEvent.RecallRequest, id requestID: EventID, at time: Int64, state: ProjectionStore
+    ) throws -> (events: [EventData], ranked: [(Candidate, Fixed)], considered: Int) {
+        let q = CandidateQuery(text: r.query, vector: embed(r.query), at: time, perList: max(50, Int(r.k)))
+        let candidates = try state.candidates(user, q)
+        let ranked = rank(candidates, query: r.query, at: time, k: Int(r.k))
+        let digest = policy.digest { w in
+            w.string(1, r.query)
+            w.int(2, time)
+            for c in candidates { w.id(3, c.memory) }
+        }
+        let recalled = MemoryEvent.recalled(.init(decision: decision(digest), request: requestID, items: ranked.map { .init(memory: $0.0.memory, weight: $0.1) }))
+        let event = EventData(
+            id: ID128.derived(domain: "psm.decision.v1", requestID.bytes), type: MemoryEventType.recalled.rawValue, time: time,
+            causation: requestID, payload: recalled.payload())
+        return ([event], ranked, candidates.count)
+    }
+
+    /// The policy's ranking of `candidates`: the `k` highest weights, ties by memory id.
+    public func rank(_ candidates: [Candidate], query: String, at: Int64, k: Int) -> [(Candidate, Fixed)] {
+        let weights = policy.weigh(candidates, query: query, at: at)
+        return Array(zip(candidates, weights).sorted { $0.1 != $1.1 ? $0.1 > $1.1 : $0.0.memory < $1.0.memory }.prefix(k))
+    }
+
+    /// The answer to feedback (reinforce or weaken), or nothing.
+    public func feedback(_ user: UserRef, _ f: MemoryEvent.Feedback, id: EventID, at time: Int64, state: ProjectionStore) throws -> [EventData] {
+        let m = try state.read { kv in try UserReader(kv: kv, user: user.key).memory(f.memory, at: time) }
+        guard let m, var d = policy.feedback(f.kind, on: m) else { return [] }
+        d = d.withModel(modelID)
+        return [EventData(id: ID128.derived(domain: "psm.decision.v1", id.bytes), type: d.type.rawValue, time: time, causation: id, payload: d.payload())]
+    }
+
+    /// Sleep-time decisions for one user.
+    public func sleep(_ user: UserRef, id: EventID, at time: Int64, state: ProjectionStore) throws -> [EventData] {
+        let listing = try state.read { kv in try UserReader(kv: kv, user: user.key).tiers(at: time, name: user.description) }
+        return policy.sleep(listing, at: time).enumerated().map { (i, d) in
+            var idBytes = id.bytes
+            idBytes.append(contentsOf: withUnsafeBytes(of: UInt32(i).bigEndian) { Array($0) })
+            let d = d.withModel(modelID)
+            return EventData(id: ID128.derived(domain: "psm.decision.v1", idBytes), type: d.type.rawValue, time: time, causation: id, payload: d.payload())
+        }
+    }
+}
+
+extension MemoryEvent {
+    /// The same decision recorded as made by `model`.
+    func withModel(_ model: [UInt8]) -> MemoryEvent {
+        func m(_ d: Decision) -> Decision { Decision(model: model, inputDigest: d.inputDigest) }
+        switch self {
+        case .gated(var x): x.decision = m(x.decision); return .gated(x)
+        case .encoded(var x): x.decision = m(x.decision); return .encoded(x)
+        case .reinforced(var x): x.decision = m(x.decision); return .reinforced(x)
+        case .weakened(var x): x.decision = m(x.decision); return .weakened(x)
+        case .superseded(var x): x.decision = m(x.decision); return .superseded(x)
+        case .flagged(var x): x.decision = m(x.decision); return .flagged(x)
+        case .consolidated(var x): x.decision = m(x.decision); return .consolidated(x)
+        case .archived(var x): x.decision = m(x.decision); return .archived(x)
+        case .pruned(var x): x.decision = m(x.decision); return .pruned(x)
+        case .recalled(var x): x.decision = m(x.decision); return .recalled(x)
+        default: return self
+        }
+    }
+}

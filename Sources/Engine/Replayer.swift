@@ -1,0 +1,137 @@
+import Foundation
+import Journal
+import Projections
+
+/// Re-runs the decisions of a journal (SPEC.md §11.7): from an empty state, every command is decided
+/// again by a ``Decider`` on the state folded up to just before it, and each recomputed decision is
+/// compared byte for byte with the one the journal holds. The journaled events are what gets folded,
+/// so one divergence never cascades into others.
+public enum Replayer {
+    public struct Divergence: Sendable, Codable {
+        public var position: Position
+        public var command: String
+        public var stream: String
+        public var reason: String
+    }
+
+    public struct Report: Sendable {
+        public var commands = 0
+        /// Decisions compared (each recomputed decision, or journaled decision without a recomputed twin).
+        public var checked = 0
+        public var divergent = 0
+        public var first: Divergence?
+        public var stateHash: [UInt8] = []
+        public var checkpoint: Position = 0
+    }
+
+    static let commands: Set<UInt16> = [
+        MemoryEventType.observation.rawValue, MemoryEventType.recallRequest.rawValue, MemoryEventType.feedback.rawValue,
+        MemoryEventType.sleepRequest.rawValue,
+    ]
+
+    /// Replays `journal` with `decider`, folding into a new projection store in `scratch` (created; removed after).
+    public static func verify(journal: Journal, decider: Decider, scratch: String, progress: ((Position, Position) -> Void)? = nil) throws -> Report {
+        try? FileManager.default.removeItem(atPath: scratch)
+        let state = try ProjectionStore(directory: scratch)
+        defer {
+            state.close()
+            try? FileManager.default.removeItem(atPath: scratch)
+        }
+        var report = Report()
+        var pending: [EventID: (position: Position, stream: String, expected: [EventData])] = [:]
+        var names: [ID128: StreamName] = [:]
+        func diverge(_ p: Position, _ command: EventID, _ stream: String, _ reason: String) {
+            report.divergent += 1
+            if report.first == nil { report.first = Divergence(position: p, command: command.description, stream: stream, reason: reason) }
+        }
+        let end = try journal.stats().lastPosition
+        var from: Position = 1
+        while from <= end {
+            let page = try journal.read(from: from, limit: 1024)
+            guard let lastOfPage = page.last else { break }
+            for e in page {
+                let type = e.header.eventType
+                let sid = e.header.streamID
+                if names[sid] == nil { names[sid] = try journal.streamInfo(sid)?.stream }
+                let streamName = names[sid].map(\.description) ?? sid.description
+                if commands.contains(type), let stream = names[sid], let user = UserRef(stream: stream) {
+                    report.commands += 1
+                    try state.catchUp(journal, through: e.position - 1)
+                    let expected: [EventData]
+                    do {
+                        expected = try decide(e, user, journal, decider, state)
+                    } catch {
+                        diverge(e.position, e.header.eventID, streamName, "cannot decide the command again: \(error)")
+                        continue
+                    }
+                    if !expected.isEmpty { pending[e.header.eventID] = (e.position, streamName, expected) }
+                } else if type >> 8 == 0x02 {
+                    report.checked += 1
+                    let cause = e.header.causationID
+                    guard var p = pending[cause], !p.expected.isEmpty else {
+                        diverge(e.position, cause, streamName, "journaled \(MemoryEventType(rawValue: type)?.description ?? "\(type)") decision that no replayed command produced")
+                        continue
+                    }
+                    let want = p.expected.removeFirst()
+                    pending[cause] = p.expected.isEmpty ? nil : p
+                    let payload = try journal.payload(of: e)
+                    if let why = difference(want, e, payload) { diverge(e.position, cause, streamName, why) }
+                }
+            }
+            from = lastOfPage.position + 1
+            progress?(lastOfPage.position, end)
+        }
+        for (cause, p) in pending.sorted(by: { $0.value.position < $1.value.position }) {
+            report.checked += p.expected.count
+            for d in p.expected {
+                diverge(p.position, cause, p.stream, "replay decides \(MemoryEventType(rawValue: d.type)?.description ?? "\(d.type)") \(d.id), which the journal does not hold")
+            }
+        }
+        try state.catchUp(journal)
+        report.stateHash = try state.stateHash()
+        report.checkpoint = try state.checkpoint()
+        return report
+    }
+
+    static func decide(_ e: StoredEvent, _ user: UserRef, _ journal: Journal, _ decider: Decider, _ state: ProjectionStore) throws -> [EventData] {
+        guard let event = try MemoryEvent.decode(type: e.header.eventType, payload: try journal.payload(of: e)) else { return [] }
+        let id = e.header.eventID, time = e.header.eventTime
+        switch event {
+        case .observation(let o):
+            return try decider.observe(user, o, id: id, at: time, state: state, vector: decider.embed(Decider.embeddedText(o))).events
+        case .recallRequest(let r):
+            return try decider.recall(user, r, id: id, at: time, state: state).events
+        case .feedback(let f):
+            return try decider.feedback(user, f, id: id, at: time, state: state)
+        case .sleepRequest:
+            return try decider.sleep(user, id: id, at: time, state: state)
+        default:
+            return []
+        }
+    }
+
+    /// Why the journaled decision `e` differs from the recomputed `want`, or nil.
+    static func difference(_ want: EventData, _ e: StoredEvent, _ payload: [UInt8]) -> String? {
+        let name = MemoryEventType(rawValue: want.type)?.description ?? "\(want.type)"
+        if e.header.eventType != want.type { return "replay decides \(name), the journal holds \(MemoryEventType(rawValue: e.header.eventType)?.description ?? "?")" }
+        if e.header.eventID != want.id { return "\(name): event id \(e.header.eventID), replay derives \(want.id)" }
+        if e.header.eventTime != want.time { return "\(name): event time \(e.header.eventTime), replay \(want.time)" }
+        if payload == want.payload { return nil }
+        guard let got = try? MemoryEvent.decode(type: want.type, payload: payload), let mine = try? MemoryEvent.decode(type: want.type, payload: want.payload) else {
+            return "\(name): payloads differ (\(payload.count) vs \(want.payload.count) bytes)"
+        }
+        if case .gated(let a) = got, case .gated(let b) = mine {
+            if a.decision.model != b.decision.model { return "gated: made by model \(hex(a.decision.model).prefix(16))…, replaying with \(hex(b.decision.model).prefix(16))…" }
+            if a.vector != b.vector { return "gated: the observation's vector differs (encoder output is not the same)" }
+            if a.decision.inputDigest != b.decision.inputDigest { return "gated: the inputs differ (neighbours or vector)" }
+            return "gated: kept \(a.kept) vs \(b.kept), strength \(a.strength) vs \(b.strength)"
+        }
+        if case .recalled(let a) = got, case .recalled(let b) = mine {
+            if a.decision.inputDigest != b.decision.inputDigest { return "recalled: the candidates differ" }
+            return "recalled: surfaced \(a.items.map(\.memory)) vs \(b.items.map(\.memory))"
+        }
+        return "\(name): payloads differ"
+    }
+
+    static func hex(_ b: [UInt8]) -> String { b.map { String(format: "%02x", $0) }.joined() }
+}
