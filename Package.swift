@@ -48,12 +48,14 @@ let package = Package(
             name: "Engine",
             dependencies: ["Journal", "Projections", "Inference", .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: strict),
+        // Training of the PSM's heads on the project's own curriculum.
+        .target(name: "Training", dependencies: ["Engine", "Projections", "Inference", "Journal", "Workloads"], swiftSettings: strict),
         // Seeded synthetic workloads for benchmarks and crash tests; never on the product path.
         .target(name: "Workloads", dependencies: ["Journal", "Projections"], swiftSettings: strict),
 
         .executableTarget(
             name: "psm",
-            dependencies: ["Journal", "LMDB", "Inference", "Projections", "Engine", "Workloads", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["Journal", "LMDB", "Inference", "Projections", "Engine", "Training", "Workloads", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Sources/Tools/psm", swiftSettings: strict),
         .executableTarget(
             name: "psm-torture",
@@ -63,7 +65,7 @@ let package = Package(
         .testTarget(name: "LMDBTests", dependencies: ["LMDB"], swiftSettings: strict),
         .testTarget(name: "JournalTests", dependencies: ["Journal", "LMDB", "Workloads"], swiftSettings: strict),
         .testTarget(name: "ProjectionsTests", dependencies: ["Projections", "CKernels", "Journal", "Workloads"], swiftSettings: strict),
-        .testTarget(name: "EngineTests", dependencies: ["Engine", "Projections", "Journal", "Inference", "Workloads"], swiftSettings: strict),
+        .testTarget(name: "EngineTests", dependencies: ["Engine", "Training", "Projections", "Journal", "Inference", "Workloads"], swiftSettings: strict),
         .testTarget(name: "InferenceTests", dependencies: ["Inference"], swiftSettings: strict),
         .testTarget(name: "ToolsTests", dependencies: ["Journal", "Workloads", "Engine", "Projections"], swiftSettings: strict),
     ],

@@ -4,6 +4,7 @@ import Journal
 import Projections
 import Testing
 import Engine
+import Training
 
 /// The real encoder, imported once per test process from the PyPI package (scripts/setup.sh).
 enum SharedEncoder {
@@ -250,5 +251,53 @@ struct KeepEverything: MemoryPolicy {
             #expect(rep["divergent"] as? Int == 0 && (rep["checked"] as? Int ?? 0) >= 6, "\(rep)")
             #expect((rep["state_hash"] as? String)?.count == 64)
         }
+    }
+}
+
+/// Training the PSM's recall head on the curriculum: deterministic, better than the baseline on
+/// held-out curriculum, loadable as a policy whose decisions replay exactly.
+@Suite struct TrainingTests {
+    @Test func curriculumIsSeededAndLabelled() {
+        let a = Curriculum(seed: 3, count: 4), b = Curriculum(seed: 3, count: 4), c = Curriculum(seed: 4, count: 4)
+        #expect(a.conversations == b.conversations && a.digest == b.digest && a.digest != c.digest)
+        for conv in a.conversations {
+            let ids = Set(conv.sessions.flatMap { $0.turns.map(\.id) })
+            #expect(conv.sessions.count >= 5 && !conv.questions.isEmpty)
+            #expect(conv.questions.allSatisfy { !$0.evidence.isEmpty && ids.isSuperset(of: $0.evidence) })
+        }
+    }
+
+    @Test func sameSeedSameModelAndTheHeadBeatsTheBaseline() async throws {
+        guard !SharedEncoder.skip else { return }
+        let encoder = try #require(SharedEncoder.encoder, "the all-MiniLM-L6-v2 package is missing: run scripts/setup.sh")
+        let dir = TempStore()
+        defer { dir.remove() }
+        try FileManager.default.createDirectory(atPath: dir.path, withIntermediateDirectories: true)
+        var options = Trainer.Options()
+        options.conversations = 10
+        options.epochs = 150
+        let (id1, report) = try await Trainer.train(encoderFile: encoder.model, options: options, out: dir.path + "/a.psm", scratch: dir.path + "/s1")
+        let (id2, _) = try await Trainer.train(encoderFile: encoder.model, options: options, out: dir.path + "/b.psm", scratch: dir.path + "/s2")
+        #expect(id1 == id2, "training is not deterministic")
+        #expect(report.held_out_trained.questions >= 10)
+        #expect(report.held_out_trained.mrr > report.held_out_baseline.mrr, "\(report.held_out_trained) vs \(report.held_out_baseline)")
+
+        // The file is an encoder plus heads: it loads as the policy, records its own id, and replays.
+        let file = try ModelFile(path: dir.path + "/a.psm")
+        #expect(file.id == id1)
+        let psm = try PSMPolicy(model: file)
+        #expect(PSMPolicy.manifest(file)?.contains("curriculum_digest") == true)
+        #expect(throws: EngineError.self) { try PSMPolicy(model: encoder.model) }
+        let engine = try Engine(directory: dir.path + "/store", encoder: try Encoder(model: file), policy: psm)
+        defer { engine.close() }
+        let u = try UserRef(tenant: "t", user: "u")
+        _ = try await engine.observe(u, .init(text: "My brother Tomas lives in Porto and plays the cello.", speaker: "Ana"), at: t0)
+        _ = try await engine.observe(u, .init(text: "We adopted a kitten called Miso.", speaker: "Ana"), at: t0 + minute)
+        let r = try await engine.recall(u, query: "What pet does Ana have?", k: 2, at: t0 + 2 * minute)
+        #expect(r.memories.first?.candidate.view.record.text.contains("Miso") == true)
+        let history = try engine.history(u, try #require(r.memories.first?.candidate.memory))
+        if case .gated(let g) = history[0].event { #expect(g.decision.model == psm.modelID) } else { Issue.record("first event is not gated") }
+        let replay = try Replayer.verify(journal: engine.journal, decider: engine.decider, scratch: dir.path + "/replay")
+        #expect(replay.divergent == 0 && replay.checked == 3)
     }
 }

@@ -156,7 +156,7 @@ struct EvalCommand: AsyncParsableCommand {
             guard let file = try storeOptions.encoderModel(model, quiet: json) else {
                 throw CLIError.usage("no encoder: pass --model FILE, set PSM_MODEL, or run scripts/setup.sh (PSM_MINILM_DIR)")
             }
-            let engine = try Engine(directory: dir, encoder: try Encoder(model: file))
+            let engine = try Engine(directory: dir, encoder: try Encoder(model: file), policy: try policy(for: file))
             defer { engine.close() }
             let totalTurns = conversations.reduce(0) { $0 + $1.sessions.reduce(0) { $0 + $1.turns.count } }
             let bar = Progress(label: "ingest", total: UInt64(totalTurns), enabled: !json)
@@ -222,7 +222,7 @@ struct EvalCommand: AsyncParsableCommand {
                 ingest_turns_per_s: Double(totalTurns) / max(ingestSeconds, 1e-9),
                 recall_p50_ms: latencies.isEmpty ? 0 : latencies[latencies.count / 2],
                 recall_p99_ms: latencies.isEmpty ? 0 : latencies[min(latencies.count - 1, latencies.count * 99 / 100)],
-                model: file.id, policy: engine.policy.modelID.allSatisfy { $0 == 0 } ? "rule-baseline" : hex(engine.policy.modelID))
+                model: file.id, policy: engine.policy is PSMPolicy ? "psm " + hex(engine.policy.modelID) : "rule-baseline")
             if json { try printJSON(report); return }
             print("\(report.conversations) conversations, \(report.turns) turns; policy \(report.policy), encoder \(file.id.prefix(12))…")
             func line(_ name: String, _ s: Scores) {

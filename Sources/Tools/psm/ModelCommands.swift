@@ -6,7 +6,7 @@ struct ModelCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "model",
         abstract: "Import, inspect and locate PSM model files.",
-        subcommands: [Import.self, Info.self]
+        subcommands: [Import.self, Info.self, ModelDefault.self]
     )
 
     struct Import: ParsableCommand {

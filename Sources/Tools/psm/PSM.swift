@@ -19,7 +19,7 @@ struct PSM: AsyncParsableCommand {
             """,
         subcommands: [
             DemoCommand.self, TiersCommand.self, MemoryCommand.self, HistoryCommand.self, ProvenanceCommand.self, RebuildCommand.self,
-            StateHashCommand.self, ReplayCommand.self, EvalCommand.self, JournalCommand.self, VerifyCommand.self, ModelCommand.self, EmbedCommand.self, BenchCommand.self,
+            StateHashCommand.self, ReplayCommand.self, EvalCommand.self, TrainCommand.self, JournalCommand.self, VerifyCommand.self, ModelCommand.self, EmbedCommand.self, BenchCommand.self,
         ]
     )
 }

@@ -50,7 +50,7 @@ struct ReplayCommand: ParsableCommand {
             defer { journal.close() }
             let file = try store.encoderModel(model, quiet: json)
             Encoder.setThreads(threads)
-            let decider = Decider(policy: RuleBaseline(), encoder: try file.map { try Encoder(model: $0) })
+            let decider = Decider(policy: try file.map { try policy(for: $0) } ?? RuleBaseline(), encoder: try file.map { try Encoder(model: $0) })
             let start = Date()
             let bar = Progress(label: "replay", total: try journal.stats().lastPosition, enabled: !json)
             let scratch = NSTemporaryDirectory() + "psm-replay-\(getpid())"

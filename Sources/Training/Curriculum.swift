@@ -1,0 +1,186 @@
+import Foundation
+import Workloads
+
+/// The project's own training curriculum (SPEC.md §12.7): seeded multi-session conversations between
+/// two personas, with facts worth remembering among small talk, preferences, plans and events with
+/// dates, updates over time, and later questions whose evidence turns are known. No external data.
+public struct Curriculum: Sendable {
+    public struct Turn: Sendable, Codable, Equatable {
+        public var id: String
+        public var speaker: String
+        public var text: String
+    }
+    public struct Session: Sendable, Codable, Equatable {
+        public var index: Int
+        /// Event time of the session's first turn (µs).
+        public var time: Int64
+        public var turns: [Turn]
+    }
+    public struct Question: Sendable, Codable, Equatable {
+        public var text: String
+        public var evidence: [String]
+        public var kind: String
+    }
+    public struct Conversation: Sendable, Codable, Equatable {
+        public var id: String
+        public var speakers: [String]
+        public var sessions: [Session]
+        public var questions: [Question]
+    }
+
+    public let conversations: [Conversation]
+
+    /// `count` conversations from `seed`. The same arguments always give the same conversations.
+    public init(seed: UInt64, count: Int, sessions: ClosedRange<Int> = 5...9) {
+        var rng = SplitMix64(seed: seed)
+        var out: [Conversation] = []
+        for i in 0..<count {
+            var g = Generator(rng: SplitMix64(seed: rng.next()), id: "cur-\(seed)-\(i)", sessionCount: sessions)
+            out.append(g.conversation())
+        }
+        conversations = out
+    }
+
+    /// A digest of the curriculum's content (recorded in the training manifest).
+    public var digest: String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        let data = (try? encoder.encode(conversations)) ?? Data()
+        var h: UInt64 = 0xcbf2_9ce4_8422_2325
+        for b in data { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
+        return String(h, radix: 16)
+    }
+}
+
+/// One conversation's worth of seeded choices.
+struct Generator {
+    var rng: SplitMix64
+    let id: String
+    let sessionCount: ClosedRange<Int>
+
+    mutating func pick<T>(_ a: [T]) -> T { a[Int(rng.next() % UInt64(a.count))] }
+    mutating func chance(_ p: Double) -> Bool { Double(rng.next() >> 11) / Double(1 << 53) < p }
+    mutating func int(_ r: ClosedRange<Int>) -> Int { r.lowerBound + Int(rng.next() % UInt64(r.count)) }
+
+    static let firstNames = [
+        "Aria", "Bastian", "Carmen", "Dmitri", "Elif", "Farid", "Greta", "Hugo", "Ingrid", "Jamal", "Keiko", "Liam", "Marisol", "Nikolai",
+        "Odette", "Pavel", "Quinn", "Rosa", "Sven", "Tamsin", "Umar", "Vera", "Wes", "Ximena", "Yusuf", "Zara", "Noor", "Theo", "Lena", "Matteo",
+    ]
+    static let months = ["January", "February", "March", "April", "May", "June", "July", "August", "September", "October", "November", "December"]
+
+    /// One fact kind: how it is said (several phrasings, `{v}` = value, `{x}` = extra), asked, and its values.
+    struct FactKind {
+        var key: String
+        var statements: [String]
+        var updates: [String]
+        var questions: [String]
+        var values: [String]
+    }
+
+    static let facts: [FactKind] = [
+        FactKind(
+            key: "pet", statements: ["We just adopted a {v} named {x}!", "Meet {x}, our new {v}, it has taken over the sofa.", "My {v} {x} kept me up all night again.", "I finally got a {v}; I called it {x}."],
+            updates: [], questions: ["What kind of pet does {p} have?", "What is the name of {p}'s pet?", "Does {p} have any animals at home?"],
+            values: ["puppy", "kitten", "rabbit", "parrot", "tortoise", "hamster", "beagle", "tabby cat"]),
+        FactKind(
+            key: "job", statements: ["I started a new job as a {v} last week.", "Work as a {v} is intense but I love it.", "Being a {v} means I'm on call a lot.", "I've been working as a {v} for a few years now."],
+            updates: ["Big news, I quit and now I work as a {v}.", "I switched careers, I'm a {v} now."],
+            questions: ["What does {p} do for work?", "What is {p}'s job?", "What is {p}'s current profession?"],
+            values: ["nurse", "software engineer", "pastry chef", "high school teacher", "architect", "paramedic", "lawyer", "graphic designer", "electrician", "pharmacist"]),
+        FactKind(
+            key: "city", statements: ["I live in {v} now, close to the river.", "Life in {v} is expensive but fun.", "Our apartment in {v} finally has heating."],
+            updates: ["We moved to {v} last month!", "Guess what, I relocated to {v} for good."],
+            questions: ["Where does {p} live?", "Which city is {p} based in?", "In what city does {p} live now?"],
+            values: ["Lisbon", "Toronto", "Osaka", "Nairobi", "Krakow", "Austin", "Melbourne", "Edinburgh", "Bogota", "Hamburg"]),
+        FactKind(
+            key: "hobby", statements: ["I've gotten really into {v} lately.", "Spent the whole weekend {v}, it clears my head.", "My new obsession is {v}."],
+            updates: [], questions: ["What hobby has {p} taken up?", "What does {p} like to do in free time?", "What is {p} into lately?"],
+            values: ["rock climbing", "pottery", "birdwatching", "salsa dancing", "woodworking", "baking sourdough", "playing the cello", "trail running", "knitting", "chess"]),
+        FactKind(
+            key: "allergy", statements: ["Just so you know, I'm allergic to {v}.", "Ugh, had a reaction to {v} again, my allergy is bad.", "I can't have {v}, I'm seriously allergic."],
+            updates: [], questions: ["What is {p} allergic to?", "Which allergy does {p} have?", "What should {p} avoid eating?"],
+            values: ["peanuts", "shellfish", "gluten", "strawberries", "sesame", "eggs", "penicillin"]),
+        FactKind(
+            key: "sibling", statements: ["My {v} {x} is coming to visit.", "I had dinner with my {v} {x} yesterday.", "My {v} {x} just got engaged!"],
+            updates: [], questions: ["Who is {p}'s {v}?", "What is the name of {p}'s {v}?", "Which family member of {p} is named {x}?"],
+            values: ["sister", "brother", "cousin", "grandmother", "uncle"]),
+        FactKind(
+            key: "food", statements: ["My favorite food has to be {v}.", "I could eat {v} every single day.", "Nothing beats a plate of {v} after work."],
+            updates: ["Honestly I'm over {x}, these days I prefer {v}."],
+            questions: ["What is {p}'s favorite food?", "What does {p} love to eat?", "Which dish does {p} like most?"],
+            values: ["ramen", "paella", "dumplings", "lasagna", "tacos al pastor", "pho", "shakshuka", "sushi", "mushroom risotto"]),
+        FactKind(
+            key: "plan", statements: ["I'm going to {v} in {m}, already booked the tickets.", "Planning a trip to {v} in {m}.", "In {m} I'm finally visiting {v}."],
+            updates: [], questions: ["Where is {p} traveling to?", "When is {p} going to {v}?", "What trip is {p} planning?"],
+            values: ["Iceland", "Peru", "Vietnam", "Morocco", "New Zealand", "Norway", "Japan", "Greece", "Chile"]),
+        FactKind(
+            key: "event", statements: ["Yesterday I ran my first {v}!", "I went to a {v} last weekend, it was amazing.", "We hosted a {v} on Saturday."],
+            updates: [], questions: ["What did {p} do recently?", "When did {p} go to the {v}?", "What event did {p} attend?"],
+            values: ["half marathon", "jazz concert", "charity gala", "pottery workshop", "book club meeting", "farmers market", "surprise party", "film festival"]),
+    ]
+
+    static let smallTalk = [
+        "Haha, that's great!", "Oh wow, really?", "How was your week?", "Same here, honestly.", "That sounds fun!", "Good morning!",
+        "Lol, classic.", "Sorry, I was busy all day.", "Anyway, what's new with you?", "Nice!", "I know, right?", "Totally agree.",
+        "Ha, you always say that.", "Tell me more!", "Oh no, that's rough.", "Congrats!!", "Talk soon!", "Ok, see you later.",
+        "It's been raining all day here.", "I'm so tired today.", "Did you watch the game last night?", "Thanks, that means a lot.",
+    ]
+
+    mutating func conversation() -> Curriculum.Conversation {
+        let a = pick(Self.firstNames)
+        var b = pick(Self.firstNames)
+        while b == a { b = pick(Self.firstNames) }
+        let speakers = [a, b]
+        var time: Int64 = 1_672_531_200_000_000 + Int64(int(0...300)) * 86_400_000_000  // from 2023
+        var sessions: [Curriculum.Session] = []
+        var questions: [Curriculum.Question] = []
+        /// (speaker, fact key) → (value, extra, turn id), the latest statement.
+        var known: [String: (String, String, String)] = [:]
+        let n = int(sessionCount)
+        for s in 1...n {
+            var turns: [Curriculum.Turn] = []
+            func say(_ who: String, _ text: String) -> String {
+                let id = "D\(s):\(turns.count + 1)"
+                turns.append(.init(id: id, speaker: who, text: text))
+                return id
+            }
+            let turnsInSession = int(8...16)
+            var factSlots = Set<Int>()
+            for _ in 0..<int(2...4) { factSlots.insert(int(1...(turnsInSession - 1))) }
+            for t in 0..<turnsInSession {
+                let who = speakers[t % 2]
+                if factSlots.contains(t) {
+                    let kind = pick(Self.facts)
+                    let key2 = "\(who)|\(kind.key)"
+                    let isUpdate = known[key2] != nil
+                    if isUpdate && kind.updates.isEmpty {
+                        _ = say(who, pick(Self.smallTalk))
+                        continue
+                    }
+                    var value = pick(kind.values)
+                    if let old = known[key2] { while value == old.0 && kind.values.count > 1 { value = pick(kind.values) } }
+                    let extra = kind.key == "pet" || kind.key == "sibling" ? pick(Self.firstNames) : (known[key2]?.0 ?? "")
+                    let month = Self.months[int(0...11)]
+                    let template = isUpdate ? pick(kind.updates) : pick(kind.statements)
+                    let text = template.replacingOccurrences(of: "{v}", with: value).replacingOccurrences(of: "{x}", with: extra)
+                        .replacingOccurrences(of: "{m}", with: month)
+                    let id = say(who, chance(0.3) ? text + " " + pick(Self.smallTalk) : text)
+                    known[key2] = (value, extra, id)
+                } else {
+                    _ = say(who, pick(Self.smallTalk))
+                }
+            }
+            sessions.append(.init(index: s, time: time, turns: turns))
+            time += Int64(int(3...30)) * 86_400_000_000
+        }
+        for (key, (value, extra, turn)) in known.sorted(by: { $0.key < $1.key }) {
+            let parts = key.split(separator: "|")
+            let who = String(parts[0])
+            guard let kind = Self.facts.first(where: { $0.key == parts[1] }) else { continue }
+            let q = pick(kind.questions).replacingOccurrences(of: "{p}", with: who).replacingOccurrences(of: "{v}", with: value)
+                .replacingOccurrences(of: "{x}", with: extra)
+            questions.append(.init(text: q, evidence: [turn], kind: kind.key))
+        }
+        return .init(id: id, speakers: speakers, sessions: sessions, questions: questions)
+    }
+}
