@@ -105,8 +105,16 @@ public struct Decider: Sendable {
 
     /// Sleep-time decisions for one user.
     public func sleep(_ user: UserRef, id: EventID, at time: Int64, state: ProjectionStore) throws -> [EventData] {
-        let listing = try state.read { kv in try UserReader(kv: kv, user: user.key).tiers(at: time, name: user.description) }
-        return policy.sleep(listing, at: time).enumerated().map { (i, d) in
+        let input = try state.read { kv -> SleepInput in
+            let reader = UserReader(kv: kv, user: user.key)
+            let listing = try reader.tiers(at: time, name: user.description)
+            var vectors: [ID128: QuantizedVector] = [:]
+            for m in (listing.memories[.working] ?? []) + (listing.memories[.episodic] ?? []) {
+                if let v = try reader.vector(slot: m.record.slot) { vectors[m.record.id] = v }
+            }
+            return SleepInput(tiers: listing, vectors: vectors, at: time, previousSleep: listing.user.lastSleep)
+        }
+        return policy.sleep(input).enumerated().map { (i, d) in
             var idBytes = id.bytes
             idBytes.append(contentsOf: withUnsafeBytes(of: UInt32(i).bigEndian) { Array($0) })
             let d = d.withModel(modelID)

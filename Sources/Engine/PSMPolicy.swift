@@ -92,5 +92,5 @@ public struct PSMPolicy: MemoryPolicy {
     }
 
     public func feedback(_ kind: FeedbackKind, on memory: MemoryView) -> MemoryEvent? { base.feedback(kind, on: memory) }
-    public func sleep(_ tiers: TierListing, at: Int64) -> [MemoryEvent] { base.sleep(tiers, at: at) }
+    public func sleep(_ input: SleepInput) -> [MemoryEvent] { base.sleep(input) }
 }

@@ -2,6 +2,16 @@ import Crypto
 import Journal
 import Projections
 
+/// What sleep-time reorganisation sees about one user.
+public struct SleepInput: Sendable {
+    public var tiers: TierListing
+    public var vectors: [ID128: QuantizedVector]
+    /// Event time of the sleep.
+    public var at: Int64
+    /// Event time of the user's previous sleep (0 if none).
+    public var previousSleep: Int64
+}
+
 /// What the gate sees about one observation.
 public struct GateInput: Sendable {
     public var text: String
@@ -36,8 +46,9 @@ public protocol MemoryPolicy: Sendable {
     func weigh(_ candidates: [Candidate], query: String, at: Int64) -> [Fixed]
     /// The decision answering feedback on a memory (reinforced or weakened), or nil for none.
     func feedback(_ kind: FeedbackKind, on memory: MemoryView) -> MemoryEvent?
-    /// Sleep-time decisions for one user (tier moves, pruning, consolidation).
-    func sleep(_ tiers: TierListing, at: Int64) -> [MemoryEvent]
+    /// Sleep-time decisions for one user (tier moves, consolidation, pruning), given its memories by
+    /// tier, the vectors of its working and episodic memories, and the time of its previous sleep.
+    func sleep(_ input: SleepInput) -> [MemoryEvent]
 }
 
 extension MemoryPolicy {
@@ -56,7 +67,9 @@ extension MemoryPolicy {
 /// - weigh: the fused rank (reciprocal-rank fusion of BM25 and dense), halved for superseded memories;
 /// - feedback: helped reinforces (+0.2, stability ×2), irrelevant weakens (×0.8, stability ×0.8),
 ///   corrected weakens hard (×0.3, stability ÷4);
-/// - sleep: moves working memories to episodic and prunes non-semantic memories whose strength fell below 0.02.
+/// - sleep: moves working memories to episodic, consolidates groups of near-identical episodes (cosine ≥ 0.9,
+///   seeded by episodes new since the previous sleep) into semantic memories and archives them into it, and
+///   prunes non-semantic memories whose strength fell below 0.02.
 public struct RuleBaseline: MemoryPolicy {
     public let modelID = [UInt8](repeating: 0, count: 32)
     public init() {}
@@ -88,17 +101,54 @@ public struct RuleBaseline: MemoryPolicy {
         }
     }
 
-    public func sleep(_ tiers: TierListing, at: Int64) -> [MemoryEvent] {
+    /// Cosine at or above which two episodes are the same recurring thing.
+    public static let consolidationThreshold = 0.9
+
+    public func sleep(_ input: SleepInput) -> [MemoryEvent] {
         var out: [MemoryEvent] = []
+        let tiers = input.tiers
         for m in tiers.memories[.working] ?? [] {
             out.append(.encoded(.init(decision: .init(model: modelID, inputDigest: digest { $0.id(1, m.record.id) }), memory: m.record.id, tier: .episodic)))
         }
+        // Consolidation: each episode new since the previous sleep seeds a group of the valid episodes
+        // (in slot order) within the cosine threshold; a group of two or more becomes one semantic
+        // memory whose text and vector are the seed's (extractive), and its episodes are archived into it.
+        let episodes = ((tiers.memories[.working] ?? []) + (tiers.memories[.episodic] ?? [])).filter { $0.record.isValid && input.vectors[$0.record.id] != nil }
+            .sorted { $0.record.slot < $1.record.slot }
+        var used = Set<ID128>()
+        for seed in episodes where seed.record.createdAt > input.previousSleep && !used.contains(seed.record.id) {
+            let sv = input.vectors[seed.record.id]!
+            var group = [seed]
+            for other in episodes where other.record.id != seed.record.id && !used.contains(other.record.id) {
+                if Self.cosine(sv, input.vectors[other.record.id]!) >= Self.consolidationThreshold { group.append(other) }
+            }
+            guard group.count >= 2 else { continue }
+            group.sort { $0.record.slot < $1.record.slot }
+            for g in group { used.insert(g.record.id) }
+            let sources = group.map(\.record.id)
+            let id = ID128.derived(domain: "psm.memory.v1", sources.sorted().flatMap(\.bytes))
+            let d = MemoryEvent.Decision(model: modelID, inputDigest: digest { w in for s in sources { w.id(1, s) } })
+            let strength = group.map(\.strength).max() ?? 0.5
+            out.append(
+                .consolidated(
+                    .init(
+                        decision: d, memory: id, text: seed.record.text, type: seed.record.type, confidence: Fixed(0.5 + 0.1 * Double(min(group.count, 5))),
+                        strength: Fixed(min(1, strength + 0.2)), stability: 180 * 86_400, sources: sources, vector: sv)))
+            for s in sources { out.append(.archived(.init(decision: d, memory: s, into: id))) }
+        }
         for tier in [Tier.working, .episodic] {
-            for m in tiers.memories[tier] ?? [] where m.strength < 0.02 {
+            for m in tiers.memories[tier] ?? [] where m.strength < 0.02 && !used.contains(m.record.id) {
                 let d = MemoryEvent.Decision(model: modelID, inputDigest: digest { $0.id(1, m.record.id); $0.int(2, Fixed(m.strength).raw) })
                 out.append(.pruned(.init(decision: d, memory: m.record.id, strength: Fixed(m.strength))))
             }
         }
         return out
+    }
+
+    static func cosine(_ a: QuantizedVector, _ b: QuantizedVector) -> Double {
+        guard a.values.count == b.values.count else { return 0 }
+        var dot: Int64 = 0
+        for i in 0..<a.values.count { dot += Int64(a.values[i]) * Int64(b.values[i]) }
+        return Double(dot) * Double(a.scale) * Double(b.scale)
     }
 }

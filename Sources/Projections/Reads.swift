@@ -70,6 +70,11 @@ public struct UserReader<KV: KVReading> {
         MemoryView(record: m, at: time, strength: m.strength(at: time), decayPerDay: m.decayPerDay)
     }
 
+    /// The vector of the memory in `slot`, if it has one.
+    public func vector(slot: UInt32) throws -> QuantizedVector? {
+        try kv.get(.vectors, Keys.slot(user, slot)).map { try QuantizedVector(encoded: $0) }
+    }
+
     public func observation(_ id: EventID) throws -> ObservationRecord? {
         try kv.get(.observations, Keys.pair(user, id)).map { try ObservationRecord(decoding: $0) }
     }

@@ -168,7 +168,7 @@ struct KeepEverything: MemoryPolicy {
     }
     func weigh(_ candidates: [Candidate], query: String, at: Int64) -> [Fixed] { base.weigh(candidates, query: query, at: at) }
     func feedback(_ kind: FeedbackKind, on memory: MemoryView) -> MemoryEvent? { base.feedback(kind, on: memory) }
-    func sleep(_ tiers: TierListing, at: Int64) -> [MemoryEvent] { base.sleep(tiers, at: at) }
+    func sleep(_ input: SleepInput) -> [MemoryEvent] { base.sleep(input) }
 }
 
 /// `psm eval locomo` on a tiny conversation in LoCoMo's format written here (not LoCoMo data).
@@ -299,5 +299,39 @@ struct KeepEverything: MemoryPolicy {
         if case .gated(let g) = history[0].event { #expect(g.decision.model == psm.modelID) } else { Issue.record("first event is not gated") }
         let replay = try Replayer.verify(journal: engine.journal, decider: engine.decider, scratch: dir.path + "/replay")
         #expect(replay.divergent == 0 && replay.checked == 3)
+    }
+}
+
+@Suite struct SleepTests {
+    /// Repeated episodes become one semantic memory with provenance to every source turn; the episodes
+    /// are archived into it (kept), unrelated memories are untouched, and replay agrees.
+    @Test func repeatedEpisodesConsolidate() async throws {
+        guard !SharedEncoder.skip else { return }
+        let encoder = try #require(SharedEncoder.encoder, "the all-MiniLM-L6-v2 package is missing: run scripts/setup.sh")
+        let store = TempStore()
+        defer { store.remove() }
+        let engine = try Engine(directory: store.path, encoder: encoder)
+        defer { engine.close() }
+        let u = try UserRef(tenant: "t", user: "runner")
+        let texts = [
+            "I went for a morning run along the river today.", "I went for a morning run along the river again today.",
+            "Went for my morning run along the river today.", "My sister is getting married in Seville next spring.",
+        ]
+        for (i, t) in texts.enumerated() {
+            _ = try await engine.observe(u, .init(text: t, session: "s\(i)", speaker: "Kim", sourceID: "turn-\(i)"), at: t0 + Int64(i) * day)
+        }
+        let slept = try await engine.sleep(u, at: t0 + 5 * day)
+        #expect(slept.decisions[.consolidated] == 1 && slept.decisions[.archived] == 3, "\(slept.decisions)")
+        let tiers = try engine.tiers(u)
+        let semantic = try #require(tiers.memories[.semantic]?.first)
+        #expect(tiers.memories[.archival]?.count == 3 && tiers.memories[.episodic]?.count == 1)
+        #expect(tiers.memories[.episodic]?.first?.record.text.contains("Seville") == true)
+        let p = try engine.provenance(u, semantic.record.id)
+        #expect(p.sourceIDs == ["turn-0", "turn-1", "turn-2"])
+        // A second sleep finds nothing new to consolidate.
+        let again = try await engine.sleep(u, at: t0 + 6 * day)
+        #expect(again.decisions[.consolidated] == nil)
+        let replay = try Replayer.verify(journal: engine.journal, decider: engine.decider, scratch: store.path + "-replay")
+        #expect(replay.divergent == 0, "\(String(describing: replay.first))")
     }
 }
