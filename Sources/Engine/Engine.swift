@@ -65,6 +65,28 @@ public final class Engine: @unchecked Sendable {
         journal.close()
     }
 
+    /// The model the store's decisions are made with (SPEC.md §11.8): the first engine with an encoder
+    /// journals a model activation; later ones must bring the same model, or adopt a new one explicitly.
+    /// Returns true when this call activated it.
+    @discardableResult
+    public func ensureActiveModel(name: String, adopt: Bool = false, at time: Int64) async throws -> Bool {
+        guard encoder != nil else { return false }
+        let mine = decider.modelID
+        if let active = try projections.activeModel() {
+            if active.id == mine { return false }
+            guard adopt else {
+                throw EngineError.conflict(
+                    "the store's active model is \(Decider.hex(active.id).prefix(16))… (\(active.name)), this engine has \(Decider.hex(mine).prefix(16))…; pass that model, or adopt this one (psm adopt)")
+            }
+        }
+        let event = MemoryEvent.modelActivation(.init(model: mine, name: name))
+        let id = ID128.derived(domain: "psm.activation.v1", mine + withUnsafeBytes(of: time.bigEndian) { Array($0) })
+        _ = try await journal.append(
+            AppendRequest(stream: UserRef.modelStream, events: [EventData(id: id, type: event.type.rawValue, time: time, payload: event.payload())]))
+        try projections.catchUp(journal)
+        return true
+    }
+
     // MARK: - Writes
 
     public struct ObserveResult: Sendable {
@@ -244,7 +266,8 @@ public final class Engine: @unchecked Sendable {
             if let u = try projections.read({ kv in try UserReader(kv: kv, user: user.key).userRecord() }) {
                 if u.erased { throw ProjectionError.erased("user \(user) was erased at position \(u.erasedAt)") }
                 if time < u.lastEventTime {
-                    throw EngineError.invalidArgument("event time \(time) µs is before user \(user)'s last event time \(u.lastEventTime) µs")
+                    throw EngineError.invalidArgument(
+                        "event time \(Engine.iso(time)) is before user \(user)'s last event time \(Engine.iso(u.lastEventTime)); event times of a user never go back")
                 }
             }
             let expected: ExpectedRevision = info.map { .exact($0.nextRevision - 1) } ?? .noStream
@@ -270,6 +293,12 @@ public final class Engine: @unchecked Sendable {
         let same = e.header.streamID == user.key && e.header.eventType == command.type && e.header.eventTime == command.time && payload == command.payload
         guard same else { throw EngineError.conflict("event id \(command.id) is already used by another event at position \(e.position)") }
         return e.position
+    }
+
+    /// ISO 8601 (UTC, seconds) for messages.
+    static func iso(_ micros: Int64) -> String {
+        let f = ISO8601DateFormatter()
+        return f.string(from: Date(timeIntervalSince1970: Double(micros) / 1_000_000))
     }
 
     private func userExists(_ user: UserRef) throws -> Bool { try Decider.userExists(user, projections) }

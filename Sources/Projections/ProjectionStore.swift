@@ -56,6 +56,14 @@ public final class ProjectionStore: @unchecked Sendable {
         try read { kv in try kv.get(.meta, Array("checkpoint".utf8)).map { $0.be(0, UInt64.self) } ?? 0 }
     }
 
+    /// The store's active model (id and name) from the last model activation, if any.
+    public func activeModel() throws -> (id: [UInt8], name: String)? {
+        try read { kv in
+            guard let v = try kv.get(.meta, Array("active_model".utf8)), v.count >= 32 else { return nil }
+            return (Array(v[0..<32]), String(decoding: v[32...], as: UTF8.self))
+        }
+    }
+
     /// Runs `body` in a read transaction over the current state.
     public func read<T>(_ body: (LMDBReader<ReadTransaction>) throws -> T) throws -> T {
         try env.read { txn in try body(LMDBReader(txn: txn, tables: tables)) }

@@ -85,3 +85,56 @@ import Testing
         #expect(noStore.status == 64 && noStore.err.contains("no store"))
     }
 }
+
+/// observe / ingest / recall / feedback / sleep / replay through the CLI, as an app developer would.
+@Suite struct WriteCLITests {
+    let cli = CLITests()
+
+    @Test func ingestRecallFeedbackSleepReplay() throws {
+        let store = NSTemporaryDirectory() + "psm-cli-write-\(getpid())-\(UInt64.random(in: 0...UInt64.max))"
+        defer { try? FileManager.default.removeItem(atPath: store) }
+        let env = ["PSM_STORE": store, "PSM_TENANT": "acme"]
+        let file = store + ".jsonl"
+        defer { try? FileManager.default.removeItem(atPath: file) }
+        let good = [
+            #"{"text":"I keep my passport in the blue folder","speaker":"Ana","source_id":"t1","at":"2026-02-01T10:00:00Z","id":"0000000000000000000000000000a001"}"#,
+            #"{"text":"We booked flights to Reykjavik for June","speaker":"Ana","source_id":"t2","id":"0000000000000000000000000000a002"}"#,
+        ]
+        try (good + [#"{"text":"oops","colour":"red"}"#, #"{"text":"never reached"}"#]).joined(separator: "\n").write(toFile: file, atomically: true, encoding: .utf8)
+        let bad = try cli.run(["ingest", file, "--user", "ana", "--json"], env: env)
+        #expect(bad.status == 65 && bad.err.contains(".jsonl:3") && bad.err.contains("colour"), "\(bad.err)")
+        // The file is checked before anything is written; fixed, it ingests, and again it is exactly-once.
+        try good.joined(separator: "\n").write(toFile: file, atomically: true, encoding: .utf8)
+        let first = try cli.json(try cli.run(["ingest", file, "--user", "ana", "--json"], env: env).out)
+        #expect(first["recorded"] as? Int == 2 && first["kept"] as? Int == 2)
+        let again = try cli.json(try cli.run(["ingest", file, "--user", "ana", "--json"], env: env).out)
+        #expect(again["recorded"] as? Int == 0 && again["duplicates"] as? Int == 2)
+
+        let obs = try cli.run(["observe", "--user", "ana", "--speaker", "Ana", "--at", "2026-02-02T09:00:00Z", "--json", "ok lol"], env: env)
+        #expect(obs.status == 0, "\(obs.err)")
+        #expect(try cli.json(obs.out)["kept"] as? Bool == false)
+        let back = try cli.run(["observe", "--user", "ana", "--at", "2026-01-01T00:00:00Z", "too early"], env: env)
+        #expect(back.status == 64 && back.err.contains("2026-01-01"), "\(back.err)")
+
+        let recall = try cli.run(["recall", "--user", "ana", "--at", "2026-02-03T00:00:00Z", "--k", "1", "--json", "where is the passport kept?"], env: env)
+        #expect(recall.status == 0, "\(recall.err)")
+        let r = try cli.json(recall.out)
+        let top = try #require((r["memories"] as? [[String: Any]])?.first)
+        #expect((top["text"] as? String)?.contains("passport") == true && top["source_ids"] as? [String] == ["t1"])
+        let recallID = try #require(r["recall"] as? String), memoryID = try #require(top["memory"] as? String)
+        let fb = try cli.run(["feedback", "--user", "ana", "--recall", recallID, "--memory", memoryID, "--kind", "helped", "--at", "2026-02-03T00:01:00Z", "--json"], env: env)
+        #expect(fb.status == 0, "\(fb.err)")
+        let wrongKind = try cli.run(["feedback", "--user", "ana", "--recall", recallID, "--memory", memoryID, "--kind", "great"], env: env)
+        #expect(wrongKind.status == 64 && wrongKind.err.contains("great"))
+
+        let sleep = try cli.run(["sleep", "--at", "2026-02-04T00:00:00Z", "--json"], env: env)
+        #expect(sleep.status == 0, "\(sleep.err)")
+        let entries = try #require(try JSONSerialization.jsonObject(with: Data(sleep.out.utf8)) as? [[String: Any]])
+        #expect(entries.first?["user"] as? String == "ana" && (entries.first?["decisions"] as? [String: Int])?["encoded"] == 2)
+
+        let replay = try cli.run(["replay", "--verify", "--json"], env: env)
+        #expect(replay.status == 0, "\(replay.err)")
+        let rep = try cli.json(replay.out)
+        #expect(rep["divergent"] as? Int == 0 && rep["commands"] as? Int == 6)
+    }
+}
