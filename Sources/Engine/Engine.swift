@@ -295,6 +295,15 @@ public final class Engine: @unchecked Sendable {
         return e.position
     }
 
+    /// The model id of the journal's last model activation, if any.
+    public static func activeModel(in journal: Journal) throws -> [UInt8]? {
+        guard let info = try journal.streamInfo(UserRef.modelStream.id), info.nextRevision > 0 else { return nil }
+        guard let e = try journal.read(stream: UserRef.modelStream.id, fromRevision: info.nextRevision - 1, limit: 1).first,
+            case .modelActivation(let m)? = try MemoryEvent.decode(type: e.header.eventType, payload: try journal.payload(of: e))
+        else { return nil }
+        return m.model
+    }
+
     /// ISO 8601 (UTC, seconds) for messages.
     static func iso(_ micros: Int64) -> String {
         let f = ISO8601DateFormatter()

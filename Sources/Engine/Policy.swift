@@ -79,7 +79,7 @@ public struct RuleBaseline: MemoryPolicy {
         let duplicate = input.neighbours.first.map { $0.dense >= 0.95 } ?? false
         return GateDecision(
             kept: terms.count >= 3, tier: .working, type: .other, emotionalWeight: .zero, confidence: Fixed(0.5),
-            strength: Fixed(duplicate ? 0.3 : 0.6), stability: 14 * 86_400, scores: [Fixed(raw: Int64(terms.count) * Fixed.scale)])
+            strength: Fixed(duplicate ? 0.3 : 0.6), stability: 45 * 86_400, scores: [Fixed(raw: Int64(terms.count) * Fixed.scale)])
     }
 
     public func weigh(_ candidates: [Candidate], query: String, at: Int64) -> [Fixed] {

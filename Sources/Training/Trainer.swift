@@ -8,6 +8,9 @@ import Projections
 /// heads and the training manifest. Deterministic: the same encoder, seed and options give the same
 /// file bytes, hence the same model id.
 public enum Trainer {
+    /// Bumped whenever the curriculum, the features, the training or the baseline decisions it trains
+    /// against change, so a cached default model from an older recipe is rebuilt, not reused.
+    public static let recipe = 2
     public struct Options: Sendable, Codable {
         public var seed: UInt64 = 1
         public var conversations = 48

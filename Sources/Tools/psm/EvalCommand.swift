@@ -158,6 +158,9 @@ struct EvalCommand: AsyncParsableCommand {
             }
             let engine = try Engine(directory: dir, encoder: try Encoder(model: file), policy: try policy(for: file))
             defer { engine.close() }
+            if let first = conversations.first?.sessions.first?.time {
+                try await engine.ensureActiveModel(name: URL(fileURLWithPath: file.path).lastPathComponent, at: first)
+            }
             let totalTurns = conversations.reduce(0) { $0 + $1.sessions.reduce(0) { $0 + $1.turns.count } }
             let bar = Progress(label: "ingest", total: UInt64(totalTurns), enabled: !json)
             var done: UInt64 = 0

@@ -16,8 +16,9 @@ struct ReplayCommand: ParsableCommand {
             decisions checked, divergences (with the first, its position and why) and the state hash of
             the replayed projections. Exit code 1 when anything diverges. The store is not changed.
 
-            The encoder is --model, $PSM_MODEL, or the store's models/encoder.psm; decisions record the
-            model they were made with, and a different one shows up as divergences naming both ids.
+            The model is the store's active one (journaled at its first decision), looked up among --model,
+            $PSM_MODEL, the default PSM model and the store's models/encoder.psm; decisions record the model
+            they were made with, and a different one shows up as divergences naming both ids.
 
             Example:
               psm replay --verify --json
@@ -25,7 +26,7 @@ struct ReplayCommand: ParsableCommand {
             """)
     @OptionGroup var store: StoreOptions
     @Flag(help: "Verify (the only mode: replay never writes to the store).") var verify = false
-    @Option(help: ArgumentHelp("Encoder model file.", valueName: "FILE")) var model: String?
+    @OptionGroup var modelOption: ModelOption
     @Option(help: "Threads the encoder may use (1...64).") var threads: Int = 1
     @Flag(help: "Print JSON.") var json = false
 
@@ -48,7 +49,10 @@ struct ReplayCommand: ParsableCommand {
         try guarded {
             let journal = try store.openJournal()
             defer { journal.close() }
-            let file = try store.encoderModel(model, quiet: json)
+            // The store's active model when it names one: found among --model, $PSM_MODEL, the default
+            // PSM model and the store's encoder.
+            let active = try Engine.activeModel(in: journal)
+            let file = try modelOption.resolve(store, quiet: json, matching: active)
             Encoder.setThreads(threads)
             let decider = Decider(policy: try file.map { try policy(for: $0) } ?? RuleBaseline(), encoder: try file.map { try Encoder(model: $0) })
             let start = Date()

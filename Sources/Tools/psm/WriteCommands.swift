@@ -11,6 +11,18 @@ struct ModelOption: ParsableArguments {
     @Option(help: ArgumentHelp("PSM or encoder model file (default: $PSM_MODEL, the default PSM model, else the store's encoder).", valueName: "FILE"))
     var model: String?
 
+    /// The model whose id is `active` among the candidates (--model, $PSM_MODEL, the default PSM
+    /// model, the store's encoder), else the usual resolution.
+    func resolve(_ store: StoreOptions, quiet: Bool, matching active: [UInt8]?) throws -> ModelFile? {
+        guard let active else { return try resolve(store, quiet: quiet) }
+        let want = Decider.hex(active)
+        let paths = [model, ProcessInfo.processInfo.environment["PSM_MODEL"], ModelDefault.path, store.storePath + "/models/encoder.psm"].compactMap { $0 }
+        for p in paths where !p.isEmpty && FileManager.default.fileExists(atPath: p) {
+            if let f = try? ModelFile(path: p), f.id == want { return f }
+        }
+        return try resolve(store, quiet: quiet)
+    }
+
     func resolve(_ store: StoreOptions, quiet: Bool) throws -> ModelFile? {
         if let explicit = model ?? ProcessInfo.processInfo.environment["PSM_MODEL"].flatMap({ $0.isEmpty ? nil : $0 }) {
             return try ModelFile(path: explicit)
