@@ -335,3 +335,60 @@ struct KeepEverything: MemoryPolicy {
         #expect(replay.divergent == 0, "\(String(describing: replay.first))")
     }
 }
+
+@Suite struct UpgradeTests {
+    /// Rehearsing an upgrade: the same commands through another policy into a new store, diffed; the
+    /// original is untouched; the new store replays exactly; `psm adopt` switches to it.
+    @Test func reconsolidateDiffsAndAdoptSwitches() async throws {
+        guard !SharedEncoder.skip else { return }
+        let encoder = try #require(SharedEncoder.encoder, "the all-MiniLM-L6-v2 package is missing: run scripts/setup.sh")
+        let dir = TempStore()
+        defer { dir.remove(); try? FileManager.default.removeItem(atPath: dir.path + "-new"); try? FileManager.default.removeItem(atPath: dir.path + "-r") }
+        let u = try UserRef(tenant: "t", user: "u")
+        do {
+            let engine = try Engine(directory: dir.path, encoder: encoder)
+            try await engine.ensureActiveModel(name: "baseline", at: t0)
+            for (i, text) in ["ok lol", "My dentist appointment is on Friday at nine.", "haha sure", "I switched to decaf coffee this month."].enumerated() {
+                _ = try await engine.observe(u, .init(text: text, speaker: "Sam", sourceID: "m\(i)"), at: t0 + Int64(i) * minute)
+            }
+            _ = try await engine.recall(u, query: "when is the dentist?", k: 2, at: t0 + day)
+            _ = try await engine.sleep(u, at: t0 + 2 * day)
+            engine.close()
+        }
+        let sourceHash: [UInt8]
+        do {
+            let j = try Journal(directory: dir.path + "/journal")
+            let f = InMemoryFold()
+            try ProjectionStore.foldJournal(j, into: f)
+            sourceHash = try f.stateHash()
+            let target = try Engine(directory: dir.path + "-new", encoder: encoder, policy: KeepEverything())
+            let diff = try await Reconsolidation.run(source: j, target: target)
+            #expect(diff.commands == 6 && diff.gained == 2 && diff.lost == 0 && diff.memories_before == 2 && diff.memories_after == 4, "\(diff)")
+            #expect(diff.recalls_compared == 1)
+            let replay = try Replayer.verify(journal: target.journal, decider: target.decider, scratch: dir.path + "-r")
+            #expect(replay.divergent == 0)
+            target.close()
+            let again = InMemoryFold()
+            try ProjectionStore.foldJournal(j, into: again)
+            #expect(try again.stateHash() == sourceHash, "reconsolidation changed the original store")
+            j.close()
+        }
+        // Adopt through the CLI: the store now holds the new memories, the old one is kept aside.
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: EvalCommandTests.psm)
+        p.arguments = ["adopt", dir.path + "-new", "--store", dir.path, "--json"]
+        let out = Pipe()
+        p.standardOutput = out
+        try p.run()
+        let data = out.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        #expect(p.terminationStatus == 0)
+        let o = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
+        let previous = try #require(o["previous"] as? String)
+        defer { try? FileManager.default.removeItem(atPath: previous) }
+        #expect(FileManager.default.fileExists(atPath: previous + "/journal/data.mdb"))
+        let adopted = try Engine(directory: dir.path)
+        defer { adopted.close() }
+        #expect(try adopted.userRecord(u).nextSlot == 4)
+    }
+}

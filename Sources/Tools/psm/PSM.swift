@@ -20,7 +20,7 @@ struct PSM: AsyncParsableCommand {
         subcommands: [
             DemoCommand.self, TiersCommand.self, MemoryCommand.self, HistoryCommand.self, ProvenanceCommand.self, RebuildCommand.self,
             StateHashCommand.self, ReplayCommand.self, EvalCommand.self, TrainCommand.self, ObserveCommand.self, IngestCommand.self,
-            RecallCommand.self, FeedbackCommand.self, SleepCommand.self, JournalCommand.self, VerifyCommand.self, ModelCommand.self, EmbedCommand.self, BenchCommand.self,
+            RecallCommand.self, FeedbackCommand.self, SleepCommand.self, ReconsolidateCommand.self, AdoptCommand.self, JournalCommand.self, VerifyCommand.self, ModelCommand.self, EmbedCommand.self, BenchCommand.self,
         ]
     )
 }
