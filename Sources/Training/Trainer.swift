@@ -151,8 +151,15 @@ public enum Trainer {
 
     /// Writes the PSM model file: every tensor of `encoder` plus the heads and the manifest.
     public static func write(encoder: ModelFile, head: LinearHead, manifest: Report, to path: String) throws -> (id: String, bytes: Int) {
+        let enc = JSONEncoder()
+        enc.outputFormatting = [.sortedKeys]
+        return try writeModel(encoder: encoder, head: head, manifestJSON: Array(try enc.encode(manifest)), to: path)
+    }
+
+    /// Writes `encoder`'s tensors (not its `psm.*` heads) plus `head` and the manifest bytes.
+    public static func writeModel(encoder: ModelFile, head: LinearHead, manifestJSON json: [UInt8], to path: String) throws -> (id: String, bytes: Int) {
         var config = encoder.config
-        config.source = "psm: \(encoder.config.source) + recall head"
+        if !config.source.hasPrefix("psm: ") { config.source = "psm: \(encoder.config.source) + recall head" }
         var w = ModelFileWriter(config: config, vocabulary: encoder.vocabulary)
         for (name, info) in encoder.tensors.sorted(by: { $0.key < $1.key }) where !name.hasPrefix("psm.") {
             switch info.dtype {
@@ -165,9 +172,6 @@ public enum Trainer {
         w.add(PSMPolicy.tensorNames.bias, f32: [Float(head.bias)], shape: [1])
         w.add(PSMPolicy.tensorNames.mean, f32: head.mean.map(Float.init), shape: [n])
         w.add(PSMPolicy.tensorNames.scale, f32: head.scale.map(Float.init), shape: [n])
-        let enc = JSONEncoder()
-        enc.outputFormatting = [.sortedKeys]
-        let json = Array(try enc.encode(manifest))
         w.add(PSMPolicy.manifestTensor, i8: json.map { Int8(bitPattern: $0) }, shape: [json.count])
         return try w.write(to: path)
     }

@@ -299,6 +299,30 @@ struct KeepEverything: MemoryPolicy {
         if case .gated(let g) = history[0].event { #expect(g.decision.model == psm.modelID) } else { Issue.record("first event is not gated") }
         let replay = try Replayer.verify(journal: engine.journal, decider: engine.decider, scratch: dir.path + "/replay")
         #expect(replay.divergent == 0 && replay.checked == 3)
+
+        // Learning from utility: feedback that prefers the second-ranked memory fine-tunes a new version
+        // that ranks it first, deterministically.
+        let second = try #require(r.memories.dropFirst().first?.candidate.memory)
+        let first = try #require(r.memories.first?.candidate.memory)
+        var at = t0 + 3 * minute
+        for _ in 0..<4 {
+            let rr = try await engine.recall(u, query: "What pet does Ana have?", k: 2, at: at)
+            if rr.memories.contains(where: { $0.candidate.memory == second }) {
+                try await engine.feedback(u, recall: try #require(rr.recall), memory: second, kind: .helped, at: at + 1)
+            }
+            if rr.memories.contains(where: { $0.candidate.memory == first }) {
+                try await engine.feedback(u, recall: try #require(rr.recall), memory: first, kind: .corrected, at: at + 2)
+            }
+            at += minute
+        }
+        let (v2, utility) = try UtilityLearning.train(journal: engine.journal, model: file, out: dir.path + "/v2.psm", scratch: dir.path + "/u1")
+        let (v2again, _) = try UtilityLearning.train(journal: engine.journal, model: file, out: dir.path + "/v2b.psm", scratch: dir.path + "/u2")
+        #expect(v2 == v2again && v2 != id1)
+        #expect(utility.helped >= 1 && utility.corrected >= 1 && utility.pair_accuracy_after > utility.pair_accuracy_before, "\(utility)")
+        let newer = try PSMPolicy(model: try ModelFile(path: dir.path + "/v2.psm"))
+        let candidates = try engine.projections.candidates(u, CandidateQuery(text: "What pet does Ana have?", vector: engine.embed("What pet does Ana have?"), at: at))
+        let ranked = Decider(policy: newer, encoder: nil).rank(candidates, query: "What pet does Ana have?", at: at, k: 2)
+        #expect(ranked.first?.0.memory == second)
     }
 }
 

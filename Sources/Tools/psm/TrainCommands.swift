@@ -2,6 +2,7 @@ import ArgumentParser
 import Engine
 import Foundation
 import Inference
+import Journal
 import Training
 
 /// The policy a model file implies: the PSM when it has heads, else the rule baseline over its encoder.
@@ -30,12 +31,26 @@ struct TrainCommand: AsyncParsableCommand {
 
             Example:
               psm train --encoder store/models/encoder.psm --out psm-v1.psm --seed 1 --json
+
+            With --from-journal STORE --base MODEL it learns from utility instead: every recall in the
+            store's journal that received feedback is recomputed on the state just before it, the fed-back
+            memories' features become examples (helped positive, irrelevant negative, corrected a double-
+            weight negative), and the base model's recall head is fine-tuned (pulled towards its old weights)
+            into --out, a new model version whose manifest records the feedback counts and the pairwise
+            ranking accuracy on them before and after.
+
+              psm train --from-journal ./psm-store --base psm-v1.psm --out psm-v2.psm
             """)
     @Option(help: ArgumentHelp("Encoder model file (default: $PSM_MODEL, else imported from $PSM_MINILM_DIR).", valueName: "FILE")) var encoder: String?
     @Option(help: ArgumentHelp("Where to write the PSM model file.", valueName: "FILE")) var out: String
     @Option(help: "Curriculum seed.") var seed: UInt64 = 1
     @Option(help: "Curriculum conversations (5...10000).") var conversations: Int = 48
     @Option(help: "Gradient-descent epochs (1...100000).") var epochs: Int = 300
+    @Option(
+        name: .customLong("from-journal"),
+        help: ArgumentHelp("Learn from utility instead: the feedback on recalls in this store's journal fine-tunes --base.", valueName: "STORE"))
+    var fromJournal: String?
+    @Option(help: ArgumentHelp("The PSM model to fine-tune with --from-journal.", valueName: "FILE")) var base: String?
     @Flag(help: "Print JSON.") var json = false
 
     func validate() throws {
@@ -44,6 +59,24 @@ struct TrainCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
+        if let fromJournal {
+            try await guardedAsync {
+                guard let base else { throw CLIError.usage("--from-journal needs --base MODEL (the PSM model to fine-tune)") }
+                let journal = try StoreOptions.parse(["--store", fromJournal]).openJournal()
+                defer { journal.close() }
+                let (id, report) = try UtilityLearning.train(
+                    journal: journal, model: try ModelFile(path: base), out: out, scratch: NSTemporaryDirectory() + "psm-utility-\(getpid())", epochs: min(epochs, 2000))
+                if json {
+                    struct Out: Encodable { var id: String; var path: String; var report: UtilityLearning.Report }
+                    try printJSON(Out(id: id, path: out, report: report))
+                } else {
+                    print("model \(out)  id \(id)  (fine-tuned from \(report.base_model.prefix(16))…)")
+                    print("\(report.recalls_with_feedback) recalls with feedback: \(report.helped) helped, \(report.irrelevant) irrelevant, \(report.corrected) corrected")
+                    print("pairwise ranking accuracy on them: \(report.pair_accuracy_before) → \(report.pair_accuracy_after)")
+                }
+            }
+            return
+        }
         do {
             let scratchStore = try StoreOptions.parse(["--store", NSTemporaryDirectory() + "psm-train-\(getpid())"])
             guard let enc = try scratchStore.encoderModel(encoder, quiet: json) else {

@@ -1,0 +1,136 @@
+import Engine
+import Foundation
+import Inference
+import Journal
+import Projections
+
+/// Learning from utility (SPEC.md §12.8): recalls followed by feedback in a journal become labelled
+/// examples for the recall head — helped is positive, irrelevant negative, corrected a stronger
+/// negative — and the head is fine-tuned from the model's weights into a new model version.
+public enum UtilityLearning {
+    public struct Example: Sendable {
+        public var recall: EventID
+        public var features: [Double]
+        public var label: Bool
+        public var weight: Double
+    }
+
+    public struct Report: Sendable, Codable {
+        public var base_model: String
+        public var recalls_with_feedback: Int
+        public var examples: Int
+        public var helped: Int
+        public var irrelevant: Int
+        public var corrected: Int
+        /// Fraction of (helped, not helped) pairs of one recall that the head orders correctly.
+        public var pair_accuracy_before: Double
+        public var pair_accuracy_after: Double
+        public var epochs: Int
+        public var learning_rate: Double
+        public var anchor: Double
+    }
+
+    /// Walks `journal`: each recall request's candidates are recomputed on the state just before it (as
+    /// replay does), and each later feedback labels the features of the memory it names.
+    public static func examples(_ journal: Journal, decider: Decider, scratch: String) throws -> [Example] {
+        try? FileManager.default.removeItem(atPath: scratch)
+        let state = try ProjectionStore(directory: scratch)
+        defer {
+            state.close()
+            try? FileManager.default.removeItem(atPath: scratch)
+        }
+        var features: [EventID: [ID128: [Double]]] = [:]
+        var out: [Example] = []
+        var names: [ID128: StreamName] = [:]
+        let end = try journal.stats().lastPosition
+        var from: Position = 1
+        while from <= end {
+            let page = try journal.read(from: from, limit: 1024)
+            guard let last = page.last else { break }
+            for e in page {
+                let sid = e.header.streamID
+                if names[sid] == nil { names[sid] = try journal.streamInfo(sid)?.stream }
+                guard let stream = names[sid], let user = UserRef(stream: stream) else { continue }
+                switch e.header.eventType {
+                case MemoryEventType.recallRequest.rawValue:
+                    guard case .recallRequest(let r)? = try MemoryEvent.decode(type: e.header.eventType, payload: try journal.payload(of: e)) else { continue }
+                    try state.catchUp(journal, through: e.position - 1)
+                    let time = e.header.eventTime
+                    let q = CandidateQuery(text: r.query, vector: decider.embed(r.query), at: time, perList: max(50, Int(r.k)))
+                    let terms = RecallFeatures.queryTerms(r.query)
+                    var byMemory: [ID128: [Double]] = [:]
+                    for c in try state.candidates(user, q) { byMemory[c.memory] = RecallFeatures.vector(c, queryTerms: terms, at: time) }
+                    features[e.header.eventID] = byMemory
+                case MemoryEventType.feedback.rawValue:
+                    guard case .feedback(let f)? = try MemoryEvent.decode(type: e.header.eventType, payload: try journal.payload(of: e)),
+                        let x = features[f.recall]?[f.memory]
+                    else { continue }
+                    out.append(Example(recall: f.recall, features: x, label: f.kind == .helped, weight: f.kind == .corrected ? 2 : 1))
+                default:
+                    continue
+                }
+            }
+            from = last.position + 1
+        }
+        return out
+    }
+
+    /// Fraction of (positive, negative) pairs within one recall that `head` scores in the right order.
+    public static func pairAccuracy(_ examples: [Example], _ head: LinearHead) -> Double {
+        var right = 0, total = 0
+        let byRecall = Dictionary(grouping: examples, by: \.recall)
+        for (_, ex) in byRecall.sorted(by: { $0.key < $1.key }) {
+            for p in ex where p.label {
+                for n in ex where !n.label {
+                    total += 1
+                    if head.score(p.features) > head.score(n.features) { right += 1 }
+                }
+            }
+        }
+        return total == 0 ? 1 : (Double(right) / Double(total) * 1e4).rounded() / 1e4
+    }
+
+    /// Gradient descent on the weighted logistic loss from `base`, with an L2 pull towards `base`'s
+    /// weights (`anchor`) so a little feedback adjusts the head without forgetting the curriculum.
+    public static func fineTune(_ base: LinearHead, _ examples: [Example], epochs: Int = 200, learningRate: Double = 0.2, anchor: Double = 0.05) -> LinearHead {
+        var w = base.weights, b = base.bias
+        let n = w.count
+        let xs = examples.map { e in (0..<n).map { (e.features[$0] - base.mean[$0]) / base.scale[$0] } }
+        guard !examples.isEmpty else { return base }
+        for _ in 0..<epochs {
+            var gw = [Double](repeating: 0, count: n), gb = 0.0, total = 0.0
+            for (x, e) in zip(xs, examples) {
+                var z = b
+                for i in 0..<n { z += w[i] * x[i] }
+                let p = 1 / (1 + DeterministicMath.exp(-z))
+                let d = (p - (e.label ? 1 : 0)) * e.weight
+                for i in 0..<n { gw[i] += d * x[i] }
+                gb += d
+                total += e.weight
+            }
+            for i in 0..<n { w[i] -= learningRate * (gw[i] / total + anchor * (w[i] - base.weights[i])) }
+            b -= learningRate * gb / total
+        }
+        return LinearHead(weights: w.map { Double(Float($0)) }, bias: Double(Float(b)), mean: base.mean, scale: base.scale)
+    }
+
+    /// Reads the feedback of `journal`, fine-tunes `model`'s recall head and writes the new version.
+    public static func train(journal: Journal, model: ModelFile, out: String, scratch: String, epochs: Int = 200) throws -> (id: String, report: Report) {
+        let policy = try PSMPolicy(model: model)
+        let decider = Decider(policy: policy, encoder: try Encoder(model: model))
+        let ex = try examples(journal, decider: decider, scratch: scratch)
+        guard !ex.isEmpty else { throw EngineError.invalidArgument("the journal has no feedback on recalled memories to learn from") }
+        let head = fineTune(policy.recall, ex, epochs: epochs)
+        let report = Report(
+            base_model: model.id, recalls_with_feedback: Set(ex.map(\.recall)).count, examples: ex.count, helped: ex.filter(\.label).count,
+            irrelevant: ex.filter { !$0.label && $0.weight == 1 }.count, corrected: ex.filter { $0.weight == 2 }.count,
+            pair_accuracy_before: pairAccuracy(ex, policy.recall), pair_accuracy_after: pairAccuracy(ex, head), epochs: epochs, learning_rate: 0.2, anchor: 0.05)
+        let base = PSMPolicy.manifest(model) ?? "{}"
+        struct Manifest: Encodable { var utility: Report; var base_manifest: String }
+        let enc = JSONEncoder()
+        enc.outputFormatting = [.sortedKeys]
+        let json = Array(try enc.encode(Manifest(utility: report, base_manifest: base)))
+        let (id, _) = try Trainer.writeModel(encoder: model, head: head, manifestJSON: json, to: out)
+        return (id, report)
+    }
+}
