@@ -69,7 +69,27 @@ public struct Decider: Sendable {
         let event = EventData(
             id: ID128.derived(domain: "psm.decision.v1", obsID.bytes), type: MemoryEventType.gated.rawValue, time: time, causation: obsID,
             payload: gated.payload())
-        return ([event], g, memory)
+        var events = [event]
+        // Interference: does the new memory supersede one of its neighbours (a knowledge update)?
+        if g.kept, !neighbours.isEmpty {
+            let withVectors = try state.read { kv in
+                let reader = UserReader(kv: kv, user: user.key)
+                return try neighbours.map { (candidate: $0, vector: try reader.vector(slot: $0.slot)) }
+            }
+            let input = GateInput(text: o.text, session: o.session, speaker: o.speaker, vector: vector, neighbours: neighbours)
+            if let (old, score) = policy.supersedes(input, neighbours: withVectors) {
+                let d = policy.digest { w in
+                    if let v = vector { w.bytes(1, v.encoded) }
+                    w.id(2, old)
+                    if let ov = withVectors.first(where: { $0.candidate.memory == old })?.vector { w.bytes(3, ov.encoded) }
+                }
+                let s = MemoryEvent.superseded(.init(decision: decision(d), old: old, new: memory, score: score))
+                var idBytes = obsID.bytes
+                idBytes.append(1)
+                events.append(EventData(id: ID128.derived(domain: "psm.decision.v1", idBytes), type: MemoryEventType.superseded.rawValue, time: time, causation: obsID, payload: s.payload()))
+            }
+        }
+        return (events, g, memory)
     }
 
     /// The ranking for a recall request (one `recalled` event listing what is surfaced).

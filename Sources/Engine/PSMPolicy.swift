@@ -28,6 +28,30 @@ public enum RecallFeatures {
     }
 }
 
+/// Features of the interference head for a new memory and an existing one (SPEC.md §12.7): the
+/// element-wise product and absolute difference of their dequantized vectors, their cosine, whether the
+/// same person said both, and the Jaccard overlap of their analyzed terms.
+public enum InterferenceFeatures {
+    public static func count(dimension d: Int) -> Int { 2 * d + 3 }
+
+    public static func vector(new a: QuantizedVector, old b: QuantizedVector, sameSpeaker: Bool, newText: String, oldText: String) -> [Double] {
+        let d = a.values.count
+        var out = [Double](repeating: 0, count: 2 * d + 3)
+        var dot = 0.0
+        for i in 0..<d {
+            let x = Double(a.values[i]) * Double(a.scale), y = Double(b.values[i]) * Double(b.scale)
+            out[i] = x * y * Double(d)
+            out[d + i] = abs(x - y) * Double(d).squareRoot()
+            dot += x * y
+        }
+        let ta = Set(Analyzer.terms(newText)), tb = Set(Analyzer.terms(oldText))
+        out[2 * d] = dot
+        out[2 * d + 1] = sameSpeaker ? 1 : 0
+        out[2 * d + 2] = ta.union(tb).isEmpty ? 0 : Double(ta.intersection(tb).count) / Double(ta.union(tb).count)
+        return out
+    }
+}
+
 /// A linear head over standardized features: `score = bias + Σ w[i] · (x[i] − mean[i]) / scale[i]`.
 public struct LinearHead: Sendable, Equatable {
     public var weights: [Double]
@@ -52,10 +76,17 @@ public struct LinearHead: Sendable, Equatable {
 public struct PSMPolicy: MemoryPolicy {
     public let modelID: [UInt8]
     public let recall: LinearHead
+    /// The interference head and the logit at or above which a new memory supersedes an old one (optional).
+    public let interference: LinearHead?
+    public let interferenceThreshold: Double
     let base = RuleBaseline()
 
     public static let tensorNames = (weights: "psm.recall.weight", bias: "psm.recall.bias", mean: "psm.recall.mean", scale: "psm.recall.scale")
     public static let manifestTensor = "psm.manifest"
+    public static let interferenceNames = (
+        weights: "psm.interference.weight", bias: "psm.interference.bias", mean: "psm.interference.mean", scale: "psm.interference.scale",
+        threshold: "psm.interference.threshold"
+    )
 
     /// Loads the heads of a PSM model file; throws when it has none (a bare encoder).
     public init(model: ModelFile) throws {
@@ -73,6 +104,23 @@ public struct PSMPolicy: MemoryPolicy {
         }
         recall = LinearHead(weights: w, bias: b[0], mean: mean, scale: scale)
         modelID = Decider.bytes(hex: model.id)
+        if let info = model.tensors[PSMPolicy.interferenceNames.weights] {
+            let m = info.shape.first ?? 0
+            guard info.shape.count == 1, m == InterferenceFeatures.count(dimension: model.config.hidden) else {
+                throw EngineError.invalidArgument("\(model.path): interference head of shape \(info.shape), expected [\(InterferenceFeatures.count(dimension: model.config.hidden))]")
+            }
+            let iw = try f(PSMPolicy.interferenceNames.weights, [m]), ib = try f(PSMPolicy.interferenceNames.bias, [1])
+            let im = try f(PSMPolicy.interferenceNames.mean, [m]), isc = try f(PSMPolicy.interferenceNames.scale, [m])
+            let t = try f(PSMPolicy.interferenceNames.threshold, [1])
+            guard isc.allSatisfy({ $0 > 0 && $0.isFinite }), iw.allSatisfy(\.isFinite), im.allSatisfy(\.isFinite), ib[0].isFinite, t[0].isFinite else {
+                throw EngineError.invalidArgument("\(model.path): interference head has non-finite values or a non-positive scale")
+            }
+            interference = LinearHead(weights: iw, bias: ib[0], mean: im, scale: isc)
+            interferenceThreshold = t[0]
+        } else {
+            interference = nil
+            interferenceThreshold = .infinity
+        }
     }
 
     /// The training manifest stored in the model file (JSON), if any.
@@ -82,6 +130,21 @@ public struct PSMPolicy: MemoryPolicy {
     }
 
     public func gate(_ input: GateInput) -> GateDecision { base.gate(input) }
+
+    /// The valid neighbour with the highest interference score, if that score reaches the threshold.
+    public func supersedes(_ input: GateInput, neighbours: [(candidate: Candidate, vector: QuantizedVector?)]) -> (memory: ID128, score: Fixed)? {
+        guard let head = interference, let v = input.vector else { return nil }
+        var best: (ID128, Double)? = nil
+        for (c, nv) in neighbours {
+            guard let nv, nv.values.count == v.values.count, c.view.record.isValid else { continue }
+            let x = InterferenceFeatures.vector(
+                new: v, old: nv, sameSpeaker: !input.speaker.isEmpty && input.speaker == c.view.record.speaker, newText: input.text, oldText: c.view.record.text)
+            let s = head.score(x)
+            if s >= interferenceThreshold, best.map({ s > $0.1 || (s == $0.1 && c.memory < $0.0) }) ?? true { best = (c.memory, s) }
+        }
+        // Recorded as a probability (the logistic of the score), which is what a superseded event holds.
+        return best.map { ($0.0, Fixed(1 / (1 + DeterministicMath.exp(-$0.1)))) }
+    }
 
     public func weigh(_ candidates: [Candidate], query: String, at: Int64) -> [Fixed] {
         let terms = RecallFeatures.queryTerms(query)

@@ -46,6 +46,9 @@ public protocol MemoryPolicy: Sendable {
     func weigh(_ candidates: [Candidate], query: String, at: Int64) -> [Fixed]
     /// The decision answering feedback on a memory (reinforced or weakened), or nil for none.
     func feedback(_ kind: FeedbackKind, on memory: MemoryView) -> MemoryEvent?
+    /// For a memory just kept (its input and vector) and its nearest existing memories with their
+    /// vectors: the memory it supersedes (a knowledge update), with the score, or nil.
+    func supersedes(_ input: GateInput, neighbours: [(candidate: Candidate, vector: QuantizedVector?)]) -> (memory: ID128, score: Fixed)?
     /// Sleep-time decisions for one user (tier moves, consolidation, pruning), given its memories by
     /// tier, the vectors of its working and episodic memories, and the time of its previous sleep.
     func sleep(_ input: SleepInput) -> [MemoryEvent]
@@ -81,6 +84,9 @@ public struct RuleBaseline: MemoryPolicy {
             kept: terms.count >= 3, tier: .working, type: .other, emotionalWeight: .zero, confidence: Fixed(0.5),
             strength: Fixed(duplicate ? 0.3 : 0.6), stability: 45 * 86_400, scores: [Fixed(raw: Int64(terms.count) * Fixed.scale)])
     }
+
+    /// The rule baseline never supersedes: contradictions need the learned interference head.
+    public func supersedes(_ input: GateInput, neighbours: [(candidate: Candidate, vector: QuantizedVector?)]) -> (memory: ID128, score: Fixed)? { nil }
 
     public func weigh(_ candidates: [Candidate], query: String, at: Int64) -> [Fixed] {
         candidates.map { c in

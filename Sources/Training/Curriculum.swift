@@ -9,6 +9,10 @@ public struct Curriculum: Sendable {
         public var id: String
         public var speaker: String
         public var text: String
+        /// For a fact statement: its kind (pet, job, city, …); nil for small talk.
+        public var fact: String? = nil
+        /// For an update: the turn whose value it replaces.
+        public var replaces: String? = nil
     }
     public struct Session: Sendable, Codable, Equatable {
         public var index: Int
@@ -164,7 +168,10 @@ struct Generator {
                     let template = isUpdate ? pick(kind.updates) : pick(kind.statements)
                     let text = template.replacingOccurrences(of: "{v}", with: value).replacingOccurrences(of: "{x}", with: extra)
                         .replacingOccurrences(of: "{m}", with: month)
+                    let previous = known[key2]?.2
                     let id = say(who, chance(0.3) ? text + " " + pick(Self.smallTalk) : text)
+                    turns[turns.count - 1].fact = kind.key
+                    turns[turns.count - 1].replaces = isUpdate ? previous : nil
                     known[key2] = (value, extra, id)
                 } else {
                     _ = say(who, pick(Self.smallTalk))

@@ -10,7 +10,12 @@ import Projections
 public enum Trainer {
     /// Bumped whenever the curriculum, the features, the training or the baseline decisions it trains
     /// against change, so a cached default model from an older recipe is rebuilt, not reused.
-    public static let recipe = 2
+    public static let recipe = 3
+
+    /// Recall features held at weight 0: the curriculum's tiers, ages and confidences are artefacts of
+    /// the rule baseline's decay on synthetic time spans; learned on it, they did not transfer (a strong
+    /// archival penalty cost R_any@10 on real conversations). Learning from utility may still move them.
+    public static let frozenRecallFeatures = ["archival", "semantic", "confidence", "age_log1p_days"]
     public struct Options: Sendable, Codable {
         public var seed: UInt64 = 1
         public var conversations = 48
@@ -19,6 +24,8 @@ public enum Trainer {
         public var epochs = 300
         public var learningRate = 0.5
         public var l2 = 1e-3
+        /// Also train the interference head (off by default: on real conversations it over-fires, see SPEC.md §12.7).
+        public var interference = false
         public init() {}
     }
 
@@ -48,6 +55,7 @@ public enum Trainer {
         public var held_out_trained: Metrics
         public var weights: [String: Double]
         public var bias: Double
+        public var interference: InterferenceMetrics?
     }
 
     /// Ingests the curriculum through an engine (rule baseline, the given encoder) in `scratch` and
@@ -110,6 +118,8 @@ public enum Trainer {
         let x = rows.map { r in (0..<n).map { (r[$0] - mean[$0]) / scale[$0] } }
         let positives = labels.reduce(0, +)
         let posWeight = positives > 0 ? (Double(labels.count) - positives) / positives : 1
+        // Features the curriculum cannot teach transferably stay at weight 0 (SPEC.md §12.7).
+        let frozen = Set(Trainer.frozenRecallFeatures.compactMap { RecallFeatures.names.firstIndex(of: $0) })
         var w = [Double](repeating: 0, count: n), b = 0.0
         for _ in 0..<options.epochs {
             var gw = [Double](repeating: 0, count: n), gb = 0.0, total = 0.0
@@ -123,7 +133,7 @@ public enum Trainer {
                 gb += d
                 total += weight
             }
-            for i in 0..<n { w[i] -= options.learningRate * (gw[i] / total + options.l2 * w[i]) }
+            for i in 0..<n where !frozen.contains(i) { w[i] -= options.learningRate * (gw[i] / total + options.l2 * w[i]) }
             b -= options.learningRate * gb / total
         }
         // Stored as Float32: round now so the head used for metrics is the one the file holds.
@@ -149,15 +159,113 @@ public enum Trainer {
         return Metrics(questions: held.count, r_any_1: r3(any1), r_any_10: r3(any10), mrr: r3(mrr))
     }
 
+    /// The interference head and its threshold, with held-out precision and recall.
+    public struct InterferenceResult: Sendable {
+        public var head: LinearHead
+        public var threshold: Double
+        public var metrics: InterferenceMetrics
+    }
+    public struct InterferenceMetrics: Sendable, Codable, Equatable {
+        public var train_pairs: Int
+        public var train_positives: Int
+        public var held_out_pairs: Int
+        public var held_out_positives: Int
+        public var held_out_precision: Double
+        public var held_out_recall: Double
+        public var threshold: Double
+    }
+
+    /// Pairs (new statement, earlier turn) from the curriculum: an update and the statement it replaces
+    /// are positive; earlier facts of the same speaker of another kind, the other speaker's facts and
+    /// small talk are negative. Vectors are the encoder's, of "speaker: text" as the engine embeds.
+    public static func interferencePairs(_ c: Curriculum, encoder: Encoder) -> [(x: [Double], y: Bool, heldOut: Bool)] {
+        var out: [(x: [Double], y: Bool, heldOut: Bool)] = []
+        for (ci, conv) in c.conversations.enumerated() {
+            let turns = conv.sessions.flatMap(\.turns)
+            let texts = turns.map { "\($0.speaker): \($0.text)" }
+            var vectors: [QuantizedVector] = []
+            for start in stride(from: 0, to: texts.count, by: 32) {
+                vectors += encoder.embed(Array(texts[start..<min(texts.count, start + 32)])).map { QuantizedVector(normalizing: $0) }
+            }
+            let heldOut = ci % 5 == 4
+            for (i, t) in turns.enumerated() where t.fact != nil {
+                var negatives = 0
+                for j in stride(from: i - 1, through: 0, by: -1) {
+                    let o = turns[j]
+                    let positive = t.replaces == o.id
+                    let negative = !positive && (o.fact == nil ? negatives < 6 : (o.speaker != t.speaker || o.fact != t.fact))
+                    guard positive || negative else { continue }
+                    if !positive { negatives += 1; if negatives > 8 { continue } }
+                    let x = InterferenceFeatures.vector(new: vectors[i], old: vectors[j], sameSpeaker: o.speaker == t.speaker, newText: t.text, oldText: o.text)
+                    out.append((x, positive, heldOut))
+                }
+            }
+        }
+        return out
+    }
+
+    public static func fitInterference(_ pairs: [(x: [Double], y: Bool, heldOut: Bool)], epochs: Int = 200, learningRate: Double = 0.3, l2: Double = 1e-2) -> InterferenceResult {
+        let train = pairs.filter { !$0.heldOut }, held = pairs.filter(\.heldOut)
+        let n = pairs.first?.x.count ?? 0
+        var mean = [Double](repeating: 0, count: n), scale = [Double](repeating: 0, count: n)
+        for p in train { for i in 0..<n { mean[i] += p.x[i] } }
+        for i in 0..<n { mean[i] /= Double(max(1, train.count)) }
+        for p in train { for i in 0..<n { scale[i] += (p.x[i] - mean[i]) * (p.x[i] - mean[i]) } }
+        for i in 0..<n { scale[i] = (scale[i] / Double(max(1, train.count))).squareRoot(); if !(scale[i] > 1e-9) { scale[i] = 1 } }
+        mean = mean.map { Double(Float($0)) }
+        scale = scale.map { Double(Float($0)) }
+        let xs = train.map { p in (0..<n).map { (p.x[$0] - mean[$0]) / scale[$0] } }
+        let pos = Double(train.filter(\.y).count)
+        let posWeight = pos > 0 ? (Double(train.count) - pos) / pos : 1
+        var w = [Double](repeating: 0, count: n), b = 0.0
+        for _ in 0..<epochs {
+            var gw = [Double](repeating: 0, count: n), gb = 0.0, total = 0.0
+            for (x, p) in zip(xs, train) {
+                var z = b
+                for i in 0..<n { z += w[i] * x[i] }
+                let q = 1 / (1 + DeterministicMath.exp(-z))
+                let weight = p.y ? posWeight : 1
+                let d = (q - (p.y ? 1 : 0)) * weight
+                for i in 0..<n { gw[i] += d * x[i] }
+                gb += d
+                total += weight
+            }
+            for i in 0..<n { w[i] -= learningRate * (gw[i] / total + l2 * w[i]) }
+            b -= learningRate * gb / total
+        }
+        let head = LinearHead(weights: w.map { Double(Float($0)) }, bias: Double(Float(b)), mean: mean, scale: scale)
+        // Threshold: the lowest score at which the training pairs above it are ≥ 90% positive.
+        let scored = train.map { (head.score($0.x), $0.y) }.sorted { $0.0 > $1.0 }
+        var threshold = scored.first.map { $0.0 + 1 } ?? 0, tp = 0, fp = 0
+        for (s, y) in scored {
+            if y { tp += 1 } else { fp += 1 }
+            if Double(tp) / Double(tp + fp) >= 0.9 { threshold = s }
+        }
+        threshold = Double(Float(threshold))
+        var htp = 0, hfp = 0, hfn = 0
+        for p in held {
+            let predicted = head.score(p.x) >= threshold
+            if predicted && p.y { htp += 1 } else if predicted { hfp += 1 } else if p.y { hfn += 1 }
+        }
+        func r3(_ v: Double) -> Double { (v * 1000).rounded() / 1000 }
+        let metrics = InterferenceMetrics(
+            train_pairs: train.count, train_positives: Int(pos), held_out_pairs: held.count, held_out_positives: held.filter(\.y).count,
+            held_out_precision: r3(htp + hfp == 0 ? 1 : Double(htp) / Double(htp + hfp)), held_out_recall: r3(htp + hfn == 0 ? 1 : Double(htp) / Double(htp + hfn)),
+            threshold: threshold)
+        return InterferenceResult(head: head, threshold: threshold, metrics: metrics)
+    }
+
     /// Writes the PSM model file: every tensor of `encoder` plus the heads and the manifest.
-    public static func write(encoder: ModelFile, head: LinearHead, manifest: Report, to path: String) throws -> (id: String, bytes: Int) {
+    public static func write(encoder: ModelFile, head: LinearHead, interference: InterferenceResult?, manifest: Report, to path: String) throws -> (id: String, bytes: Int) {
         let enc = JSONEncoder()
         enc.outputFormatting = [.sortedKeys]
-        return try writeModel(encoder: encoder, head: head, manifestJSON: Array(try enc.encode(manifest)), to: path)
+        return try writeModel(encoder: encoder, head: head, interference: interference, manifestJSON: Array(try enc.encode(manifest)), to: path)
     }
 
     /// Writes `encoder`'s tensors (not its `psm.*` heads) plus `head` and the manifest bytes.
-    public static func writeModel(encoder: ModelFile, head: LinearHead, manifestJSON json: [UInt8], to path: String) throws -> (id: String, bytes: Int) {
+    public static func writeModel(
+        encoder: ModelFile, head: LinearHead, interference: InterferenceResult? = nil, manifestJSON json: [UInt8], to path: String
+    ) throws -> (id: String, bytes: Int) {
         var config = encoder.config
         if !config.source.hasPrefix("psm: ") { config.source = "psm: \(encoder.config.source) + recall head" }
         var w = ModelFileWriter(config: config, vocabulary: encoder.vocabulary)
@@ -172,6 +280,14 @@ public enum Trainer {
         w.add(PSMPolicy.tensorNames.bias, f32: [Float(head.bias)], shape: [1])
         w.add(PSMPolicy.tensorNames.mean, f32: head.mean.map(Float.init), shape: [n])
         w.add(PSMPolicy.tensorNames.scale, f32: head.scale.map(Float.init), shape: [n])
+        if let i = interference {
+            let m = i.head.weights.count
+            w.add(PSMPolicy.interferenceNames.weights, f32: i.head.weights.map(Float.init), shape: [m])
+            w.add(PSMPolicy.interferenceNames.bias, f32: [Float(i.head.bias)], shape: [1])
+            w.add(PSMPolicy.interferenceNames.mean, f32: i.head.mean.map(Float.init), shape: [m])
+            w.add(PSMPolicy.interferenceNames.scale, f32: i.head.scale.map(Float.init), shape: [m])
+            w.add(PSMPolicy.interferenceNames.threshold, f32: [Float(i.threshold)], shape: [1])
+        }
         w.add(PSMPolicy.manifestTensor, i8: json.map { Int8(bitPattern: $0) }, shape: [json.count])
         return try w.write(to: path)
     }
@@ -184,12 +300,13 @@ public enum Trainer {
         let encoder = try Encoder(model: encoderFile)
         let groups = try await collect(curriculum, encoder: encoder, options: options, scratch: scratch, progress: progress)
         let head = fit(groups, options: options)
+        let interference = options.interference ? fitInterference(interferencePairs(curriculum, encoder: encoder)) : nil
         let report = Report(
             curriculum_digest: curriculum.digest, options: options, encoder: encoderFile.id, questions: groups.count,
             examples: groups.reduce(0) { $0 + $1.labels.count }, positives: groups.reduce(0) { $0 + $1.labels.filter { $0 }.count },
             held_out_baseline: evaluate(groups, head: nil), held_out_trained: evaluate(groups, head: head),
-            weights: Dictionary(uniqueKeysWithValues: zip(RecallFeatures.names, head.weights)), bias: head.bias)
-        let (id, _) = try write(encoder: encoderFile, head: head, manifest: report, to: out)
+            weights: Dictionary(uniqueKeysWithValues: zip(RecallFeatures.names, head.weights)), bias: head.bias, interference: interference?.metrics)
+        let (id, _) = try write(encoder: encoderFile, head: head, interference: interference, manifest: report, to: out)
         return (id, report)
     }
 }

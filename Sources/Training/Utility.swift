@@ -130,7 +130,12 @@ public enum UtilityLearning {
         let enc = JSONEncoder()
         enc.outputFormatting = [.sortedKeys]
         let json = Array(try enc.encode(Manifest(utility: report, base_manifest: base)))
-        let (id, _) = try Trainer.writeModel(encoder: model, head: head, manifestJSON: json, to: out)
+        let interference = policy.interference.map {
+            Trainer.InterferenceResult(
+                head: $0, threshold: policy.interferenceThreshold,
+                metrics: .init(train_pairs: 0, train_positives: 0, held_out_pairs: 0, held_out_positives: 0, held_out_precision: 0, held_out_recall: 0, threshold: policy.interferenceThreshold))
+        }
+        let (id, _) = try Trainer.writeModel(encoder: model, head: head, interference: interference, manifestJSON: json, to: out)
         return (id, report)
     }
 }

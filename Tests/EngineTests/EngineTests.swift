@@ -169,6 +169,7 @@ struct KeepEverything: MemoryPolicy {
     func weigh(_ candidates: [Candidate], query: String, at: Int64) -> [Fixed] { base.weigh(candidates, query: query, at: at) }
     func feedback(_ kind: FeedbackKind, on memory: MemoryView) -> MemoryEvent? { base.feedback(kind, on: memory) }
     func sleep(_ input: SleepInput) -> [MemoryEvent] { base.sleep(input) }
+    func supersedes(_ input: GateInput, neighbours: [(candidate: Candidate, vector: QuantizedVector?)]) -> (memory: ID128, score: Fixed)? { nil }
 }
 
 /// `psm eval locomo` on a tiny conversation in LoCoMo's format written here (not LoCoMo data).

@@ -46,6 +46,8 @@ struct TrainCommand: AsyncParsableCommand {
     @Option(help: "Curriculum seed.") var seed: UInt64 = 1
     @Option(help: "Curriculum conversations (5...10000).") var conversations: Int = 48
     @Option(help: "Gradient-descent epochs (1...100000).") var epochs: Int = 300
+    @Flag(help: "Also train the interference head (supersession of knowledge updates); off by default because it over-fires on real conversations.")
+    var interference = false
     @Option(
         name: .customLong("from-journal"),
         help: ArgumentHelp("Learn from utility instead: the feedback on recalls in this store's journal fine-tunes --base.", valueName: "STORE"))
@@ -86,6 +88,7 @@ struct TrainCommand: AsyncParsableCommand {
             options.seed = seed
             options.conversations = conversations
             options.epochs = epochs
+            options.interference = interference
             let bar = Progress(label: "curriculum", total: UInt64(conversations), enabled: !json)
             let (id, report) = try await Trainer.train(encoderFile: enc, options: options, out: out, scratch: scratchStore.storePath + "/train") { d, _ in bar.update(UInt64(d)) }
             bar.finish()
