@@ -417,3 +417,38 @@ struct KeepEverything: MemoryPolicy {
         #expect(try adopted.userRecord(u).nextSlot == 4)
     }
 }
+
+@Suite struct InterferenceTests {
+    /// The interference head learns knowledge updates from the curriculum (held-out floors), and a PSM
+    /// carrying it supersedes an old fact when the speaker states a new value; replay agrees.
+    @Test func knowledgeUpdatesSupersede() async throws {
+        guard !SharedEncoder.skip else { return }
+        let encoder = try #require(SharedEncoder.encoder, "the all-MiniLM-L6-v2 package is missing: run scripts/setup.sh")
+        let curriculum = Curriculum(seed: Trainer.Options().seed, count: Trainer.Options().conversations)
+        let result = Trainer.fitInterference(Trainer.interferencePairs(curriculum, encoder: encoder))
+        #expect(result.metrics.held_out_positives >= 5)
+        #expect(result.metrics.held_out_precision >= 0.7 && result.metrics.held_out_recall >= 0.7, "\(result.metrics)")
+
+        let dir = TempStore()
+        defer { dir.remove() }
+        try FileManager.default.createDirectory(atPath: dir.path, withIntermediateDirectories: true)
+        let head = LinearHead(weights: [Double](repeating: 0, count: RecallFeatures.count), bias: 0, mean: [Double](repeating: 0, count: RecallFeatures.count), scale: [Double](repeating: 1, count: RecallFeatures.count))
+        _ = try Trainer.writeModel(encoder: encoder.model, head: head, interference: result, manifestJSON: Array("{}".utf8), to: dir.path + "/i.psm")
+        let file = try ModelFile(path: dir.path + "/i.psm")
+        let policy = try PSMPolicy(model: file)
+        #expect(policy.interference != nil)
+        let engine = try Engine(directory: dir.path + "/store", encoder: try Encoder(model: file), policy: policy)
+        defer { engine.close() }
+        let u = try UserRef(tenant: "t", user: "u")
+        let old = try await engine.observe(u, .init(text: "I live in Krakow now, close to the river.", speaker: "Vera"), at: t0)
+        _ = try await engine.observe(u, .init(text: "My favorite food has to be dumplings.", speaker: "Vera"), at: t0 + minute)
+        let new = try await engine.observe(u, .init(text: "Guess what, I relocated to Toronto for good.", speaker: "Vera"), at: t0 + day)
+        let oldMemory = try engine.memory(u, try #require(old.memory))
+        #expect(oldMemory.record.supersededBy == new.memory, "the update did not supersede the old city")
+        #expect(!oldMemory.record.isValid)
+        let food = try engine.tiers(u).memories.values.flatMap { $0 }.first { $0.record.text.contains("dumplings") }
+        #expect(food?.record.isValid == true)
+        let replay = try Replayer.verify(journal: engine.journal, decider: engine.decider, scratch: dir.path + "/replay")
+        #expect(replay.divergent == 0)
+    }
+}
