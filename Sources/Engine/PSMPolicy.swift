@@ -52,6 +52,26 @@ public enum InterferenceFeatures {
     }
 }
 
+/// Features of the gate head for one observation (SPEC.md §12.7): its dequantized vector ×√hidden and
+/// five surface cues — ln(1+terms), a digit, a capitalised word after the first, a question mark, ln(1+bytes).
+public enum GateFeatures {
+    public static func count(dimension d: Int) -> Int { d + 5 }
+
+    public static func vector(_ v: QuantizedVector, text: String) -> [Double] {
+        let d = v.values.count
+        var out = [Double](repeating: 0, count: d + 5)
+        let root = Double(d).squareRoot()
+        for i in 0..<d { out[i] = Double(v.values[i]) * Double(v.scale) * root }
+        let words = text.split(whereSeparator: { $0 == " " || $0 == "\n" })
+        out[d] = DeterministicMath.log(1 + Double(Analyzer.terms(text).count))
+        out[d + 1] = text.unicodeScalars.contains { $0.properties.numericType != nil } ? 1 : 0
+        out[d + 2] = words.dropFirst().contains { $0.first?.isUppercase == true } ? 1 : 0
+        out[d + 3] = text.contains("?") ? 1 : 0
+        out[d + 4] = DeterministicMath.log(1 + Double(text.utf8.count))
+        return out
+    }
+}
+
 /// A linear head over standardized features: `score = bias + Σ w[i] · (x[i] − mean[i]) / scale[i]`.
 public struct LinearHead: Sendable, Equatable {
     public var weights: [Double]
@@ -79,10 +99,18 @@ public struct PSMPolicy: MemoryPolicy {
     /// The interference head and the logit at or above which a new memory supersedes an old one (optional).
     public let interference: LinearHead?
     public let interferenceThreshold: Double
+    /// The gate head (optional): the probability that an observation states something worth keeping,
+    /// which sets its type, confidence and stability (decay scheduling).
+    public let gateHead: LinearHead?
     let base = RuleBaseline()
+
+    /// Stability given to an observation the gate head rates as worth keeping, and to one it does not.
+    public static let factStability: UInt64 = 180 * 86_400
+    public static let chatStability: UInt64 = 7 * 86_400
 
     public static let tensorNames = (weights: "psm.recall.weight", bias: "psm.recall.bias", mean: "psm.recall.mean", scale: "psm.recall.scale")
     public static let manifestTensor = "psm.manifest"
+    public static let gateNames = (weights: "psm.gate.weight", bias: "psm.gate.bias", mean: "psm.gate.mean", scale: "psm.gate.scale")
     public static let interferenceNames = (
         weights: "psm.interference.weight", bias: "psm.interference.bias", mean: "psm.interference.mean", scale: "psm.interference.scale",
         threshold: "psm.interference.threshold"
@@ -104,6 +132,18 @@ public struct PSMPolicy: MemoryPolicy {
         }
         recall = LinearHead(weights: w, bias: b[0], mean: mean, scale: scale)
         modelID = Decider.bytes(hex: model.id)
+        if let info = model.tensors[PSMPolicy.gateNames.weights] {
+            let m = GateFeatures.count(dimension: model.config.hidden)
+            guard info.shape == [m] else { throw EngineError.invalidArgument("\(model.path): gate head of shape \(info.shape), expected [\(m)]") }
+            let gw = try f(PSMPolicy.gateNames.weights, [m]), gb = try f(PSMPolicy.gateNames.bias, [1])
+            let gm = try f(PSMPolicy.gateNames.mean, [m]), gs = try f(PSMPolicy.gateNames.scale, [m])
+            guard gs.allSatisfy({ $0 > 0 && $0.isFinite }), gw.allSatisfy(\.isFinite), gm.allSatisfy(\.isFinite), gb[0].isFinite else {
+                throw EngineError.invalidArgument("\(model.path): gate head has non-finite values or a non-positive scale")
+            }
+            gateHead = LinearHead(weights: gw, bias: gb[0], mean: gm, scale: gs)
+        } else {
+            gateHead = nil
+        }
         if let info = model.tensors[PSMPolicy.interferenceNames.weights] {
             let m = info.shape.first ?? 0
             guard info.shape.count == 1, m == InterferenceFeatures.count(dimension: model.config.hidden) else {
@@ -129,7 +169,19 @@ public struct PSMPolicy: MemoryPolicy {
         return String(decoding: bytes.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
-    public func gate(_ input: GateInput) -> GateDecision { base.gate(input) }
+    /// The rule baseline's keep/drop (a turn with fewer than three content terms is dropped), with type,
+    /// confidence and stability from the gate head when the model has one.
+    public func gate(_ input: GateInput) -> GateDecision {
+        var g = base.gate(input)
+        guard let head = gateHead, let v = input.vector else { return g }
+        let p = 1 / (1 + DeterministicMath.exp(-head.score(GateFeatures.vector(v, text: input.text))))
+        let fact = p >= 0.5
+        g.type = fact ? .fact : .smallTalk
+        g.confidence = Fixed(p)
+        g.stability = fact ? PSMPolicy.factStability : PSMPolicy.chatStability
+        g.scores.append(Fixed(p))
+        return g
+    }
 
     /// The valid neighbour with the highest interference score, if that score reaches the threshold.
     public func supersedes(_ input: GateInput, neighbours: [(candidate: Candidate, vector: QuantizedVector?)]) -> (memory: ID128, score: Fixed)? {

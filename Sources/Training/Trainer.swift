@@ -24,6 +24,9 @@ public enum Trainer {
         public var epochs = 300
         public var learningRate = 0.5
         public var l2 = 1e-3
+        /// Also train the gate head (worth keeping or chat → type, confidence, stability); off by default
+        /// because it does not transfer yet (SPEC.md §12.7).
+        public var gate = false
         /// Also train the interference head (off by default: on real conversations it over-fires, see SPEC.md §12.7).
         public var interference = false
         public init() {}
@@ -56,6 +59,7 @@ public enum Trainer {
         public var weights: [String: Double]
         public var bias: Double
         public var interference: InterferenceMetrics?
+        public var gate: GateMetrics?
     }
 
     /// Ingests the curriculum through an engine (rule baseline, the given encoder) in `scratch` and
@@ -255,16 +259,84 @@ public enum Trainer {
         return InterferenceResult(head: head, threshold: threshold, metrics: metrics)
     }
 
+    public struct GateMetrics: Sendable, Codable, Equatable {
+        public var train_turns: Int
+        public var held_out_turns: Int
+        public var held_out_accuracy: Double
+        public var held_out_fact_recall: Double
+        public var held_out_chat_recall: Double
+    }
+
+    /// Every curriculum turn as (features, states a fact), embedded as the engine embeds it.
+    public static func gateExamples(_ c: Curriculum, encoder: Encoder) -> [(x: [Double], y: Bool, heldOut: Bool)] {
+        var out: [(x: [Double], y: Bool, heldOut: Bool)] = []
+        for (ci, conv) in c.conversations.enumerated() {
+            let turns = conv.sessions.flatMap(\.turns)
+            let texts = turns.map { "\($0.speaker): \($0.text)" }
+            var vectors: [QuantizedVector] = []
+            for start in stride(from: 0, to: texts.count, by: 32) {
+                vectors += encoder.embed(Array(texts[start..<min(texts.count, start + 32)])).map { QuantizedVector(normalizing: $0) }
+            }
+            for (i, t) in turns.enumerated() { out.append((GateFeatures.vector(vectors[i], text: t.text), t.fact != nil, ci % 5 == 4)) }
+        }
+        return out
+    }
+
+    /// Logistic regression with balanced classes, deterministic (as ``fit(_:options:)``).
+    public static func fitGate(_ examples: [(x: [Double], y: Bool, heldOut: Bool)], epochs: Int = 200, learningRate: Double = 0.3, l2: Double = 1e-2) -> (LinearHead, GateMetrics) {
+        let train = examples.filter { !$0.heldOut }, held = examples.filter(\.heldOut)
+        let n = examples.first?.x.count ?? 0
+        var mean = [Double](repeating: 0, count: n), scale = [Double](repeating: 0, count: n)
+        for p in train { for i in 0..<n { mean[i] += p.x[i] } }
+        for i in 0..<n { mean[i] /= Double(max(1, train.count)) }
+        for p in train { for i in 0..<n { scale[i] += (p.x[i] - mean[i]) * (p.x[i] - mean[i]) } }
+        for i in 0..<n { scale[i] = (scale[i] / Double(max(1, train.count))).squareRoot(); if !(scale[i] > 1e-9) { scale[i] = 1 } }
+        mean = mean.map { Double(Float($0)) }
+        scale = scale.map { Double(Float($0)) }
+        let xs = train.map { p in (0..<n).map { (p.x[$0] - mean[$0]) / scale[$0] } }
+        let pos = Double(train.filter(\.y).count)
+        let posWeight = pos > 0 ? (Double(train.count) - pos) / pos : 1
+        var w = [Double](repeating: 0, count: n), b = 0.0
+        for _ in 0..<epochs {
+            var gw = [Double](repeating: 0, count: n), gb = 0.0, total = 0.0
+            for (x, p) in zip(xs, train) {
+                var z = b
+                for i in 0..<n { z += w[i] * x[i] }
+                let q = 1 / (1 + DeterministicMath.exp(-z))
+                let weight = p.y ? posWeight : 1
+                let d = (q - (p.y ? 1 : 0)) * weight
+                for i in 0..<n { gw[i] += d * x[i] }
+                gb += d
+                total += weight
+            }
+            for i in 0..<n { w[i] -= learningRate * (gw[i] / total + l2 * w[i]) }
+            b -= learningRate * gb / total
+        }
+        let head = LinearHead(weights: w.map { Double(Float($0)) }, bias: Double(Float(b)), mean: mean, scale: scale)
+        var right = 0, facts = 0, factsRight = 0, chats = 0, chatsRight = 0
+        for p in held {
+            let predicted = head.score(p.x) >= 0
+            if predicted == p.y { right += 1 }
+            if p.y { facts += 1; if predicted { factsRight += 1 } } else { chats += 1; if !predicted { chatsRight += 1 } }
+        }
+        func r3(_ v: Double) -> Double { (v * 1000).rounded() / 1000 }
+        return (head, GateMetrics(
+            train_turns: train.count, held_out_turns: held.count, held_out_accuracy: r3(Double(right) / Double(max(1, held.count))),
+            held_out_fact_recall: r3(Double(factsRight) / Double(max(1, facts))), held_out_chat_recall: r3(Double(chatsRight) / Double(max(1, chats)))))
+    }
+
     /// Writes the PSM model file: every tensor of `encoder` plus the heads and the manifest.
-    public static func write(encoder: ModelFile, head: LinearHead, interference: InterferenceResult?, manifest: Report, to path: String) throws -> (id: String, bytes: Int) {
+    public static func write(
+        encoder: ModelFile, head: LinearHead, gate: LinearHead?, interference: InterferenceResult?, manifest: Report, to path: String
+    ) throws -> (id: String, bytes: Int) {
         let enc = JSONEncoder()
         enc.outputFormatting = [.sortedKeys]
-        return try writeModel(encoder: encoder, head: head, interference: interference, manifestJSON: Array(try enc.encode(manifest)), to: path)
+        return try writeModel(encoder: encoder, head: head, gate: gate, interference: interference, manifestJSON: Array(try enc.encode(manifest)), to: path)
     }
 
     /// Writes `encoder`'s tensors (not its `psm.*` heads) plus `head` and the manifest bytes.
     public static func writeModel(
-        encoder: ModelFile, head: LinearHead, interference: InterferenceResult? = nil, manifestJSON json: [UInt8], to path: String
+        encoder: ModelFile, head: LinearHead, gate: LinearHead? = nil, interference: InterferenceResult? = nil, manifestJSON json: [UInt8], to path: String
     ) throws -> (id: String, bytes: Int) {
         var config = encoder.config
         if !config.source.hasPrefix("psm: ") { config.source = "psm: \(encoder.config.source) + recall head" }
@@ -280,6 +352,13 @@ public enum Trainer {
         w.add(PSMPolicy.tensorNames.bias, f32: [Float(head.bias)], shape: [1])
         w.add(PSMPolicy.tensorNames.mean, f32: head.mean.map(Float.init), shape: [n])
         w.add(PSMPolicy.tensorNames.scale, f32: head.scale.map(Float.init), shape: [n])
+        if let g = gate {
+            let m = g.weights.count
+            w.add(PSMPolicy.gateNames.weights, f32: g.weights.map(Float.init), shape: [m])
+            w.add(PSMPolicy.gateNames.bias, f32: [Float(g.bias)], shape: [1])
+            w.add(PSMPolicy.gateNames.mean, f32: g.mean.map(Float.init), shape: [m])
+            w.add(PSMPolicy.gateNames.scale, f32: g.scale.map(Float.init), shape: [m])
+        }
         if let i = interference {
             let m = i.head.weights.count
             w.add(PSMPolicy.interferenceNames.weights, f32: i.head.weights.map(Float.init), shape: [m])
@@ -301,12 +380,13 @@ public enum Trainer {
         let groups = try await collect(curriculum, encoder: encoder, options: options, scratch: scratch, progress: progress)
         let head = fit(groups, options: options)
         let interference = options.interference ? fitInterference(interferencePairs(curriculum, encoder: encoder)) : nil
+        let gate = options.gate ? fitGate(gateExamples(curriculum, encoder: encoder)) : nil
         let report = Report(
             curriculum_digest: curriculum.digest, options: options, encoder: encoderFile.id, questions: groups.count,
             examples: groups.reduce(0) { $0 + $1.labels.count }, positives: groups.reduce(0) { $0 + $1.labels.filter { $0 }.count },
             held_out_baseline: evaluate(groups, head: nil), held_out_trained: evaluate(groups, head: head),
-            weights: Dictionary(uniqueKeysWithValues: zip(RecallFeatures.names, head.weights)), bias: head.bias, interference: interference?.metrics)
-        let (id, _) = try write(encoder: encoderFile, head: head, interference: interference, manifest: report, to: out)
+            weights: Dictionary(uniqueKeysWithValues: zip(RecallFeatures.names, head.weights)), bias: head.bias, interference: interference?.metrics, gate: gate?.1)
+        let (id, _) = try write(encoder: encoderFile, head: head, gate: gate?.0, interference: interference, manifest: report, to: out)
         return (id, report)
     }
 }

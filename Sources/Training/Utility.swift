@@ -135,7 +135,7 @@ public enum UtilityLearning {
                 head: $0, threshold: policy.interferenceThreshold,
                 metrics: .init(train_pairs: 0, train_positives: 0, held_out_pairs: 0, held_out_positives: 0, held_out_precision: 0, held_out_recall: 0, threshold: policy.interferenceThreshold))
         }
-        let (id, _) = try Trainer.writeModel(encoder: model, head: head, interference: interference, manifestJSON: json, to: out)
+        let (id, _) = try Trainer.writeModel(encoder: model, head: head, gate: policy.gateHead, interference: interference, manifestJSON: json, to: out)
         return (id, report)
     }
 }

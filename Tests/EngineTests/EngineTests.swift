@@ -452,3 +452,31 @@ struct KeepEverything: MemoryPolicy {
         #expect(replay.divergent == 0)
     }
 }
+
+@Suite struct GateHeadTests {
+    /// The gate head separates the curriculum's facts from its small talk on held-out conversations, and a
+    /// PSM with it schedules decay: a stated fact gets the long stability, chat the short one.
+    @Test func gateHeadSchedulesDecay() async throws {
+        guard !SharedEncoder.skip else { return }
+        let encoder = try #require(SharedEncoder.encoder, "the all-MiniLM-L6-v2 package is missing: run scripts/setup.sh")
+        let (gate, metrics) = Trainer.fitGate(Trainer.gateExamples(Curriculum(seed: 2, count: 15), encoder: encoder))
+        #expect(metrics.held_out_accuracy >= 0.9 && metrics.held_out_fact_recall >= 0.9, "\(metrics)")
+        let dir = TempStore()
+        defer { dir.remove() }
+        try FileManager.default.createDirectory(atPath: dir.path, withIntermediateDirectories: true)
+        let n = RecallFeatures.count
+        let recall = LinearHead(weights: [Double](repeating: 0, count: n), bias: 0, mean: [Double](repeating: 0, count: n), scale: [Double](repeating: 1, count: n))
+        _ = try Trainer.writeModel(encoder: encoder.model, head: recall, gate: gate, manifestJSON: Array("{}".utf8), to: dir.path + "/g.psm")
+        let file = try ModelFile(path: dir.path + "/g.psm")
+        let engine = try Engine(directory: dir.path + "/store", encoder: try Encoder(model: file), policy: try PSMPolicy(model: file))
+        defer { engine.close() }
+        let u = try UserRef(tenant: "t", user: "u")
+        let fact = try await engine.observe(u, .init(text: "I started a new job as a pharmacist last week.", speaker: "Rosa"), at: t0)
+        let chat = try await engine.observe(u, .init(text: "Haha, that sounds fun, talk soon!", speaker: "Rosa"), at: t0 + minute)
+        let f = try engine.memory(u, try #require(fact.memory)), c = try engine.memory(u, try #require(chat.memory))
+        #expect(f.record.stability == PSMPolicy.factStability && f.record.type == .fact)
+        #expect(c.record.stability == PSMPolicy.chatStability && c.record.type == .smallTalk)
+        let replay = try Replayer.verify(journal: engine.journal, decider: engine.decider, scratch: dir.path + "/replay")
+        #expect(replay.divergent == 0)
+    }
+}

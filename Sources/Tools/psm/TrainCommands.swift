@@ -48,6 +48,8 @@ struct TrainCommand: AsyncParsableCommand {
     @Option(help: "Gradient-descent epochs (1...100000).") var epochs: Int = 300
     @Flag(help: "Also train the interference head (supersession of knowledge updates); off by default because it over-fires on real conversations.")
     var interference = false
+    @Flag(help: "Also train the gate head (type, confidence and stability per observation); off by default because it does not transfer yet.")
+    var gate = false
     @Option(
         name: .customLong("from-journal"),
         help: ArgumentHelp("Learn from utility instead: the feedback on recalls in this store's journal fine-tunes --base.", valueName: "STORE"))
@@ -89,6 +91,7 @@ struct TrainCommand: AsyncParsableCommand {
             options.conversations = conversations
             options.epochs = epochs
             options.interference = interference
+            options.gate = gate
             let bar = Progress(label: "curriculum", total: UInt64(conversations), enabled: !json)
             let (id, report) = try await Trainer.train(encoderFile: enc, options: options, out: out, scratch: scratchStore.storePath + "/train") { d, _ in bar.update(UInt64(d)) }
             bar.finish()
