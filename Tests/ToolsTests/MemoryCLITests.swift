@@ -69,6 +69,23 @@ import Testing
         #expect(r["equal"] as? Bool == true && r["state_hash_after"] as? String == hash["state_hash"] as? String && r["anomalies"] as? Int == 0)
     }
 
+    @Test func verifyProjectionsChecksInvariantsAndReportsAnomalies() async throws {
+        let (store, _, _) = try await makeStore()
+        defer { try? FileManager.default.removeItem(atPath: store) }
+        let ok = try cli.run(["verify", "--projections", "--store", store, "--json"])
+        #expect(ok.status == 0, "\(ok.err)")
+        let p = try #require(try cli.json(ok.out)["projections"] as? [String: Any])
+        #expect(p["users"] as? Int == 2 && (p["problems"] as? [String])?.isEmpty == true && (p["anomalies"] as? [String])?.isEmpty == true)
+        // A decision the fold cannot apply (a gate for an observation that does not exist) is reported.
+        let j = try Journal(directory: store + "/journal")
+        let bad = MemoryEvent.gated(.init(decision: .baseline, observation: ID128(high: 9, low: 9), kept: false))
+        _ = try j.appendBlocking([AppendRequest(stream: try UserRef(tenant: "acme", user: "alice").stream,
+            events: [EventData(id: ID128(high: 9, low: 10), type: bad.type.rawValue, time: 1_767_225_600_000_000 + 100 * 86_400_000_000, payload: bad.payload())])])
+        j.close()
+        let failed = try cli.run(["verify", "--projections", "--store", store])
+        #expect(failed.status == 1 && failed.out.contains("1 anomalies") && failed.out.contains("unknown observation"), "\(failed.out)")
+    }
+
     @Test func badInputNamesTheValue() async throws {
         let (store, memory, _) = try await makeStore()
         defer { try? FileManager.default.removeItem(atPath: store) }

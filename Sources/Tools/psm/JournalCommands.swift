@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Journal
+import Projections
 
 struct JournalCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -201,12 +202,18 @@ struct VerifyCommand: ParsableCommand {
             with what was expected and what was found. Prints each stream's chain head with --heads so that
             an auditor can keep it outside the store.
 
+            With --projections it also folds any new events into the projections, checks the structural
+            invariants of every user's projection state (slots, indexes, supersession links, provenance
+            edges, observation status, erased users empty) and lists the anomalies (events the fold refused).
+
             Example:
               psm verify --store ./psm-store --json
+              psm verify --projections
             """)
     @OptionGroup var store: StoreOptions
     @Flag(help: "Print JSON.") var json = false
     @Flag(help: "Also print every stream's chain head.") var heads = false
+    @Flag(help: "Also check the projections' invariants and list anomalies.") var projections = false
     @Flag(help: "No progress line on standard error.") var quiet = false
 
     struct Output: Encodable {
@@ -217,7 +224,9 @@ struct VerifyCommand: ParsableCommand {
         var compressed_events: Int
         var problem: Problem?
         var heads: [String: String]?
+        var projections: ProjectionCheck?
         struct Problem: Encodable { var position: UInt64?; var check: String; var expected: String; var found: String }
+        struct ProjectionCheck: Encodable { var users: Int; var problems: [String]; var anomalies: [String] }
     }
 
     func run() throws {
@@ -228,11 +237,30 @@ struct VerifyCommand: ParsableCommand {
             let bar = Progress(label: "verify", total: total, enabled: !quiet && !json)
             let report = try journal.verify { bar.update($0) }
             bar.finish()
+            var check: Output.ProjectionCheck? = nil
+            if projections {
+                let ps = try ProjectionStore(directory: store.storePath + "/projections")
+                defer { ps.close() }
+                try ps.catchUp(journal)
+                var users = 0, problems: [String] = []
+                var after: ID128? = nil
+                while true {
+                    let page = try journal.streams(after: after, limit: 1000)
+                    for s in page where UserRef(stream: s.stream) != nil {
+                        users += 1
+                        problems += try ps.read { kv in try Invariants.check(kv, user: s.stream.id) }.map { "\(s.stream): \($0)" }
+                    }
+                    guard let last = page.last, page.count == 1000 else { break }
+                    after = last.stream.id
+                }
+                check = .init(users: users, problems: problems, anomalies: try ps.anomalies(limit: 1000).map { "position \($0.position): \($0.reason)" })
+            }
             let out = Output(
                 ok: report.ok, events: report.events, streams: report.streams, last_position: report.lastPosition,
                 compressed_events: report.compressedEvents,
                 problem: report.problem.map { .init(position: $0.position, check: $0.check, expected: $0.expected, found: $0.found) },
-                heads: heads ? Dictionary(uniqueKeysWithValues: report.heads.map { ($0.key.description, hexBytes($0.value)) }) : nil)
+                heads: heads ? Dictionary(uniqueKeysWithValues: report.heads.map { ($0.key.description, hexBytes($0.value)) }) : nil,
+                projections: check)
             if json {
                 try printJSON(out)
             } else if let p = report.problem {
@@ -241,7 +269,11 @@ struct VerifyCommand: ParsableCommand {
                 print("ok: \(report.events) events in \(report.streams) streams, positions 1...\(report.lastPosition), all records, indexes and chains check out")
                 if heads { for (id, h) in report.heads.sorted(by: { $0.key < $1.key }) { print("  \(id)  \(hexBytes(h))") } }
             }
-            if !report.ok { throw ExitCode(1) }
+            if let c = check, !json {
+                print("projections: \(c.users) users, \(c.problems.count) invariant problems, \(c.anomalies.count) anomalies")
+                for p in (c.problems + c.anomalies).prefix(20) { print("  \(p)") }
+            }
+            if !report.ok || (check.map { !$0.problems.isEmpty || !$0.anomalies.isEmpty } ?? false) { throw ExitCode(1) }
         }
     }
 }
