@@ -10,7 +10,7 @@ import Projections
 public enum Trainer {
     /// Bumped whenever the curriculum, the features, the training or the baseline decisions it trains
     /// against change, so a cached default model from an older recipe is rebuilt, not reused.
-    public static let recipe = 3
+    public static let recipe = 4
 
     /// Recall features held at weight 0: the curriculum's tiers, ages and confidences are artefacts of
     /// the rule baseline's decay on synthetic time spans; learned on it, they did not transfer (a strong
@@ -103,46 +103,54 @@ public enum Trainer {
         return groups
     }
 
-    /// Logistic regression by full-batch gradient descent over the training groups, in a fixed order,
-    /// positives weighted to balance the classes. Features are standardized with the training mean/scale.
+    /// The recall head: logistic regression over the training groups' candidates.
     public static func fit(_ groups: [Group], options: Options) -> LinearHead {
-        let n = RecallFeatures.count
-        let train = groups.filter { !$0.heldOut }
-        var rows: [[Double]] = [], labels: [Double] = []
-        for g in train {
+        var rows: [[Double]] = [], labels: [Bool] = []
+        for g in groups where !g.heldOut {
             rows += g.features
-            labels += g.labels.map { $0 ? 1 : 0 }
+            labels += g.labels
         }
+        // Features the curriculum cannot teach transferably stay at weight 0 (SPEC.md §12.7).
+        let frozen = Set(Trainer.frozenRecallFeatures.compactMap { RecallFeatures.names.firstIndex(of: $0) })
+        return logistic(rows, labels, dimension: RecallFeatures.count, frozen: frozen, epochs: options.epochs, learningRate: options.learningRate, l2: options.l2)
+    }
+
+    /// Logistic regression by full-batch gradient descent in a fixed order: features standardized with
+    /// the rows' mean and population standard deviation (1 when zero), both rounded to f32 first; positives
+    /// weighted by negatives/positives; L2 on the weights; `frozen` weights stay 0; `DeterministicMath.exp`.
+    /// The result is rounded to f32, so the head that is measured is the one a model file holds.
+    static func logistic(
+        _ rows: [[Double]], _ labels: [Bool], dimension n: Int, frozen: Set<Int> = [], epochs: Int, learningRate: Double, l2: Double
+    ) -> LinearHead {
+        func f(_ v: Double) -> Double { Double(Float(v)) }
         guard !rows.isEmpty else { return LinearHead(weights: Array(repeating: 0, count: n), bias: 0, mean: Array(repeating: 0, count: n), scale: Array(repeating: 1, count: n)) }
         var mean = [Double](repeating: 0, count: n), scale = [Double](repeating: 0, count: n)
         for r in rows { for i in 0..<n { mean[i] += r[i] } }
         for i in 0..<n { mean[i] /= Double(rows.count) }
         for r in rows { for i in 0..<n { scale[i] += (r[i] - mean[i]) * (r[i] - mean[i]) } }
         for i in 0..<n { scale[i] = (scale[i] / Double(rows.count)).squareRoot(); if !(scale[i] > 1e-9) { scale[i] = 1 } }
+        mean = mean.map(f)
+        scale = scale.map(f)
         let x = rows.map { r in (0..<n).map { (r[$0] - mean[$0]) / scale[$0] } }
-        let positives = labels.reduce(0, +)
+        let positives = Double(labels.filter { $0 }.count)
         let posWeight = positives > 0 ? (Double(labels.count) - positives) / positives : 1
-        // Features the curriculum cannot teach transferably stay at weight 0 (SPEC.md §12.7).
-        let frozen = Set(Trainer.frozenRecallFeatures.compactMap { RecallFeatures.names.firstIndex(of: $0) })
         var w = [Double](repeating: 0, count: n), b = 0.0
-        for _ in 0..<options.epochs {
+        for _ in 0..<epochs {
             var gw = [Double](repeating: 0, count: n), gb = 0.0, total = 0.0
-            for (xi, y) in zip(x, labels) {
+            for (xi, label) in zip(x, labels) {
                 var z = b
                 for i in 0..<n { z += w[i] * xi[i] }
                 let p = 1 / (1 + DeterministicMath.exp(-z))
-                let weight = y > 0 ? posWeight : 1
-                let d = (p - y) * weight
+                let weight = label ? posWeight : 1
+                let d = (p - (label ? 1 : 0)) * weight
                 for i in 0..<n { gw[i] += d * xi[i] }
                 gb += d
                 total += weight
             }
-            for i in 0..<n where !frozen.contains(i) { w[i] -= options.learningRate * (gw[i] / total + options.l2 * w[i]) }
-            b -= options.learningRate * gb / total
+            for i in 0..<n where !frozen.contains(i) { w[i] -= learningRate * (gw[i] / total + l2 * w[i]) }
+            b -= learningRate * gb / total
         }
-        // Stored as Float32: round now so the head used for metrics is the one the file holds.
-        func f(_ v: Double) -> Double { Double(Float(v)) }
-        return LinearHead(weights: w.map(f), bias: f(b), mean: mean.map(f), scale: scale.map(f))
+        return LinearHead(weights: w.map(f), bias: f(b), mean: mean, scale: scale)
     }
 
     /// Ranking quality on the held-out groups: by the baseline's weights, or by `head`.
@@ -210,34 +218,8 @@ public enum Trainer {
 
     public static func fitInterference(_ pairs: [(x: [Double], y: Bool, heldOut: Bool)], epochs: Int = 200, learningRate: Double = 0.3, l2: Double = 1e-2) -> InterferenceResult {
         let train = pairs.filter { !$0.heldOut }, held = pairs.filter(\.heldOut)
-        let n = pairs.first?.x.count ?? 0
-        var mean = [Double](repeating: 0, count: n), scale = [Double](repeating: 0, count: n)
-        for p in train { for i in 0..<n { mean[i] += p.x[i] } }
-        for i in 0..<n { mean[i] /= Double(max(1, train.count)) }
-        for p in train { for i in 0..<n { scale[i] += (p.x[i] - mean[i]) * (p.x[i] - mean[i]) } }
-        for i in 0..<n { scale[i] = (scale[i] / Double(max(1, train.count))).squareRoot(); if !(scale[i] > 1e-9) { scale[i] = 1 } }
-        mean = mean.map { Double(Float($0)) }
-        scale = scale.map { Double(Float($0)) }
-        let xs = train.map { p in (0..<n).map { (p.x[$0] - mean[$0]) / scale[$0] } }
+        let head = logistic(train.map(\.x), train.map(\.y), dimension: pairs.first?.x.count ?? 0, epochs: epochs, learningRate: learningRate, l2: l2)
         let pos = Double(train.filter(\.y).count)
-        let posWeight = pos > 0 ? (Double(train.count) - pos) / pos : 1
-        var w = [Double](repeating: 0, count: n), b = 0.0
-        for _ in 0..<epochs {
-            var gw = [Double](repeating: 0, count: n), gb = 0.0, total = 0.0
-            for (x, p) in zip(xs, train) {
-                var z = b
-                for i in 0..<n { z += w[i] * x[i] }
-                let q = 1 / (1 + DeterministicMath.exp(-z))
-                let weight = p.y ? posWeight : 1
-                let d = (q - (p.y ? 1 : 0)) * weight
-                for i in 0..<n { gw[i] += d * x[i] }
-                gb += d
-                total += weight
-            }
-            for i in 0..<n { w[i] -= learningRate * (gw[i] / total + l2 * w[i]) }
-            b -= learningRate * gb / total
-        }
-        let head = LinearHead(weights: w.map { Double(Float($0)) }, bias: Double(Float(b)), mean: mean, scale: scale)
         // Threshold: the lowest score at which the training pairs above it are ≥ 90% positive.
         let scored = train.map { (head.score($0.x), $0.y) }.sorted { $0.0 > $1.0 }
         var threshold = scored.first.map { $0.0 + 1 } ?? 0, tp = 0, fp = 0
@@ -285,34 +267,7 @@ public enum Trainer {
     /// Logistic regression with balanced classes, deterministic (as ``fit(_:options:)``).
     public static func fitGate(_ examples: [(x: [Double], y: Bool, heldOut: Bool)], epochs: Int = 200, learningRate: Double = 0.3, l2: Double = 1e-2) -> (LinearHead, GateMetrics) {
         let train = examples.filter { !$0.heldOut }, held = examples.filter(\.heldOut)
-        let n = examples.first?.x.count ?? 0
-        var mean = [Double](repeating: 0, count: n), scale = [Double](repeating: 0, count: n)
-        for p in train { for i in 0..<n { mean[i] += p.x[i] } }
-        for i in 0..<n { mean[i] /= Double(max(1, train.count)) }
-        for p in train { for i in 0..<n { scale[i] += (p.x[i] - mean[i]) * (p.x[i] - mean[i]) } }
-        for i in 0..<n { scale[i] = (scale[i] / Double(max(1, train.count))).squareRoot(); if !(scale[i] > 1e-9) { scale[i] = 1 } }
-        mean = mean.map { Double(Float($0)) }
-        scale = scale.map { Double(Float($0)) }
-        let xs = train.map { p in (0..<n).map { (p.x[$0] - mean[$0]) / scale[$0] } }
-        let pos = Double(train.filter(\.y).count)
-        let posWeight = pos > 0 ? (Double(train.count) - pos) / pos : 1
-        var w = [Double](repeating: 0, count: n), b = 0.0
-        for _ in 0..<epochs {
-            var gw = [Double](repeating: 0, count: n), gb = 0.0, total = 0.0
-            for (x, p) in zip(xs, train) {
-                var z = b
-                for i in 0..<n { z += w[i] * x[i] }
-                let q = 1 / (1 + DeterministicMath.exp(-z))
-                let weight = p.y ? posWeight : 1
-                let d = (q - (p.y ? 1 : 0)) * weight
-                for i in 0..<n { gw[i] += d * x[i] }
-                gb += d
-                total += weight
-            }
-            for i in 0..<n { w[i] -= learningRate * (gw[i] / total + l2 * w[i]) }
-            b -= learningRate * gb / total
-        }
-        let head = LinearHead(weights: w.map { Double(Float($0)) }, bias: Double(Float(b)), mean: mean, scale: scale)
+        let head = logistic(train.map(\.x), train.map(\.y), dimension: examples.first?.x.count ?? 0, epochs: epochs, learningRate: learningRate, l2: l2)
         var right = 0, facts = 0, factsRight = 0, chats = 0, chatsRight = 0
         for p in held {
             let predicted = head.score(p.x) >= 0

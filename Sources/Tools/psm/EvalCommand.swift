@@ -134,14 +134,8 @@ struct EvalCommand: AsyncParsableCommand {
         }
 
         func run() async throws {
-            do {
+            try await guardedAsync {
                 try await evaluate()
-            } catch let e as ExitCode {
-                throw e
-            } catch {
-                let cli = CLIError.from(error)
-                FileHandle.standardError.write(Data("psm: error: \(cli.description)\n".utf8))
-                throw ExitCode(cli.exitCode)
             }
         }
 

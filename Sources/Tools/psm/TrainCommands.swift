@@ -81,7 +81,7 @@ struct TrainCommand: AsyncParsableCommand {
             }
             return
         }
-        do {
+        try await guardedAsync {
             let scratchStore = try StoreOptions.parse(["--store", NSTemporaryDirectory() + "psm-train-\(getpid())"])
             guard let enc = try scratchStore.encoderModel(encoder, quiet: json) else {
                 throw CLIError.usage("no encoder: pass --encoder FILE, set PSM_MODEL, or run scripts/setup.sh (PSM_MINILM_DIR)")
@@ -102,12 +102,6 @@ struct TrainCommand: AsyncParsableCommand {
             } else {
                 printTrainingReport(id, out, report)
             }
-        } catch let e as ExitCode {
-            throw e
-        } catch {
-            let cli = CLIError.from(error)
-            FileHandle.standardError.write(Data("psm: error: \(cli.description)\n".utf8))
-            throw ExitCode(cli.exitCode)
         }
     }
 }
@@ -134,7 +128,7 @@ struct ModelDefault: AsyncParsableCommand {
     static var path: String { home + "/models/psm-default-r\(Trainer.recipe).psm" }
 
     func run() async throws {
-        do {
+        try await guardedAsync {
             let path = Self.path
             var built = false
             if !FileManager.default.fileExists(atPath: path) {
@@ -159,12 +153,6 @@ struct ModelDefault: AsyncParsableCommand {
             } else {
                 print(path)
             }
-        } catch let e as ExitCode {
-            throw e
-        } catch {
-            let cli = CLIError.from(error)
-            FileHandle.standardError.write(Data("psm: error: \(cli.description)\n".utf8))
-            throw ExitCode(cli.exitCode)
         }
     }
 }
