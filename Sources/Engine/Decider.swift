@@ -31,8 +31,6 @@ public struct Decider: Sendable {
         return out.count == 32 ? out : [UInt8](repeating: 0, count: 32)
     }
 
-    public static func hex(_ b: [UInt8]) -> String { b.map { String(format: "%02x", $0) }.joined() }
-
     /// The quantized embedding of `text`, or nil without an encoder.
     public func embed(_ text: String) -> QuantizedVector? {
         encoder.map { QuantizedVector(normalizing: $0.embed([text])[0]) }

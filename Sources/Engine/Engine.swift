@@ -76,7 +76,7 @@ public final class Engine: @unchecked Sendable {
             if active.id == mine { return false }
             guard adopt else {
                 throw EngineError.conflict(
-                    "the store's active model is \(Decider.hex(active.id).prefix(16))… (\(active.name)), this engine has \(Decider.hex(mine).prefix(16))…; pass that model, or adopt this one (psm adopt)")
+                    "the store's active model is \(hexBytes(active.id).prefix(16))… (\(active.name)), this engine has \(hexBytes(mine).prefix(16))…; pass that model, or adopt this one (psm adopt)")
             }
         }
         let event = MemoryEvent.modelActivation(.init(model: mine, name: name))

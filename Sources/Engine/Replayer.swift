@@ -121,7 +121,7 @@ public enum Replayer {
             return "\(name): payloads differ (\(payload.count) vs \(want.payload.count) bytes)"
         }
         if case .gated(let a) = got, case .gated(let b) = mine {
-            if a.decision.model != b.decision.model { return "gated: made by model \(hex(a.decision.model).prefix(16))…, replaying with \(hex(b.decision.model).prefix(16))…" }
+            if a.decision.model != b.decision.model { return "gated: made by model \(hexBytes(a.decision.model).prefix(16))…, replaying with \(hexBytes(b.decision.model).prefix(16))…" }
             if a.vector != b.vector { return "gated: the observation's vector differs (encoder output is not the same)" }
             if a.decision.inputDigest != b.decision.inputDigest { return "gated: the inputs differ (neighbours or vector)" }
             return "gated: kept \(a.kept) vs \(b.kept), strength \(a.strength) vs \(b.strength)"
@@ -133,5 +133,4 @@ public enum Replayer {
         return "\(name): payloads differ"
     }
 
-    static func hex(_ b: [UInt8]) -> String { b.map { String(format: "%02x", $0) }.joined() }
 }

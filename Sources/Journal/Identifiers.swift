@@ -135,19 +135,19 @@ public enum ExpectedRevision: Sendable, Equatable, CustomStringConvertible {
 
 /// Little-endian / big-endian helpers over byte arrays.
 extension Array where Element == UInt8 {
-    @inlinable mutating func appendLE<T: FixedWidthInteger>(_ v: T) {
+    @inlinable public mutating func appendLE<T: FixedWidthInteger>(_ v: T) {
         Swift.withUnsafeBytes(of: v.littleEndian) { append(contentsOf: $0) }
     }
-    @inlinable mutating func appendBE<T: FixedWidthInteger>(_ v: T) {
+    @inlinable public mutating func appendBE<T: FixedWidthInteger>(_ v: T) {
         Swift.withUnsafeBytes(of: v.bigEndian) { append(contentsOf: $0) }
     }
 }
 
 extension UnsafeRawBufferPointer {
-    @inlinable func le<T: FixedWidthInteger>(_ offset: Int, _: T.Type) -> T {
+    @inlinable public func le<T: FixedWidthInteger>(_ offset: Int, _: T.Type) -> T {
         T(littleEndian: loadUnaligned(fromByteOffset: offset, as: T.self))
     }
-    @inlinable func be<T: FixedWidthInteger>(_ offset: Int, _: T.Type) -> T {
+    @inlinable public func be<T: FixedWidthInteger>(_ offset: Int, _: T.Type) -> T {
         T(bigEndian: loadUnaligned(fromByteOffset: offset, as: T.self))
     }
 }

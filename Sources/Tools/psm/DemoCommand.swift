@@ -122,7 +122,7 @@ struct DemoCommand: AsyncParsableCommand {
 
             let hash = try engine.stateHash()
             let replay = try Replayer.verify(journal: engine.journal, decider: engine.decider, scratch: NSTemporaryDirectory() + "psm-demo-replay-\(getpid())")
-            print("replay-verify: \(replay.commands) commands re-decided, \(replay.checked) decisions compared, \(replay.divergent) divergent; state hash \(replay.stateHash == hash ? "matches" : "DIFFERS from") the live store (\(hex(hash).prefix(16))…)")
+            print("replay-verify: \(replay.commands) commands re-decided, \(replay.checked) decisions compared, \(replay.divergent) divergent; state hash \(replay.stateHash == hash ? "matches" : "DIFFERS from") the live store (\(hexBytes(hash).prefix(16))…)")
             let verify = try engine.journal.verify()
             print("journal verify: \(verify.problem.map { "FAILED: \($0)" } ?? "ok — \(verify.events) records, CRCs, indexes and \(verify.streams) hash chains check out")")
             if replay.divergent > 0 || verify.problem != nil || replay.stateHash != hash { throw ExitCode(1) }

@@ -219,7 +219,7 @@ struct EvalCommand: AsyncParsableCommand {
                 ingest_turns_per_s: Double(totalTurns) / max(ingestSeconds, 1e-9),
                 recall_p50_ms: latencies.isEmpty ? 0 : latencies[latencies.count / 2],
                 recall_p99_ms: latencies.isEmpty ? 0 : latencies[min(latencies.count - 1, latencies.count * 99 / 100)],
-                model: file.id, policy: engine.policy is PSMPolicy ? "psm " + hex(engine.policy.modelID) : "rule-baseline")
+                model: file.id, policy: engine.policy is PSMPolicy ? "psm " + hexBytes(engine.policy.modelID) : "rule-baseline")
             if json { try printJSON(report); return }
             print("\(report.conversations) conversations, \(report.turns) turns; policy \(report.policy), encoder \(file.id.prefix(12))…")
             func line(_ name: String, _ s: Scores) {

@@ -183,8 +183,8 @@ struct HistoryCommand: ParsableCommand {
                 let d = decision(h.event)
                 return Entry(
                     position: h.position, time: isoTime(h.time), type: h.event.type.description, event_id: h.eventID.description,
-                    causation: h.causation.isZero ? nil : h.causation.description, model: d.map { hex($0.model) },
-                    input_digest: d.map { hex($0.inputDigest) }, summary: summary(h.event))
+                    causation: h.causation.isZero ? nil : h.causation.description, model: d.map { hexBytes($0.model) },
+                    input_digest: d.map { hexBytes($0.inputDigest) }, summary: summary(h.event))
             }
             if json { try printJSON(entries); return }
             for e in entries {
@@ -194,8 +194,6 @@ struct HistoryCommand: ParsableCommand {
         }
     }
 }
-
-func hex(_ b: [UInt8]) -> String { b.map { String(format: "%02x", $0) }.joined() }
 
 func decision(_ e: MemoryEvent) -> MemoryEvent.Decision? {
     switch e {
@@ -388,8 +386,8 @@ struct RebuildCommand: ParsableCommand {
             bar.finish()
             let secs = Date().timeIntervalSince(start)
             let out = Output(
-                events_applied: r.applied, events_skipped: r.skipped, anomalies: r.anomalies, checkpoint: r.checkpoint, state_hash_before: hex(before),
-                state_hash_after: hex(r.stateHash), equal: before == r.stateHash, seconds: secs, events_per_s: Double(r.applied + r.skipped) / max(secs, 1e-9))
+                events_applied: r.applied, events_skipped: r.skipped, anomalies: r.anomalies, checkpoint: r.checkpoint, state_hash_before: hexBytes(before),
+                state_hash_after: hexBytes(r.stateHash), equal: before == r.stateHash, seconds: secs, events_per_s: Double(r.applied + r.skipped) / max(secs, 1e-9))
             if json { try printJSON(out) } else {
                 print("folded \(r.applied) memory events (\(r.skipped) others skipped, \(r.anomalies) anomalies) to position \(r.checkpoint) in \(String(format: "%.2f", secs)) s")
                 print("state hash before  \(out.state_hash_before)")
@@ -418,7 +416,7 @@ struct StateHashCommand: ParsableCommand {
             let engine = try store.openEngine()
             defer { engine.close() }
             let h = try engine.stateHash()
-            let out = Output(state_hash: hex(h), checkpoint: try engine.projections.checkpoint(), anomalies: try engine.projections.anomalies(limit: 1_000_000).count)
+            let out = Output(state_hash: hexBytes(h), checkpoint: try engine.projections.checkpoint(), anomalies: try engine.projections.anomalies(limit: 1_000_000).count)
             if json { try printJSON(out) } else { print("\(out.state_hash)  (checkpoint \(out.checkpoint), \(out.anomalies) anomalies)") }
         }
     }

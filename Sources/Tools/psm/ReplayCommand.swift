@@ -61,8 +61,8 @@ struct ReplayCommand: ParsableCommand {
             let r = try Replayer.verify(journal: journal, decider: decider, scratch: scratch) { done, _ in bar.update(done) }
             bar.finish()
             let out = Output(
-                commands: r.commands, checked: r.checked, divergent: r.divergent, first_divergence: r.first, state_hash: hex(r.stateHash),
-                checkpoint: r.checkpoint, model: hex(decider.modelID), threads: threads, seconds: Date().timeIntervalSince(start))
+                commands: r.commands, checked: r.checked, divergent: r.divergent, first_divergence: r.first, state_hash: hexBytes(r.stateHash),
+                checkpoint: r.checkpoint, model: hexBytes(decider.modelID), threads: threads, seconds: Date().timeIntervalSince(start))
             if json {
                 try printJSON(out)
             } else {

@@ -86,7 +86,7 @@ struct AdoptCommand: AsyncParsableCommand {
                 AppendRequest(stream: UserRef.modelStream, events: [EventData(id: id, type: event.type.rawValue, time: last, payload: event.payload())]))
             try engine.projections.catchUp(engine.journal)
             struct Out: Encodable { var store: String; var previous: String; var model: String }
-            let out = Out(store: store.storePath, previous: aside, model: Decider.hex(active))
+            let out = Out(store: store.storePath, previous: aside, model: hexBytes(active))
             if json { try printJSON(out) } else { print("adopted: \(out.store) now runs model \(out.model.prefix(16))…; the previous store is kept at \(aside)") }
         }
     }

@@ -15,7 +15,7 @@ struct ModelOption: ParsableArguments {
     /// model, the store's encoder), else the usual resolution.
     func resolve(_ store: StoreOptions, quiet: Bool, matching active: [UInt8]?) throws -> ModelFile? {
         guard let active else { return try resolve(store, quiet: quiet) }
-        let want = Decider.hex(active)
+        let want = hexBytes(active)
         let paths = [model, ProcessInfo.processInfo.environment["PSM_MODEL"], ModelDefault.path, store.storePath + "/models/encoder.psm"].compactMap { $0 }
         for p in paths where !p.isEmpty && FileManager.default.fileExists(atPath: p) {
             if let f = try? ModelFile(path: p), f.id == want { return f }
