@@ -187,18 +187,25 @@ public enum Trainer {
         public var threshold: Double
     }
 
+    /// A conversation's turns in order with their vectors, embedded in batches of 32 as the engine
+    /// embeds an observation ("speaker: text").
+    static func embeddedTurns(_ conv: Curriculum.Conversation, encoder: Encoder) -> (turns: [Curriculum.Turn], vectors: [QuantizedVector]) {
+        let turns = conv.sessions.flatMap(\.turns)
+        let texts = turns.map { "\($0.speaker): \($0.text)" }
+        var vectors: [QuantizedVector] = []
+        for start in stride(from: 0, to: texts.count, by: 32) {
+            vectors += encoder.embed(Array(texts[start..<min(texts.count, start + 32)])).map { QuantizedVector(normalizing: $0) }
+        }
+        return (turns, vectors)
+    }
+
     /// Pairs (new statement, earlier turn) from the curriculum: an update and the statement it replaces
     /// are positive; earlier facts of the same speaker of another kind, the other speaker's facts and
     /// small talk are negative. Vectors are the encoder's, of "speaker: text" as the engine embeds.
     public static func interferencePairs(_ c: Curriculum, encoder: Encoder) -> [(x: [Double], y: Bool, heldOut: Bool)] {
         var out: [(x: [Double], y: Bool, heldOut: Bool)] = []
         for (ci, conv) in c.conversations.enumerated() {
-            let turns = conv.sessions.flatMap(\.turns)
-            let texts = turns.map { "\($0.speaker): \($0.text)" }
-            var vectors: [QuantizedVector] = []
-            for start in stride(from: 0, to: texts.count, by: 32) {
-                vectors += encoder.embed(Array(texts[start..<min(texts.count, start + 32)])).map { QuantizedVector(normalizing: $0) }
-            }
+            let (turns, vectors) = embeddedTurns(conv, encoder: encoder)
             let heldOut = ci % 5 == 4
             for (i, t) in turns.enumerated() where t.fact != nil {
                 var negatives = 0
@@ -253,12 +260,7 @@ public enum Trainer {
     public static func gateExamples(_ c: Curriculum, encoder: Encoder) -> [(x: [Double], y: Bool, heldOut: Bool)] {
         var out: [(x: [Double], y: Bool, heldOut: Bool)] = []
         for (ci, conv) in c.conversations.enumerated() {
-            let turns = conv.sessions.flatMap(\.turns)
-            let texts = turns.map { "\($0.speaker): \($0.text)" }
-            var vectors: [QuantizedVector] = []
-            for start in stride(from: 0, to: texts.count, by: 32) {
-                vectors += encoder.embed(Array(texts[start..<min(texts.count, start + 32)])).map { QuantizedVector(normalizing: $0) }
-            }
+            let (turns, vectors) = embeddedTurns(conv, encoder: encoder)
             for (i, t) in turns.enumerated() { out.append((GateFeatures.vector(vectors[i], text: t.text), t.fact != nil, ci % 5 == 4)) }
         }
         return out
