@@ -9,9 +9,9 @@ static inline unsigned popcount_swar(uint64_t x) {
     return (unsigned)((x * 0x0101010101010101ULL) >> 56);
 }
 
-static void hamming_portable(const uint64_t *codes, const uint64_t *q, size_t w, size_t n, const uint8_t *skip, uint16_t *out) {
+static void hamming_portable(const uint64_t *codes, const uint64_t *q, size_t w, size_t n, const float *scales, uint16_t *out) {
     for (size_t i = 0; i < n; i++) {
-        if (skip[i]) { out[i] = 0xFFFF; continue; }
+        if (scales[i] == 0.0f) { out[i] = 0xFFFF; continue; }
         unsigned h = 0;
         const uint64_t *c = codes + i * w;
         for (size_t k = 0; k < w; k++) h += popcount_swar(c[k] ^ q[k]);
@@ -21,9 +21,9 @@ static void hamming_portable(const uint64_t *codes, const uint64_t *q, size_t w,
 
 #if defined(__x86_64__) && (defined(__clang__) || defined(__GNUC__))
 __attribute__((target("popcnt")))
-static void hamming_popcnt(const uint64_t *codes, const uint64_t *q, size_t w, size_t n, const uint8_t *skip, uint16_t *out) {
+static void hamming_popcnt(const uint64_t *codes, const uint64_t *q, size_t w, size_t n, const float *scales, uint16_t *out) {
     for (size_t i = 0; i < n; i++) {
-        if (skip[i]) { out[i] = 0xFFFF; continue; }
+        if (scales[i] == 0.0f) { out[i] = 0xFFFF; continue; }
         unsigned h = 0;
         const uint64_t *c = codes + i * w;
         for (size_t k = 0; k < w; k++) h += (unsigned)__builtin_popcountll(c[k] ^ q[k]);
@@ -41,9 +41,9 @@ static int has_popcnt(void) { return 0; }
 
 int psm_hamming_uses_popcnt(void) { return has_popcnt(); }
 
-void psm_hamming(const uint64_t *codes, const uint64_t *query, size_t words, size_t n, const uint8_t *skip, uint16_t *out) {
+void psm_hamming(const uint64_t *codes, const uint64_t *query, size_t words, size_t n, const float *scales, uint16_t *out) {
 #if defined(__x86_64__) && (defined(__clang__) || defined(__GNUC__))
-    if (has_popcnt()) { hamming_popcnt(codes, query, words, n, skip, out); return; }
+    if (has_popcnt()) { hamming_popcnt(codes, query, words, n, scales, out); return; }
 #endif
-    hamming_portable(codes, query, words, n, skip, out);
+    hamming_portable(codes, query, words, n, scales, out);
 }

@@ -106,7 +106,8 @@ import CKernels
         let q = (0..<w).map { _ in rng.next() }
         let skip = (0..<n).map { UInt8($0 % 17 == 0 ? 1 : 0) }
         var out = [UInt16](repeating: 0, count: n)
-        psm_hamming(codes, q, w, n, skip, &out)
+        let scales = skip.map { $0 != 0 ? Float(0) : 0.01 }
+        psm_hamming(codes, q, w, n, scales, &out)
         for i in 0..<n {
             let expected = skip[i] != 0 ? UInt16.max : UInt16((0..<w).map { (codes[i * w + $0] ^ q[$0]).nonzeroBitCount }.reduce(0, +))
             #expect(out[i] == expected, "code \(i)")

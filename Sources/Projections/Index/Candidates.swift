@@ -302,10 +302,9 @@ public enum DenseSearch {
         let qcode = Self.codes(qv.values, dimension: d)
         // Stage 1: Hamming distances, then the distance threshold that admits the shortlist.
         var distance = [UInt16](repeating: UInt16.max, count: n)
-        let skip = scales.map { $0 == 0 ? UInt8(1) : 0 }
         codes.withUnsafeBufferPointer { c in
             qcode.withUnsafeBufferPointer { q in
-                psm_hamming(c.baseAddress!, q.baseAddress!, w, n, skip, &distance)
+                psm_hamming(c.baseAddress!, q.baseAddress!, w, n, scales, &distance)
             }
         }
         var histogram = [Int](repeating: 0, count: d + 2)
