@@ -28,7 +28,7 @@ public enum Reconsolidation {
     public static func run(source: Journal, target: Engine, progress: ((Position, Position) -> Void)? = nil) async throws -> Diff {
         var diff = Diff()
         var users = Set<UserRef>()
-        var names: [ID128: StreamName] = [:]
+        let names = StreamNames(source)
         var recalls: [(UserRef, EventID)] = []
         let end = try source.stats().lastPosition
         var from: Position = 1
@@ -39,9 +39,7 @@ public enum Reconsolidation {
             let page = try source.read(from: from, limit: 1024)
             guard let last = page.last else { break }
             for e in page {
-                let sid = e.header.streamID
-                if names[sid] == nil { names[sid] = try source.streamInfo(sid)?.stream }
-                guard let stream = names[sid], let user = UserRef(stream: stream),
+                guard let user = try names.user(e.header.streamID),
                     let event = try MemoryEvent.decode(type: e.header.eventType, payload: try source.payload(of: e))
                 else { continue }
                 let t = e.header.eventTime

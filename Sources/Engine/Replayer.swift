@@ -39,7 +39,7 @@ public enum Replayer {
         }
         var report = Report()
         var pending: [EventID: (position: Position, stream: String, expected: [EventData])] = [:]
-        var names: [ID128: StreamName] = [:]
+        let names = StreamNames(journal)
         func diverge(_ p: Position, _ command: EventID, _ stream: String, _ reason: String) {
             report.divergent += 1
             if report.first == nil { report.first = Divergence(position: p, command: command.description, stream: stream, reason: reason) }
@@ -52,9 +52,8 @@ public enum Replayer {
             for e in page {
                 let type = e.header.eventType
                 let sid = e.header.streamID
-                if names[sid] == nil { names[sid] = try journal.streamInfo(sid)?.stream }
-                let streamName = names[sid].map(\.description) ?? sid.description
-                if commands.contains(type), let stream = names[sid], let user = UserRef(stream: stream) {
+                let streamName = try names.name(sid).map(\.description) ?? sid.description
+                if commands.contains(type), let user = try names.user(sid) {
                     report.commands += 1
                     try state.catchUp(journal, through: e.position - 1)
                     let expected: [EventData]

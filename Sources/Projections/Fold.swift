@@ -337,3 +337,22 @@ public enum Fold {
         try kv.put(.users, Keys.user(u), user.encoded())
     }
 }
+
+/// Stream names by id, each read from the journal once (a record carries only the 16-byte stream id).
+/// For the walks over a whole journal: replay, learning from utility, reconsolidation.
+public final class StreamNames {
+    private let journal: Journal
+    private var cache: [ID128: StreamName?] = [:]
+
+    public init(_ journal: Journal) { self.journal = journal }
+
+    public func name(_ id: ID128) throws -> StreamName? {
+        if let n = cache[id] { return n }
+        let n = try journal.streamInfo(id)?.stream
+        cache[id] = n
+        return n
+    }
+
+    /// The user of the stream, or nil for streams that are not user streams.
+    public func user(_ id: ID128) throws -> UserRef? { try name(id).flatMap { UserRef(stream: $0) } }
+}

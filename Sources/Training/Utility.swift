@@ -41,16 +41,14 @@ public enum UtilityLearning {
         }
         var features: [EventID: [ID128: [Double]]] = [:]
         var out: [Example] = []
-        var names: [ID128: StreamName] = [:]
+        let names = StreamNames(journal)
         let end = try journal.stats().lastPosition
         var from: Position = 1
         while from <= end {
             let page = try journal.read(from: from, limit: 1024)
             guard let last = page.last else { break }
             for e in page {
-                let sid = e.header.streamID
-                if names[sid] == nil { names[sid] = try journal.streamInfo(sid)?.stream }
-                guard let stream = names[sid], let user = UserRef(stream: stream) else { continue }
+                guard let user = try names.user(e.header.streamID) else { continue }
                 switch e.header.eventType {
                 case MemoryEventType.recallRequest.rawValue:
                     guard case .recallRequest(let r)? = try MemoryEvent.decode(type: e.header.eventType, payload: try journal.payload(of: e)) else { continue }
