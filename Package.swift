@@ -21,6 +21,9 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/modelcontextprotocol/swift-sdk", from: "0.12.1"),
     ],
     targets: [
         // C libraries from Debian's -dev packages (see README.md). Nothing but the one Swift file
@@ -48,6 +51,20 @@ let package = Package(
             name: "Engine",
             dependencies: ["Journal", "Projections", "Inference", .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: strict),
+        // What the interfaces share: wire shapes, request checks, API keys (no server code).
+        .target(
+            name: "API", dependencies: ["Engine", "Projections", "Journal", "Inference", .product(name: "Crypto", package: "swift-crypto")],
+            swiftSettings: strict),
+        // The HTTP API (Hummingbird).
+        .target(
+            name: "Server",
+            dependencies: ["API", "Engine", "Projections", .product(name: "Hummingbird", package: "hummingbird"), .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strict),
+        // The MCP server (modelcontextprotocol/swift-sdk), stdio.
+        .target(
+            name: "MCPServer",
+            dependencies: ["API", "Engine", "Projections", .product(name: "MCP", package: "swift-sdk"), .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strict),
         // Training of the PSM's heads on the project's own curriculum.
         .target(name: "Training", dependencies: ["Engine", "Projections", "Inference", "Journal", "Workloads"], swiftSettings: strict),
         // Seeded synthetic workloads for benchmarks and crash tests; never on the product path.
@@ -55,7 +72,7 @@ let package = Package(
 
         .executableTarget(
             name: "psm",
-            dependencies: ["Journal", "LMDB", "Inference", "Projections", "Engine", "Training", "Workloads", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["Journal", "LMDB", "Inference", "Projections", "Engine", "Training", "Workloads", "API", "Server", "MCPServer", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Sources/Tools/psm", swiftSettings: strict),
         .executableTarget(
             name: "psm-torture",
@@ -67,7 +84,7 @@ let package = Package(
         .testTarget(name: "ProjectionsTests", dependencies: ["Projections", "CKernels", "Journal", "Workloads"], swiftSettings: strict),
         .testTarget(name: "EngineTests", dependencies: ["Engine", "Training", "Projections", "Journal", "Inference", "Workloads"], swiftSettings: strict),
         .testTarget(name: "InferenceTests", dependencies: ["Inference"], swiftSettings: strict),
-        .testTarget(name: "ToolsTests", dependencies: ["Journal", "Workloads", "Engine", "Projections"], swiftSettings: strict),
+        .testTarget(name: "ToolsTests", dependencies: ["Journal", "Workloads", "Engine", "Projections", "API", "Server", .product(name: "MCP", package: "swift-sdk")], swiftSettings: strict),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -30,7 +30,11 @@ public enum Replayer {
     ]
 
     /// Replays `journal` with `decider`, folding into a new projection store in `scratch` (created; removed after).
-    public static func verify(journal: Journal, decider: Decider, scratch: String, progress: ((Position, Position) -> Void)? = nil) throws -> Report {
+    /// With `only`, the decisions of those streams alone are recomputed and compared (a user's decisions
+    /// depend on that user's state only, SPEC.md §11.7); every event is still folded.
+    public static func verify(
+        journal: Journal, decider: Decider, scratch: String, only: Set<ID128>? = nil, progress: ((Position, Position) -> Void)? = nil
+    ) throws -> Report {
         try? FileManager.default.removeItem(atPath: scratch)
         let state = try ProjectionStore(directory: scratch)
         defer {
@@ -52,6 +56,7 @@ public enum Replayer {
             for e in page {
                 let type = e.header.eventType
                 let sid = e.header.streamID
+                if let only, !only.contains(sid) { continue }
                 let streamName = try names.name(sid).map(\.description) ?? sid.description
                 if commands.contains(type), let user = try names.user(sid) {
                     report.commands += 1

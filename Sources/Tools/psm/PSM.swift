@@ -4,6 +4,7 @@ import Inference
 import Engine
 import Journal
 import Projections
+import API
 
 @main
 struct PSM: AsyncParsableCommand {
@@ -21,6 +22,7 @@ struct PSM: AsyncParsableCommand {
             DemoCommand.self, TiersCommand.self, MemoryCommand.self, HistoryCommand.self, ProvenanceCommand.self, RebuildCommand.self,
             StateHashCommand.self, ReplayCommand.self, EvalCommand.self, TrainCommand.self, ObserveCommand.self, IngestCommand.self,
             RecallCommand.self, FeedbackCommand.self, SleepCommand.self, ReconsolidateCommand.self, AdoptCommand.self, JournalCommand.self, VerifyCommand.self, ModelCommand.self, EmbedCommand.self, BenchCommand.self,
+            ServeCommand.self, KeysCommand.self, MCPCommand.self, ExportCommand.self,
         ]
     )
 }
@@ -90,6 +92,13 @@ enum CLIError: Error, CustomStringConvertible {
 
     static func from(_ error: any Error) -> CLIError {
         if let e = error as? CLIError { return e }
+        if let e = error as? APIError {
+            switch e.status {
+            case 400, 404, 409, 410, 413: return .usage(e.message)
+            case 500: return .data(e.message)
+            default: return .io(e.message)
+            }
+        }
         if let e = error as? InferenceError { return .data(e.description) }
         if let e = error as? EngineError {
             switch e {

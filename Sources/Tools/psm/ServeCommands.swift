@@ -1,0 +1,210 @@
+import API
+import ArgumentParser
+import Engine
+import Foundation
+import Logging
+import MCPServer
+import Projections
+import Server
+
+struct ServeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "serve",
+        abstract: "Serve the HTTP API (JSON under /v1, docs/openapi.json) with tenant API keys.",
+        discussion: """
+            Every route but /v1/health needs a key (Authorization: Bearer psm_…, made by psm keys create);
+            the key alone says which tenant a request acts for. Prints "listening on http://HOST:PORT"
+            when ready (--port 0 picks a free port). SIGINT or SIGTERM stops accepting connections, lets
+            requests in flight finish their journal commits, then exits 0. Logs (stderr, one line per
+            request) carry the route pattern, status, tenant, key id and duration, never user content.
+
+            Example:
+              psm keys create --tenant acme --scopes memory:read,memory:write
+              psm serve --port 8080
+              curl -H "Authorization: Bearer $KEY" -d '{"text":"I moved to Lyon"}' localhost:8080/v1/users/alice/observations
+            """)
+    @OptionGroup var store: StoreOptions
+    @OptionGroup var modelOption: ModelOption
+    @Option(help: "Address to listen on.") var host = "127.0.0.1"
+    @Option(help: "Port (0: any free port).") var port = 8080
+    @Option(name: .customLong("max-body"), help: "Largest request body in bytes.") var maxBody = 1 << 20
+    @Option(name: .customLong("max-concurrent"), help: "Requests served at once; more get 503.") var maxConcurrent = 64
+    @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.") var logLevel = "info"
+
+    func validate() throws {
+        guard (0...65535).contains(port) else { throw ValidationError("--port must be 0...65535, got \(port)") }
+        guard (1024...(256 << 20)).contains(maxBody) else { throw ValidationError("--max-body must be 1024...268435456, got \(maxBody)") }
+        guard (1...4096).contains(maxConcurrent) else { throw ValidationError("--max-concurrent must be 1...4096, got \(maxConcurrent)") }
+        guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("--log-level \(logLevel) is not one of trace, debug, info, notice, warning, error, critical") }
+    }
+
+    func run() async throws {
+        try await guardedAsync {
+            try FileManager.default.createDirectory(atPath: store.storePath, withIntermediateDirectories: true)
+            let engine = try await store.openDecidingEngine(modelOption, quiet: false, at: WireTime.now())
+            defer { engine.close() }
+            var limits = Limits()
+            limits.maxBodyBytes = maxBody
+            limits.maxConcurrentRequests = maxConcurrent
+            var logger = Logger(label: "psm.http")
+            logger.logLevel = Logger.Level(rawValue: logLevel)!
+            var options = HTTPServer.Options()
+            options.host = host
+            options.port = port
+            let keys = KeyStore(storeDirectory: store.storePath)
+            if (try keys.list()).allSatisfy({ $0.revoked != nil }) {
+                FileHandle.standardError.write(Data("psm: warning: no live API keys in \(keys.path); create one with psm keys create\n".utf8))
+            }
+            try await HTTPServer.run(service: MemoryService(engine: engine, limits: limits), keys: keys, options: options, logger: logger) { bound in
+                FileHandle.standardOutput.write(Data("listening on http://\(host):\(bound)\n".utf8))
+            }
+        }
+    }
+}
+
+struct KeysCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "keys", abstract: "Create, list and revoke the HTTP API's tenant keys.", subcommands: [Create.self, List.self, Revoke.self])
+
+    struct Create: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Create an API key for one tenant; prints the key once (only its SHA-256 is stored).",
+            discussion: """
+                Scopes: memory:read (recall with peek/as_of, memories, tiers, provenance, history, export),
+                memory:write (observations, journaled recall, feedback, sleep), journal:read (the user's
+                journal stream, replay-verify), admin (everything, including user erasure). A running
+                server sees new and revoked keys on its next request.
+
+                Example:
+                  psm keys create --tenant acme --scopes memory:read,memory:write --name chat-app
+                  psm keys create --tenant acme --scopes journal:read --name auditor --json
+                """)
+        @OptionGroup var store: StoreOptions
+        @Option(help: "The tenant the key acts for.") var tenant: String
+        @Option(help: "Comma-separated scopes: memory:read, memory:write, journal:read, admin.") var scopes: String
+        @Option(help: "A label for the key (who holds it).") var name = ""
+        @Flag(help: "Print JSON.") var json = false
+
+        func run() throws {
+            try guarded {
+                try FileManager.default.createDirectory(atPath: store.storePath, withIntermediateDirectories: true)
+                let (record, key) = try KeyStore(storeDirectory: store.storePath).create(tenant: tenant, scopes: try Scope.parse(scopes), name: name)
+                struct Out: Encodable { var key: String; var id: String; var tenant: String; var scopes: [String] }
+                if json { try printJSON(Out(key: key, id: record.id, tenant: record.tenant, scopes: record.scopes.map(\.rawValue))); return }
+                print(key)
+                FileHandle.standardError.write(Data("key \(record.id) for tenant \(record.tenant) (\(record.scopes.map(\.rawValue).joined(separator: ","))); store it now, it is not shown again\n".utf8))
+            }
+        }
+    }
+
+    struct List: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "List keys (id, tenant, scopes, name, created, revoked); never the keys themselves.",
+            discussion: """
+                Example:
+                  psm keys list --json
+                """)
+        @OptionGroup var store: StoreOptions
+        @Flag(help: "Print JSON.") var json = false
+
+        func run() throws {
+            try guarded {
+                let keys = try KeyStore(storeDirectory: store.storePath).list()
+                struct Out: Encodable { var id, tenant, name, created: String; var scopes: [String]; var revoked: String? }
+                if json { try printJSON(keys.map { Out(id: $0.id, tenant: $0.tenant, name: $0.name, created: $0.created, scopes: $0.scopes.map(\.rawValue), revoked: $0.revoked) }); return }
+                if keys.isEmpty { print("no keys") }
+                for k in keys {
+                    print("\(k.id)  \(k.tenant)  \(k.scopes.map(\.rawValue).joined(separator: ","))  \(k.name.isEmpty ? "-" : k.name)  created \(k.created)\(k.revoked.map { "  REVOKED \($0)" } ?? "")")
+                }
+            }
+        }
+    }
+
+    struct Revoke: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Revoke a key by its id; it stops working at once (the record is kept for audit).",
+            discussion: """
+                Example:
+                  psm keys revoke 3f9c0a1b2c3d4e5f
+                """)
+        @OptionGroup var store: StoreOptions
+        @Argument(help: "The key id (psm keys list).") var id: String
+        @Flag(help: "Print JSON.") var json = false
+
+        func run() throws {
+            try guarded {
+                let r = try KeyStore(storeDirectory: store.storePath).revoke(id: id)
+                struct Out: Encodable { var id: String; var revoked: String }
+                if json { try printJSON(Out(id: r.id, revoked: r.revoked ?? "")) } else { print("key \(r.id) revoked at \(r.revoked ?? "")") }
+            }
+        }
+    }
+}
+
+struct MCPCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "mcp",
+        abstract: "Serve one user's memory to an agent host over MCP (stdio): remember, recall, feedback, provenance.",
+        discussion: """
+            Speaks the Model Context Protocol on standard input and output until the host closes them.
+            Configure an agent host with, for example:
+              {"mcpServers": {"memory": {"command": "psm", "args": ["mcp", "--store", "/path/store", "--user", "alice"]}}}
+
+            Example:
+              psm mcp --store ./psm-store --tenant acme --user alice
+            """)
+    @OptionGroup var store: StoreOptions
+    @OptionGroup var who: UserOptions
+    @OptionGroup var modelOption: ModelOption
+
+    func run() async throws {
+        try await guardedAsync {
+            try FileManager.default.createDirectory(atPath: store.storePath, withIntermediateDirectories: true)
+            let engine = try await store.openDecidingEngine(modelOption, quiet: true, at: WireTime.now())
+            defer { engine.close() }
+            try await MCPServer.run(service: MemoryService(engine: engine), user: try who.ref(), version: "0.3")
+        }
+    }
+}
+
+struct ExportCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "export",
+        abstract: "Export a user's memories (every tier) with all metadata and provenance, as JSONL.",
+        discussion: """
+            One line per memory: {"memory": {…every field of psm memory show --json…}, "provenance": {…}}.
+            Writes to --out FILE (atomically: a temporary file renamed into place) or standard output.
+
+            Example:
+              psm export --user alice --out alice.jsonl
+            """)
+    @OptionGroup var store: StoreOptions
+    @OptionGroup var who: UserOptions
+    @Option(help: "Only jsonl is supported.") var format = "jsonl"
+    @Option(help: ArgumentHelp("Output file (default: standard output).", valueName: "FILE")) var out: String?
+
+    func validate() throws {
+        guard format == "jsonl" else { throw ValidationError("--format \(format) is not supported (accepted: jsonl)") }
+    }
+
+    func run() throws {
+        try guarded {
+            let engine = try store.openEngine()
+            defer { engine.close() }
+            let lines = try MemoryService(engine: engine).export(try who.ref())
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+            var data = Data()
+            for l in lines {
+                data.append(try encoder.encode(l))
+                data.append(0x0A)
+            }
+            if let out {
+                do { try data.write(to: URL(fileURLWithPath: out), options: .atomic) } catch { throw CLIError.io("cannot write \(out): \(error.localizedDescription)") }
+                FileHandle.standardError.write(Data("exported \(lines.count) memories to \(out)\n".utf8))
+            } else {
+                FileHandle.standardOutput.write(data)
+            }
+        }
+    }
+}
