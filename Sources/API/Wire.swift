@@ -171,6 +171,9 @@ public struct FeedbackJSON: Codable, Sendable {
     public var memory: String
     public var strength: Double
     public var stability_s: UInt64
+    public init(position: UInt64, memory: String, strength: Double, stability_s: UInt64) {
+        self.position = position; self.memory = memory; self.strength = strength; self.stability_s = stability_s
+    }
 }
 
 /// What a sleep decided for one user.
@@ -178,6 +181,9 @@ public struct SleepJSON: Codable, Sendable {
     public var user: String
     public var position: UInt64
     public var decisions: [String: Int]
+    public init(user: String, position: UInt64, decisions: [String: Int]) {
+        self.user = user; self.position = position; self.decisions = decisions
+    }
 }
 
 /// One journal event of a user's stream, decoded (for auditors).

@@ -85,10 +85,10 @@ public enum MCPServer {
         await server.withMethodHandler(ListTools.self) { _ in .init(tools: tools) }
         await server.withMethodHandler(CallTool.self) { params in
             do {
-                return .init(content: [.text(try await call(service, user, params.name, params.arguments ?? [:]))], isError: false)
+                return .init(content: [.text(text: try await call(service, user, params.name, params.arguments ?? [:]), annotations: nil, _meta: nil)], isError: false)
             } catch {
                 let e = APIError.from(error)
-                return .init(content: [.text("error \(e.code): \(e.message)")], isError: true)
+                return .init(content: [.text(text: "error \(e.code): \(e.message)", annotations: nil, _meta: nil)], isError: true)
             }
         }
         try await server.start(transport: StdioTransport())

@@ -3,6 +3,7 @@ import Engine
 import Foundation
 import Journal
 import Projections
+import API
 
 /// Whose memories a command reads: every memory read is scoped to one tenant and user.
 struct UserOptions: ParsableArguments {
@@ -60,45 +61,6 @@ extension StoreOptions {
             throw CLIError.usage("no store at \(storePath) (no journal/data.mdb); pass --store DIR or set PSM_STORE")
         }
         return try Engine(directory: storePath)
-    }
-}
-
-// MARK: - JSON shapes (documented in docs/cli.md)
-
-struct MemoryJSON: Encodable {
-    var id, tier, type, text: String
-    var strength, decay_per_day: Double
-    var strength_at: String
-    var stability_s: UInt64
-    var recall_count: UInt64
-    var last_recalled: String?
-    var emotional_weight, confidence: Double
-    var valid_from: String
-    var valid_to: String?
-    var superseded_by, supersedes, consolidated_into: String?
-    var sources, observations, source_ids, flags: [String]
-    var session, speaker: String
-    var created_at: String
-    var created_position, updated_position: UInt64
-    var reinforcements, weakenings, helped, irrelevant, corrected: UInt64
-    var archived_at: String?
-    var pruned: Bool
-
-    init(_ v: MemoryView) {
-        let m = v.record
-        func opt(_ id: ID128) -> String? { id.isZero ? nil : id.description }
-        func time(_ t: Int64) -> String? { t == 0 ? nil : isoTime(t) }
-        id = m.id.description; tier = m.tier.description; type = m.type.description; text = m.text
-        strength = (v.strength * 1e6).rounded() / 1e6; decay_per_day = (v.decayPerDay * 1e6).rounded() / 1e6; strength_at = isoTime(v.at)
-        stability_s = m.stability; recall_count = m.recallCount; last_recalled = time(m.lastRecalled)
-        emotional_weight = m.emotionalWeight.value; confidence = m.confidence.value
-        valid_from = isoTime(m.validFrom); valid_to = time(m.validTo)
-        superseded_by = opt(m.supersededBy); supersedes = opt(m.supersedes); consolidated_into = opt(m.consolidatedInto)
-        sources = m.sources.map(\.description); observations = m.observations.map(\.description); source_ids = m.sourceIDs; flags = m.flags
-        session = m.session; speaker = m.speaker; created_at = isoTime(m.createdAt)
-        created_position = m.createdPosition; updated_position = m.updatedPosition
-        reinforcements = m.reinforcements; weakenings = m.weakenings; helped = m.helped; irrelevant = m.irrelevant; corrected = m.corrected
-        archived_at = time(m.archivedAt); pruned = m.pruned
     }
 }
 
@@ -164,71 +126,17 @@ struct HistoryCommand: ParsableCommand {
     @Argument(help: "Memory id (32 hex digits).") var id: String
     @Flag(help: "Print JSON.") var json = false
 
-    struct Entry: Encodable {
-        var position: UInt64
-        var time: String
-        var type: String
-        var event_id: String
-        var causation: String?
-        var model: String?
-        var input_digest: String?
-        var summary: String
-    }
-
     func run() throws {
         try guarded {
             let engine = try store.openEngine()
             defer { engine.close() }
-            let entries = try engine.history(try who.ref(), try parseID(id)).map { h in
-                let d = decision(h.event)
-                return Entry(
-                    position: h.position, time: isoTime(h.time), type: h.event.type.description, event_id: h.eventID.description,
-                    causation: h.causation.isZero ? nil : h.causation.description, model: d.map { hexBytes($0.model) },
-                    input_digest: d.map { hexBytes($0.inputDigest) }, summary: summary(h.event))
-            }
+            let entries = try engine.history(try who.ref(), try parseID(id)).map(HistoryEntryJSON.init)
             if json { try printJSON(entries); return }
             for e in entries {
                 print("#\(e.position)  \(e.time)  \(e.type.padding(toLength: 14, withPad: " ", startingAt: 0))  \(e.summary)")
                 if let m = e.model { print("        model \(m.allSatisfy { $0 == "0" } ? "rule-baseline" : String(m.prefix(16)) + "…")  inputs \(e.input_digest!.prefix(16))…  cause \(e.causation ?? "-")") }
             }
         }
-    }
-}
-
-func decision(_ e: MemoryEvent) -> MemoryEvent.Decision? {
-    switch e {
-    case .gated(let x): x.decision
-    case .encoded(let x): x.decision
-    case .reinforced(let x): x.decision
-    case .weakened(let x): x.decision
-    case .superseded(let x): x.decision
-    case .flagged(let x): x.decision
-    case .consolidated(let x): x.decision
-    case .archived(let x): x.decision
-    case .pruned(let x): x.decision
-    case .recalled(let x): x.decision
-    default: nil
-    }
-}
-
-func summary(_ e: MemoryEvent) -> String {
-    switch e {
-    case .observation(let o): "“\(o.text.prefix(60))”"
-    case .gated(let g): g.kept ? String(format: "kept in %@ as %@, strength %.2f, stability %.1f d", g.tier.description, g.type.description, g.strength.value, Double(g.stability) / 86_400) : "dropped"
-    case .encoded(let x): "moved to \(x.tier)"
-    case .reinforced(let x): String(format: "+%.2f strength, stability %.1f d", x.boost.value, Double(x.stability) / 86_400)
-    case .weakened(let x): String(format: "×%.2f strength, stability %.1f d", x.factor.value, Double(x.stability) / 86_400)
-    case .superseded(let x): "\(x.old) superseded by \(x.new)"
-    case .flagged(let x): "flagged \(x.reason)\(x.related.isZero ? "" : " with \(x.related)")"
-    case .consolidated(let x): "semantic memory from \(x.sources.count) sources: “\(x.text.prefix(50))”"
-    case .archived(let x): x.into.isZero ? "archived" : "archived into \(x.into)"
-    case .pruned(let x): String(format: "pruned at strength %.4f", x.strength.value)
-    case .recalled(let x): "surfaced \(x.items.count) memories for recall \(x.request)"
-    case .recallRequest(let r): "recall “\(r.query.prefix(50))” k=\(r.k)"
-    case .feedback(let f): "\(f.kind) for recall \(f.recall)"
-    case .sleepRequest: "sleep"
-    case .modelActivation(let m): "model \(m.name)"
-    case .erasureRequest: "erasure"
     }
 }
 
@@ -249,29 +157,13 @@ struct ProvenanceCommand: ParsableCommand {
     @Argument(help: "Memory id (32 hex digits).") var id: String
     @Flag(help: "Print JSON.") var json = false
 
-    struct Node: Encodable {
-        var kind, id, text: String
-        var tier: String?
-        var source_id: String?
-        var session: String?
-        var speaker: String?
-        var time: String
-        var sources: [Node]
-        init(_ n: ProvenanceNode) {
-            kind = n.kind.rawValue; id = n.id.description; text = n.text; tier = n.tier?.description
-            source_id = n.sourceID.isEmpty ? nil : n.sourceID; session = n.session.isEmpty ? nil : n.session
-            speaker = n.speaker.isEmpty ? nil : n.speaker; time = isoTime(n.time); sources = n.children.map(Node.init)
-        }
-    }
-    struct Output: Encodable { var memory: Node; var observations: [String]; var source_ids: [String]; var derived: [String] }
-
     func run() throws {
         try guarded {
             let engine = try store.openEngine()
             defer { engine.close() }
             let p = try engine.provenance(try who.ref(), try parseID(id), asOf: try time.parsedAsOf())
             if json {
-                try printJSON(Output(memory: Node(p.root), observations: p.observations.map(\.description), source_ids: p.sourceIDs, derived: p.derived.map(\.description)))
+                try printJSON(ProvenanceJSON(p))
                 return
             }
             func show(_ n: ProvenanceNode, _ depth: Int) {
@@ -309,34 +201,13 @@ struct TiersCommand: ParsableCommand {
         guard (1...100_000).contains(limit) else { throw ValidationError("--limit must be 1...100000, got \(limit)") }
     }
 
-    struct Output: Encodable {
-        var tenant, user: String
-        var events: UInt64
-        var last_position: UInt64
-        var sensory: [Observation]
-        var tiers: [String: [MemoryJSON]]
-        var counts: [String: Int]
-    }
-    struct Observation: Encodable { var id, text, time: String; var source_id: String? }
-
     func run() throws {
         try guarded {
             let engine = try store.openEngine()
             defer { engine.close() }
             let ref = try who.ref()
             let listing = try engine.tiers(ref, asOf: try time.parsedAsOf(), at: try time.parsedAt())
-            var counts = ["sensory": listing.sensory.count]
-            for t in Tier.allCases where t != .sensory { counts[t.description] = listing.memories[t]?.count ?? 0 }
-            if json {
-                var tiers: [String: [MemoryJSON]] = [:]
-                for t in Tier.allCases where t != .sensory { tiers[t.description] = (listing.memories[t] ?? []).prefix(limit).map(MemoryJSON.init) }
-                try printJSON(
-                    Output(
-                        tenant: ref.tenant, user: ref.user, events: listing.user.events, last_position: listing.user.lastPosition,
-                        sensory: listing.sensory.prefix(limit).map { Observation(id: $0.id.description, text: $0.text, time: isoTime($0.time), source_id: $0.sourceID.isEmpty ? nil : $0.sourceID) },
-                        tiers: tiers, counts: counts))
-                return
-            }
+            if json { try printJSON(TiersJSON(ref, listing, limit: limit)); return }
             print("\(ref): \(listing.user.events) events, last position \(listing.user.lastPosition)")
             print("sensory (\(listing.sensory.count) not yet gated)")
             for o in listing.sensory.prefix(limit) { print("  \(o.id)  \(isoTime(o.time))  “\(o.text.prefix(70))”") }

@@ -146,13 +146,4 @@ func printJSON<T: Encodable>(_ value: T) throws {
 }
 
 /// Formats event time (microseconds since the epoch) as ISO 8601 UTC with microseconds.
-func isoTime(_ micros: Int64) -> String {
-    let seconds = Int64((Double(micros) / 1e6).rounded(.down))
-    let fraction = micros - seconds * 1_000_000
-    let date = Date(timeIntervalSince1970: TimeInterval(seconds))
-    let f = ISO8601DateFormatter()
-    f.formatOptions = [.withInternetDateTime]
-    let base = f.string(from: date).dropLast()  // drop "Z"
-    let frac = String(fraction)
-    return base + "." + String(repeating: "0", count: 6 - frac.count) + frac + "Z"
-}
+func isoTime(_ micros: Int64) -> String { WireTime.format(micros) }

@@ -4,6 +4,7 @@ import Foundation
 import Inference
 import Journal
 import Projections
+import API
 
 /// `--model` for the commands that decide: --model, $PSM_MODEL, the default PSM model if built, else
 /// the store's encoder (imported from $PSM_MINILM_DIR on first use).
@@ -90,8 +91,6 @@ struct ObserveCommand: AsyncParsableCommand {
     @Argument(help: "The observed text.") var text: String
     @Flag(help: "Print JSON.") var json = false
 
-    struct Output: Encodable { var observation: String; var position: UInt64; var kept: Bool; var memory: String?; var tier: String?; var duplicate: Bool }
-
     func run() async throws {
         try await guardedAsync {
             let time = try eventTime(at)
@@ -100,9 +99,7 @@ struct ObserveCommand: AsyncParsableCommand {
             let r = try await engine.observe(
                 try who.ref(), .init(text: text, session: session, speaker: speaker, role: role, sourceID: sourceID), at: time,
                 id: try id.map { try parseID($0, what: "--id") })
-            let out = Output(
-                observation: r.observation.description, position: r.position, kept: r.kept, memory: r.memory?.description, tier: r.tier?.description,
-                duplicate: r.wasDuplicate)
+            let out = ObserveJSON(r)
             if json { try printJSON(out); return }
             print("observation \(out.observation) at position \(r.position)\(r.wasDuplicate ? " (already recorded)" : "")")
             print(r.kept ? "kept as memory \(out.memory!)\(out.tier.map { " in \($0)" } ?? "")" : "dropped by the gate")
@@ -225,20 +222,6 @@ struct RecallCommand: AsyncParsableCommand {
         guard (1...1024).contains(k) else { throw ValidationError("--k must be 1...1024, got \(k)") }
     }
 
-    struct Item: Encodable {
-        var memory: String
-        var weight: Double
-        var text: String
-        var tier: String
-        var strength: Double
-        var valid: Bool
-        var lexical: Double
-        var dense: Double
-        var source_ids: [String]
-        var observations: [String]
-    }
-    struct Output: Encodable { var recall: String?; var position: UInt64?; var candidates: Int; var memories: [Item] }
-
     func run() async throws {
         try await guardedAsync {
             let time = try eventTime(at)
@@ -254,13 +237,8 @@ struct RecallCommand: AsyncParsableCommand {
             } else {
                 r = try await engine.recall(user, query: query, k: k, at: time, session: session)
             }
-            let items = r.memories.map { m in
-                Item(
-                    memory: m.candidate.memory.description, weight: m.weight.value, text: m.candidate.view.record.text, tier: m.candidate.view.record.tier.description,
-                    strength: (m.candidate.view.strength * 1e4).rounded() / 1e4, valid: m.candidate.view.record.isValid, lexical: (m.candidate.lexical * 1e4).rounded() / 1e4,
-                    dense: (m.candidate.dense * 1e4).rounded() / 1e4, source_ids: m.provenance?.sourceIDs ?? [], observations: (m.provenance?.observations ?? []).map(\.description))
-            }
-            let out = Output(recall: r.recall?.description, position: r.position, candidates: r.candidatesConsidered, memories: items)
+            let out = RecallJSON(r)
+            let items = out.memories
             if json { try printJSON(out); return }
             if let id = r.recall { print("recall \(id) (position \(r.position!)), \(r.candidatesConsidered) candidates") } else { print("\(r.candidatesConsidered) candidates (nothing journaled)") }
             for (i, m) in items.enumerated() {
@@ -301,8 +279,7 @@ struct FeedbackCommand: AsyncParsableCommand {
             let user = try who.ref(), m = try parseID(memory)
             let p = try await engine.feedback(user, recall: try parseID(recall, what: "--recall"), memory: m, kind: FeedbackKind(name: kind)!, note: note, at: time)
             let v = try engine.memory(user, m, at: time)
-            struct Out: Encodable { var position: UInt64; var memory: String; var strength: Double; var stability_s: UInt64 }
-            let out = Out(position: p, memory: m.description, strength: (v.strength * 1e4).rounded() / 1e4, stability_s: v.record.stability)
+            let out = FeedbackJSON(position: p, memory: m.description, strength: (v.strength * 1e4).rounded() / 1e4, stability_s: v.record.stability)
             if json { try printJSON(out) } else { print("feedback recorded at position \(p); memory strength now \(out.strength), stability \(String(format: "%.1f", Double(out.stability_s) / 86_400)) days") }
         }
     }
@@ -326,8 +303,6 @@ struct SleepCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Event time (ISO 8601; default: now).", valueName: "TIME")) var at: String?
     @Flag(help: "Print JSON.") var json = false
 
-    struct Entry: Encodable { var user: String; var position: UInt64; var decisions: [String: Int] }
-
     func run() async throws {
         try await guardedAsync {
             let time = try eventTime(at)
@@ -347,11 +322,11 @@ struct SleepCommand: AsyncParsableCommand {
                 }
                 users.sort { $0.user < $1.user }
             }
-            var entries: [Entry] = []
+            var entries: [SleepJSON] = []
             for u in users {
                 guard (try? engine.userRecord(u)) != nil else { continue }
                 let r = try await engine.sleep(u, at: time)
-                entries.append(Entry(user: u.user, position: r.position, decisions: Dictionary(uniqueKeysWithValues: r.decisions.map { ($0.key.description, $0.value) })))
+                entries.append(SleepJSON(user: u.user, position: r.position, decisions: Dictionary(uniqueKeysWithValues: r.decisions.map { ($0.key.description, $0.value) })))
             }
             if json { try printJSON(entries); return }
             for e in entries {
