@@ -24,6 +24,7 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/modelcontextprotocol/swift-sdk", from: "0.12.1"),
+        .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
     ],
     targets: [
         // C libraries from Debian's -dev packages (see README.md). Nothing but the one Swift file
@@ -84,7 +85,7 @@ let package = Package(
         .testTarget(name: "ProjectionsTests", dependencies: ["Projections", "CKernels", "Journal", "Workloads"], swiftSettings: strict),
         .testTarget(name: "EngineTests", dependencies: ["Engine", "Training", "Projections", "Journal", "Inference", "Workloads"], swiftSettings: strict),
         .testTarget(name: "InferenceTests", dependencies: ["Inference"], swiftSettings: strict),
-        .testTarget(name: "ToolsTests", dependencies: ["Journal", "Workloads", "Engine", "Projections", "API", "Server", .product(name: "MCP", package: "swift-sdk")], swiftSettings: strict),
+        .testTarget(name: "ToolsTests", dependencies: ["Journal", "Workloads", "Engine", "Projections", "API", "Server", .product(name: "MCP", package: "swift-sdk"), .product(name: "SystemPackage", package: "swift-system")], swiftSettings: strict),
     ],
     swiftLanguageModes: [.v6]
 )
