@@ -172,3 +172,10 @@ extension ID128 {
         return ID128(high: high, low: low)
     }
 }
+
+extension Array where Element == UInt8 {
+    /// A big-endian integer at `offset` (the caller has checked the bounds).
+    @inlinable public func be<T: FixedWidthInteger>(_ offset: Int, _ type: T.Type) -> T {
+        withUnsafeBytes { $0.be(offset, type) }
+    }
+}

@@ -39,7 +39,7 @@ public final class Journal: @unchecked Sendable {
     let meta: Database
     let options: Options
     let codecs: CodecPool
-    private var writer: WriterThread!
+    var writer: WriterThread!
     /// Set by the writer thread after a fatal commit error; every later write fails.
     private let poisonLock = NSLock()
     private var poison: String?

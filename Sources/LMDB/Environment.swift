@@ -217,6 +217,13 @@ public final class Environment: @unchecked Sendable {
 
     /// Forces a sync to disk (normally not needed: every commit syncs).
     public func sync() throws { try check(mdb_env_sync(env, 1), "mdb_env_sync") }
+
+    /// Writes a consistent copy of the environment into the existing, empty directory `path`
+    /// (`mdb_env_copy2`: one read transaction, so writers go on meanwhile). `compact` omits free pages
+    /// and renumbers them, giving a smaller file.
+    public func copy(to path: String, compact: Bool = true) throws {
+        try check(mdb_env_copy2(env, path, compact ? UInt32(MDB_CP_COMPACT) : 0), "mdb_env_copy2(\(path))")
+    }
 }
 
 public enum EnvironmentOpenError: Error, CustomStringConvertible, Sendable {

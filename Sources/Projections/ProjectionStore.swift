@@ -51,6 +51,12 @@ public final class ProjectionStore: @unchecked Sendable {
 
     public func close() { env.close() }
 
+    /// A consistent, compacted copy of the projection store in the empty directory `path`.
+    public func backup(to path: String) throws {
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        try env.copy(to: path, compact: true)
+    }
+
     /// The position of the last event folded (0 before the first).
     public func checkpoint() throws -> Position {
         try read { kv in try kv.get(.meta, Array("checkpoint".utf8)).map { $0.be(0, UInt64.self) } ?? 0 }

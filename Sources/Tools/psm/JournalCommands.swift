@@ -7,7 +7,7 @@ struct JournalCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "journal",
         abstract: "Inspect the journal: the immutable event log of a store.",
-        subcommands: [Stats.self, Dump.self, TrainDictionary.self]
+        subcommands: [Stats.self, Dump.self, TrainDictionary.self, Export.self, Import.self]
     )
 
     struct Stats: ParsableCommand {
