@@ -5,6 +5,16 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup.sh
+# The audit-report test renders the report in headless Chromium and reads the screenshot with python3.
+need=()
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
+command -v python3 >/dev/null 2>&1 || need+=(python3)
+if ((${#need[@]})); then
+  echo "test: installing ${need[*]}"
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
+fi
 if [ "${PSM_LONG:-0}" = "1" ]; then export PSM_CRASH_KILLS="${PSM_CRASH_KILLS:-1000}"; fi
 swift build -c release --build-tests
 swift test -c release

@@ -380,6 +380,37 @@ extension ProjectionStore {
     }
 }
 
+/// Folds one user's stream from empty, event by event, showing the state after each: what an audit
+/// report needs to draw a memory's strength and tier over time.
+public enum UserStreamWalk {
+    /// Calls `body` after each event of `user`'s stream with the event, its decoded memory event (nil for
+    /// events that are not memory events) and a reader of the state after it.
+    public static func walk(_ user: UserRef, journal: Journal, _ body: (StoredEvent, MemoryEvent?, UserReader<MemoryKV>) throws -> Void) throws {
+        let kv = MemoryKV()
+        let reader = UserReader(kv: kv, user: user.key)
+        var revision: UInt64 = 0
+        var changes: [IndexChange] = []
+        while true {
+            let page = try journal.read(stream: user.key, fromRevision: revision, limit: 1024)
+            for e in page {
+                revision = e.header.revision + 1
+                let ctx = EventContext(position: e.position, time: e.header.eventTime, id: e.header.eventID, causation: e.header.causationID, stream: user.key)
+                var decoded: MemoryEvent?
+                do {
+                    decoded = try MemoryEvent.decode(type: e.header.eventType, payload: try journal.payload(of: e))
+                    if let event = decoded { try Fold.apply(event, ctx, kv, name: { user.stream }, changes: &changes) }
+                } catch is FoldAnomaly {
+                } catch let m as ProjectionError {
+                    guard case .malformed = m else { throw m }
+                }
+                changes.removeAll()
+                try body(e, decoded, reader)
+            }
+            if page.count < 1024 { break }
+        }
+    }
+}
+
 /// A fold from empty into memory: the reference a rebuild or an incremental store must equal.
 public final class InMemoryFold: @unchecked Sendable {
     public let kv = MemoryKV()

@@ -208,3 +208,47 @@ struct ExportCommand: ParsableCommand {
         }
     }
 }
+
+struct ReportCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "report",
+        abstract: "Write a self-contained HTML audit report for one user (no network needed to view it).",
+        discussion: """
+            The report shows each tracked memory's strength over time with the decisions that changed it
+            (an SVG plot: created, reinforced, weakened, superseded, recalled, consolidated, archived),
+            the tier timeline, the provenance tree of one memory down to the source turns, the models that
+            decided, and the decision log with model ids and input digests. Everything comes from the
+            user's journal stream, folded event by event.
+
+            Example:
+              psm report --user alice --out alice.html
+              psm report --user alice --memory 0f3c…e1 --memories 4 --out alice.html
+            """)
+    @OptionGroup var store: StoreOptions
+    @OptionGroup var who: UserOptions
+    @Option(help: ArgumentHelp("Output HTML file.", valueName: "FILE")) var out: String
+    @Option(help: ArgumentHelp("The memory whose provenance is shown and which is plotted first.", valueName: "ID")) var memory: String?
+    @Option(help: "How many memories to plot (1...20).") var memories = 8
+    @Option(help: "Rows of the decision log (1...100000).") var decisions = 500
+    @Flag(help: "Print JSON.") var json = false
+
+    func validate() throws {
+        guard (1...20).contains(memories) else { throw ValidationError("--memories must be 1...20, got \(memories)") }
+        guard (1...100_000).contains(decisions) else { throw ValidationError("--decisions must be 1...100000, got \(decisions)") }
+    }
+
+    func run() throws {
+        try guarded {
+            let engine = try store.openEngine()
+            defer { engine.close() }
+            var options = AuditReport.Options()
+            options.memories = memories
+            options.decisionRows = decisions
+            options.focus = try memory.map { try parseID($0) }
+            let html = try AuditReport.render(engine: engine, user: try who.ref(), options: options)
+            do { try Data(html.utf8).write(to: URL(fileURLWithPath: out), options: .atomic) } catch { throw CLIError.io("cannot write \(out): \(error.localizedDescription)") }
+            struct Out: Encodable { var file: String; var bytes: Int }
+            if json { try printJSON(Out(file: out, bytes: html.utf8.count)) } else { print("wrote \(out) (\(html.utf8.count) bytes)") }
+        }
+    }
+}
