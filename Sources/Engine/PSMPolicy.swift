@@ -209,3 +209,8 @@ public struct PSMPolicy: MemoryPolicy {
     public func feedback(_ kind: FeedbackKind, on memory: MemoryView) -> MemoryEvent? { base.feedback(kind, on: memory) }
     public func sleep(_ input: SleepInput) -> [MemoryEvent] { base.sleep(input) }
 }
+
+/// The policy a model file implies: the PSM when it has heads, else the rule baseline over its encoder.
+public func memoryPolicy(for file: ModelFile) throws -> any MemoryPolicy {
+    file.tensors[PSMPolicy.tensorNames.weights] != nil ? try PSMPolicy(model: file) : RuleBaseline()
+}

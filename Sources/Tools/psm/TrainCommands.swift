@@ -6,9 +6,7 @@ import Journal
 import Training
 
 /// The policy a model file implies: the PSM when it has heads, else the rule baseline over its encoder.
-func policy(for file: ModelFile) throws -> any MemoryPolicy {
-    file.tensors[PSMPolicy.tensorNames.weights] != nil ? try PSMPolicy(model: file) : RuleBaseline()
-}
+func policy(for file: ModelFile) throws -> any MemoryPolicy { try memoryPolicy(for: file) }
 
 func printTrainingReport(_ id: String, _ path: String, _ r: Trainer.Report) {
     print("model \(path)  id \(id)")
