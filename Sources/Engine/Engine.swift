@@ -58,6 +58,10 @@ public final class Engine: @unchecked Sendable {
             journal.close()
             throw error
         }
+        // An erasure interrupted after its event and before its key was destroyed is finished now.
+        for stream in try journal.dataKeys.streams() {
+            if let u = try _projections.read({ kv in try UserReader(kv: kv, user: stream).userRecord() }), u.erased { try finishErasure(stream) }
+        }
     }
 
     public func close() {
@@ -116,7 +120,7 @@ public final class Engine: @unchecked Sendable {
         let vector = decider.embed(Decider.embeddedText(observation))
         return try await withRetries(user, at: time) { revision in
             let (decisions, g, memory) = try self.decider.observe(user, observation, id: obsID, at: time, state: self.projections, vector: vector)
-            let r = try await self.journal.append(AppendRequest(stream: user.stream, expected: revision, events: [command] + decisions))
+            let r = try await self.journal.append(AppendRequest(stream: user.stream, expected: revision, events: [command] + decisions, encrypted: true))
             return ObserveResult(
                 observation: obsID, position: r.positions[0], kept: g.kept, memory: g.kept ? memory : nil, tier: g.kept ? g.tier : nil,
                 wasDuplicate: r.wasDuplicate)
@@ -161,7 +165,7 @@ public final class Engine: @unchecked Sendable {
         let request = MemoryEvent.RecallRequest(query: query, k: UInt32(k), session: session)
         return try await withRetries(user, at: time) { revision in
             let (decisions, ranked, considered) = try self.decider.recall(user, request, id: requestID, at: time, state: self.projections)
-            let r = try await self.journal.append(AppendRequest(stream: user.stream, expected: revision, events: [command] + decisions))
+            let r = try await self.journal.append(AppendRequest(stream: user.stream, expected: revision, events: [command] + decisions, encrypted: true))
             return RecallResult(
                 recall: requestID, position: r.positions[0],
                 memories: try ranked.map { RecalledMemory(candidate: $0.0, weight: $0.1, provenance: try self.provenance(user, $0.0.memory)) },
@@ -217,7 +221,7 @@ public final class Engine: @unchecked Sendable {
                 EventData(id: fid, type: MemoryEventType.feedback.rawValue, time: time, causation: recall, payload: MemoryEvent.feedback(command).payload())
             ]
             events += try self.decider.feedback(user, command, id: fid, at: time, state: self.projections)
-            return try await self.journal.append(AppendRequest(stream: user.stream, expected: revision, events: events)).positions[0]
+            return try await self.journal.append(AppendRequest(stream: user.stream, expected: revision, events: events, encrypted: true)).positions[0]
         }
     }
 
@@ -240,19 +244,53 @@ public final class Engine: @unchecked Sendable {
                 counts[MemoryEventType(rawValue: d.type)!, default: 0] += 1
                 events.append(d)
             }
-            let r = try await self.journal.append(AppendRequest(stream: user.stream, expected: revision, events: events))
+            let r = try await self.journal.append(AppendRequest(stream: user.stream, expected: revision, events: events, encrypted: true))
             return SleepResult(position: r.positions[0], decisions: counts)
         }
     }
 
     /// Records an erasure request: every projection of the user is removed.
     @discardableResult
+    /// Erases a user (SPEC.md §4.7, §11.1): journals an erasure request (in clear, with no personal data
+    /// but `reason`), destroys the user's data key so every earlier payload of the user is unreadable for
+    /// good, and compacts the projection store so no freed page keeps the user's text.
     public func erase(_ user: UserRef, reason: String = "", at time: Int64) async throws -> Position {
         guard try userExists(user) else { throw EngineError.notFound("user \(user) has no events") }
-        return try await withRetries(user, at: time) { revision in
+        let position = try await withRetries(user, at: time) { revision in
             let id = ID128.timeOrdered(timeMicros: time, entropy: self.contentEntropy(user, time, "erase"))
             let e = EventData(id: id, type: MemoryEventType.erasureRequest.rawValue, time: time, payload: MemoryEvent.erasureRequest(.init(reason: reason)).payload())
             return try await self.journal.append(AppendRequest(stream: user.stream, expected: revision, events: [e])).positions[0]
+        }
+        try finishErasure(user.key)
+        return position
+    }
+
+    /// Destroys an erased user's data key and compacts the projections. Idempotent: also run at open for
+    /// any erased user whose key survived a crash between the erasure event and this.
+    func finishErasure(_ stream: ID128) throws {
+        try journal.dataKeys.destroy(stream)
+        try compactProjections()
+    }
+
+    /// Rewrites the projection store without its free pages (`mdb_env_copy2` with compaction), so data
+    /// deleted by an erasure is not left in the file.
+    public func compactProjections() throws {
+        projectionsLock.lock()
+        defer { projectionsLock.unlock() }
+        try _projections.catchUp(journal)
+        let copy = projectionsPath + ".compact"
+        try? FileManager.default.removeItem(atPath: copy)
+        try _projections.backup(to: copy)
+        _projections.close()
+        do {
+            guard rename(copy + "/data.mdb", projectionsPath + "/data.mdb") == 0 else {
+                throw EngineError.conflict("cannot replace \(projectionsPath)/data.mdb: \(String(cString: strerror(errno)))")
+            }
+            try? FileManager.default.removeItem(atPath: copy)
+            _projections = try ProjectionStore(directory: projectionsPath)
+        } catch {
+            _projections = try ProjectionStore(directory: projectionsPath)
+            throw error
         }
     }
 

@@ -39,8 +39,8 @@ public enum Reconsolidation {
             let page = try source.read(from: from, limit: 1024)
             guard let last = page.last else { break }
             for e in page {
-                guard let user = try names.user(e.header.streamID),
-                    let event = try MemoryEvent.decode(type: e.header.eventType, payload: try source.payload(of: e))
+                guard let user = try names.user(e.header.streamID), let payload = try source.readablePayload(of: e),
+                    let event = try MemoryEvent.decode(type: e.header.eventType, payload: payload)
                 else { continue }
                 let t = e.header.eventTime
                 switch event {
@@ -58,7 +58,7 @@ public enum Reconsolidation {
                 case .sleepRequest(let s):
                     _ = try await target.sleep(user, at: t, reason: s.reason)
                 case .erasureRequest(let r):
-                    try await target.erase(user, reason: r.reason, at: t)
+                    do { try await target.erase(user, reason: r.reason, at: t) } catch EngineError.notFound { continue }
                 default:
                     continue
                 }

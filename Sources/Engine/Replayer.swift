@@ -19,6 +19,8 @@ public enum Replayer {
         /// Decisions compared (each recomputed decision, or journaled decision without a recomputed twin).
         public var checked = 0
         public var divergent = 0
+        /// Events skipped because their user was erased (payload key destroyed).
+        public var shredded = 0
         public var first: Divergence?
         public var stateHash: [UInt8] = []
         public var checkpoint: Position = 0
@@ -57,6 +59,11 @@ public enum Replayer {
                 let type = e.header.eventType
                 let sid = e.header.streamID
                 if let only, !only.contains(sid) { continue }
+                if e.header.keyID != 0, try journal.dataKeys.key(sid, e.header.keyID) == nil {
+                    // Crypto-shredded by an erasure: nothing of the user's history is left to re-decide.
+                    report.shredded += 1
+                    continue
+                }
                 let streamName = try names.name(sid).map(\.description) ?? sid.description
                 if commands.contains(type), let user = try names.user(sid) {
                     report.commands += 1

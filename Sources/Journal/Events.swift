@@ -24,11 +24,14 @@ public struct AppendRequest: Sendable {
     public var stream: StreamName
     public var expected: ExpectedRevision
     public var events: [EventData]
+    /// Encrypt the payloads with the stream's data key (created on first use; SPEC.md §4.7).
+    public var encrypted: Bool
 
-    public init(stream: StreamName, expected: ExpectedRevision = .any, events: [EventData]) {
+    public init(stream: StreamName, expected: ExpectedRevision = .any, events: [EventData], encrypted: Bool = false) {
         self.stream = stream
         self.expected = expected
         self.events = events
+        self.encrypted = encrypted
     }
 }
 

@@ -14,6 +14,8 @@ public final class Journal: @unchecked Sendable {
         public var initialMapSize: Int = 64 << 20
         public var maxMapSize: Int = 1 << 40
         public var compressionLevel: Int32 = Zstd.defaultLevel
+        /// Where the per-stream data keys live (default: `datakeys` beside the journal directory).
+        public var dataKeysDirectory: String?
         public init() {}
     }
 
@@ -40,6 +42,8 @@ public final class Journal: @unchecked Sendable {
     let options: Options
     let codecs: CodecPool
     var writer: WriterThread!
+    /// The per-stream data keys that encrypted payloads are sealed with.
+    public let dataKeys: DataKeys
     /// Set by the writer thread after a fatal commit error; every later write fails.
     private let poisonLock = NSLock()
     private var poison: String?
@@ -48,6 +52,8 @@ public final class Journal: @unchecked Sendable {
     public init(directory: String, options: Options = Options()) throws {
         self.directory = directory
         self.options = options
+        let parent = (URL(fileURLWithPath: directory).standardizedFileURL.deletingLastPathComponent().path as NSString).standardizingPath
+        dataKeys = DataKeys(directory: options.dataKeysDirectory ?? parent + "/datakeys")
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         var envOptions = Environment.Options()
         envOptions.mapSize = options.initialMapSize
@@ -153,7 +159,20 @@ public final class Journal: @unchecked Sendable {
                 }
                 guard seen.insert(e.id).inserted else { throw .invalidArgument("\(at): event id repeated within one append") }
                 do { try PayloadReader.validate(e.payload) } catch { throw .invalidArgument("\(at): \(error)") }
-                events.append(try codecs.prepare(e))
+                var prepared = try codecs.prepare(e)
+                if request.encrypted {
+                    do {
+                        let (keyID, key) = try dataKeys.current(for: request.stream.id)
+                        let ad = DataKeys.associatedData(stream: request.stream.id, event: e.id, type: e.type, time: e.time, keyID: keyID)
+                        prepared.stored = try DataKeys.sealPayload(prepared.stored, key: key, ad: ad)
+                        prepared.keyID = keyID
+                    } catch let error as JournalError {
+                        throw error
+                    } catch {
+                        throw .invalidArgument("\(at): cannot encrypt: \(error)")
+                    }
+                }
+                events.append(prepared)
             }
             out.append(PreparedRequest(stream: request.stream, expected: request.expected, events: events))
         }
@@ -304,7 +323,7 @@ public final class Journal: @unchecked Sendable {
         for e in request.events {
             let header = RecordHeader(
                 flags: e.flags, eventType: e.data.type, storedLength: UInt32(e.stored.count),
-                uncompressedLength: UInt32(e.data.payload.count), keyID: 0, dictionaryID: e.dictionaryID,
+                uncompressedLength: e.uncompressedLength ?? UInt32(e.data.payload.count), keyID: e.keyID, dictionaryID: e.dictionaryID,
                 eventTime: e.data.time, revision: stream.nextRevision, streamID: sid, eventID: e.data.id,
                 causationID: e.data.causation)
             let record = RecordCodec.encode(header, storedPayload: e.stored)
@@ -488,12 +507,28 @@ public final class Journal: @unchecked Sendable {
 
     /// The uncompressed payload of `event`, decompressed with bounds from its (validated) header.
     public func payload(of event: StoredEvent) throws -> [UInt8] {
-        guard event.header.isCompressed else { return Array(event.storedPayload) }
+        var stored = event.storedPayload
+        if event.header.keyID != 0 {
+            let h = event.header
+            guard let key = try dataKeys.key(h.streamID, h.keyID) else {
+                throw JournalError.keyUnavailable(position: event.position, stream: h.streamID, keyID: h.keyID)
+            }
+            let ad = DataKeys.associatedData(stream: h.streamID, event: h.eventID, type: h.eventType, time: h.eventTime, keyID: h.keyID)
+            do {
+                stored = ArraySlice(try DataKeys.unseal(stored, key: key, ad: ad))
+            } catch {
+                throw JournalError.payload(position: event.position, "decryption failed: the sealed payload or its record identity was altered")
+            }
+            guard event.header.isCompressed || stored.count == Int(h.uncompressedLength) else {
+                throw JournalError.payload(position: event.position, "decrypted \(stored.count) bytes, expected \(h.uncompressedLength)")
+            }
+        }
+        guard event.header.isCompressed else { return Array(stored) }
         let dictionary = event.header.dictionaryID
         do {
             let bytes = dictionary == 0 ? nil : try loadDictionary(dictionary)
             return try codecs.decompress(
-                event.storedPayload, size: Int(event.header.uncompressedLength), dictionaryID: dictionary, dictionary: bytes)
+                stored, size: Int(event.header.uncompressedLength), dictionaryID: dictionary, dictionary: bytes)
         } catch let e as JournalError {
             throw e
         } catch {
@@ -556,6 +591,9 @@ struct PreparedEvent: Sendable {
     var flags: UInt8
     var dictionaryID: UInt32
     var stored: [UInt8]
+    var keyID: UInt32 = 0
+    /// Set by import for a shredded record, whose payload cannot be read to measure it.
+    var uncompressedLength: UInt32? = nil
 }
 
 struct PreparedRequest: Sendable {

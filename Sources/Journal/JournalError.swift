@@ -22,6 +22,8 @@ public enum JournalError: Error, CustomStringConvertible, Sendable {
     /// A commit failed with an I/O error; the handle refuses further writes and must be reopened.
     case mustReopen(String)
     case closed
+    /// The payload is encrypted with a data key that does not exist (destroyed by an erasure, or missing).
+    case keyUnavailable(position: Position, stream: ID128, keyID: UInt32)
 
     public var description: String {
         switch self {
@@ -38,6 +40,8 @@ public enum JournalError: Error, CustomStringConvertible, Sendable {
         case .storage(let e): return "storage error: \(e)"
         case .mustReopen(let m): return "the journal must be closed and reopened after a failed commit: \(m)"
         case .closed: return "the journal is closed"
+        case .keyUnavailable(let p, let s, let k):
+            return "payload of position \(p) is encrypted with data key \(k) of stream \(s), which does not exist (destroyed by an erasure, or missing from datakeys/)"
         }
     }
 }

@@ -6,7 +6,7 @@ import LMDB
 /// byte, that `importing` reproduces exactly (same positions, revisions, chain heads).
 ///
 /// Layout: magic "PSMX", version 1, three zero bytes; then frames `kind u8 ‖ length u32 BE ‖ body`:
-/// `D` dictionary (id u32 BE ‖ bytes), `S` stream (id 16 ‖ tenant length u8 ‖ tenant ‖ name), `R` record
+/// `D` dictionary (id u32 BE ‖ bytes), `K` data key (stream id 16 ‖ key id u32 BE ‖ key 32), `S` stream (id 16 ‖ tenant length u8 ‖ tenant ‖ name), `R` record
 /// (§4.1 bytes), and last `E` end (records u64 BE ‖ last position u64 BE ‖ SHA-256 of every byte
 /// before this frame). Dictionaries come first; a stream's `S` comes before its first record.
 public enum PortableJournal {
@@ -20,6 +20,7 @@ public enum PortableJournal {
         public var records: UInt64 = 0
         public var lastPosition: Position = 0
         public var dictionaries = 0
+        public var keys = 0
         public var streams = 0
         public var bytes: UInt64 = 0
         public var sha256: [UInt8] = []
@@ -45,6 +46,12 @@ public enum PortableJournal {
             body.appendBE(id)
             try frame(0x44, body + bytes)
             summary.dictionaries += 1
+        }
+        for (stream, keyID, key) in try journal.dataKeys.all() {
+            var body = stream.bytes
+            body.appendBE(keyID)
+            try frame(0x4B, body + key)
+            summary.keys += 1
         }
         let end = try journal.stats().lastPosition
         var named = Set<ID128>()
@@ -86,6 +93,7 @@ public enum PortableJournal {
 
     public enum Frame: Sendable {
         case dictionary(UInt32, [UInt8])
+        case key(ID128, UInt32, [UInt8])
         case stream(StreamName)
         case record([UInt8])
     }
@@ -134,7 +142,8 @@ public enum PortableJournal {
             case 0x53: limit = PortableJournal.maxStream
             case 0x52: limit = PortableJournal.maxRecord
             case 0x45: limit = 48
-            default: throw bad("unknown frame kind 0x\(String(kind, radix: 16)) (expected D, S, R or E)")
+            case 0x4B: limit = 52
+            default: throw bad("unknown frame kind 0x\(String(kind, radix: 16)) (expected D, K, S, R or E)")
             }
             guard length <= limit else { throw bad("length \(length) exceeds \(limit) for its kind") }
             if kind == 0x45 {
@@ -159,6 +168,10 @@ public enum PortableJournal {
                 guard body.count > 4 else { throw bad("empty dictionary") }
                 summary.dictionaries += 1
                 return .dictionary(body.be(0, UInt32.self), Array(body[4...]))
+            case 0x4B:
+                guard body.count == 52 else { throw bad("key frame of \(body.count) bytes, expected 52") }
+                summary.keys += 1
+                return .key(ID128(bytes: Array(body[0..<16])), body.be(16, UInt32.self), Array(body[20..<52]))
             case 0x53:
                 guard body.count >= 17, 17 + Int(body[16]) <= body.count else { throw bad("stream frame too short") }
                 let t = Int(body[16])
@@ -210,6 +223,9 @@ public enum PortableJournal {
             case .dictionary(let id, let bytes):
                 guard pending.isEmpty, r.progress.records == 0 else { throw JournalError.invalidArgument("portable journal: dictionary \(id) after records") }
                 try journal.importDictionary(id: id, bytes: bytes)
+            case .key(let stream, let keyID, let bytes):
+                guard pending.isEmpty, r.progress.records == 0 else { throw JournalError.invalidArgument("portable journal: data key after records") }
+                try journal.dataKeys.install(stream, keyID, bytes)
             case .stream(let s): names[s.id] = s
             case .record(let bytes):
                 pending.append(bytes)
@@ -264,10 +280,16 @@ extension Journal {
             do { h = try RecordCodec.decode(bytes) } catch { throw JournalError.corruptRecord(error) }
             guard let stream = streams[h.streamID] else { throw JournalError.invalidArgument("record \(h.eventID) names stream \(h.streamID), which has no stream frame before it") }
             let stored = Array(bytes[h.headerSize..<(h.headerSize + Int(h.storedLength))])
-            let payload = try self.payload(of: StoredEvent(position: 0, header: h, record: bytes))
-            do { try PayloadReader.validate(payload) } catch { throw JournalError.invalidArgument("record \(h.eventID): payload is not canonical: \(error)") }
+            // A shredded record (its stream's key was destroyed by an erasure) is copied as it is: its
+            // bytes are still covered by the CRC and the stream's hash chain.
+            let payload = try readablePayload(of: StoredEvent(position: 0, header: h, record: bytes)) ?? []
+            if payload.isEmpty && h.keyID == 0 || !payload.isEmpty {
+                do { try PayloadReader.validate(payload) } catch { throw JournalError.invalidArgument("record \(h.eventID): payload is not canonical: \(error)") }
+            }
             let data = EventData(id: h.eventID, type: h.eventType, time: h.eventTime, causation: h.causationID, payload: payload)
-            let event = PreparedEvent(data: data, flags: h.flags & RecordFormat.flagZstd, dictionaryID: h.dictionaryID, stored: stored)
+            let event = PreparedEvent(
+                data: data, flags: h.flags & RecordFormat.flagZstd, dictionaryID: h.dictionaryID, stored: stored, keyID: h.keyID,
+                uncompressedLength: h.uncompressedLength)
             guard RecordCodec.encode(h, storedPayload: stored) == bytes else { throw JournalError.invalidArgument("record \(h.eventID) is not in canonical form") }
             if let last = requests.last, last.stream.id == h.streamID {
                 requests[requests.count - 1].events.append(event)
@@ -295,5 +317,13 @@ extension Journal {
     public func backup(to path: String) throws {
         try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
         try env.copy(to: path, compact: true)
+    }
+}
+
+extension Journal {
+    /// The payload, or nil when it is encrypted with a destroyed data key (its stream was erased):
+    /// for the walks that fold, replay or learn, where an erased user's history is simply gone.
+    public func readablePayload(of event: StoredEvent) throws -> [UInt8]? {
+        do { return try payload(of: event) } catch JournalError.keyUnavailable { return nil }
     }
 }

@@ -15,6 +15,10 @@ public struct VerificationReport: Sendable {
     public var streams: Int = 0
     public var lastPosition: Position = 0
     public var compressedEvents: Int = 0
+    /// Records whose payload is encrypted with a stream's data key (SPEC.md §4.7).
+    public var encryptedEvents: Int = 0
+    /// Encrypted records whose key was destroyed by an erasure: their payloads are unreadable by design.
+    public var shreddedEvents: Int = 0
     /// The first problem found (verification stops there), or nil when everything checks out.
     public var problem: Problem?
     public var ok: Bool { problem == nil }
@@ -81,6 +85,11 @@ extension Journal {
                 do {
                     let payload = try self.payload(of: e)
                     try PayloadReader.validate(payload)
+                    if e.header.keyID != 0 { report.encryptedEvents += 1 }
+                } catch JournalError.keyUnavailable {
+                    // Crypto-shredded (its stream was erased): the chain still covers the stored bytes.
+                    report.encryptedEvents += 1
+                    report.shreddedEvents += 1
                 } catch {
                     return problem(position, "payload", "a canonical payload of \(e.header.uncompressedLength) bytes", "\(error)")
                 }

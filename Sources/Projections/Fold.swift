@@ -111,7 +111,12 @@ public enum Fold {
             guard let stream = try name(), let ref = UserRef(stream: stream) else {
                 throw FoldAnomaly(reason: "\(event.type) on stream \(u), which is not a user stream")
             }
-            guard case .observation = event else { throw FoldAnomaly(reason: "\(event.type) before the user's first observation") }
+            // A user's stream starts with an observation; only an erasure may come first, when every
+            // event before it was crypto-shredded (its payloads are unreadable, SPEC.md §4.7).
+            switch event {
+            case .observation, .erasureRequest: break
+            default: throw FoldAnomaly(reason: "\(event.type) before the user's first observation")
+            }
             user = UserRecord(tenant: ref.tenant, user: ref.user)
         }
         if user.erased { throw FoldAnomaly(reason: "\(event.type) after the user was erased at position \(user.erasedAt)") }

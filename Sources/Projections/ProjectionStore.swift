@@ -138,7 +138,12 @@ public final class ProjectionStore: @unchecked Sendable {
             let ctx = EventContext(
                 position: e.position, time: e.header.eventTime, id: e.header.eventID, causation: e.header.causationID, stream: e.header.streamID)
             do {
-                guard let event = try MemoryEvent.decode(type: e.header.eventType, payload: try journal.payload(of: e)) else { continue }
+                guard let payload = try journal.readablePayload(of: e) else {
+                    // Crypto-shredded: the user was erased and the key destroyed (SPEC.md §4.7).
+                    report.skipped += 1
+                    continue
+                }
+                guard let event = try MemoryEvent.decode(type: e.header.eventType, payload: payload) else { continue }
                 if case .modelActivation = event, e.header.streamID != UserRef.modelStream.id {
                     throw FoldAnomaly(reason: "model_activation outside the model stream")
                 }
@@ -306,7 +311,9 @@ public enum AsOf: Sendable, Equatable, CustomStringConvertible {
                 let ctx = EventContext(
                     position: e.position, time: e.header.eventTime, id: e.header.eventID, causation: e.header.causationID, stream: user.key)
                 do {
-                    guard let event = try MemoryEvent.decode(type: e.header.eventType, payload: try journal.payload(of: e)) else { continue }
+                    guard let payload = try journal.readablePayload(of: e),
+                        let event = try MemoryEvent.decode(type: e.header.eventType, payload: payload)
+                    else { continue }
                     try Fold.apply(event, ctx, kv, name: { user.stream }, changes: &changes)
                 } catch is FoldAnomaly {
                     continue
@@ -397,7 +404,7 @@ public enum UserStreamWalk {
                 let ctx = EventContext(position: e.position, time: e.header.eventTime, id: e.header.eventID, causation: e.header.causationID, stream: user.key)
                 var decoded: MemoryEvent?
                 do {
-                    decoded = try MemoryEvent.decode(type: e.header.eventType, payload: try journal.payload(of: e))
+                    decoded = try journal.readablePayload(of: e).flatMap { try MemoryEvent.decode(type: e.header.eventType, payload: $0) }
                     if let event = decoded { try Fold.apply(event, ctx, kv, name: { user.stream }, changes: &changes) }
                 } catch is FoldAnomaly {
                 } catch let m as ProjectionError {

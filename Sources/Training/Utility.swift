@@ -51,7 +51,7 @@ public enum UtilityLearning {
                 guard let user = try names.user(e.header.streamID) else { continue }
                 switch e.header.eventType {
                 case MemoryEventType.recallRequest.rawValue:
-                    guard case .recallRequest(let r)? = try MemoryEvent.decode(type: e.header.eventType, payload: try journal.payload(of: e)) else { continue }
+                    guard case .recallRequest(let r)? = try journal.readablePayload(of: e).flatMap({ try MemoryEvent.decode(type: e.header.eventType, payload: $0) }) else { continue }
                     try state.catchUp(journal, through: e.position - 1)
                     let time = e.header.eventTime
                     let q = CandidateQuery(text: r.query, vector: decider.embed(r.query), at: time, perList: max(50, Int(r.k)))
@@ -60,7 +60,7 @@ public enum UtilityLearning {
                     for c in try state.candidates(user, q) { byMemory[c.memory] = RecallFeatures.vector(c, queryTerms: terms, at: time) }
                     features[e.header.eventID] = byMemory
                 case MemoryEventType.feedback.rawValue:
-                    guard case .feedback(let f)? = try MemoryEvent.decode(type: e.header.eventType, payload: try journal.payload(of: e)),
+                    guard case .feedback(let f)? = try journal.readablePayload(of: e).flatMap({ try MemoryEvent.decode(type: e.header.eventType, payload: $0) }),
                         let x = features[f.recall]?[f.memory]
                     else { continue }
                     out.append(Example(recall: f.recall, features: x, label: f.kind == .helped, weight: f.kind == .corrected ? 2 : 1))

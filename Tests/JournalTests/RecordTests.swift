@@ -93,7 +93,20 @@ import Testing
     @Test func truncatedTail() throws { expectKind(try surgery({ $0.removeLast(2) }, reseal: false), .truncated) }
     @Test func truncatedHeader() throws { expectKind(try surgery({ $0.removeLast($0.count - 50) }, reseal: false), .truncated) }
     @Test func uncompressedLengthDisagrees() throws { expectKind(try surgery { $0[12] &+= 1 }, .lengthMismatch, offset: 12) }
-    @Test func keyIDFlag() throws { expectKind(try surgery { $0[5] = 0x08 }, .unsupportedKeyID, offset: 5) }
+    @Test func keyIDFlagWithoutRoomForNonceAndTag() throws {
+        // Flag bit 3 announces a 4-byte key id; with it inserted, a stored payload shorter than nonce + tag is refused.
+        expectKind(try surgery { $0[5] = 0x08; $0.insert(contentsOf: [1, 0, 0, 0], at: 64) }, .lengthMismatch)
+    }
+    @Test func zeroKeyID() throws {
+        // A plausible encrypted header (stored = uncompressed + 28) with key id 0.
+        expectKind(try surgery { r in
+            r[5] = 0x08
+            let n = Int(r[8]) | Int(r[9]) << 8
+            r[8] = UInt8((n + 28) & 0xFF); r[9] = UInt8((n + 28) >> 8)
+            r.insert(contentsOf: [0, 0, 0, 0], at: 64)
+            r.insert(contentsOf: [UInt8](repeating: 7, count: 28), at: 68 + n)
+        }, .invalidKeyID, offset: 64)
+    }
     @Test func dictionaryWithoutZstd() throws {
         // Flag bit 1 announces 4 more header bytes: insert them so only the flag combination is wrong.
         expectKind(try surgery { $0[5] = 0x02; $0.insert(contentsOf: [1, 0, 0, 0], at: 64) }, .invalidDictionary, offset: 5)

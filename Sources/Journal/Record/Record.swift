@@ -39,6 +39,8 @@ public enum RecordFormat {
     public static let flagDictionary: UInt8 = 1 << 1
     public static let flagCausation: UInt8 = 1 << 2
     public static let flagKeyID: UInt8 = 1 << 3
+    /// Bytes an encrypted payload adds: a 12-byte nonce and a 16-byte tag (ChaCha20-Poly1305, SPEC.md §4.7).
+    public static let sealOverhead = 28
     static let knownFlags: UInt8 = 0x0F
 
     /// Header length for `flags`: the fixed part plus the optional fields the flags announce.
@@ -99,7 +101,7 @@ public struct RecordHeader: Sendable, Equatable {
 public struct RecordError: Error, Equatable, Sendable, CustomStringConvertible {
     public enum Kind: String, Sendable {
         case truncated, badMagic, unsupportedVersion, invalidEventType, unknownFlags
-        case lengthTooLarge, lengthMismatch, checksumMismatch, invalidEventID, invalidDictionary, invalidCausation, unsupportedKeyID
+        case lengthTooLarge, lengthMismatch, checksumMismatch, invalidEventID, invalidDictionary, invalidCausation, invalidKeyID
     }
     public var kind: Kind
     /// Byte offset inside the record where the problem is.
@@ -180,9 +182,6 @@ public enum RecordCodec {
         guard flags & ~RecordFormat.knownFlags == 0 else {
             throw fail(.unknownFlags, 5, "flag bits within 0x0f", "0x" + String(flags, radix: 16))
         }
-        guard flags & RecordFormat.flagKeyID == 0 else {
-            throw fail(.unsupportedKeyID, 5, "no key id (encrypted payloads are not readable by format v1)", "flag bit 3 set")
-        }
         let type = bytes.le(6, UInt16.self)
         guard type != 0 else { throw fail(.invalidEventType, 6, "a nonzero event type", "0") }
         let stored = bytes.le(8, UInt32.self)
@@ -202,7 +201,15 @@ public enum RecordCodec {
             throw fail(.lengthMismatch, total, "\(total) bytes (header \(h), stored length \(stored))", "\(bytes.count) bytes")
         }
         let compressed = flags & RecordFormat.flagZstd != 0
-        if !compressed && stored != uncompressed {
+        let encrypted = flags & RecordFormat.flagKeyID != 0
+        if encrypted {
+            guard stored >= RecordFormat.sealOverhead else {
+                throw fail(.lengthMismatch, 8, "stored length ≥ \(RecordFormat.sealOverhead) (nonce and tag of an encrypted payload)", "\(stored)")
+            }
+            if !compressed && stored != uncompressed + UInt32(RecordFormat.sealOverhead) {
+                throw fail(.lengthMismatch, 12, "uncompressed length \(stored - UInt32(RecordFormat.sealOverhead)) (stored − \(RecordFormat.sealOverhead), encrypted, not compressed)", "\(uncompressed)")
+            }
+        } else if !compressed && stored != uncompressed {
             throw fail(.lengthMismatch, 12, "uncompressed length \(stored) (= stored, payload not compressed)", "\(uncompressed)")
         }
         let eventID = ID128(bytes: UnsafeRawBufferPointer(rebasing: bytes[48..<64]))
@@ -221,13 +228,19 @@ public enum RecordCodec {
             guard !causation.isZero else { throw fail(.invalidCausation, o, "a nonzero causation id (flag bit 2 set)", "zero") }
             o += 16
         }
+        var keyID: UInt32 = 0
+        if encrypted {
+            keyID = bytes.le(o, UInt32.self)
+            guard keyID != 0 else { throw fail(.invalidKeyID, o, "a nonzero key id (flag bit 3 set)", "0") }
+            o += 4
+        }
         let storedCRC = bytes.le(total - 4, UInt32.self)
         let computed = CRC32C.checksum(UnsafeRawBufferPointer(rebasing: bytes[0..<(total - 4)]))
         guard storedCRC == computed else {
             throw fail(.checksumMismatch, total - 4, "crc32c \(hex32(computed)) (computed)", "\(hex32(storedCRC)) (stored)")
         }
         return RecordHeader(
-            flags: flags, eventType: type, storedLength: stored, uncompressedLength: uncompressed, keyID: 0,
+            flags: flags, eventType: type, storedLength: stored, uncompressedLength: uncompressed, keyID: keyID,
             dictionaryID: dictionary, eventTime: bytes.le(16, Int64.self), revision: bytes.le(24, UInt64.self),
             streamID: ID128(bytes: UnsafeRawBufferPointer(rebasing: bytes[32..<48])), eventID: eventID, causationID: causation)
     }

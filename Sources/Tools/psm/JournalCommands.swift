@@ -69,13 +69,15 @@ struct JournalCommand: ParsableCommand {
                 var payloads: [[UInt8]] = []
                 var next = UInt64.max
                 while payloads.count < samples {
-                    let page = try journal.read(from: next, limit: min(4096, samples - payloads.count), direction: .backward)
-                    for e in page { payloads.append(try journal.payload(of: e)) }
+                    let page = try journal.read(from: next, limit: 4096, direction: .backward)
+                    // Never encrypted payloads: a dictionary is immutable and stored in clear, so user
+                    // content in it could not be erased (SPEC.md §4.7).
+                    for e in page where e.header.keyID == 0 && payloads.count < samples { payloads.append(try journal.payload(of: e)) }
                     guard let last = page.last, last.position > 1, page.count > 0 else { break }
                     next = last.position - 1
                 }
                 guard payloads.count >= 100 else {
-                    throw CLIError.usage("the journal has \(payloads.count) events; a dictionary needs at least 100 payloads to train on")
+                    throw CLIError.usage("the journal has \(payloads.count) unencrypted events; a dictionary needs at least 100 payloads to train on (encrypted user payloads are never used)")
                 }
                 let id = try journal.trainDictionary(samples: payloads, capacity: size)
                 let bytes = try journal.dictionaryBytes(id).count
@@ -222,6 +224,8 @@ struct VerifyCommand: ParsableCommand {
         var streams: Int
         var last_position: UInt64
         var compressed_events: Int
+        var encrypted_events: Int
+        var shredded_events: Int
         var problem: Problem?
         var heads: [String: String]?
         var projections: ProjectionCheck?
@@ -257,7 +261,7 @@ struct VerifyCommand: ParsableCommand {
             }
             let out = Output(
                 ok: report.ok, events: report.events, streams: report.streams, last_position: report.lastPosition,
-                compressed_events: report.compressedEvents,
+                compressed_events: report.compressedEvents, encrypted_events: report.encryptedEvents, shredded_events: report.shreddedEvents,
                 problem: report.problem.map { .init(position: $0.position, check: $0.check, expected: $0.expected, found: $0.found) },
                 heads: heads ? Dictionary(uniqueKeysWithValues: report.heads.map { ($0.key.description, hexBytes($0.value)) }) : nil,
                 projections: check)
@@ -267,6 +271,7 @@ struct VerifyCommand: ParsableCommand {
                 print("FAILED after \(report.events) good events: \(p)")
             } else {
                 print("ok: \(report.events) events in \(report.streams) streams, positions 1...\(report.lastPosition), all records, indexes and chains check out")
+                if report.encryptedEvents > 0 { print("    \(report.encryptedEvents) payloads encrypted, \(report.shreddedEvents) of them unreadable by erasure (keys destroyed)") }
                 if heads { for (id, h) in report.heads.sorted(by: { $0.key < $1.key }) { print("  \(id)  \(hexBytes(h))") } }
             }
             if let c = check, !json {

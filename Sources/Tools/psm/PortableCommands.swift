@@ -144,7 +144,7 @@ struct BackupCommand: ParsableCommand {
                 try engine.projections.backup(to: work + "/projections")
                 try engine.journal.backup(to: work + "/journal")
                 let fm = FileManager.default
-                for extra in ["keys.json", "models"] where fm.fileExists(atPath: store.storePath + "/" + extra) {
+                for extra in ["keys.json", "models", "datakeys"] where fm.fileExists(atPath: store.storePath + "/" + extra) {
                     try fm.copyItem(atPath: store.storePath + "/" + extra, toPath: work + "/" + extra)
                 }
                 let copy = try Journal(directory: work + "/journal")

@@ -337,3 +337,37 @@ struct SleepCommand: AsyncParsableCommand {
         }
     }
 }
+
+struct EraseCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "erase",
+        abstract: "Erase a user: journal an erasure request; every read of the user then answers 'erased'.",
+        discussion: """
+            The request is an event in the user's stream (the journal stays immutable); the projections
+            drop the user's memories and indexes, and later writes for the user are refused.
+
+            Example:
+              psm erase --user alice --reason "user asked" --yes
+            """)
+    @OptionGroup var store: StoreOptions
+    @OptionGroup var who: UserOptions
+    @Option(help: "Why (recorded in the journal).") var reason: String = ""
+    @Option(help: ArgumentHelp("Event time (ISO 8601; default: now).", valueName: "TIME")) var at: String?
+    @Flag(help: "Confirm: erasing cannot be undone through psm.") var yes = false
+    @Flag(help: "Print JSON.") var json = false
+
+    func validate() throws {
+        guard yes else { throw ValidationError("erasing a user cannot be undone; pass --yes to confirm") }
+    }
+
+    func run() async throws {
+        try await guardedAsync {
+            let engine = try store.openEngine()
+            defer { engine.close() }
+            let user = try who.ref()
+            let p = try await engine.erase(user, reason: reason, at: try eventTime(at))
+            struct Out: Encodable { var user: String; var position: UInt64 }
+            if json { try printJSON(Out(user: user.user, position: p)) } else { print("erased \(user) at position \(p)") }
+        }
+    }
+}
