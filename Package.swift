@@ -73,7 +73,7 @@ let package = Package(
 
         .executableTarget(
             name: "psm",
-            dependencies: ["Journal", "LMDB", "Inference", "Projections", "Engine", "Training", "Workloads", "API", "Server", "MCPServer", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["Journal", "LMDB", "Inference", "Projections", "Engine", "Training", "Workloads", "API", "Server", "MCPServer", .product(name: "ArgumentParser", package: "swift-argument-parser"), .product(name: "Crypto", package: "swift-crypto")],
             path: "Sources/Tools/psm", swiftSettings: strict),
         .executableTarget(
             name: "psm-torture",

@@ -190,8 +190,25 @@ public final class MemoryService: Sendable {
         try engine.history(user, try Self.id(id, "memory id")).map(HistoryEntryJSON.init)
     }
 
-    public func provenance(_ user: UserRef, _ id: String, asOf: String?) throws -> ProvenanceJSON {
-        ProvenanceJSON(try engine.provenance(user, try Self.id(id, "memory id"), asOf: try Self.asOf(asOf)))
+    public func provenance(_ user: UserRef, _ id: String, asOf: String?, proof: Bool = false) throws -> ProvenanceJSON {
+        let p = try engine.provenance(user, try Self.id(id, "memory id"), asOf: try Self.asOf(asOf))
+        var out = ProvenanceJSON(p)
+        if proof { out.proofs = try inclusionProofs(user, p.observations) }
+        return out
+    }
+
+    /// Inclusion proofs of the observations' records in the user's tenant tree at its current size.
+    public func inclusionProofs(_ user: UserRef, _ observations: [EventID]) throws -> [InclusionProofJSON] {
+        let (leaves, positions) = try engine.journal.tenantLeaves(user.tenant)
+        let root = hexBytes(Merkle.root(leaves[...]))
+        var index: [Position: Int] = [:]
+        for (i, p) in positions.enumerated() { index[p] = i }
+        return try observations.compactMap { o in
+            guard let e = try engine.journal.event(id: o), e.header.streamID == user.key, let i = index[e.position] else { return nil }
+            return InclusionProofJSON(
+                observation: o.description, position: e.position, leaf_index: i, leaf_hash: hexBytes(leaves[i]), tree_size: leaves.count, root: root,
+                path: Merkle.inclusionProof(i, leaves[...]).map(hexBytes))
+        }
     }
 
     public func tiers(_ user: UserRef, asOf: String?, at: String?, limit: Int) throws -> TiersJSON {

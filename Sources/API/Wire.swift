@@ -85,10 +85,24 @@ public struct ProvenanceJSON: Codable, Sendable {
     public var observations: [String]
     public var source_ids: [String]
     public var derived: [String]
+    /// With `proof`: for each source observation, its inclusion in the tenant's Merkle tree (SPEC.md §8.1).
+    public var proofs: [InclusionProofJSON]?
 
     public init(_ p: Provenance) {
         memory = Node(p.root); observations = p.observations.map(\.description); source_ids = p.sourceIDs; derived = p.derived.map(\.description)
     }
+}
+
+/// A record's inclusion in its tenant's Merkle tree: check it with the leaf hash of the record at
+/// `position`, against the root of a signed tree head of the same `tree_size` (psm tree-head).
+public struct InclusionProofJSON: Codable, Sendable {
+    public var observation: String
+    public var position: UInt64
+    public var leaf_index: Int
+    public var leaf_hash: String
+    public var tree_size: Int
+    public var root: String
+    public var path: [String]
 }
 
 /// A user's memories by tier.

@@ -121,7 +121,8 @@ public enum HTTPServer {
             return try json(Out(events: try service.history(user, ctx.parameters.get("memory") ?? "")))
         }
         on(.get, "/v1/users/{user}/memories/{memory}/provenance") { req, ctx, user in
-            try json(try service.provenance(user, ctx.parameters.get("memory") ?? "", asOf: req.uri.queryParameters.get("as_of")))
+            let q = req.uri.queryParameters
+            return try json(try service.provenance(user, ctx.parameters.get("memory") ?? "", asOf: q.get("as_of"), proof: q.get("proof") == "true"))
         }
         on(.get, "/v1/users/{user}/export") { req, ctx, user in
             let encoder = JSONEncoder()

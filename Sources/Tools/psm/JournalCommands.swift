@@ -216,6 +216,10 @@ struct VerifyCommand: ParsableCommand {
     @Flag(help: "Print JSON.") var json = false
     @Flag(help: "Also print every stream's chain head.") var heads = false
     @Flag(help: "Also check the projections' invariants and list anomalies.") var projections = false
+    @Option(name: .customLong("against"), help: ArgumentHelp("Also prove the journal extends this signed tree head (psm tree-head).", valueName: "HEAD.json"))
+    var against: String?
+    @Option(name: .customLong("public-key"), help: ArgumentHelp("Require the tree head to be signed by this Ed25519 key (64 hex digits).", valueName: "HEX"))
+    var publicKey: String?
     @Flag(help: "No progress line on standard error.") var quiet = false
 
     struct Output: Encodable {
@@ -229,6 +233,8 @@ struct VerifyCommand: ParsableCommand {
         var problem: Problem?
         var heads: [String: String]?
         var projections: ProjectionCheck?
+        var tree_head: TreeHeadCheck?
+        struct TreeHeadCheck: Encodable { var tenant: String; var tree_size: Int; var extends: Bool; var problem: String? }
         struct Problem: Encodable { var position: UInt64?; var check: String; var expected: String; var found: String }
         struct ProjectionCheck: Encodable { var users: Int; var problems: [String]; var anomalies: [String] }
     }
@@ -259,12 +265,28 @@ struct VerifyCommand: ParsableCommand {
                 }
                 check = .init(users: users, problems: problems, anomalies: try ps.anomalies(limit: 1000).map { "position \($0.position): \($0.reason)" })
             }
-            let out = Output(
+            var headCheck: Output.TreeHeadCheck? = nil
+            if let against {
+                guard let data = FileManager.default.contents(atPath: against) else { throw CLIError.usage("cannot read --against \(against)") }
+                let head: TreeHead
+                do { head = try JSONDecoder().decode(TreeHead.self, from: data) } catch { throw CLIError.data("\(against) is not a tree head: \(error)") }
+                var pinned: [UInt8]? = nil
+                if let publicKey {
+                    guard publicKey.count == 64, let id1 = ID128(hex: String(publicKey.prefix(32))), let id2 = ID128(hex: String(publicKey.suffix(32))) else {
+                        throw CLIError.usage("--public-key \(publicKey) is not 64 hexadecimal digits")
+                    }
+                    pinned = id1.bytes + id2.bytes
+                }
+                let problem = try journal.checkExtends(head, publicKey: pinned)
+                headCheck = .init(tenant: head.tenant, tree_size: head.tree_size, extends: problem == nil, problem: problem)
+            }
+            var out = Output(
                 ok: report.ok, events: report.events, streams: report.streams, last_position: report.lastPosition,
                 compressed_events: report.compressedEvents, encrypted_events: report.encryptedEvents, shredded_events: report.shreddedEvents,
                 problem: report.problem.map { .init(position: $0.position, check: $0.check, expected: $0.expected, found: $0.found) },
                 heads: heads ? Dictionary(uniqueKeysWithValues: report.heads.map { ($0.key.description, hexBytes($0.value)) }) : nil,
                 projections: check)
+            out.tree_head = headCheck
             if json {
                 try printJSON(out)
             } else if let p = report.problem {
@@ -278,7 +300,10 @@ struct VerifyCommand: ParsableCommand {
                 print("projections: \(c.users) users, \(c.problems.count) invariant problems, \(c.anomalies.count) anomalies")
                 for p in (c.problems + c.anomalies).prefix(20) { print("  \(p)") }
             }
-            if !report.ok || (check.map { !$0.problems.isEmpty || !$0.anomalies.isEmpty } ?? false) { throw ExitCode(1) }
+            if let h = headCheck, !json {
+                print(h.extends ? "tree head: the journal extends the signed head of tenant \(h.tenant) (\(h.tree_size) records)" : "tree head: NOT extended: \(h.problem ?? "")")
+            }
+            if !report.ok || (check.map { !$0.problems.isEmpty || !$0.anomalies.isEmpty } ?? false) || headCheck?.extends == false { throw ExitCode(1) }
         }
     }
 }

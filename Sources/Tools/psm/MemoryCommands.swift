@@ -155,6 +155,7 @@ struct ProvenanceCommand: ParsableCommand {
     @OptionGroup var who: UserOptions
     @OptionGroup var time: TimeOptions
     @Argument(help: "Memory id (32 hex digits).") var id: String
+    @Flag(help: "Also print each source observation's inclusion proof in the tenant's Merkle tree (check it against psm tree-head).") var proof = false
     @Flag(help: "Print JSON.") var json = false
 
     func run() throws {
@@ -162,8 +163,10 @@ struct ProvenanceCommand: ParsableCommand {
             let engine = try store.openEngine()
             defer { engine.close() }
             let p = try engine.provenance(try who.ref(), try parseID(id), asOf: try time.parsedAsOf())
+            var out = ProvenanceJSON(p)
+            if proof { out.proofs = try MemoryService(engine: engine).inclusionProofs(try who.ref(), p.observations) }
             if json {
-                try printJSON(ProvenanceJSON(p))
+                try printJSON(out)
                 return
             }
             func show(_ n: ProvenanceNode, _ depth: Int) {
@@ -178,6 +181,9 @@ struct ProvenanceCommand: ParsableCommand {
             show(p.root, 0)
             print("app source ids: \(p.sourceIDs.isEmpty ? "-" : p.sourceIDs.joined(separator: ", "))")
             if !p.derived.isEmpty { print("derived memories: \(p.derived.map(\.description).joined(separator: ", "))") }
+            for pr in out.proofs ?? [] {
+                print("proof: observation \(pr.observation) at position \(pr.position) is leaf \(pr.leaf_index) of \(pr.tree_size) in tenant \(try who.ref().tenant)'s tree, root \(pr.root.prefix(16))… (\(pr.path.count) hashes)")
+            }
         }
     }
 }

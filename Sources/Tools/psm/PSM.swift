@@ -22,7 +22,7 @@ struct PSM: AsyncParsableCommand {
             DemoCommand.self, TiersCommand.self, MemoryCommand.self, HistoryCommand.self, ProvenanceCommand.self, RebuildCommand.self,
             StateHashCommand.self, ReplayCommand.self, EvalCommand.self, TrainCommand.self, ObserveCommand.self, IngestCommand.self,
             RecallCommand.self, FeedbackCommand.self, SleepCommand.self, ReconsolidateCommand.self, AdoptCommand.self, JournalCommand.self, VerifyCommand.self, ModelCommand.self, EmbedCommand.self, BenchCommand.self,
-            ServeCommand.self, KeysCommand.self, MCPCommand.self, ExportCommand.self, BackupCommand.self, ReportCommand.self, EraseCommand.self,
+            ServeCommand.self, KeysCommand.self, MCPCommand.self, ExportCommand.self, BackupCommand.self, ReportCommand.self, EraseCommand.self, TreeHeadCommand.self,
         ]
     )
 }

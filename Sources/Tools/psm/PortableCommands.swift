@@ -3,6 +3,7 @@ import Engine
 import Foundation
 import Journal
 import Projections
+import Crypto
 
 extension JournalCommand {
     struct Export: ParsableCommand {
@@ -160,5 +161,59 @@ struct BackupCommand: ParsableCommand {
                 throw error
             }
         }
+    }
+}
+
+struct TreeHeadCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "tree-head",
+        abstract: "Sign the current Merkle tree head of a tenant's records (RFC 6962), for auditors to keep.",
+        discussion: """
+            The tree's leaves are the tenant's records in position order (SPEC.md §8.1). The head (size,
+            last position, root) is signed with the store's Ed25519 key (STORE/signing/ed25519.key, made on
+            first use; its public key is in the head). Keep heads outside the store; later,
+            psm verify --against HEAD.json --public-key KEY proves the journal still holds every record
+            the head covers, unchanged and in order.
+
+            Example:
+              psm tree-head --tenant acme --out acme-head.json
+              psm verify --against acme-head.json --public-key 3b6a…
+            """)
+    @OptionGroup var store: StoreOptions
+    @Option(help: "The tenant whose records the tree covers.") var tenant: String
+    @Option(help: ArgumentHelp("Write the head to FILE (default: standard output).", valueName: "FILE")) var out: String?
+
+    func run() throws {
+        try guarded {
+            let journal = try store.openJournal()
+            defer { journal.close() }
+            let key = try SigningKey.load(storePath: store.storePath)
+            let head = try journal.signTreeHead(tenant: tenant, key: key)
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
+            let data = try encoder.encode(head)
+            if let out {
+                do { try data.write(to: URL(fileURLWithPath: out), options: .atomic) } catch { throw CLIError.io("cannot write \(out): \(error.localizedDescription)") }
+                FileHandle.standardError.write(Data("tree head of \(tenant): \(head.tree_size) records, root \(head.root.prefix(16))…, written to \(out)\n".utf8))
+            } else {
+                print(String(decoding: data, as: UTF8.self))
+            }
+        }
+    }
+}
+
+/// The store's Ed25519 signing key for tree heads: 32 raw bytes in STORE/signing/ed25519.key (0600).
+enum SigningKey {
+    static func load(storePath: String) throws -> Curve25519.Signing.PrivateKey {
+        let dir = storePath + "/signing", path = dir + "/ed25519.key"
+        if let data = FileManager.default.contents(atPath: path) {
+            do { return try Curve25519.Signing.PrivateKey(rawRepresentation: data) } catch { throw CLIError.data("\(path) is not an Ed25519 key (\(data.count) bytes)") }
+        }
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        let key = Curve25519.Signing.PrivateKey()
+        guard FileManager.default.createFile(atPath: path, contents: key.rawRepresentation, attributes: [.posixPermissions: 0o600]) else {
+            throw CLIError.io("cannot write \(path)")
+        }
+        return key
     }
 }
