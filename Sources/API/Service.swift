@@ -104,6 +104,33 @@ public final class MemoryService: Sendable {
         return .time(t)
     }
 
+    /// Runs a write at the caller's `at`, or else at the server's clock — but never before the user's
+    /// last event time (event times of a user never go back, SPEC.md §11.1), and for a retry of a known
+    /// event id at that event's original time, so the retry is recognised as exactly-once. A concurrent
+    /// writer that got in first with a later time makes the clock-timed write retry with a fresh time.
+    func timed<T>(_ user: UserRef, at: String?, id: EventID?, _ body: (Int64) async throws -> T) async throws -> T {
+        if let at { return try await body(try Self.time(at, "at")) }
+        for attempt in 0..<50 {
+            if let id, let e = try engine.journal.event(id: id), e.header.streamID == user.key { return try await body(e.header.eventTime) }
+            let last = (try? engine.userRecord(user))?.lastEventTime ?? 0
+            do {
+                return try await body(max(WireTime.now(), last))
+            } catch EngineError.invalidArgument(let m) where m.contains("never go back") && attempt < 49 {
+                continue
+            } catch where id != nil && attempt < 49 && Self.isIDConflict(error) {
+                // A retry raced the original request with the same id: look the id up again.
+                continue
+            }
+        }
+        throw APIError(409, "conflict", "user \(user.user): too many concurrent writers")
+    }
+
+    static func isIDConflict(_ error: any Error) -> Bool {
+        if case JournalError.eventIDConflict = error { return true }
+        if case EngineError.conflict(let m) = error, m.contains("already used") { return true }
+        return false
+    }
+
     func checkText(_ s: String, _ field: String, max: Int) throws {
         guard !s.isEmpty else { throw APIError.badRequest("\(field) must not be empty") }
         guard s.utf8.count <= max else { throw APIError(413, "too_large", "\(field) is \(s.utf8.count) bytes; the limit is \(max)") }
@@ -114,7 +141,8 @@ public final class MemoryService: Sendable {
     public func observe(_ user: UserRef, _ r: Requests.Observation) async throws -> ObserveJSON {
         try checkText(r.text, "text", max: limits.maxTextBytes)
         let o = MemoryEvent.Observation(text: r.text, session: r.session ?? "", speaker: r.speaker ?? "", role: r.role ?? "", sourceID: r.source_id ?? "")
-        return ObserveJSON(try await engine.observe(user, o, at: try Self.time(r.at, "at"), id: try r.id.map { try Self.id($0, "id") }))
+        let id = try r.id.map { try Self.id($0, "id") }
+        return ObserveJSON(try await timed(user, at: r.at, id: id) { t in try await engine.observe(user, o, at: t, id: id) })
     }
 
     /// Records a batch in order, one atomic append per observation. All are checked before the first is
@@ -147,12 +175,14 @@ public final class MemoryService: Sendable {
         try checkText(r.query, "query", max: limits.maxQueryBytes)
         let k = r.k ?? 5
         guard (1...limits.maxK).contains(k) else { throw APIError.badRequest("k must be 1...\(limits.maxK), got \(k)") }
-        let time = try Self.time(r.at, "at")
         if let asOf = try Self.asOf(r.as_of) {
-            return RecallJSON(try engine.recall(user, query: r.query, k: k, asOf: asOf, at: r.at.map { _ in time }))
+            return RecallJSON(try engine.recall(user, query: r.query, k: k, asOf: asOf, at: try r.at.map { try Self.time($0, "at") }))
         }
-        if r.peek == true { return RecallJSON(try engine.peek(user, query: r.query, k: k, at: time)) }
-        return RecallJSON(try await engine.recall(user, query: r.query, k: k, at: time, session: r.session ?? ""))
+        if r.peek == true {
+            let t = try r.at.map { try Self.time($0, "at") } ?? max(WireTime.now(), (try? engine.userRecord(user))?.lastEventTime ?? 0)
+            return RecallJSON(try engine.peek(user, query: r.query, k: k, at: t))
+        }
+        return RecallJSON(try await timed(user, at: r.at, id: nil) { t in try await engine.recall(user, query: r.query, k: k, at: t, session: r.session ?? "") })
     }
 
     /// Whether a recall request writes (journals the recall) or only reads.
@@ -161,23 +191,22 @@ public final class MemoryService: Sendable {
     public func feedback(_ user: UserRef, _ r: Requests.Feedback) async throws -> FeedbackJSON {
         guard let kind = FeedbackKind(name: r.kind) else { throw APIError.badRequest("kind must be helped, irrelevant or corrected, got \"\(r.kind.prefix(40))\"") }
         if let note = r.note { guard note.utf8.count <= limits.maxTextBytes else { throw APIError(413, "too_large", "note is \(note.utf8.count) bytes; the limit is \(limits.maxTextBytes)") } }
-        let time = try Self.time(r.at, "at")
-        let m = try Self.id(r.memory, "memory")
-        let p = try await engine.feedback(user, recall: try Self.id(r.recall, "recall"), memory: m, kind: kind, note: r.note ?? "", at: time)
+        let m = try Self.id(r.memory, "memory"), recall = try Self.id(r.recall, "recall")
+        let (p, time) = try await timed(user, at: r.at, id: nil) { t in (try await engine.feedback(user, recall: recall, memory: m, kind: kind, note: r.note ?? "", at: t), t) }
         let v = try engine.memory(user, m, at: time)
         return FeedbackJSON(position: p, memory: m.description, strength: (v.strength * 1e4).rounded() / 1e4, stability_s: v.record.stability)
     }
 
     public func sleep(_ user: UserRef, _ r: Requests.Sleep) async throws -> SleepJSON {
         _ = try engine.userRecord(user)
-        let s = try await engine.sleep(user, at: try Self.time(r.at, "at"))
+        let s = try await timed(user, at: r.at, id: nil) { t in try await engine.sleep(user, at: t) }
         return SleepJSON(user: user.user, position: s.position, decisions: Dictionary(uniqueKeysWithValues: s.decisions.map { ($0.key.description, $0.value) }))
     }
 
     public struct EraseJSON: Codable, Sendable { public var user: String; public var position: UInt64 }
 
     public func erase(_ user: UserRef, _ r: Requests.Erase) async throws -> EraseJSON {
-        EraseJSON(user: user.user, position: try await engine.erase(user, reason: r.reason ?? "", at: try Self.time(r.at, "at")))
+        EraseJSON(user: user.user, position: try await timed(user, at: r.at, id: nil) { t in try await engine.erase(user, reason: r.reason ?? "", at: t) })
     }
 
     // MARK: Reads
