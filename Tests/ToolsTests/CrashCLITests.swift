@@ -1,0 +1,112 @@
+import Foundation
+import Journal
+import Testing
+
+/// SIGKILL during the engine's work — ingest (observe), sleep-time reorganisation, rebuild and erasure —
+/// at seeded random moments. After each kill: `psm verify --projections` passes, the projections rebuild
+/// to the incrementally maintained state hash, a re-run of the ingest is exactly-once, and an erasure
+/// whose event is durable has its key destroyed. PSM_CRASH_KILLS sets the rounds (30 by default).
+@Suite struct CrashCLITests {
+    let cli = CLITests()
+
+    func spawn(_ args: [String], env: [String: String]) throws -> Process {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: CLITests.psm)
+        p.arguments = args
+        var environment = ProcessInfo.processInfo.environment
+        for (k, v) in env { environment[k] = v }
+        p.environment = environment
+        p.standardOutput = FileHandle.nullDevice
+        p.standardError = FileHandle.nullDevice
+        try p.run()
+        return p
+    }
+
+    @Test func sigkillDuringIngestSleepRebuildAndErasure() throws {
+        let rounds = Int(ProcessInfo.processInfo.environment["PSM_CRASH_KILLS"] ?? "") ?? 30
+        let store = NSTemporaryDirectory() + "psm-crash-cli-\(getpid())-\(UInt64.random(in: 0...UInt64.max))"
+        try FileManager.default.createDirectory(atPath: store, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: store) }
+        let env = ["PSM_STORE": store, "PSM_TENANT": "acme", "PSM_HOME": store + "/home", "PSM_MODEL": "", "PSM_MINILM_DIR": ""]
+        var rng = SplitMix64(seed: 0xBADC0DE)
+        var killedMidWork = 0
+        var hour = 0
+        for round in 0..<rounds {
+            let op = round % 4
+            var args: [String]
+            var ingestFile: String? = nil
+            var lines = 0
+            switch op {
+            case 0, 3:
+                // An ingest of 300 turns with ids (op 3 ingests a user that round+1 erases).
+                let user = op == 0 ? "u\(round % 3)" : "victim\(round)"
+                ingestFile = store + "/r\(round).jsonl"
+                lines = 300
+                hour += 1
+                let base = String(format: "2026-%02d-%02dT%02d", 1 + hour / 500 % 12, 1 + hour / 24 % 28, hour % 24)
+                try (0..<lines).map { n in
+                    #"{"text":"round \#(round) turn \#(n): we talked about the garden, the boat and plan \#(n % 9)","id":"\#(String(format: "%08x%08x%016x", 0xFEED, round, n))","at":"\#(base):\#(String(format: "%02d:%02d", n / 60, n % 60))Z"}"#
+                }.joined(separator: "\n").write(toFile: ingestFile!, atomically: true, encoding: .utf8)
+                args = ["ingest", ingestFile!, "--user", user]
+            case 1:
+                hour += 1
+                args = ["sleep", "--at", String(format: "2026-%02d-%02dT%02d:59:59Z", 1 + hour / 500 % 12, 1 + hour / 24 % 28, hour % 24)]
+            default:
+                args = ["rebuild"]
+            }
+            let p = try spawn(args, env: env)
+            usleep(UInt32(30_000 + rng.next() % 400_000))
+            if p.isRunning { killedMidWork += 1 }
+            kill(p.processIdentifier, SIGKILL)
+            p.waitUntilExit()
+
+            let verify = try cli.run(["verify", "--projections", "--json"], env: env)
+            #expect(verify.status == 0, "round \(round) (\(args[0])): \(verify.out) \(verify.err)")
+            let rebuild = try cli.run(["rebuild", "--json"], env: env)
+            let equal = (try? cli.json(rebuild.out))?["equal"] as? Bool
+            #expect(rebuild.status == 0 && equal == true, "round \(round) (\(args[0])): \(rebuild.out) \(rebuild.err)")
+            if let f = ingestFile {
+                // Exactly-once: the re-run records exactly what the killed run did not.
+                let again = try cli.run(args + ["--json"], env: env)
+                #expect(again.status == 0, "round \(round): \(again.err)")
+                let s = try cli.json(again.out)
+                #expect((s["recorded"] as? Int ?? -1) + (s["duplicates"] as? Int ?? -1) == lines, "round \(round): \(again.out)")
+                try? FileManager.default.removeItem(atPath: f)
+            }
+            if op == 3 {
+                // Erase that user, killed at a random moment; any later open finishes the erasure.
+                let user = "victim\(round)"
+                let e = try spawn(["erase", "--user", user, "--yes"], env: env)
+                usleep(UInt32(rng.next() % 150_000))
+                kill(e.processIdentifier, SIGKILL)
+                e.waitUntilExit()
+                let tiers = try cli.run(["tiers", "--user", user], env: env)
+                let keyFiles = (try? FileManager.default.contentsOfDirectory(atPath: store + "/datakeys")) ?? []
+                let stream = try StreamName(tenant: "acme", name: "user/" + user).id.description
+                if tiers.err.contains("erased") {
+                    #expect(!keyFiles.contains { $0.hasPrefix(stream) }, "round \(round): erased user's key survived")
+                } else {
+                    #expect(tiers.status == 0, "round \(round): \(tiers.err)")
+                    #expect(try cli.run(["erase", "--user", user, "--yes"], env: env).status == 0)
+                }
+                #expect(try cli.run(["verify", "--projections"], env: env).status == 0, "round \(round) after erasure")
+            }
+        }
+        let replay = try cli.run(["replay", "--verify", "--json"], env: env)
+        let divergent = (try? cli.json(replay.out))?["divergent"] as? Int
+        #expect(replay.status == 0 && divergent == 0, "\(replay.out) \(replay.err)")
+        print("engine crash test: \(rounds) rounds, \(killedMidWork) killed while still working")
+    }
+}
+
+struct SplitMix64 {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
