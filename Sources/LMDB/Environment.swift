@@ -104,8 +104,10 @@ public final class Environment: @unchecked Sendable {
             try check(mdb_reader_check(env, &dead), "mdb_reader_check")
             staleReadersCleared = dead
         } catch {
-            mdb_env_close(env)
-            OpenRegistry.shared.release(identity)
+            // The object is fully initialised here, so deinit will run: close through close(), which
+            // records it, or deinit would call mdb_env_close a second time (a double free, found by the
+            // fault-injection test failing the first write of a new environment).
+            close()
             throw error
         }
     }
