@@ -75,6 +75,11 @@ let package = Package(
             name: "psm",
             dependencies: ["Journal", "LMDB", "Inference", "Projections", "Engine", "Training", "Workloads", "API", "Server", "MCPServer", .product(name: "ArgumentParser", package: "swift-argument-parser"), .product(name: "Crypto", package: "swift-crypto")],
             path: "Sources/Tools/psm", swiftSettings: strict),
+        // Fuzz targets (libFuzzer with -sanitize=fuzzer; replays a corpus without it). Not the product path.
+        .executableTarget(
+            name: "psm-fuzz",
+            dependencies: ["Journal", "Inference", "Projections", "API"],
+            path: "Sources/Tools/psm-fuzz", swiftSettings: strict),
         .executableTarget(
             name: "psm-torture",
             dependencies: ["Journal", "Workloads"],
