@@ -83,7 +83,22 @@ public func fuzzOne(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     return 0
 }
 
-#if !FUZZING
+#if FUZZING
+// SwiftPM links an executable's entry point as `<module>_main`; with libFuzzer it must start
+// libFuzzer's driver (LLVMFuzzerRunDriver, part of the -sanitize=fuzzer runtime).
+@_silgen_name("LLVMFuzzerRunDriver")
+func LLVMFuzzerRunDriver(
+    _ argc: UnsafeMutablePointer<CInt>, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?>,
+    _ callback: @convention(c) (UnsafePointer<UInt8>?, Int) -> CInt
+) -> CInt
+
+@_cdecl("psm_fuzz_main")
+public func fuzzMain(_ argc: CInt, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> CInt {
+    var c = argc
+    var v = argv
+    return LLVMFuzzerRunDriver(&c, &v, fuzzOne)
+}
+#else
 /// Without libFuzzer: `psm-fuzz TARGET FILE_OR_DIR… [--mutations N] [--seed S]` runs every corpus file
 /// through the target, then N seeded mutations of them (bit flips, truncations, duplications, random
 /// bytes) — the short run CI does. `psm-fuzz --make-corpus DIR` writes the seed corpus.
