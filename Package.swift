@@ -43,6 +43,8 @@ let package = Package(
             name: "Inference", dependencies: ["COpenBLAS", .product(name: "Crypto", package: "swift-crypto")], swiftSettings: strict),
         // Small C kernels with run-time CPU dispatch (exact integer results on every path).
         .target(name: "CKernels", path: "Sources/CKernels"),
+        // The CLI's report for SIGBUS/SIGSEGV (a damaged LMDB file can fault on read: LMDB has no page checksums).
+        .target(name: "CSignals", path: "Sources/CSignals"),
         .target(
             name: "Projections",
             dependencies: ["Journal", "LMDB", "CKernels", .product(name: "Crypto", package: "swift-crypto")],
@@ -73,7 +75,7 @@ let package = Package(
 
         .executableTarget(
             name: "psm",
-            dependencies: ["Journal", "LMDB", "Inference", "Projections", "Engine", "Training", "Workloads", "API", "Server", "MCPServer", .product(name: "ArgumentParser", package: "swift-argument-parser"), .product(name: "Crypto", package: "swift-crypto")],
+            dependencies: ["Journal", "LMDB", "Inference", "Projections", "Engine", "Training", "Workloads", "API", "Server", "MCPServer", "CSignals", .product(name: "ArgumentParser", package: "swift-argument-parser"), .product(name: "Crypto", package: "swift-crypto")],
             path: "Sources/Tools/psm", swiftSettings: strict),
         // Fuzz targets (libFuzzer with -sanitize=fuzzer; replays a corpus without it). Not the product path.
         .executableTarget(

@@ -5,6 +5,7 @@ import Engine
 import Journal
 import Projections
 import API
+import CSignals
 
 @main
 struct PSM: AsyncParsableCommand {
@@ -25,6 +26,33 @@ struct PSM: AsyncParsableCommand {
             ServeCommand.self, KeysCommand.self, MCPCommand.self, ExportCommand.self, BackupCommand.self, ReportCommand.self, EraseCommand.self, TreeHeadCommand.self,
         ]
     )
+}
+
+extension PSM {
+    /// Installs the fatal-signal report (unless PSM_BACKTRACE=1 asks for the runtime's backtrace), then
+    /// runs the command as swift-argument-parser would.
+    static func main() async {
+        if ProcessInfo.processInfo.environment["PSM_BACKTRACE"] != "1" {
+            psm_install_fatal_signal_report(
+                """
+                psm: error: a memory fault while reading the store: a store file is probably damaged (LMDB has no page \
+                checksums; a flipped bit in a page of data.mdb can make a read fault). Restore it from a backup \
+                (psm backup) or a portable export (psm journal import); the projections can always be rebuilt \
+                (psm rebuild). If the files are intact this is a bug: run again with PSM_BACKTRACE=1 and report it.
+
+                """)
+        }
+        do {
+            var command = try parseAsRoot()
+            if var asyncCommand = command as? any AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                try command.run()
+            }
+        } catch {
+            exit(withError: error)
+        }
+    }
 }
 
 /// Options every store command takes.
