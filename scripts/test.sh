@@ -15,6 +15,9 @@ if ((${#need[@]})); then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
 fi
-if [ "${PSM_LONG:-0}" = "1" ]; then export PSM_CRASH_KILLS="${PSM_CRASH_KILLS:-1000}"; fi
+if [ "${PSM_LONG:-0}" = "1" ]; then
+  export PSM_CRASH_KILLS="${PSM_CRASH_KILLS:-1000}" PSM_FAULT_POINTS="${PSM_FAULT_POINTS:-300}" PSM_FLIP_TRIALS="${PSM_FLIP_TRIALS:-1000}"
+  export PSM_FUZZ_MUTATIONS="${PSM_FUZZ_MUTATIONS:-200000}"
+fi
 swift build -c release --build-tests
 swift test -c release
