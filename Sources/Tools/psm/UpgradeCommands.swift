@@ -56,7 +56,8 @@ struct AdoptCommand: AsyncParsableCommand {
         discussion: """
             Moves the current store aside to <store>.replaced-<unix time> (kept, never deleted), moves DIR
             into its place, and appends a model activation naming the adopted model to its journal.
-            Nothing may have either store open.
+            Nothing may have either store open. The steps are recorded first in <store>.adopting; if
+            adoption is interrupted (a crash, a kill), running the same command again finishes it.
 
             Example:
               psm adopt ./psm-store-v2 --store ./psm-store
@@ -68,16 +69,43 @@ struct AdoptCommand: AsyncParsableCommand {
     func run() async throws {
         try await guardedAsync {
             let fm = FileManager.default
-            guard fm.fileExists(atPath: directory + "/journal/data.mdb") else { throw CLIError.usage("\(directory) is not a store (no journal/data.mdb)") }
-            _ = try store.openJournal().close()
-            let probe = try Journal(directory: directory + "/journal")
-            let active = try Engine.activeModel(in: probe)
+            let intentPath = store.storePath + ".adopting"
+            struct Intent: Codable { var directory: String; var aside: String }
+            var intent: Intent
+            if let data = fm.contents(atPath: intentPath) {
+                // Resuming an interrupted adoption.
+                do { intent = try JSONDecoder().decode(Intent.self, from: data) } catch { throw CLIError.data("\(intentPath) is damaged: \(error)") }
+                guard intent.directory == directory else {
+                    throw CLIError.usage("an adoption of \(intent.directory) into \(store.storePath) was interrupted; run psm adopt \(intent.directory) to finish it first")
+                }
+            } else {
+                guard fm.fileExists(atPath: directory + "/journal/data.mdb") else { throw CLIError.usage("\(directory) is not a store (no journal/data.mdb)") }
+                _ = try store.openJournal().close()
+                let probe = try Journal(directory: directory + "/journal")
+                let hasModel = try Engine.activeModel(in: probe) != nil
+                probe.close()
+                guard hasModel else { throw CLIError.usage("\(directory) has no model activation: make it with psm reconsolidate") }
+                intent = Intent(directory: directory, aside: store.storePath + ".replaced-\(Int(Date().timeIntervalSince1970))")
+                let data = try JSONEncoder().encode(intent)
+                let tmp = intentPath + ".tmp"
+                guard fm.createFile(atPath: tmp, contents: data), rename(tmp, intentPath) == 0 else { throw CLIError.io("cannot write \(intentPath)") }
+            }
+            let aside = intent.aside
+            // Each step is done only if its result is not there yet, so a re-run after a crash resumes.
+            if fm.fileExists(atPath: store.storePath) && !fm.fileExists(atPath: aside) && fm.fileExists(atPath: directory) {
+                try fm.moveItem(atPath: store.storePath, toPath: aside)
+            }
+            if !fm.fileExists(atPath: store.storePath) && fm.fileExists(atPath: directory) {
+                try fm.moveItem(atPath: directory, toPath: store.storePath)
+            }
+            guard fm.fileExists(atPath: store.storePath + "/journal/data.mdb") else { throw CLIError.io("adoption of \(directory) left no store at \(store.storePath); see \(intentPath)") }
+            let probe = try Journal(directory: store.storePath + "/journal")
+            guard let active = try Engine.activeModel(in: probe) else {
+                probe.close()
+                throw CLIError.data("\(store.storePath) has no model activation")
+            }
             let last = try probe.read(from: .max, limit: 1, direction: .backward).first?.header.eventTime ?? 0
             probe.close()
-            guard let active else { throw CLIError.usage("\(directory) has no model activation: make it with psm reconsolidate") }
-            let aside = store.storePath + ".replaced-\(Int(Date().timeIntervalSince1970))"
-            try fm.moveItem(atPath: store.storePath, toPath: aside)
-            try fm.moveItem(atPath: directory, toPath: store.storePath)
             let engine = try Engine(directory: store.storePath)
             defer { engine.close() }
             let event = MemoryEvent.modelActivation(.init(model: active, name: "adopted"))
@@ -85,6 +113,7 @@ struct AdoptCommand: AsyncParsableCommand {
             _ = try await engine.journal.append(
                 AppendRequest(stream: UserRef.modelStream, events: [EventData(id: id, type: event.type.rawValue, time: last, payload: event.payload())]))
             try engine.projections.catchUp(engine.journal)
+            try? fm.removeItem(atPath: intentPath)
             struct Out: Encodable { var store: String; var previous: String; var model: String }
             let out = Out(store: store.storePath, previous: aside, model: hexBytes(active))
             if json { try printJSON(out) } else { print("adopted: \(out.store) now runs model \(out.model.prefix(16))…; the previous store is kept at \(aside)") }
