@@ -15,12 +15,12 @@ final class LiveServer: @unchecked Sendable {
     let errFile: String
 
     /// Starts `psm serve --port 0` on `store` and waits for its "listening on" line.
-    init(store: String, env: [String: String]) throws {
+    init(store: String, env: [String: String], extra: [String] = []) throws {
         self.store = store
         errFile = store + "/serve.stderr"
         FileManager.default.createFile(atPath: errFile, contents: nil)
         process.executableURL = URL(fileURLWithPath: CLITests.psm)
-        process.arguments = ["serve", "--store", store, "--port", "0", "--max-body", "4096"]
+        process.arguments = ["serve", "--store", store, "--port", "0", "--max-body", "4096"] + extra
         var environment = ProcessInfo.processInfo.environment
         for (k, v) in env { environment[k] = v }
         process.environment = environment
