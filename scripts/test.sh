@@ -20,4 +20,5 @@ if [ "${PSM_LONG:-0}" = "1" ]; then
   export PSM_FUZZ_MUTATIONS="${PSM_FUZZ_MUTATIONS:-200000}"
 fi
 swift build -c release --build-tests
-swift test -c release
+# --skip-build: `swift test -c release` alone would rebuild everything with -enable-testing (minutes on 2 cores).
+swift test -c release --skip-build
