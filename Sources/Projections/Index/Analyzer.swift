@@ -1,5 +1,3 @@
-import Foundation
-
 /// The lexical analyzer of the BM25 index (SPEC.md §11.4): Unicode word splitting, lower-casing,
 /// English stop words removed, Porter stemming of ASCII words. The same function analyzes memories
 /// and queries, and its output is stored, so changing it is a projection format change.
@@ -17,21 +15,13 @@ public enum Analyzer {
                 ascii = true
             }
             guard !current.isEmpty, current.count <= maxTermBytes else { return }
-            if let cached = TermCache.shared.get(current) {
-                if let t = cached { out.append(t) }
-                return
+            if current.count <= 5 && stopWords.contains(String(decoding: current, as: UTF8.self)) { return }
+            var word = current
+            if ascii && word.count > 2 && word.allSatisfy({ $0 >= 0x61 && $0 <= 0x7A }) {
+                word = Porter.stem(word)
             }
-            var term: String? = nil
-            if !(current.count <= 5 && stopWords.contains(String(decoding: current, as: UTF8.self))) {
-                var word = current
-                if ascii && word.count > 2 && word.allSatisfy({ $0 >= 0x61 && $0 <= 0x7A }) {
-                    word = Porter.stem(word)
-                }
-                let s = String(decoding: word, as: UTF8.self)
-                if !stopWords.contains(s) { term = s }
-            }
-            TermCache.shared.put(current, term)
-            if let term { out.append(term) }
+            let s = String(decoding: word, as: UTF8.self)
+            if !stopWords.contains(s) { out.append(s) }
         }
         for scalar in text.unicodeScalars {
             if scalar.isASCII {
@@ -80,29 +70,6 @@ public enum Analyzer {
         "up", "out", "not",
         "no", "yes", "oh", "ll", "ve", "re", "d", "m",
     ]
-}
-
-/// Word → term (nil: a stop word), memoised: words follow Zipf's law, so most lookups hit and the
-/// stemmer runs once per distinct word. A pure cache of a pure function (the output never depends on
-/// it); bounded, cleared when full.
-final class TermCache: @unchecked Sendable {
-    static let shared = TermCache()
-    private let lock = NSLock()
-    private var map: [[UInt8]: String?] = [:]
-    private let capacity = 1 << 17
-
-    func get(_ word: [UInt8]) -> String?? {
-        lock.lock()
-        defer { lock.unlock() }
-        return map[word]
-    }
-
-    func put(_ word: [UInt8], _ term: String?) {
-        lock.lock()
-        defer { lock.unlock() }
-        if map.count >= capacity { map.removeAll(keepingCapacity: true) }
-        map[word] = term
-    }
 }
 
 /// M. F. Porter's 1980 suffix-stripping algorithm over lower-case ASCII letters.
