@@ -53,7 +53,9 @@ final class LineCollector: @unchecked Sendable {
             try p.run()
             // Random moment: between 20 and 250 ms after start (opening, appending, committing).
             usleep(UInt32(20_000 + rng.next() % 230_000))
-            kill(p.processIdentifier, SIGKILL)
+            // Only a running child: a finished one is reaped at once and its pid may already belong to
+            // another test's process (a server killed this way made a parallel HTTP test fail).
+            if p.isRunning { kill(p.processIdentifier, SIGKILL) }
             p.waitUntilExit()
             out.fileHandleForReading.readabilityHandler = nil
             collector.append(out.fileHandleForReading.readDataToEndOfFile())

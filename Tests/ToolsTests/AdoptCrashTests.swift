@@ -44,7 +44,9 @@ import Testing
             try p.run()
             usleep(UInt32(rng.next() % 120_000))
             if p.isRunning { interrupted += 1 }
-            kill(p.processIdentifier, SIGKILL)
+            // Only a running child: a finished one is reaped at once and its pid may already belong to
+            // another test's process (a server killed this way made a parallel HTTP test fail).
+            if p.isRunning { kill(p.processIdentifier, SIGKILL) }
             p.waitUntilExit()
             // Finish it (or see it was finished).
             let again = try cli.run(["adopt", candidate, "--store", store, "--json"], env: env)

@@ -57,7 +57,9 @@ import Testing
             let p = try spawn(args, env: env)
             usleep(UInt32(30_000 + rng.next() % 400_000))
             if p.isRunning { killedMidWork += 1 }
-            kill(p.processIdentifier, SIGKILL)
+            // Only a running child: a finished one is reaped at once and its pid may already belong to
+            // another test's process (a server killed this way made a parallel HTTP test fail).
+            if p.isRunning { kill(p.processIdentifier, SIGKILL) }
             p.waitUntilExit()
 
             let verify = try cli.run(["verify", "--projections", "--json"], env: env)
@@ -78,7 +80,7 @@ import Testing
                 let user = "victim\(round)"
                 let e = try spawn(["erase", "--user", user, "--yes"], env: env)
                 usleep(UInt32(rng.next() % 150_000))
-                kill(e.processIdentifier, SIGKILL)
+                if e.isRunning { kill(e.processIdentifier, SIGKILL) }
                 e.waitUntilExit()
                 let tiers = try cli.run(["tiers", "--user", user], env: env)
                 let keyFiles = (try? FileManager.default.contentsOfDirectory(atPath: store + "/datakeys")) ?? []
