@@ -204,7 +204,7 @@ public enum AuditReport {
             let yy = Double(i) * (bandH + 6) + 4
             var k = 0
             while k < tr.snapshots.count {
-                let tier = tr.snapshots[k].record.isValid ? tr.snapshots[k].record.tier : tr.snapshots[k].record.tier
+                let tier = tr.snapshots[k].record.tier
                 var j = k + 1
                 while j < tr.snapshots.count && tr.snapshots[j].record.tier == tier { j += 1 }
                 let start = tr.snapshots[k].time, end = j < tr.snapshots.count ? tr.snapshots[j].time : last

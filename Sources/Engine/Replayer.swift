@@ -26,6 +26,8 @@ public enum Replayer {
         public var checkpoint: Position = 0
     }
 
+    struct StreamKey: Hashable { var stream: ID128; var keyID: UInt32 }
+
     static let commands: Set<UInt16> = [
         MemoryEventType.observation.rawValue, MemoryEventType.recallRequest.rawValue, MemoryEventType.feedback.rawValue,
         MemoryEventType.sleepRequest.rawValue,
@@ -46,6 +48,15 @@ public enum Replayer {
         var report = Report()
         var pending: [EventID: (position: Position, stream: String, expected: [EventData])] = [:]
         let names = StreamNames(journal)
+        // Whether a stream's key is destroyed, looked up once per stream and key (not per event).
+        var destroyed: [StreamKey: Bool] = [:]
+        func shredded(_ stream: ID128, _ keyID: UInt32) throws -> Bool {
+            let k = StreamKey(stream: stream, keyID: keyID)
+            if let d = destroyed[k] { return d }
+            let d = try journal.dataKeys.key(stream, keyID) == nil
+            destroyed[k] = d
+            return d
+        }
         func diverge(_ p: Position, _ command: EventID, _ stream: String, _ reason: String) {
             report.divergent += 1
             if report.first == nil { report.first = Divergence(position: p, command: command.description, stream: stream, reason: reason) }
@@ -59,7 +70,7 @@ public enum Replayer {
                 let type = e.header.eventType
                 let sid = e.header.streamID
                 if let only, !only.contains(sid) { continue }
-                if e.header.keyID != 0, try journal.dataKeys.key(sid, e.header.keyID) == nil {
+                if e.header.keyID != 0, try shredded(sid, e.header.keyID) {
                     // Crypto-shredded by an erasure: nothing of the user's history is left to re-decide.
                     report.shredded += 1
                     continue

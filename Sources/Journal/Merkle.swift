@@ -119,7 +119,8 @@ public struct TreeHead: Codable, Sendable, Equatable {
     }
 }
 
-func hexDecode(_ s: String) -> [UInt8]? {
+/// Bytes from an even number of hexadecimal digits; nil otherwise.
+public func hexDecode(_ s: String) -> [UInt8]? {
     guard s.count % 2 == 0 else { return nil }
     var out: [UInt8] = []
     out.reserveCapacity(s.count / 2)

@@ -272,10 +272,10 @@ struct VerifyCommand: ParsableCommand {
                 do { head = try JSONDecoder().decode(TreeHead.self, from: data) } catch { throw CLIError.data("\(against) is not a tree head: \(error)") }
                 var pinned: [UInt8]? = nil
                 if let publicKey {
-                    guard publicKey.count == 64, let id1 = ID128(hex: String(publicKey.prefix(32))), let id2 = ID128(hex: String(publicKey.suffix(32))) else {
+                    guard publicKey.count == 64, let key = hexDecode(publicKey) else {
                         throw CLIError.usage("--public-key \(publicKey) is not 64 hexadecimal digits")
                     }
-                    pinned = id1.bytes + id2.bytes
+                    pinned = key
                 }
                 let problem = try journal.checkExtends(head, publicKey: pinned)
                 headCheck = .init(tenant: head.tenant, tree_size: head.tree_size, extends: problem == nil, problem: problem)

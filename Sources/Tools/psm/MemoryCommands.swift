@@ -39,18 +39,14 @@ struct TimeOptions: ParsableArguments {
 
 /// Parses ISO 8601 (with or without fractional seconds) into µs since the epoch.
 func parseTime(_ s: String, option: String) throws -> Int64 {
-    let f = ISO8601DateFormatter()
-    f.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-    let plain = ISO8601DateFormatter()
-    guard let d = f.date(from: s) ?? plain.date(from: s) else {
+    guard let t = WireTime.parse(s) else {
         throw CLIError.usage("\(option) \(s) is not an ISO 8601 time (e.g. 2026-03-01T12:00:00Z) or a position")
     }
-    return Int64((d.timeIntervalSince1970 * 1_000_000).rounded())
+    return t
 }
 
 func parseID(_ s: String, what: String = "memory id") throws -> ID128 {
-    let hex = s.replacingOccurrences(of: "-", with: "")
-    guard hex.count == 32, let id = ID128(hex: hex) else { throw CLIError.usage("\(what) \(s) is not 32 hexadecimal digits") }
+    guard let id = WireTime.id(s) else { throw CLIError.usage("\(what) \(s) is not 32 hexadecimal digits") }
     return id
 }
 

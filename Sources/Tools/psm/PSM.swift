@@ -155,16 +155,17 @@ enum CLIError: Error, CustomStringConvertible {
 extension ParsableCommand {
     /// Runs `body`, turning errors into a message on standard error and the documented exit code.
     func guarded(_ body: () throws -> Void) throws {
-        do {
-            try body()
-        } catch let e as ExitCode {
-            throw e
-        } catch {
-            let cli = CLIError.from(error)
-            FileHandle.standardError.write(Data("psm: error: \(cli.description)\n".utf8))
-            throw ExitCode(cli.exitCode)
-        }
+        do { try body() } catch { throw reportedExit(error) }
     }
+}
+
+/// Prints an error as "psm: error: …" on standard error and returns its documented exit code
+/// (an ExitCode passes through unreported).
+func reportedExit(_ error: any Error) -> ExitCode {
+    if let e = error as? ExitCode { return e }
+    let cli = CLIError.from(error)
+    FileHandle.standardError.write(Data("psm: error: \(cli.description)\n".utf8))
+    return ExitCode(cli.exitCode)
 }
 
 func printJSON<T: Encodable>(_ value: T) throws {

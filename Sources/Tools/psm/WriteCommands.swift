@@ -52,20 +52,12 @@ extension StoreOptions {
 /// Event time for a command: --at, else now (the CLI is the caller that supplies event time).
 func eventTime(_ at: String?) throws -> Int64 {
     if let at { return try parseTime(at, option: "--at") }
-    return Int64((Date().timeIntervalSince1970 * 1_000_000).rounded(.down))
+    return WireTime.now()
 }
 
 /// Runs an async command body with the CLI's error reporting.
 func guardedAsync(_ body: () async throws -> Void) async throws {
-    do {
-        try await body()
-    } catch let e as ExitCode {
-        throw e
-    } catch {
-        let cli = CLIError.from(error)
-        FileHandle.standardError.write(Data("psm: error: \(cli.description)\n".utf8))
-        throw ExitCode(cli.exitCode)
-    }
+    do { try await body() } catch { throw reportedExit(error) }
 }
 
 struct ObserveCommand: AsyncParsableCommand {
