@@ -13,6 +13,7 @@ let package = Package(
     platforms: [.macOS(.v14)],
     products: [
         .library(name: "Journal", targets: ["Journal"]),
+        .library(name: "JournalPostgres", targets: ["JournalPostgres"]),
         .library(name: "Inference", targets: ["Inference"]),
         .library(name: "Projections", targets: ["Projections"]),
         .library(name: "Engine", targets: ["Engine"]),
@@ -25,6 +26,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/modelcontextprotocol/swift-sdk", from: "0.12.1"),
         .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
+        .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
     ],
     targets: [
         // C libraries from Debian's -dev packages (see README.md). Nothing but the one Swift file
@@ -41,6 +43,17 @@ let package = Package(
             swiftSettings: strict),
         .target(
             name: "Inference", dependencies: ["COpenBLAS", .product(name: "Crypto", package: "swift-crypto")], swiftSettings: strict),
+        // The journal of record on PostgreSQL (issue 9): the same v1 records, stored as bytea.
+        .target(
+            name: "JournalPostgres",
+            dependencies: ["Journal", .product(name: "PostgresNIO", package: "postgres-nio"), .product(name: "Crypto", package: "swift-crypto"), .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strict),
+        // Nodes over the PostgreSQL journal: partition ownership (advisory locks) and projections of
+        // the owned partitions.
+        .target(
+            name: "Cluster",
+            dependencies: ["Journal", "JournalPostgres", "Projections", .product(name: "PostgresNIO", package: "postgres-nio"), .product(name: "Crypto", package: "swift-crypto"), .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strict),
         // Small C kernels with run-time CPU dispatch (exact integer results on every path).
         .target(name: "CKernels", path: "Sources/CKernels"),
         // The CLI's report for SIGBUS/SIGSEGV (a damaged LMDB file can fault on read: LMDB has no page checksums).
@@ -75,7 +88,7 @@ let package = Package(
 
         .executableTarget(
             name: "psm",
-            dependencies: ["Journal", "LMDB", "Inference", "Projections", "Engine", "Training", "Workloads", "API", "Server", "MCPServer", "CSignals", .product(name: "ArgumentParser", package: "swift-argument-parser"), .product(name: "Crypto", package: "swift-crypto")],
+            dependencies: ["Journal", "JournalPostgres", "Cluster", "LMDB", "Inference", "Projections", "Engine", "Training", "Workloads", "API", "Server", "MCPServer", "CSignals", .product(name: "ArgumentParser", package: "swift-argument-parser"), .product(name: "Crypto", package: "swift-crypto")],
             path: "Sources/Tools/psm", swiftSettings: strict),
         // Fuzz targets (libFuzzer with -sanitize=fuzzer; replays a corpus without it). Not the product path.
         .executableTarget(
@@ -88,8 +101,11 @@ let package = Package(
             path: "Sources/Tools/psm-torture", swiftSettings: strict),
 
         .testTarget(name: "LMDBTests", dependencies: ["LMDB"], swiftSettings: strict),
-        .testTarget(name: "JournalTests", dependencies: ["Journal", "LMDB", "Workloads"], swiftSettings: strict),
+        .testTarget(name: "JournalTests", dependencies: ["Journal", "JournalPostgres", "LMDB", "Workloads", .product(name: "PostgresNIO", package: "postgres-nio")], swiftSettings: strict),
         .testTarget(name: "ProjectionsTests", dependencies: ["Projections", "CKernels", "Journal", "Workloads"], swiftSettings: strict),
+        .testTarget(
+            name: "ClusterTests", dependencies: ["Cluster", "JournalPostgres", "Projections", "Journal", "Workloads", .product(name: "PostgresNIO", package: "postgres-nio")],
+            swiftSettings: strict),
         .testTarget(name: "EngineTests", dependencies: ["Engine", "Training", "Projections", "Journal", "Inference", "Workloads"], swiftSettings: strict),
         .testTarget(name: "InferenceTests", dependencies: ["Inference"], swiftSettings: strict),
         .testTarget(name: "ToolsTests", dependencies: ["Journal", "Workloads", "Engine", "Projections", "API", "Server", .product(name: "MCP", package: "swift-sdk"), .product(name: "SystemPackage", package: "swift-system")], swiftSettings: strict),

@@ -38,7 +38,7 @@ public struct APIError: Error, Sendable, CustomStringConvertible, Equatable {
             case .notFound: return APIError(404, "not_found", e.description)
             case .erased: return APIError(410, "erased", e.description)
             case .malformed, .corrupt: return APIError(500, "corrupt", e.description)
-            case .storage: return APIError(503, "storage", e.description)
+            case .storage, .gap: return APIError(503, "storage", e.description)
             }
         }
         if let e = error as? JournalError {

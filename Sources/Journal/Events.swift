@@ -43,6 +43,13 @@ public struct AppendResult: Sendable, Equatable {
     public var positions: [Position]
     /// True when every event id was already in the journal with the same content (a retry).
     public var wasDuplicate: Bool
+
+    public init(stream: StreamName, firstRevision: UInt64, positions: [Position], wasDuplicate: Bool) {
+        self.stream = stream
+        self.firstRevision = firstRevision
+        self.positions = positions
+        self.wasDuplicate = wasDuplicate
+    }
 }
 
 /// A record read back from the journal, copied out of LMDB and validated (CRC and header).
@@ -67,6 +74,14 @@ public struct StreamInfo: Sendable, Equatable {
     public var head: [UInt8]
     public var firstPosition: Position
     public var lastPosition: Position
+
+    public init(stream: StreamName, nextRevision: UInt64, head: [UInt8], firstPosition: Position, lastPosition: Position) {
+        self.stream = stream
+        self.nextRevision = nextRevision
+        self.head = head
+        self.firstPosition = firstPosition
+        self.lastPosition = lastPosition
+    }
 
     static let version: UInt8 = 1
 

@@ -19,6 +19,9 @@ public enum JournalError: Error, CustomStringConvertible, Sendable {
     case payload(position: Position, String)
     /// LMDB returned an error.
     case storage(LMDBError)
+    /// Another journal backend (PostgreSQL) failed or could not be reached; the outcome of a write that
+    /// failed this way is unknown, and a retry with the same event ids is safe.
+    case backend(String)
     /// A commit failed with an I/O error; the handle refuses further writes and must be reopened.
     case mustReopen(String)
     case closed
@@ -38,6 +41,7 @@ public enum JournalError: Error, CustomStringConvertible, Sendable {
         case .corruptIndex(let p, let m): return "corrupt index\(p.map { " at position \($0)" } ?? ""): \(m)"
         case .payload(let p, let m): return "payload of position \(p): \(m)"
         case .storage(let e): return "storage error: \(e)"
+        case .backend(let m): return "journal backend error: \(m)"
         case .mustReopen(let m): return "the journal must be closed and reopened after a failed commit: \(m)"
         case .closed: return "the journal is closed"
         case .keyUnavailable(let p, let s, let k):

@@ -7,6 +7,12 @@ public struct VerificationReport: Sendable {
         public var check: String
         public var expected: String
         public var found: String
+        public init(position: Position?, check: String, expected: String, found: String) {
+            self.position = position
+            self.check = check
+            self.expected = expected
+            self.found = found
+        }
         public var description: String {
             "\(position.map { "position \($0)" } ?? "journal"): \(check): expected \(expected), found \(found)"
         }
@@ -24,6 +30,8 @@ public struct VerificationReport: Sendable {
     public var ok: Bool { problem == nil }
     /// Chain head of every stream (id → hex), for anchoring outside the store.
     public var heads: [ID128: [UInt8]] = [:]
+
+    public init() {}
 }
 
 extension Journal {

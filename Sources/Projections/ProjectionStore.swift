@@ -124,11 +124,12 @@ public final class ProjectionStore: @unchecked Sendable {
         }
     }
 
-    /// Folds `events` (consecutive, in position order) into `kv` and sets the checkpoint to the last.
-    /// The one loop behind catch-up, rebuild and the tests' reference folds.
+    /// Folds `events` (consecutive, in position order) into `kv` and, with `checkpoint`, sets the
+    /// checkpoint to the last. The one loop behind catch-up, rebuild, a cluster node's stream folds and
+    /// the tests' reference folds.
     static func fold(
-        _ events: [StoredEvent], _ journal: Journal, _ kv: some KVWriting, names: inout [ID128: StreamName], changes: inout [IndexChange],
-        report: inout CatchUpReport
+        _ events: [StoredEvent], _ journal: some EventSource, _ kv: some KVWriting, names: inout [ID128: StreamName], changes: inout [IndexChange],
+        report: inout CatchUpReport, checkpoint: Bool = true
     ) throws {
         for e in events {
             guard MemoryEventType(rawValue: e.header.eventType) != nil else {
@@ -152,7 +153,7 @@ public final class ProjectionStore: @unchecked Sendable {
                     event, ctx, kv,
                     name: {
                         if let n = names[sid] { return n }
-                        let n = try journal.streamInfo(sid)?.stream
+                        let n = try journal.streamName(sid)
                         names[sid] = n
                         return n
                     }, changes: &changes)
@@ -166,7 +167,78 @@ public final class ProjectionStore: @unchecked Sendable {
                 report.anomalies += 1
             }
         }
-        if let last = events.last { try kv.put(.meta, Array("checkpoint".utf8), bigEndianBytes(last.position)) }
+        if checkpoint, let last = events.last { try kv.put(.meta, Array("checkpoint".utf8), bigEndianBytes(last.position)) }
+    }
+
+    // MARK: - Streams folded from another journal (a cluster node, SPEC.md §15.5)
+
+    static func revisionKey(_ stream: ID128) -> [UInt8] { Array("rev".utf8) + stream.bytes }
+
+    /// The next revision of `stream` to fold here (0 when none was).
+    public func foldedRevision(_ stream: ID128) throws -> UInt64 {
+        try read { kv in try kv.get(.meta, ProjectionStore.revisionKey(stream)).map { try ProjectionStore.u64BE($0) } ?? 0 }
+    }
+
+    /// Folds events of whole streams read from a journal of record elsewhere (a cluster node's
+    /// partitions): each stream's folded revision is kept in `meta` ("rev" ‖ stream id) in the same
+    /// transaction as the fold, so an event below it was folded before and is skipped (exactly once
+    /// across restarts and repeated feeds), an event at it is folded, and one above it is a gap the
+    /// caller must fill by reading the stream from ``foldedRevision(_:)`` first (thrown, nothing of the
+    /// page written). The checkpoint is not used.
+    @discardableResult
+    public func applyStreamEvents(_ events: [StoredEvent], source: some EventSource) throws -> CatchUpReport {
+        writeLock.lock()
+        defer { writeLock.unlock() }
+        var report = CatchUpReport()
+        var changes: [IndexChange] = []
+        try writeWithGrowth { w in
+            changes.removeAll()
+            report = CatchUpReport()
+            var next: [ID128: UInt64] = [:]
+            for e in events {
+                let sid = e.header.streamID
+                let key = ProjectionStore.revisionKey(sid)
+                let expected = try next[sid] ?? w.get(.meta, key).map { try ProjectionStore.u64BE($0) } ?? 0
+                if e.header.revision < expected {
+                    report.skipped += 1
+                    continue
+                }
+                guard e.header.revision == expected else {
+                    throw ProjectionError.gap(stream: sid, expected: expected, found: e.header.revision)
+                }
+                try ProjectionStore.fold([e], source, w, names: &streamNames, changes: &changes, report: &report, checkpoint: false)
+                next[sid] = expected + 1
+                try w.put(.meta, key, bigEndianBytes(expected + 1))
+            }
+        }
+        apply(changes)
+        return report
+    }
+
+    /// SHA-256 over one user's entries in every per-user table (all but `meta` and `anomalies`), in
+    /// the order of ``stateHash()``: equal on every node that folded the same stream.
+    public func userStateHash(_ user: ID128) throws -> [UInt8] {
+        try read { kv in
+            var h = SHA256()
+            for t in Table.allCases where t != .meta && t != .anomalies {
+                h.update(data: Array(t.description.utf8) + [0])
+                try kv.scan(t, prefix: user.bytes) { k, v in
+                    var lengths: [UInt8] = []
+                    lengths.appendLE(UInt32(k.count))
+                    lengths.appendLE(UInt32(v.count))
+                    h.update(data: lengths)
+                    h.update(data: k)
+                    h.update(data: v)
+                    return true
+                }
+            }
+            return Array(h.finalize())
+        }
+    }
+
+    static func u64BE(_ b: [UInt8]) throws -> UInt64 {
+        guard b.count == 8 else { throw ProjectionError.corrupt("a revision entry of \(b.count) bytes, not 8") }
+        return b.reduce(0) { $0 << 8 | UInt64($1) }
     }
 
     /// Folds the whole journal up to `position` into `fold`'s memory (a reference rebuild).
@@ -429,7 +501,7 @@ public final class InMemoryFold: @unchecked Sendable {
 
     /// Folds `events` (consecutive, in position order, continuing where the last call ended).
     @discardableResult
-    public func apply(_ events: [StoredEvent], journal: Journal) throws -> ProjectionStore.CatchUpReport {
+    public func apply(_ events: [StoredEvent], journal: some EventSource) throws -> ProjectionStore.CatchUpReport {
         var changes: [IndexChange] = []
         var report = ProjectionStore.CatchUpReport()
         try ProjectionStore.fold(events, journal, kv, names: &names, changes: &changes, report: &report)

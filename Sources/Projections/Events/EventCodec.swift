@@ -11,6 +11,9 @@ public enum ProjectionError: Error, Sendable, Equatable, CustomStringConvertible
     /// The projection store is unusable (format mismatch, broken invariant).
     case corrupt(String)
     case storage(String)
+    /// A stream's event arrived before the ones it follows (a cluster node's fold, SPEC.md §15.5):
+    /// the stream must be read from `expected` first.
+    case gap(stream: ID128, expected: UInt64, found: UInt64)
 
     public var description: String {
         switch self {
@@ -20,6 +23,7 @@ public enum ProjectionError: Error, Sendable, Equatable, CustomStringConvertible
         case .erased(let m): "erased: \(m)"
         case .corrupt(let m): "projection store corrupt: \(m)"
         case .storage(let m): "storage error: \(m)"
+        case .gap(let s, let e, let f): "stream \(s): revision \(f) arrived before revision \(e)"
         }
     }
 }

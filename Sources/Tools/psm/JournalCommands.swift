@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Journal
+import JournalPostgres
 import Projections
 
 struct JournalCommand: ParsableCommand {
@@ -193,7 +194,7 @@ enum PayloadRendering {
     }
 }
 
-struct VerifyCommand: ParsableCommand {
+struct VerifyCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "verify",
         abstract: "Check every record, index and hash chain of the journal; exit 1 at the first problem.",
@@ -208,11 +209,18 @@ struct VerifyCommand: ParsableCommand {
             invariants of every user's projection state (slots, indexes, supersession links, provenance
             edges, observation status, erased users empty) and lists the anomalies (events the fold refused).
 
+            With --journal postgres://… (or $PSM_JOURNAL) it checks the journal of record on PostgreSQL
+            instead (SPEC.md §15): every stream's records (CRC, header against its row), revisions without
+            gaps, the event count and the hash chain against the stream table. --projections and
+            --against apply to a store directory only.
+
             Example:
               psm verify --store ./psm-store --json
               psm verify --projections
+              psm verify --journal postgres://psm@db1:5432/psm --json
             """)
     @OptionGroup var store: StoreOptions
+    @OptionGroup var backend: JournalBackendOptions
     @Flag(help: "Print JSON.") var json = false
     @Flag(help: "Also print every stream's chain head.") var heads = false
     @Flag(help: "Also check the projections' invariants and list anomalies.") var projections = false
@@ -234,12 +242,26 @@ struct VerifyCommand: ParsableCommand {
         var heads: [String: String]?
         var projections: ProjectionCheck?
         var tree_head: TreeHeadCheck?
+        var backend: String?
         struct TreeHeadCheck: Encodable { var tenant: String; var tree_size: Int; var extends: Bool; var problem: String? }
         struct Problem: Encodable { var position: UInt64?; var check: String; var expected: String; var found: String }
         struct ProjectionCheck: Encodable { var users: Int; var problems: [String]; var anomalies: [String] }
     }
 
-    func run() throws {
+    func run() async throws {
+        if let url = backend.url {
+            do {
+                guard !projections && against == nil else {
+                    throw CLIError.usage("--projections and --against check a store directory; drop --journal \(PostgresJournal.redacted(url)) to use them")
+                }
+                let journal = try await backend.open(url)
+                defer { journal.close() }
+                let report = try await journal.verifyJournal()
+                try show(report)
+                if !report.ok { throw ExitCode(1) }
+            } catch { throw reportedExit(error) }
+            return
+        }
         try guarded {
             let journal = try store.openJournal()
             defer { journal.close() }
@@ -280,22 +302,7 @@ struct VerifyCommand: ParsableCommand {
                 let problem = try journal.checkExtends(head, publicKey: pinned)
                 headCheck = .init(tenant: head.tenant, tree_size: head.tree_size, extends: problem == nil, problem: problem)
             }
-            var out = Output(
-                ok: report.ok, events: report.events, streams: report.streams, last_position: report.lastPosition,
-                compressed_events: report.compressedEvents, encrypted_events: report.encryptedEvents, shredded_events: report.shreddedEvents,
-                problem: report.problem.map { .init(position: $0.position, check: $0.check, expected: $0.expected, found: $0.found) },
-                heads: heads ? Dictionary(uniqueKeysWithValues: report.heads.map { ($0.key.description, hexBytes($0.value)) }) : nil,
-                projections: check)
-            out.tree_head = headCheck
-            if json {
-                try printJSON(out)
-            } else if let p = report.problem {
-                print("FAILED after \(report.events) good events: \(p)")
-            } else {
-                print("ok: \(report.events) events in \(report.streams) streams, positions 1...\(report.lastPosition), all records, indexes and chains check out")
-                if report.encryptedEvents > 0 { print("    \(report.encryptedEvents) payloads encrypted, \(report.shreddedEvents) of them unreadable by erasure (keys destroyed)") }
-                if heads { for (id, h) in report.heads.sorted(by: { $0.key < $1.key }) { print("  \(id)  \(hexBytes(h))") } }
-            }
+            try show(report, projections: check, treeHead: headCheck)
             if let c = check, !json {
                 print("projections: \(c.users) users, \(c.problems.count) invariant problems, \(c.anomalies.count) anomalies")
                 for p in (c.problems + c.anomalies).prefix(20) { print("  \(p)") }
@@ -305,6 +312,47 @@ struct VerifyCommand: ParsableCommand {
             }
             if !report.ok || (check.map { !$0.problems.isEmpty || !$0.anomalies.isEmpty } ?? false) || headCheck?.extends == false { throw ExitCode(1) }
         }
+    }
+}
+
+extension VerifyCommand {
+    /// Prints a verification report as text or JSON.
+    func show(_ report: VerificationReport, projections check: Output.ProjectionCheck? = nil, treeHead: Output.TreeHeadCheck? = nil) throws {
+        var out = Output(
+            ok: report.ok, events: report.events, streams: report.streams, last_position: report.lastPosition,
+            compressed_events: report.compressedEvents, encrypted_events: report.encryptedEvents, shredded_events: report.shreddedEvents,
+            problem: report.problem.map { .init(position: $0.position, check: $0.check, expected: $0.expected, found: $0.found) },
+            heads: heads ? Dictionary(uniqueKeysWithValues: report.heads.map { ($0.key.description, hexBytes($0.value)) }) : nil,
+            projections: check)
+        out.tree_head = treeHead
+        out.backend = backend.url == nil ? "lmdb" : "postgres"
+        if json {
+            try printJSON(out)
+        } else if let p = report.problem {
+            Swift.print("FAILED after \(report.events) good events: \(p)")
+        } else {
+            Swift.print("ok: \(report.events) events in \(report.streams) streams, positions up to \(report.lastPosition), all records, indexes and chains check out")
+            if report.encryptedEvents > 0 { Swift.print("    \(report.encryptedEvents) payloads encrypted, \(report.shreddedEvents) of them unreadable by erasure (keys destroyed)") }
+            if heads { for (id, h) in report.heads.sorted(by: { $0.key < $1.key }) { Swift.print("  \(id)  \(hexBytes(h))") } }
+        }
+    }
+}
+
+/// `--journal URL` (or $PSM_JOURNAL): the journal of record on PostgreSQL instead of a store's LMDB journal.
+struct JournalBackendOptions: ParsableArguments {
+    @Option(name: .customLong("journal"), help: ArgumentHelp("The journal of record on PostgreSQL (default: $PSM_JOURNAL; none: the store's LMDB journal).", valueName: "postgres://USER@HOST:PORT/DB"))
+    var journal: String?
+
+    /// The PostgreSQL URL in force, or nil for the store's own LMDB journal.
+    var url: String? {
+        if let journal { return journal }
+        if let env = ProcessInfo.processInfo.environment["PSM_JOURNAL"], !env.isEmpty { return env }
+        return nil
+    }
+
+    /// Opens (and, when new, creates the schema of) the PostgreSQL journal at `url`.
+    func open(_ url: String, partitions: Int? = nil) async throws -> PostgresJournal {
+        try await PostgresJournal(url: url, partitions: partitions)
     }
 }
 

@@ -23,7 +23,7 @@ struct PSM: AsyncParsableCommand {
             DemoCommand.self, TiersCommand.self, MemoryCommand.self, HistoryCommand.self, ProvenanceCommand.self, RebuildCommand.self,
             StateHashCommand.self, ReplayCommand.self, EvalCommand.self, TrainCommand.self, ObserveCommand.self, IngestCommand.self,
             RecallCommand.self, FeedbackCommand.self, SleepCommand.self, ReconsolidateCommand.self, AdoptCommand.self, JournalCommand.self, VerifyCommand.self, ModelCommand.self, EmbedCommand.self, BenchCommand.self,
-            ServeCommand.self, KeysCommand.self, MCPCommand.self, ExportCommand.self, BackupCommand.self, ReportCommand.self, EraseCommand.self, TreeHeadCommand.self,
+            ServeCommand.self, ClusterCommand.self, KeysCommand.self, MCPCommand.self, ExportCommand.self, BackupCommand.self, ReportCommand.self, EraseCommand.self, TreeHeadCommand.self,
         ]
     )
 }
@@ -138,7 +138,7 @@ enum CLIError: Error, CustomStringConvertible {
             switch e {
             case .invalidArgument, .notFound, .erased: return .usage(e.description)
             case .malformed, .corrupt: return .data(e.description)
-            case .storage: return .io(e.description)
+            case .storage, .gap: return .io(e.description)
             }
         }
         if let e = error as? JournalError {
