@@ -564,6 +564,16 @@ public final class PostgresJournal: JournalBackend, @unchecked Sendable {
             """, logger: logger)
     }
 
+    /// Rows whose event id another row also has (0 while the unique index holds; a benchmark and
+    /// audit check).
+    public func repeatedEventIDs() async throws -> Int {
+        var n: Int64 = 0
+        for try await c in try await client.query("SELECT count(*) - count(DISTINCT event_id) FROM psm_events", logger: logger).decode(Int64.self) {
+            n = c
+        }
+        return Int(n)
+    }
+
     /// Runs `body` with the pool (for the cluster module's own queries).
     public func withClient<T>(_ body: (PostgresClient, Logger) async throws -> T) async throws -> T { try await body(client, logger) }
 

@@ -5,11 +5,11 @@ import Journal
 import LMDB
 import Workloads
 
-struct BenchCommand: ParsableCommand {
+struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Benchmarks, each measured against a peer in the same run.",
-        subcommands: [JournalBench.self, EncoderBench.self, ProjectionsBench.self]
+        subcommands: [JournalBench.self, EncoderBench.self, ProjectionsBench.self, ClusterBench.self]
     )
 }
 

@@ -1,0 +1,215 @@
+import ArgumentParser
+import Cluster
+import Foundation
+import Journal
+import JournalPostgres
+import Projections
+import Workloads
+
+/// `psm bench cluster`: the PostgreSQL journal of record and nodes over it, against the LMDB journal
+/// in the same run (SPEC.md §15).
+struct ClusterBench: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "cluster",
+        abstract: "Appends through the PostgreSQL journal (1 and 8 clients), racing writers, node takeover and projection lag.",
+        discussion: """
+            Needs a PostgreSQL server: --journal postgres://USER@HOST:PORT/DB (or $PSM_JOURNAL) names a
+            database this benchmark may create and fill (use a scratch one; `source scripts/postgres.sh`
+            starts a throwaway server on loopback and exports PSM_TEST_POSTGRES). Measures, in one run:
+            - durable appends/s of seeded memory events through PostgresJournal with 1 and 8 clients, and
+              the same through the LMDB journal in a temporary directory (the single-machine peer);
+            - a projecting node following its partitions' feeds during the 8-client load: the most
+              acknowledged events not yet folded at any poll (lag);
+            - --rounds rounds of 8 writers racing for the same expected revision (double winners: rounds
+              without exactly one winner);
+            - every acknowledged event read back: lost and duplicated ones;
+            - takeover: node a owns every partition with its projections; it leaves (its connection
+              closes); seconds until node b owns them all and has rebuilt their users' projections.
+            Primary failover under Patroni is not measured yet: failover_s is null.
+
+            Example:
+              source scripts/postgres.sh && psm bench cluster --journal "${PSM_TEST_POSTGRES%/*}/psm_bench" --json
+            """)
+
+    @OptionGroup var backend: JournalBackendOptions
+    @Option(help: "Events per append measurement (split over the clients).") var events: Int = 2000
+    @Option(help: "Rounds of racing writers.") var rounds: Int = 1000
+    @Option(help: "Partitions of a new journal.") var partitions: Int = 16
+    @Flag(help: "Print JSON.") var json = false
+
+    func validate() throws {
+        guard (80...1_000_000).contains(events) else { throw ValidationError("--events must be 80...1000000, got \(events)") }
+        guard (1...100_000).contains(rounds) else { throw ValidationError("--rounds must be 1...100000, got \(rounds)") }
+    }
+
+    struct Report: Encodable {
+        var events: Int
+        var appends_per_s_1: Double
+        var appends_per_s_8: Double
+        var lmdb_appends_per_s_1: Double
+        var lmdb_appends_per_s_8: Double
+        var projection_lag_events_max: Int
+        var projection_polls: Int
+        var rounds: Int
+        var double_winners: Int
+        var acked: Int
+        var acked_lost: Int
+        var duplicates: Int
+        var takeover_s: Double
+        var takeover_events_rebuilt: Int
+        var failover_s: Double?
+        var failover: String
+        var partitions: Int
+    }
+
+    /// Seeded memory events, `clients` independent generators (one tenant each).
+    static func workload(_ n: Int, clients: Int, seed: UInt64) -> [[AppendRequest]] {
+        (0..<clients).map { c in
+            var gen = MemoryEventGenerator(seed: seed &+ UInt64(c), users: 6, tenant: "bench\(c)-\(seed)", erasureRate: 0)
+            return (0..<(n / clients)).map { _ in
+                let s = gen.next()
+                let data = EventData(id: s.id, type: s.event.type.rawValue, time: s.time, causation: s.causation, payload: s.event.payload())
+                return AppendRequest(stream: s.user.stream, events: [data], encrypted: true)
+            }
+        }
+    }
+
+    /// Appends each client's requests in order, clients in parallel; returns appends/s and the ids.
+    static func run(_ journal: any JournalBackend, _ work: [[AppendRequest]], acked: Counter? = nil) async throws -> (Double, [EventID]) {
+        let start = DispatchTime.now().uptimeNanoseconds
+        let ids = try await withThrowingTaskGroup(of: [EventID].self) { group in
+            for requests in work {
+                group.addTask {
+                    var done: [EventID] = []
+                    for r in requests {
+                        _ = try await journal.append([r])
+                        done.append(r.events[0].id)
+                        acked?.add(1)
+                    }
+                    return done
+                }
+            }
+            var all: [EventID] = []
+            for try await d in group { all += d }
+            return all
+        }
+        let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+        return (Double(ids.count) / seconds, ids)
+    }
+
+    final class Counter: @unchecked Sendable {
+        private let lock = NSLock()
+        private var n = 0
+        func add(_ k: Int) { lock.withLock { n += k } }
+        var value: Int { lock.withLock { n } }
+    }
+
+    func run() async throws {
+        do {
+            let url = try backend.required()
+            try await PostgresJournal.createDatabaseIfMissing(url)
+            let journal = try await backend.open(url, partitions: partitions)
+            defer { journal.close() }
+            let tmp = NSTemporaryDirectory() + "psm-bench-cluster-\(getpid())"
+            try FileManager.default.createDirectory(atPath: tmp, withIntermediateDirectories: true)
+            defer { try? FileManager.default.removeItem(atPath: tmp) }
+            let seed = UInt64(DispatchTime.now().uptimeNanoseconds)  // fresh ids for a reused database
+            let progress = { (s: String) in if !json { FileHandle.standardError.write(Data("bench cluster: \(s)\n".utf8)) } }
+
+            progress("LMDB peer, 1 and 8 clients")
+            let lmdb = try Journal(directory: tmp + "/lmdb")
+            let (l1, _) = try await Self.run(lmdb, Self.workload(events, clients: 1, seed: seed ^ 0xA))
+            let (l8, _) = try await Self.run(lmdb, Self.workload(events, clients: 8, seed: seed ^ 0xB))
+            lmdb.close()
+
+            progress("PostgreSQL, 1 client")
+            let (p1, ids1) = try await Self.run(journal, Self.workload(events, clients: 1, seed: seed ^ 0xC))
+
+            // Node a follows every partition while 8 clients append.
+            let a = try await PartitionOwnership(journal: journal, url: url, node: "bench-a-\(seed)", address: "")
+            let projA = NodeProjector(journal: journal, store: try ProjectionStore(directory: tmp + "/node-a"), node: a.node)
+            _ = try await a.rebalance()
+            for p in a.owned.sorted() { try await projA.adopt(p) }
+            progress("PostgreSQL, 8 clients, with a node following the feeds")
+            let acked = Counter()
+            let work8 = Self.workload(events, clients: 8, seed: seed ^ 0xD)
+            let loading = Task { try await Self.run(journal, work8, acked: acked) }
+            var folded = 0, lagMax = 0, polls = 0
+            while true {
+                let finished = acked.value == work8.map(\.count).reduce(0, +)
+                folded += try await projA.poll()
+                polls += 1
+                lagMax = max(lagMax, acked.value - folded)
+                if finished && folded >= acked.value { break }
+                if finished && polls > 100_000 { break }
+            }
+            let (p8, ids8) = try await loading.value
+
+            progress("\(rounds) rounds of 8 racing writers")
+            var doubleWinners = 0
+            let raced = try StreamName(tenant: "bench-race", name: "stream-\(seed)")
+            var racedIDs: [EventID] = []
+            for round in 0..<rounds {
+                let expected: ExpectedRevision = round == 0 ? .noStream : .exact(UInt64(round - 1))
+                let winners = await withTaskGroup(of: EventID?.self) { group in
+                    for w in 0..<8 {
+                        group.addTask {
+                            var p = PayloadWriter()
+                            p.uint(1, UInt64(round))
+                            let id = EventID(high: seed, low: UInt64(round * 8 + w + 1))
+                            let e = EventData(id: id, type: 0xFF02, time: Int64(round), payload: p.bytes)
+                            do {
+                                _ = try await journal.append([AppendRequest(stream: raced, expected: expected, events: [e])])
+                                return id
+                            } catch { return nil }
+                        }
+                    }
+                    var won: [EventID] = []
+                    for await w in group { if let w { won.append(w) } }
+                    return won
+                }
+                if winners.count != 1 { doubleWinners += 1 }
+                racedIDs += winners
+            }
+
+            progress("reading every acknowledged event back")
+            var lost = 0, duplicates = 0
+            for id in ids1 + ids8 + racedIDs where try await journal.event(withID: id) == nil { lost += 1 }
+            duplicates = try await journal.repeatedEventIDs()
+
+            progress("takeover: node a leaves, node b takes its partitions and rebuilds their users")
+            let b = try await PartitionOwnership(journal: journal, url: url, node: "bench-b-\(seed)", address: "")
+            let projB = NodeProjector(journal: journal, store: try ProjectionStore(directory: tmp + "/node-b"), node: b.node)
+            _ = try await b.rebalance()
+            for p in b.owned.sorted() { try await projB.adopt(p) }
+            for p in try await a.rebalance().lost { projA.release(p) }
+            let start = DispatchTime.now().uptimeNanoseconds
+            await a.leave()
+            var rebuilt = 0
+            while b.owned.count < journal.partitions {
+                for p in try await b.rebalance().gained { rebuilt += try await projB.adopt(p) }
+                if b.owned.count < journal.partitions { try await Task.sleep(nanoseconds: 5_000_000) }
+                if DispatchTime.now().uptimeNanoseconds - start > 120_000_000_000 { throw CLIError.io("node b did not take every partition within 120 s") }
+            }
+            let takeover = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+            await b.leave()
+
+            let report = Report(
+                events: events, appends_per_s_1: p1, appends_per_s_8: p8, lmdb_appends_per_s_1: l1, lmdb_appends_per_s_8: l8,
+                projection_lag_events_max: lagMax, projection_polls: polls, rounds: rounds, double_winners: doubleWinners,
+                acked: ids1.count + ids8.count + racedIDs.count, acked_lost: lost, duplicates: duplicates, takeover_s: takeover,
+                takeover_events_rebuilt: rebuilt, failover_s: nil,
+                failover: "not measured: the Patroni/etcd long mode is not built yet (issue 9)", partitions: journal.partitions)
+            if json {
+                try printJSON(report)
+            } else {
+                print(String(format: "appends/s  postgres: %.0f (1 client) %.0f (8)   lmdb: %.0f (1) %.0f (8)", p1, p8, l1, l8))
+                print("projection lag: at most \(lagMax) acknowledged events not yet folded (\(polls) polls)")
+                print("racing writers: \(rounds) rounds, \(doubleWinners) without exactly one winner")
+                print("acknowledged \(report.acked): \(lost) lost, \(duplicates) duplicated")
+                print(String(format: "takeover: %.2f s (%d events rebuilt)", takeover, rebuilt))
+                print("failover: \(report.failover)")
+            }
+        } catch { throw reportedExit(error) }
+    }
+}
