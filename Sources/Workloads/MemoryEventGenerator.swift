@@ -35,7 +35,12 @@ public struct MemoryEventGenerator {
     var counter: UInt64 = 0
     var queue: [Step] = []
 
-    public init(seed: UInt64, users: Int, dimension: Int = 8, tenant: String = "gen", erasureRate: Double = 0.001, textBytes: Int = 120) {
+    /// `startTime` (µs since the epoch) is the first event's time; event ids are time-ordered, so
+    /// generators that must not share ids start at different times.
+    public init(
+        seed: UInt64, users: Int, dimension: Int = 8, tenant: String = "gen", erasureRate: Double = 0.001, textBytes: Int = 120,
+        startTime: Int64 = 1_767_225_600_000_000
+    ) {
         self.users = (0..<users).map { try! UserRef(tenant: tenant, user: "u\($0)") }
         self.dimension = dimension
         self.erasureRate = erasureRate
@@ -43,7 +48,7 @@ public struct MemoryEventGenerator {
         rng = SplitMix64(seed: seed)
         text = SampleConversation(seed: seed ^ 0x9E37_79B9_7F4A_7C15)
         states = Array(repeating: UserState(), count: users)
-        time = 1_767_225_600_000_000
+        time = startTime
     }
 
     mutating func nextID() -> EventID {

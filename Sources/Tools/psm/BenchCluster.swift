@@ -57,15 +57,19 @@ struct ClusterBench: AsyncParsableCommand {
         var duplicates: Int
         var takeover_s: Double
         var takeover_events_rebuilt: Int
-        var failover_s: Double?
+        /// Always present: null until measured.
+        var failover_s: Nullable<Double>
         var failover: String
         var partitions: Int
     }
 
     /// Seeded memory events, `clients` independent generators (one tenant each).
+    /// Each generator starts at its own time (event ids are time-ordered), offset by the seed so that
+    /// runs against one database do not reuse ids.
     static func workload(_ n: Int, clients: Int, seed: UInt64) -> [[AppendRequest]] {
         (0..<clients).map { c in
-            var gen = MemoryEventGenerator(seed: seed &+ UInt64(c), users: 6, tenant: "bench\(c)-\(seed)", erasureRate: 0)
+            let start = 1_767_225_600_000_000 + Int64(seed % 100_000) * 100_000_000_000 + Int64(c) * 10_000_000_000
+            var gen = MemoryEventGenerator(seed: seed &+ UInt64(c), users: 6, tenant: "bench\(c)-\(seed)", erasureRate: 0, startTime: start)
             return (0..<(n / clients)).map { _ in
                 let s = gen.next()
                 let data = EventData(id: s.id, type: s.event.type.rawValue, time: s.time, causation: s.causation, payload: s.event.payload())
@@ -198,7 +202,7 @@ struct ClusterBench: AsyncParsableCommand {
                 events: events, appends_per_s_1: p1, appends_per_s_8: p8, lmdb_appends_per_s_1: l1, lmdb_appends_per_s_8: l8,
                 projection_lag_events_max: lagMax, projection_polls: polls, rounds: rounds, double_winners: doubleWinners,
                 acked: ids1.count + ids8.count + racedIDs.count, acked_lost: lost, duplicates: duplicates, takeover_s: takeover,
-                takeover_events_rebuilt: rebuilt, failover_s: nil,
+                takeover_events_rebuilt: rebuilt, failover_s: Nullable(nil),
                 failover: "not measured: the Patroni/etcd long mode is not built yet (issue 9)", partitions: journal.partitions)
             if json {
                 try printJSON(report)
@@ -211,5 +215,15 @@ struct ClusterBench: AsyncParsableCommand {
                 print("failover: \(report.failover)")
             }
         } catch { throw reportedExit(error) }
+    }
+}
+
+/// A value whose key is written as `null` when absent (JSONEncoder leaves a nil optional's key out).
+struct Nullable<T: Encodable>: Encodable {
+    var value: T?
+    init(_ value: T?) { self.value = value }
+    func encode(to encoder: any Encoder) throws {
+        var c = encoder.singleValueContainer()
+        if let value { try c.encode(value) } else { try c.encodeNil() }
     }
 }

@@ -1,0 +1,62 @@
+import Foundation
+import Testing
+
+/// `psm cluster`, `psm verify --journal` and `psm bench cluster` against the test PostgreSQL server.
+@Suite(.enabled(if: ProcessInfo.processInfo.environment["PSM_TEST_POSTGRES"].map { !$0.isEmpty } ?? false, "needs PSM_TEST_POSTGRES"))
+struct ClusterCLITests {
+    let cli = CLITests()
+
+    /// A database name on the test server that does not exist yet (psm creates it).
+    func freshURL() throws -> String {
+        var u = try #require(URLComponents(string: ProcessInfo.processInfo.environment["PSM_TEST_POSTGRES"] ?? ""))
+        u.path = "/psm_cli_\(UInt64.random(in: 0...UInt64.max))"
+        return try #require(u.string)
+    }
+
+    func json(_ s: String) throws -> [String: Any] {
+        try #require(try JSONSerialization.jsonObject(with: Data(s.utf8)) as? [String: Any], "not a JSON object: \(s)")
+    }
+
+    @Test func initStatusVerifyAndErrors() throws {
+        let url = try freshURL()
+        var r = try cli.run(["cluster", "init", "--journal", url, "--partitions", "12", "--json"])
+        #expect(r.status == 0, "\(r.err)")
+        var j = try json(r.out)
+        #expect(j["partitions"] as? Int == 12 && j["database_created"] as? Bool == true && j["schema_version"] as? Int == 1)
+        r = try cli.run(["cluster", "init", "--json"], env: ["PSM_JOURNAL": url])
+        #expect(r.status == 0, "$PSM_JOURNAL works: \(r.err)")
+        #expect(try json(r.out)["database_created"] as? Bool == false, "init is safe to repeat")
+        r = try cli.run(["cluster", "init", "--journal", url, "--partitions", "8"])
+        #expect(r.status == 64 && r.err.contains("12 partitions, not 8"), "\(r.err)")
+        r = try cli.run(["cluster", "status", "--journal", url, "--json"])
+        #expect(r.status == 0, "\(r.err)")
+        j = try json(r.out)
+        #expect((j["nodes"] as? [Any])?.isEmpty == true && (j["unowned"] as? [Int])?.count == 12 && j["partitions_total"] as? Int == 12)
+        r = try cli.run(["verify", "--journal", url, "--json"])
+        #expect(r.status == 0, "\(r.err)")
+        j = try json(r.out)
+        #expect(j["ok"] as? Bool == true && j["backend"] as? String == "postgres" && j["events"] as? Int == 0)
+        r = try cli.run(["verify", "--journal", url, "--projections"])
+        #expect(r.status == 64 && r.err.contains("--projections"), "\(r.err)")
+        r = try cli.run(["cluster", "status"], env: ["PSM_JOURNAL": ""])
+        #expect(r.status == 64 && r.err.contains("--journal postgres://"), "\(r.err)")
+        r = try cli.run(["verify", "--journal", "mysql://h/db"])
+        #expect(r.status == 64 && r.err.contains("mysql://h/db"), "\(r.err)")
+        r = try cli.run(["verify", "--journal", "postgres://u:pw@127.0.0.1:1/db"])
+        #expect(r.status == 74 && r.err.contains("cannot connect") && !r.err.contains(":pw@"), "\(r.err)")
+    }
+
+    @Test func benchClusterJSONHasTheDocumentedKeys() throws {
+        let url = try freshURL()
+        let r = try cli.run(["bench", "cluster", "--journal", url, "--events", "80", "--rounds", "10", "--partitions", "4", "--json"])
+        #expect(r.status == 0, "\(r.err)")
+        let b = try json(r.out)
+        for key in ["appends_per_s_1", "appends_per_s_8", "lmdb_appends_per_s_1", "lmdb_appends_per_s_8", "takeover_s"] {
+            let v = try #require(b[key] as? Double, "missing \(key)")
+            #expect(v > 0, "\(key) = \(v)")
+        }
+        #expect(b.keys.contains("failover_s"))
+        #expect(b["acked_lost"] as? Int == 0 && b["duplicates"] as? Int == 0 && b["double_winners"] as? Int == 0)
+        #expect(b["acked"] as? Int == 80 + 80 + 10, "events with 1 client, with 8, and one winner per round")
+    }
+}
