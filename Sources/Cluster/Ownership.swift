@@ -8,6 +8,8 @@ import PostgresNIO
 /// Which PSM node owns which partition of a PostgreSQL journal (SPEC.md §15.5), through PostgreSQL's
 /// session advisory locks: no election of our own.
 ///
+/// - Advisory locks belong to one database, so several journals (databases) on one server keep
+///   separate clusters; every lock query is restricted to the journal's database.
 /// - A node holds one dedicated connection. On it, it holds the lock (`7365109`, node key) that says
 ///   it is alive, and one lock (`7365108`, partition) per partition it owns. PostgreSQL releases them
 ///   all when the connection ends, however the node ends (exit, SIGKILL, lost network once the server
@@ -91,6 +93,7 @@ public final class PartitionOwnership: @unchecked Sendable {
             """
             SELECT n.name, n.address, n.pid FROM psm_nodes n
             WHERE EXISTS (SELECT 1 FROM pg_locks l WHERE l.locktype = 'advisory' AND l.granted AND l.pid = n.pid
+                          AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
                           AND l.classid = \(Int64(nodeLockClass))::oid AND l.objsubid = 2)
             ORDER BY n.name
             """
@@ -164,6 +167,7 @@ public struct ClusterStatus: Sendable, Codable, Equatable {
                 """
                 SELECT objid::bigint, pid FROM pg_locks
                 WHERE locktype = 'advisory' AND granted AND classid = \(Int64(PartitionOwnership.partitionLockClass))::oid AND objsubid = 2
+                  AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
                 """, logger: logger
             ).decode((Int64, Int32).self) { holders[Int(p)] = pid }
             let byPid = Dictionary(live.map { ($0.pid, $0.name) }, uniquingKeysWith: { a, _ in a })

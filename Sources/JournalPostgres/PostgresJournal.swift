@@ -24,8 +24,14 @@ public final class PostgresJournal: JournalBackend, @unchecked Sendable {
     public let url: String
     public var backendName: String { "postgres" }
 
-    private let client: PostgresClient
-    private let runner: Task<Void, Never>
+    private let poolLock = NSLock()
+    private var pool: (client: PostgresClient, runner: Task<Void, Never>)
+    private let clientConfiguration: PostgresClient.Configuration
+    /// How long an append may take before it is reported as an unknown outcome (and the connection
+    /// pool is replaced): a commit can hang when the server or its synchronous standbys are gone.
+    public var appendTimeout: Double = 30
+    /// The connection pool in use (replaced after a connection-level failure, see ``resetPool(_:)``).
+    private var client: PostgresClient { poolLock.withLock { pool.client } }
     private let logger: Logger
     private let preparer = RecordPreparer()
 
@@ -41,9 +47,10 @@ public final class PostgresJournal: JournalBackend, @unchecked Sendable {
         self.url = Self.redacted(url)
         self.logger = logger
         try await Self.probe(url, logger: logger)
-        client = PostgresClient(configuration: config, backgroundLogger: logger)
-        let client = client
-        runner = Task { await client.run() }
+        clientConfiguration = config
+        let client = PostgresClient(configuration: config, backgroundLogger: logger)
+        let runner = Task { await client.run() }
+        pool = (client, runner)
         do {
             let inForce = try await Self.migrate(client, partitions: partitions ?? 64, logger: logger)
             if let partitions, partitions != inForce {
@@ -116,7 +123,82 @@ public final class PostgresJournal: JournalBackend, @unchecked Sendable {
     }
 
     /// Stops the connection pool.
-    public func close() { runner.cancel() }
+    public func close() { poolLock.withLock { pool.runner.cancel() } }
+
+    /// Replaces the connection pool: after the server went away (a failover behind a proxy, a
+    /// restart) the old pool's connections and waiting leases are dropped and new connections are
+    /// made on next use.
+    public func resetPool(_ reason: String) {
+        let fresh = PostgresClient(configuration: clientConfiguration, backgroundLogger: logger)
+        let runner = Task { await fresh.run() }
+        let old = poolLock.withLock { () -> Task<Void, Never> in
+            let old = pool.runner
+            pool = (fresh, runner)
+            return old
+        }
+        old.cancel()
+        logger.warning("connection pool replaced", metadata: ["reason": "\(reason)"])
+    }
+
+    /// True for failures of the connection itself (the next attempt needs new connections).
+    static func isConnectionFailure(_ error: any Error) -> Bool {
+        guard let e = error as? PSQLError else { return error is DeadlineExceeded }
+        switch e.code {
+        case .serverClosedConnection, .connectionError, .clientClosedConnection, .uncleanShutdown, .poolClosed: return true
+        default:
+            // 57P01 admin shutdown, 57P02 crash shutdown, 57P03 cannot connect now, 08xxx connection exceptions.
+            let state = e.serverInfo?[.sqlState] ?? ""
+            return state.hasPrefix("57P") || state.hasPrefix("08")
+        }
+    }
+
+    struct DeadlineExceeded: Error {}
+
+    /// The first of several outcomes, handed to one waiter.
+    final class Race<T: Sendable>: @unchecked Sendable {
+        private let lock = NSLock()
+        private var result: Result<T, any Error>?
+        private var waiter: CheckedContinuation<T, any Error>?
+
+        func finish(_ r: Result<T, any Error>) {
+            let w: CheckedContinuation<T, any Error>? = lock.withLock {
+                guard result == nil else { return nil }
+                result = r
+                defer { waiter = nil }
+                return waiter
+            }
+            w?.resume(with: r)
+        }
+
+        func value() async throws -> T {
+            try await withCheckedThrowingContinuation { k in
+                let done: Result<T, any Error>? = lock.withLock {
+                    if let result { return result }
+                    waiter = k
+                    return nil
+                }
+                if let done { k.resume(with: done) }
+            }
+        }
+    }
+
+    /// Runs `body`, or throws DeadlineExceeded after `seconds` without waiting for it (its outcome is
+    /// then unknown; it is cancelled and left to finish on its own).
+    static func withDeadline<T: Sendable>(_ seconds: Double, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
+        let race = Race<T>()
+        let work = Task {
+            do { race.finish(.success(try await body())) } catch { race.finish(.failure(error)) }
+        }
+        let timer = Task {
+            try? await Task.sleep(nanoseconds: UInt64(seconds * 1e9))
+            race.finish(.failure(DeadlineExceeded()))
+        }
+        defer {
+            work.cancel()
+            timer.cancel()
+        }
+        return try await race.value()
+    }
 
     // MARK: - Configuration
 
@@ -254,7 +336,15 @@ public final class PostgresJournal: JournalBackend, @unchecked Sendable {
             guard !r.events.isEmpty else { throw .invalidArgument("request \(ri) for stream \(r.stream) has no events") }
             var key: (id: UInt32, key: SymmetricKey)?
             if r.encrypted {
-                do { key = (1, try await currentKey(r.stream.id)) } catch { throw Self.backendError(error, "data key of \(r.stream)") }
+                do {
+                    let stream = r.stream.id
+                    let bytes = try await Self.withDeadline(appendTimeout) { try await self.currentKey(stream).withUnsafeBytes { Array($0) } }
+                    key = (1, SymmetricKey(data: bytes))
+                } catch {
+                    if Self.isConnectionFailure(error) { resetPool("data key: \(error)") }
+                    throw error is DeadlineExceeded
+                        ? .backend("data key of \(r.stream): no answer within \(appendTimeout) s") : Self.backendError(error, "data key of \(r.stream)")
+                }
             }
             var events: [RecordPreparer.Prepared] = []
             for (ei, e) in r.events.enumerated() {
@@ -268,15 +358,23 @@ public final class PostgresJournal: JournalBackend, @unchecked Sendable {
         // A uniqueness error means another writer committed the same ids (or revision) first: the
         // second attempt looks them up before it writes anything.
         var attempt = 0
+        let client = self.client
+        let requests = prepared
         while true {
             attempt += 1
             do {
-                return try await client.withConnection { c in try await self.appendTransaction(c, prepared) }
+                return try await Self.withDeadline(appendTimeout) {
+                    try await client.withConnection { c in try await self.appendTransaction(c, requests) }
+                }
             } catch let e as JournalError {
                 throw e
             } catch let e as PSQLError where e.serverInfo?[.sqlState] == "23505" && attempt < 3 {
                 continue
+            } catch is DeadlineExceeded {
+                resetPool("an append had no answer within \(appendTimeout) s")
+                throw .backend("append: no answer within \(appendTimeout) s; the outcome is unknown, retry with the same event ids")
             } catch {
+                if Self.isConnectionFailure(error) { resetPool("append: \(error)") }
                 throw Self.backendError(error, "append")
             }
         }

@@ -35,6 +35,9 @@ struct ClusterBench: AsyncParsableCommand {
     @Option(help: "Events per append measurement (split over the clients).") var events: Int = 2000
     @Option(help: "Rounds of racing writers.") var rounds: Int = 1000
     @Option(help: "Partitions of a new journal.") var partitions: Int = 16
+    @Option(help: ArgumentHelp("Kill the PostgreSQL primary with this command under a write load and measure the failover (Scripts/cluster-long.sh gives one).", valueName: "COMMAND"))
+    var killPrimary: String?
+    @Option(help: "Seconds of write load around the kill.") var failoverLoad: Double = 30
     @Flag(help: "Print JSON.") var json = false
 
     func validate() throws {
@@ -101,6 +104,69 @@ struct ClusterBench: AsyncParsableCommand {
         return (Double(ids.count) / seconds, ids)
     }
 
+    /// Appends of seeded events by 4 writers for `seconds`, each retried with the same ids after any
+    /// backend error, among them the journal's own append deadline (an unknown outcome, SPEC.md §15.2);
+    /// runs `kill` after 3 s.
+    /// Returns the longest pause between acknowledgements that spans the kill, the acknowledged ids and
+    /// the number of retries.
+    static func failover(
+        _ journal: PostgresJournal, kill: String, seconds: Double, seed: UInt64, log: @escaping @Sendable (String) -> Void
+    ) async throws -> (seconds: Double, acked: [EventID], retries: Int) {
+        let work = workload(100_000, clients: 4, seed: seed)
+        let start = DispatchTime.now().uptimeNanoseconds
+        let end = start + UInt64(seconds * 1e9)
+        let killer = Task { () -> UInt64 in
+            try await Task.sleep(nanoseconds: 3_000_000_000)
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: "/bin/sh")
+            p.arguments = ["-c", kill]
+            let at = DispatchTime.now().uptimeNanoseconds
+            try p.run()
+            p.waitUntilExit()
+            guard p.terminationStatus == 0 else { throw CLIError.io("--kill-primary \(kill) exited \(p.terminationStatus)") }
+            return at
+        }
+        let results = try await withThrowingTaskGroup(of: ([(UInt64, EventID)], Int).self) { group in
+            for requests in work {
+                group.addTask {
+                    var acked: [(UInt64, EventID)] = []
+                    var retries = 0
+                    for r in requests {
+                        if DispatchTime.now().uptimeNanoseconds > end { break }
+                        while true {
+                            do {
+                                _ = try await journal.append([r])
+                                acked.append((DispatchTime.now().uptimeNanoseconds, r.events[0].id))
+                                break
+                            } catch let e as JournalError {
+                                guard case .backend = e else { throw e }
+                                if retries % 20 == 0 { log("retrying after: \(e)") }
+                            }
+                            retries += 1
+                            if DispatchTime.now().uptimeNanoseconds > end + 120_000_000_000 { throw CLIError.io("writes did not resume within 120 s after the load ended") }
+                            try await Task.sleep(nanoseconds: 50_000_000)
+                        }
+                    }
+                    return (acked, retries)
+                }
+            }
+            var all: [([(UInt64, EventID)], Int)] = []
+            for try await r in group { all.append(r) }
+            return all
+        }
+        let killedAt = try await killer.value
+        // The failover is the longest pause between acknowledgements from the kill on (the kill
+        // command itself takes a moment, during which the old primary may still acknowledge).
+        let times = results.flatMap { $0.0.map(\.0) }.sorted()
+        var previous = times.last { $0 <= killedAt } ?? killedAt
+        var longest: UInt64 = 0
+        for t in times where t > killedAt {
+            longest = max(longest, t - previous)
+            previous = t
+        }
+        return (Double(longest) / 1e9, results.flatMap { $0.0.map(\.1) }, results.map(\.1).reduce(0, +))
+    }
+
     final class Counter: @unchecked Sendable {
         private let lock = NSLock()
         private var n = 0
@@ -118,7 +184,8 @@ struct ClusterBench: AsyncParsableCommand {
             try FileManager.default.createDirectory(atPath: tmp, withIntermediateDirectories: true)
             defer { try? FileManager.default.removeItem(atPath: tmp) }
             let seed = UInt64(DispatchTime.now().uptimeNanoseconds)  // fresh ids for a reused database
-            let progress = { (s: String) in if !json { FileHandle.standardError.write(Data("bench cluster: \(s)\n".utf8)) } }
+            let quiet = json
+            let progress: @Sendable (String) -> Void = { s in if !quiet { FileHandle.standardError.write(Data("bench cluster: \(s)\n".utf8)) } }
 
             progress("LMDB peer, 1 and 8 clients")
             let lmdb = try Journal(directory: tmp + "/lmdb")
@@ -198,12 +265,24 @@ struct ClusterBench: AsyncParsableCommand {
             let takeover = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
             await b.leave()
 
+            var failover: (seconds: Double, acked: [EventID], retries: Int)?
+            if let killPrimary {
+                progress("failover: 4 writers for \(failoverLoad) s, the primary killed after 3 s")
+                journal.appendTimeout = 10
+                failover = try await Self.failover(journal, kill: killPrimary, seconds: failoverLoad, seed: seed ^ 0xF, log: progress)
+                for id in failover!.acked where try await journal.event(withID: id) == nil { lost += 1 }
+                duplicates = try await journal.repeatedEventIDs()
+            }
+
+
             let report = Report(
                 events: events, appends_per_s_1: p1, appends_per_s_8: p8, lmdb_appends_per_s_1: l1, lmdb_appends_per_s_8: l8,
                 projection_lag_events_max: lagMax, projection_polls: polls, rounds: rounds, double_winners: doubleWinners,
-                acked: ids1.count + ids8.count + racedIDs.count, acked_lost: lost, duplicates: duplicates, takeover_s: takeover,
-                takeover_events_rebuilt: rebuilt, failover_s: Nullable(nil),
-                failover: "not measured: the Patroni/etcd long mode is not built yet (issue 9)", partitions: journal.partitions)
+                acked: ids1.count + ids8.count + racedIDs.count + (failover?.acked.count ?? 0), acked_lost: lost, duplicates: duplicates,
+                takeover_s: takeover, takeover_events_rebuilt: rebuilt, failover_s: Nullable(failover?.seconds),
+                failover: failover.map { "primary killed under 4 writers: \($0.acked.count) acknowledged, \($0.retries) appends retried with the same ids" }
+                    ?? "not measured: pass --kill-primary (Scripts/cluster-long.sh runs Patroni, etcd and HAProxy and passes one)",
+                partitions: journal.partitions)
             if json {
                 try printJSON(report)
             } else {
