@@ -52,7 +52,7 @@ let package = Package(
         // the owned partitions.
         .target(
             name: "Cluster",
-            dependencies: ["Journal", "JournalPostgres", "Projections", .product(name: "PostgresNIO", package: "postgres-nio"), .product(name: "Crypto", package: "swift-crypto"), .product(name: "Logging", package: "swift-log")],
+            dependencies: ["Journal", "JournalPostgres", "Projections", "Engine", "Inference", .product(name: "PostgresNIO", package: "postgres-nio"), .product(name: "Crypto", package: "swift-crypto"), .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict),
         // Small C kernels with run-time CPU dispatch (exact integer results on every path).
         .target(name: "CKernels", path: "Sources/CKernels"),
@@ -104,7 +104,7 @@ let package = Package(
         .testTarget(name: "JournalTests", dependencies: ["Journal", "JournalPostgres", "LMDB", "Workloads", .product(name: "PostgresNIO", package: "postgres-nio")], swiftSettings: strict),
         .testTarget(name: "ProjectionsTests", dependencies: ["Projections", "CKernels", "Journal", "Workloads"], swiftSettings: strict),
         .testTarget(
-            name: "ClusterTests", dependencies: ["Cluster", "JournalPostgres", "Projections", "Journal", "Workloads", .product(name: "PostgresNIO", package: "postgres-nio")],
+            name: "ClusterTests", dependencies: ["Cluster", "Engine", "JournalPostgres", "Projections", "Journal", "Workloads", .product(name: "PostgresNIO", package: "postgres-nio")],
             swiftSettings: strict),
         .testTarget(name: "EngineTests", dependencies: ["Engine", "Training", "Projections", "Journal", "Inference", "Workloads"], swiftSettings: strict),
         .testTarget(name: "InferenceTests", dependencies: ["Inference"], swiftSettings: strict),

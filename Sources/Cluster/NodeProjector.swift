@@ -18,14 +18,23 @@ import Projections
 ///   order transactions committed in.
 public final class NodeProjector: @unchecked Sendable {
     public let journal: PostgresJournal
-    public let store: ProjectionStore
     public let node: String
+    private let storeProvider: @Sendable () -> ProjectionStore
+    /// The projections folded into (an engine may replace its store, e.g. when it compacts it).
+    public var store: ProjectionStore { storeProvider() }
     private var cursors: [Int: PostgresJournal.FeedCursor] = [:]
 
     public init(journal: PostgresJournal, store: ProjectionStore, node: String) {
         self.journal = journal
-        self.store = store
         self.node = node
+        storeProvider = { store }
+    }
+
+    /// Folds into whatever `store` returns at the time (an engine's current projection store).
+    public init(journal: PostgresJournal, node: String, store: @escaping @Sendable () -> ProjectionStore) {
+        self.journal = journal
+        self.node = node
+        storeProvider = store
     }
 
     /// The partitions followed now.

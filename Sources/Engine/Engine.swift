@@ -33,6 +33,31 @@ public final class Engine: @unchecked Sendable {
     public let decider: Decider
     private let projectionsLock = NSLock()
     private var _projections: ProjectionStore
+    private var _record: (any RecordJournal)?
+
+    /// The journal of record when it is not `journal` (a cluster node, SPEC.md §15.5); set once,
+    /// before the engine is used. Then `journal` (the store's LMDB journal) stays empty, and reads
+    /// that need the journal itself (as of a past point, history, rebuild) are refused.
+    public var record: (any RecordJournal)? {
+        get { projectionsLock.withLock { _record } }
+        set { projectionsLock.withLock { _record = newValue } }
+    }
+
+    /// Appends to the journal of record.
+    private func appendRecord(_ request: AppendRequest) async throws -> AppendResult {
+        if let record { return try await record.append(request) }
+        return try await journal.append(request)
+    }
+
+    /// Folds what the projections lack of `stream` (all of the local journal without a record journal).
+    private func catchUp(_ stream: ID128) async throws {
+        if let record { try await record.catchUp(stream, into: projections) } else { try projections.catchUp(journal) }
+    }
+
+    /// Refuses what a cluster node cannot answer yet.
+    private func requireLocalJournal(_ what: String) throws {
+        if record != nil { throw EngineError.invalidArgument("\(what) is not available on a cluster node yet (it reads the journal itself); ask a single-machine store or psm verify --journal") }
+    }
 
     public var projections: ProjectionStore {
         projectionsLock.lock()
@@ -75,6 +100,7 @@ public final class Engine: @unchecked Sendable {
     @discardableResult
     public func ensureActiveModel(name: String, adopt: Bool = false, at time: Int64) async throws -> Bool {
         guard encoder != nil else { return false }
+        if record != nil { try await catchUp(UserRef.modelStream.id) }
         let mine = decider.modelID
         if let active = try projections.activeModel() {
             if active.id == mine { return false }
@@ -85,9 +111,9 @@ public final class Engine: @unchecked Sendable {
         }
         let event = MemoryEvent.modelActivation(.init(model: mine, name: name))
         let id = ID128.derived(domain: "psm.activation.v1", mine + withUnsafeBytes(of: time.bigEndian) { Array($0) })
-        _ = try await journal.append(
+        _ = try await appendRecord(
             AppendRequest(stream: UserRef.modelStream, events: [EventData(id: id, type: event.type.rawValue, time: time, payload: event.payload())]))
-        try projections.catchUp(journal)
+        try await catchUp(UserRef.modelStream.id)
         return true
     }
 
@@ -110,8 +136,8 @@ public final class Engine: @unchecked Sendable {
         }
         let obsID = id ?? ID128.timeOrdered(timeMicros: time, entropy: contentEntropy(user, time, observation.text))
         let command = EventData(id: obsID, type: MemoryEventType.observation.rawValue, time: time, payload: MemoryEvent.observation(observation).payload())
-        if let original = try committed(command, user) {
-            try projections.catchUp(journal)
+        if let original = try await committed(command, user) {
+            try await catchUp(user.key)
             let o = try projections.read { kv in try UserReader(kv: kv, user: user.key).observation(obsID) }
             return ObserveResult(
                 observation: obsID, position: original, kept: o?.status == .kept, memory: o.flatMap { $0.memory.isZero ? nil : $0.memory },
@@ -120,7 +146,7 @@ public final class Engine: @unchecked Sendable {
         let vector = decider.embed(Decider.embeddedText(observation))
         return try await withRetries(user, at: time) { revision in
             let (decisions, g, memory) = try self.decider.observe(user, observation, id: obsID, at: time, state: self.projections, vector: vector)
-            let r = try await self.journal.append(AppendRequest(stream: user.stream, expected: revision, events: [command] + decisions, encrypted: true))
+            let r = try await self.appendRecord(AppendRequest(stream: user.stream, expected: revision, events: [command] + decisions, encrypted: true))
             return ObserveResult(
                 observation: obsID, position: r.positions[0], kept: g.kept, memory: g.kept ? memory : nil, tier: g.kept ? g.tier : nil,
                 wasDuplicate: r.wasDuplicate)
@@ -151,9 +177,9 @@ public final class Engine: @unchecked Sendable {
         let command = EventData(
             id: requestID, type: MemoryEventType.recallRequest.rawValue, time: time,
             payload: MemoryEvent.recallRequest(.init(query: query, k: UInt32(k), session: session)).payload())
-        if let original = try committed(command, user) {
+        if let original = try await committed(command, user) {
             // A retry: answer with what was surfaced then, not a new ranking.
-            try projections.catchUp(journal)
+            try await catchUp(user.key)
             let record = try projections.read { kv in try UserReader(kv: kv, user: user.key).recall(requestID) }
             let memories = try (record?.items ?? []).map { item in
                 let v = try memory(user, item.memory, at: time)
@@ -165,7 +191,7 @@ public final class Engine: @unchecked Sendable {
         let request = MemoryEvent.RecallRequest(query: query, k: UInt32(k), session: session)
         return try await withRetries(user, at: time) { revision in
             let (decisions, ranked, considered) = try self.decider.recall(user, request, id: requestID, at: time, state: self.projections)
-            let r = try await self.journal.append(AppendRequest(stream: user.stream, expected: revision, events: [command] + decisions, encrypted: true))
+            let r = try await self.appendRecord(AppendRequest(stream: user.stream, expected: revision, events: [command] + decisions, encrypted: true))
             return RecallResult(
                 recall: requestID, position: r.positions[0],
                 memories: try ranked.map { RecalledMemory(candidate: $0.0, weight: $0.1, provenance: try self.provenance(user, $0.0.memory)) },
@@ -177,7 +203,7 @@ public final class Engine: @unchecked Sendable {
     /// real recalls go through ``recall(_:query:k:at:session:id:)`` so the audit trail is complete).
     public func peek(_ user: UserRef, query: String, k: Int, at time: Int64) throws -> RecallResult {
         guard (1...MemoryEvent.maxItems).contains(k) else { throw EngineError.invalidArgument("k must be 1...\(MemoryEvent.maxItems), got \(k)") }
-        try projections.catchUp(journal)
+        if record == nil { try projections.catchUp(journal) }
         let candidates = try projections.candidates(user, CandidateQuery(text: query, vector: embed(query), at: time, perList: max(50, k)))
         let ranked = decider.rank(candidates, query: query, at: time, k: k)
         return try projections.read { kv in
@@ -191,6 +217,7 @@ public final class Engine: @unchecked Sendable {
 
     /// What a recall would have surfaced as of a past point (nothing is written).
     public func recall(_ user: UserRef, query: String, k: Int, asOf: AsOf, at time: Int64? = nil) throws -> RecallResult {
+        try requireLocalJournal("recall as of a past point")
         let kv = try asOf.fold(user, journal: journal)
         let reader = UserReader(kv: kv, user: user.key)
         guard let u = try reader.userRecord() else { throw EngineError.notFound("user \(user) had no events as of \(asOf)") }
@@ -221,7 +248,7 @@ public final class Engine: @unchecked Sendable {
                 EventData(id: fid, type: MemoryEventType.feedback.rawValue, time: time, causation: recall, payload: MemoryEvent.feedback(command).payload())
             ]
             events += try self.decider.feedback(user, command, id: fid, at: time, state: self.projections)
-            return try await self.journal.append(AppendRequest(stream: user.stream, expected: revision, events: events, encrypted: true)).positions[0]
+            return try await self.appendRecord(AppendRequest(stream: user.stream, expected: revision, events: events, encrypted: true)).positions[0]
         }
     }
 
@@ -244,7 +271,7 @@ public final class Engine: @unchecked Sendable {
                 counts[MemoryEventType(rawValue: d.type)!, default: 0] += 1
                 events.append(d)
             }
-            let r = try await self.journal.append(AppendRequest(stream: user.stream, expected: revision, events: events, encrypted: true))
+            let r = try await self.appendRecord(AppendRequest(stream: user.stream, expected: revision, events: events, encrypted: true))
             return SleepResult(position: r.positions[0], decisions: counts)
         }
     }
@@ -259,9 +286,14 @@ public final class Engine: @unchecked Sendable {
         let position = try await withRetries(user, at: time) { revision in
             let id = ID128.timeOrdered(timeMicros: time, entropy: self.contentEntropy(user, time, "erase"))
             let e = EventData(id: id, type: MemoryEventType.erasureRequest.rawValue, time: time, payload: MemoryEvent.erasureRequest(.init(reason: reason)).payload())
-            return try await self.journal.append(AppendRequest(stream: user.stream, expected: revision, events: [e])).positions[0]
+            return try await self.appendRecord(AppendRequest(stream: user.stream, expected: revision, events: [e])).positions[0]
         }
-        try finishErasure(user.key)
+        if let record {
+            try await record.destroyKeys(user.key)
+            try compactProjections()
+        } else {
+            try finishErasure(user.key)
+        }
         return position
     }
 
@@ -299,8 +331,9 @@ public final class Engine: @unchecked Sendable {
     private func withRetries<T>(_ user: UserRef, at time: Int64, _ body: @escaping (ExpectedRevision) async throws -> T) async throws -> T {
         let attempts = 200
         for attempt in 0..<attempts {
-            try projections.catchUp(journal)
-            let info = try journal.streamInfo(user.key)
+            try await catchUp(user.key)
+            let next: UInt64?
+            if let record { next = try await record.nextRevision(user.key) } else { next = try journal.streamInfo(user.key)?.nextRevision }
             if let u = try projections.read({ kv in try UserReader(kv: kv, user: user.key).userRecord() }) {
                 if u.erased { throw ProjectionError.erased("user \(user) was erased at position \(u.erasedAt)") }
                 if time < u.lastEventTime {
@@ -308,10 +341,10 @@ public final class Engine: @unchecked Sendable {
                         "event time \(Engine.iso(time)) is before user \(user)'s last event time \(Engine.iso(u.lastEventTime)); event times of a user never go back")
                 }
             }
-            let expected: ExpectedRevision = info.map { .exact($0.nextRevision - 1) } ?? .noStream
+            let expected: ExpectedRevision = next.map { .exact($0 - 1) } ?? .noStream
             do {
                 let result = try await body(expected)
-                try projections.catchUp(journal)
+                try await catchUp(user.key)
                 return result
             } catch JournalError.wrongExpectedRevision where attempt < attempts - 1 {
                 // Another writer appended to this user first: back off briefly and decide again on
@@ -325,9 +358,16 @@ public final class Engine: @unchecked Sendable {
 
     /// The position of `command` if it is already in the journal (a retry), nil if it is new; throws
     /// when its id is taken by a different event.
-    private func committed(_ command: EventData, _ user: UserRef) throws -> Position? {
-        guard let e = try journal.event(id: command.id) else { return nil }
-        let payload = try journal.payload(of: e)
+    private func committed(_ command: EventData, _ user: UserRef) async throws -> Position? {
+        let e: StoredEvent
+        let payload: [UInt8]?
+        if let record {
+            guard let found = try await record.committedEvent(command.id) else { return nil }
+            (e, payload) = found
+        } else {
+            guard let found = try journal.event(id: command.id) else { return nil }
+            (e, payload) = (found, try journal.payload(of: found))
+        }
         let same = e.header.streamID == user.key && e.header.eventType == command.type && e.header.eventTime == command.time && payload == command.payload
         guard same else { throw EngineError.conflict("event id \(command.id) is already used by another event at position \(e.position)") }
         return e.position
@@ -364,6 +404,7 @@ public final class Engine: @unchecked Sendable {
     /// Runs `body` on the user's state: current, or as of a past point.
     public func withState<T>(_ user: UserRef, asOf: AsOf? = nil, _ body: (UserReader<MemoryKV>?, UserReader<LiveKV>?) throws -> T) throws -> T {
         if let asOf {
+            try requireLocalJournal("a read as of a past point")
             let kv = try asOf.fold(user, journal: journal)
             return try body(UserReader(kv: kv, user: user.key), nil)
         }
@@ -410,6 +451,7 @@ public final class Engine: @unchecked Sendable {
 
     /// Every event that touched memory `id`, oldest first, read back from the journal.
     public func history(_ user: UserRef, _ id: ID128) throws -> [HistoryEntry] {
+        try requireLocalJournal("a memory's history")
         _ = try userRecord(user)
         let positions = try projections.read { kv in try UserReader(kv: kv, user: user.key).history(id) }
         guard !positions.isEmpty else { throw EngineError.notFound("memory \(id) of user \(user)") }
@@ -426,12 +468,13 @@ public final class Engine: @unchecked Sendable {
 
     /// The projections' state hash after folding every journal event (SPEC.md §11.6).
     public func stateHash() throws -> [UInt8] {
-        try projections.catchUp(journal)
+        if record == nil { try projections.catchUp(journal) }
         return try projections.stateHash()
     }
 
     /// Rebuilds the projections from the journal and returns (hash before, report).
     public func rebuild(progress: ((Position, Position) -> Void)? = nil) throws -> (before: [UInt8], report: ProjectionStore.RebuildReport) {
+        try requireLocalJournal("rebuild (a node rebuilds a partition by adopting it)")
         projectionsLock.lock()
         defer { projectionsLock.unlock() }
         try _projections.catchUp(journal)

@@ -1,0 +1,53 @@
+import Engine
+import Foundation
+import Inference
+import Journal
+import JournalPostgres
+import Projections
+
+/// The PostgreSQL journal as an engine's journal of record on a cluster node (SPEC.md §15.5):
+/// appends go to PostgreSQL, and a user's stream is folded from there into the engine's projections
+/// (through the node's projector, so the feed and the engine's own writes fold each event once).
+public final class NodeJournal: RecordJournal, @unchecked Sendable {
+    public let journal: PostgresJournal
+    public let projector: NodeProjector
+
+    public init(journal: PostgresJournal, projector: NodeProjector) {
+        self.journal = journal
+        self.projector = projector
+    }
+
+    /// An engine in `directory` whose journal of record is `journal`, with the node's projector
+    /// folding into the engine's projections. The store's own LMDB journal stays empty.
+    public static func engine(
+        directory: String, journal: PostgresJournal, node: String, encoder: Inference.Encoder? = nil, policy: any MemoryPolicy = RuleBaseline()
+    ) throws -> (Engine, NodeJournal) {
+        let engine = try Engine(directory: directory, encoder: encoder, policy: policy)
+        let projector = NodeProjector(journal: journal, node: node, store: { engine.projections })
+        let record = NodeJournal(journal: journal, projector: projector)
+        engine.record = record
+        return (engine, record)
+    }
+
+    public func append(_ request: AppendRequest) async throws -> AppendResult { try await journal.append([request])[0] }
+
+    public func nextRevision(_ stream: ID128) async throws -> UInt64? {
+        guard let info = try await journal.stream(stream), info.nextRevision > 0 else { return nil }
+        return info.nextRevision
+    }
+
+    public func committedEvent(_ id: EventID) async throws -> (event: StoredEvent, payload: [UInt8]?)? {
+        guard let e = try await journal.event(withID: id) else { return nil }
+        do {
+            return (e, try await journal.plainPayload(of: e))
+        } catch JournalError.keyUnavailable {
+            return (e, nil)
+        }
+    }
+
+    public func catchUp(_ stream: ID128, into projections: ProjectionStore) async throws {
+        try await projector.catchUp(stream: stream)
+    }
+
+    public func destroyKeys(_ stream: ID128) async throws { _ = try await journal.destroyKeys(stream) }
+}

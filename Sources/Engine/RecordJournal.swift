@@ -1,0 +1,18 @@
+import Journal
+import Projections
+
+/// The journal of record when it is not the store's own LMDB journal: a cluster node over the
+/// PostgreSQL journal (SPEC.md §15.5). The engine then appends there, reads stream revisions and
+/// retried commands there, and folds a user's stream from there into its projections before it
+/// decides, so any node decides on the user's full history, owner or not.
+public protocol RecordJournal: Sendable {
+    func append(_ request: AppendRequest) async throws -> AppendResult
+    /// The stream's next revision (its event count), nil when it has none.
+    func nextRevision(_ stream: ID128) async throws -> UInt64?
+    /// The event with this id, with its readable payload (nil when shredded).
+    func committedEvent(_ id: EventID) async throws -> (event: StoredEvent, payload: [UInt8]?)?
+    /// Folds the stream's events that `projections` has not folded yet.
+    func catchUp(_ stream: ID128, into projections: ProjectionStore) async throws
+    /// Destroys the stream's data keys (erasure).
+    func destroyKeys(_ stream: ID128) async throws
+}
