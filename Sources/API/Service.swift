@@ -227,7 +227,15 @@ public final class MemoryService: Sendable {
     }
 
     /// Inclusion proofs of the observations' records in the user's tenant tree at its current size.
+    /// Refuses what reads the journal itself on a cluster node, whose journal of record is elsewhere.
+    func requireLocalJournal(_ what: String) throws {
+        if engine.record != nil {
+            throw APIError(501, "not_on_node", "\(what) is not available on a cluster node yet; psm verify --journal checks the journal of record")
+        }
+    }
+
     public func inclusionProofs(_ user: UserRef, _ observations: [EventID]) throws -> [InclusionProofJSON] {
+        try requireLocalJournal("inclusion proofs")
         let (leaves, positions) = try engine.journal.tenantLeaves(user.tenant)
         let root = hexBytes(Merkle.root(leaves[...]))
         var index: [Position: Int] = [:]
@@ -267,6 +275,7 @@ public final class MemoryService: Sendable {
 
     /// A page of the user's own journal stream, decoded, from revision `from`.
     public func journal(_ user: UserRef, from: UInt64, limit: Int) throws -> JournalPageJSON {
+        try requireLocalJournal("the journal page")
         guard (1...limits.maxJournalPage).contains(limit) else { throw APIError.badRequest("limit must be 1...\(limits.maxJournalPage), got \(limit)") }
         guard try engine.journal.streamInfo(user.key) != nil else { throw APIError.notFound("user \(user.user) has no events") }
         let page = try engine.journal.read(stream: user.key, fromRevision: from, limit: limit + 1)
@@ -292,6 +301,7 @@ public final class MemoryService: Sendable {
 
     /// Re-runs the user's decisions and compares them with the journal (SPEC.md §11.7), for this user only.
     public func replayVerify(_ user: UserRef) throws -> ReplayJSON {
+        try requireLocalJournal("replay-verify")
         guard try engine.journal.streamInfo(user.key) != nil else { throw APIError.notFound("user \(user.user) has no events") }
         let scratch = NSTemporaryDirectory() + "psm-replay-\(getpid())-\(UUID().uuidString)"
         let r = try Replayer.verify(journal: engine.journal, decider: engine.decider, scratch: scratch, only: [user.key])

@@ -23,10 +23,15 @@ public final class NodeJournal: RecordJournal, @unchecked Sendable {
         directory: String, journal: PostgresJournal, node: String, encoder: Inference.Encoder? = nil, policy: any MemoryPolicy = RuleBaseline()
     ) throws -> (Engine, NodeJournal) {
         let engine = try Engine(directory: directory, encoder: encoder, policy: policy)
+        return (engine, attach(to: engine, journal: journal, node: node))
+    }
+
+    /// Makes `journal` the journal of record of `engine` (before the engine is used).
+    public static func attach(to engine: Engine, journal: PostgresJournal, node: String) -> NodeJournal {
         let projector = NodeProjector(journal: journal, node: node, store: { engine.projections })
         let record = NodeJournal(journal: journal, projector: projector)
         engine.record = record
-        return (engine, record)
+        return record
     }
 
     public func append(_ request: AppendRequest) async throws -> AppendResult { try await journal.append([request])[0] }

@@ -16,6 +16,14 @@ public struct PSMContext: RequestContext {
     }
 }
 
+/// Where a user is served, on a cluster node (SPEC.md §15.5): here, on the node at a base URL
+/// (`http://host:port`), or nowhere yet (its partition is between owners).
+public enum Placement: Sendable, Equatable {
+    case here
+    case elsewhere(String)
+    case unowned(partition: Int)
+}
+
 /// One served route: method, OpenAPI path and the scope it needs (nil: no key needed).
 public struct RouteSpec: Sendable, Hashable {
     public var method: String
@@ -55,16 +63,23 @@ public enum HTTPServer {
     /// Runs the server until SIGINT or SIGTERM, then shuts down gracefully: the listener closes, requests
     /// in flight (and their journal commits) finish, and only then does this return.
     public static func run(
-        service: MemoryService, keys: KeyStore, options: Options, logger: Logger, onRunning: @escaping @Sendable (Int) -> Void
+        service: MemoryService, keys: KeyStore, options: Options, logger: Logger, placement: (@Sendable (UserRef) -> Placement)? = nil,
+        health: (@Sendable () -> [String: String])? = nil, onRunning: @escaping @Sendable (Int) -> Void
     ) async throws {
-        let router = buildRouter(service: service, keys: keys, logger: logger)
+        let router = buildRouter(service: service, keys: keys, logger: logger, placement: placement, health: health)
         let app = Application(
             router: router, configuration: .init(address: .hostname(options.host, port: options.port), serverName: "psm"),
             onServerRunning: { channel in onRunning(channel.localAddress?.port ?? options.port) }, logger: logger)
         try await app.runService()
     }
 
-    public static func buildRouter(service: MemoryService, keys: KeyStore, logger: Logger) -> Router<PSMContext> {
+    /// `placement` (cluster nodes): a request for a user served elsewhere gets 307 to the same path on
+    /// that node; one whose partition has no owner yet gets 503 `unowned` (retry shortly). `health`
+    /// adds fields to /v1/health.
+    public static func buildRouter(
+        service: MemoryService, keys: KeyStore, logger: Logger, placement: (@Sendable (UserRef) -> Placement)? = nil,
+        health: (@Sendable () -> [String: String])? = nil
+    ) -> Router<PSMContext> {
         let router = Router(context: PSMContext.self)
         router.add(middleware: Guard(keys: keys, limits: service.limits, logger: logger))
         let scopes = Dictionary(uniqueKeysWithValues: routes.map { (RouteKey($0.method, $0.path), $0.scope) })
@@ -80,12 +95,23 @@ public enum HTTPServer {
                 let userID = context.parameters.get("user") ?? ""
                 let user: UserRef
                 do { user = try UserRef(tenant: key.tenant, user: userID) } catch { throw APIError.badRequest("user id: \(error)") }
+                switch placement?(user) ?? .here {
+                case .here: break
+                case .elsewhere(let base):
+                    let target = base + request.uri.description
+                    return Response(status: .temporaryRedirect, headers: [.location: target, .contentType: "application/json"],
+                        body: .init(byteBuffer: ByteBuffer(string: #"{"redirect":"\#(target)"}"#)))
+                case .unowned(let p):
+                    throw APIError(503, "unowned", "the user's partition \(p) is moving between nodes; retry in a second")
+                }
                 return try await handler(request, context, user)
             }
         }
 
         router.get("/v1/health") { _, _ -> Response in
-            try json(["status": "ok"])
+            var fields = health?() ?? [:]
+            fields["status"] = "ok"
+            return try json(fields)
         }
         on(.post, "/v1/users/{user}/observations") { req, ctx, user in
             try json(try await service.observe(user, try await body(req, Requests.Observation.self, service.limits)), status: .created)

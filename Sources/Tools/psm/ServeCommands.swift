@@ -1,7 +1,10 @@
 import API
 import ArgumentParser
+import Cluster
 import Engine
 import Foundation
+import Journal
+import JournalPostgres
 import Logging
 import MCPServer
 import Projections
@@ -18,12 +21,25 @@ struct ServeCommand: AsyncParsableCommand {
             requests in flight finish their journal commits, then exits 0. Logs (stderr, one line per
             request) carry the route pattern, status, tenant, key id and duration, never user content.
 
+            With --journal postgres://… --node NAME it runs a cluster node (SPEC.md §15.5): the journal of
+            record is PostgreSQL; the node joins the cluster, owns partitions through PostgreSQL advisory
+            locks, keeps LMDB projections of their users in --store, follows their feeds, and answers a
+            request for a user owned by another node with 307 to the same path there (--advertise, default
+            http://HOST:PORT, is the base URL other nodes send to this one). Every node needs the same API
+            keys: copy STORE/keys.json to each. /v1/health shows the node and its partitions. Not yet on a
+            node: as-of reads, history, the journal page, replay-verify and inclusion proofs (501).
+
             Example:
               psm keys create --tenant acme --scopes memory:read,memory:write
               psm serve --port 8080
               curl -H "Authorization: Bearer $KEY" -d '{"text":"I moved to Lyon"}' localhost:8080/v1/users/alice/observations
+              psm serve --store /var/lib/psm --journal postgres://psm@db:5000/psm --node n1 --host 10.0.0.1 --port 8080
             """)
     @OptionGroup var store: StoreOptions
+    @OptionGroup var backend: JournalBackendOptions
+    @Option(help: "This node's name in the cluster (with --journal).") var node: String?
+    @Option(help: ArgumentHelp("Base URL other nodes redirect to for this node's users (default http://HOST:PORT).", valueName: "URL"))
+    var advertise: String?
     @OptionGroup var modelOption: ModelOption
     @Option(help: "Address to listen on.") var host = "127.0.0.1"
     @Option(help: "Port (0: any free port).") var port = 8080
@@ -38,10 +54,27 @@ struct ServeCommand: AsyncParsableCommand {
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("--log-level \(logLevel) is not one of trace, debug, info, notice, warning, error, critical") }
     }
 
+    /// The cluster node this server runs as, when --journal is given.
+    func clusterNode() async throws -> ClusterNode? {
+        guard let url = backend.url else {
+            if node != nil { throw CLIError.usage("--node needs --journal postgres://… (the journal of record the nodes share)") }
+            return nil
+        }
+        guard let node else { throw CLIError.usage("--journal needs --node NAME (this node's name in the cluster)") }
+        return ClusterNode(journal: try await backend.open(url), url: url, name: node)
+    }
+
     func run() async throws {
-        try await guardedAsync {
+        try await guardedAsync { try await serve() }
+    }
+
+    func serve() async throws {
+        do {
             try FileManager.default.createDirectory(atPath: store.storePath, withIntermediateDirectories: true)
-            let engine = try await store.openDecidingEngine(modelOption, quiet: false, at: WireTime.now())
+            let cluster: ClusterNode? = try await clusterNode()
+            let engine = try await store.openDecidingEngine(modelOption, quiet: false, at: WireTime.now()) { (engine: Engine) in
+                if let cluster { cluster.record = NodeJournal.attach(to: engine, journal: cluster.journal, node: cluster.name) }
+            }
             defer { engine.close() }
             var limits = Limits()
             limits.maxBodyBytes = maxBody
@@ -55,9 +88,22 @@ struct ServeCommand: AsyncParsableCommand {
             if (try keys.list()).allSatisfy({ $0.revoked != nil }) {
                 FileHandle.standardError.write(Data("psm: warning: no live API keys in \(keys.path); create one with psm keys create\n".utf8))
             }
-            try await HTTPServer.run(service: MemoryService(engine: engine, limits: limits), keys: keys, options: options, logger: logger) { bound in
-                FileHandle.standardOutput.write(Data("listening on http://\(host):\(bound)\n".utf8))
+            var placement: (@Sendable (UserRef) -> Placement)? = nil
+            var health: (@Sendable () -> [String: String])? = nil
+            if let cluster {
+                placement = { @Sendable (user: UserRef) -> Placement in cluster.placement(user) }
+                health = { @Sendable () -> [String: String] in cluster.health() }
             }
+            let advertised = advertise
+            let host = host
+            let nodeLogger = logger
+            try await HTTPServer.run(
+                service: MemoryService(engine: engine, limits: limits), keys: keys, options: options, logger: logger, placement: placement, health: health
+            ) { bound in
+                FileHandle.standardOutput.write(Data("listening on http://\(host):\(bound)\n".utf8))
+                cluster?.start(address: advertised ?? "http://\(host):\(bound)", logger: nodeLogger)
+            }
+            await cluster?.stop()
         }
     }
 }
@@ -250,5 +296,88 @@ struct ReportCommand: ParsableCommand {
             struct Out: Encodable { var file: String; var bytes: Int }
             if json { try printJSON(Out(file: out, bytes: html.utf8.count)) } else { print("wrote \(out) (\(html.utf8.count) bytes)") }
         }
+    }
+}
+
+/// A `psm serve` cluster node (SPEC.md §15.5): joins the cluster once the server listens, then every
+/// half second rebalances its partitions (adopting gained ones before serving them), follows their
+/// feeds, and refreshes who owns the others (for redirects). If its lock connection is lost it serves
+/// nothing until it has rejoined.
+final class ClusterNode: @unchecked Sendable {
+    let journal: PostgresJournal
+    let url: String
+    let name: String
+    var record: NodeJournal?
+    private let lock = NSLock()
+    private var ready: Set<Int> = []
+    private var owners: [Int: String] = [:]
+    private var address = ""
+    private var loop: Task<Void, Never>?
+    private var ownership: PartitionOwnership?
+
+    init(journal: PostgresJournal, url: String, name: String) {
+        self.journal = journal
+        self.url = url
+        self.name = name
+    }
+
+    func placement(_ user: UserRef) -> Placement {
+        let p = journal.partition(of: user.key)
+        return lock.withLock {
+            if ready.contains(p) { return .here }
+            if let owner = owners[p], owner != address, !owner.isEmpty { return .elsewhere(owner) }
+            return .unowned(partition: p)
+        }
+    }
+
+    func health() -> [String: String] {
+        lock.withLock { ["node": name, "partitions": String(ready.count), "partitions_total": String(journal.partitions)] }
+    }
+
+    func start(address: String, logger: Logger) {
+        lock.withLock { self.address = address }
+        loop = Task { [self] in
+            while !Task.isCancelled {
+                do {
+                    try await round(address: address)
+                } catch {
+                    logger.error("cluster node \(name): \(error); rejoining")
+                    lock.withLock { ready.removeAll() }
+                    if let o = ownership { await o.leave() }
+                    ownership = nil
+                }
+                try? await Task.sleep(nanoseconds: 500_000_000)
+            }
+        }
+    }
+
+    private func round(address: String) async throws {
+        guard let record else { return }
+        if ownership == nil {
+            ownership = try await PartitionOwnership(journal: journal, url: url, node: name, address: address)
+        }
+        guard let ownership else { return }
+        let change = try await ownership.rebalance()
+        for p in change.lost {
+            _ = lock.withLock { ready.remove(p) }
+            record.projector.release(p)
+        }
+        for p in change.gained {
+            try await record.projector.adopt(p)
+            _ = lock.withLock { ready.insert(p) }
+        }
+        try await record.projector.poll()
+        let status = try await ClusterStatus.read(journal)
+        let addresses = Dictionary(status.nodes.map { ($0.name, $0.address) }, uniquingKeysWith: { a, _ in a })
+        var map: [Int: String] = [:]
+        for p in status.partitions { if let o = p.owner { map[p.partition] = addresses[o] } }
+        lock.withLock { owners = map }
+    }
+
+    func stop() async {
+        loop?.cancel()
+        _ = await loop?.value
+        if let o = ownership { await o.leave() }
+        journal.close()
     }
 }

@@ -35,11 +35,16 @@ struct ModelOption: ParsableArguments {
 
 extension StoreOptions {
     /// Opens (creating if needed) the store with the model's policy and checks the store's active model.
-    func openDecidingEngine(_ model: ModelOption, quiet: Bool, adopt: Bool = false, at time: Int64) async throws -> Engine {
+    /// `configure` runs before the model activation is checked (a cluster node attaches its journal of
+    /// record there).
+    func openDecidingEngine(
+        _ model: ModelOption, quiet: Bool, adopt: Bool = false, at time: Int64, configure: ((Engine) throws -> Void)? = nil
+    ) async throws -> Engine {
         let file = try model.resolve(self, quiet: quiet)
         let engine = try Engine(
             directory: storePath, encoder: try file.map { try Encoder(model: $0) }, policy: try file.map { try policy(for: $0) } ?? RuleBaseline())
         do {
+            try configure?(engine)
             try await engine.ensureActiveModel(name: file.map { URL(fileURLWithPath: $0.path).lastPathComponent } ?? "", adopt: adopt, at: time)
         } catch {
             engine.close()

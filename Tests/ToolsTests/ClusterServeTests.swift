@@ -1,0 +1,115 @@
+import Foundation
+import Testing
+
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+
+/// Two `psm serve` cluster nodes over the test PostgreSQL server (SPEC.md §15.5): each serves the users
+/// of its partitions, redirects the others to their owner, and takes a dead node's users over with
+/// the same answers.
+@Suite(.enabled(if: ProcessInfo.processInfo.environment["PSM_TEST_POSTGRES"].map { !$0.isEmpty } ?? false, "needs PSM_TEST_POSTGRES"))
+struct ClusterServeTests {
+    let cli = CLITests()
+
+    /// Does not follow redirects, so the test sees the 307 and its Location.
+    final class NoRedirects: NSObject, URLSessionTaskDelegate, @unchecked Sendable {
+        func urlSession(
+            _ session: URLSession, task: URLSessionTask, willPerformHTTPRedirection response: HTTPURLResponse, newRequest request: URLRequest,
+            completionHandler: @escaping (URLRequest?) -> Void
+        ) { completionHandler(nil) }
+    }
+
+    func get(_ url: String, key: String?) throws -> (status: Int, location: String?, body: [String: Any]) {
+        var req = URLRequest(url: try #require(URL(string: url)))
+        if let key { req.setValue("Bearer \(key)", forHTTPHeaderField: "Authorization") }
+        let session = URLSession(configuration: .ephemeral, delegate: NoRedirects(), delegateQueue: nil)
+        let done = DispatchSemaphore(value: 0)
+        nonisolated(unsafe) var out: (Int, String?, [String: Any]) = (0, nil, [:])
+        session.dataTask(with: req) { data, response, _ in
+            let http = response as? HTTPURLResponse
+            out = (http?.statusCode ?? 0, http?.value(forHTTPHeaderField: "Location"), (data.flatMap { try? JSONSerialization.jsonObject(with: $0) as? [String: Any] }) ?? [:])
+            done.signal()
+        }.resume()
+        done.wait()
+        session.finishTasksAndInvalidate()
+        return out
+    }
+
+    /// Polls `cond` every 100 ms for up to 60 s.
+    func eventually(_ what: String, _ cond: () throws -> Bool) throws {
+        let deadline = Date().addingTimeInterval(60)
+        while Date() < deadline {
+            if try cond() { return }
+            usleep(100_000)
+        }
+        Issue.record("timed out waiting for \(what)")
+    }
+
+    func partitions(_ server: LiveServer) throws -> Int { Int(try get(server.base + "/v1/health", key: nil).body["partitions"] as? String ?? "") ?? -1 }
+
+    @Test func nodesServeTheirUsersRedirectTheRestAndTakeOverADeadNode() throws {
+        var u = try #require(URLComponents(string: ProcessInfo.processInfo.environment["PSM_TEST_POSTGRES"] ?? ""))
+        u.path = "/psm_serve_\(UInt64.random(in: 0...UInt64.max))"
+        let url = try #require(u.string)
+        let root = NSTemporaryDirectory() + "psm-cluster-serve-\(getpid())-\(UInt64.random(in: 0...UInt64.max))"
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let (storeA, storeB) = (root + "/a", root + "/b")
+        for s in [storeA, storeB] { try FileManager.default.createDirectory(atPath: s, withIntermediateDirectories: true) }
+        let env = ["PSM_MODEL": "", "PSM_MINILM_DIR": "", "PSM_HOME": root + "/home", "PSM_JOURNAL": ""]
+        #expect(try cli.run(["cluster", "init", "--journal", url, "--partitions", "8"]).status == 0)
+        let key = try HTTPTests().key(env.merging(["PSM_STORE": storeA]) { $1 }, tenant: "acme", scopes: "memory:read,memory:write")
+        try FileManager.default.copyItem(atPath: storeA + "/keys.json", toPath: storeB + "/keys.json")
+
+        let a = try LiveServer(store: storeA, env: env, extra: ["--journal", url, "--node", "a"])
+        try eventually("node a to own every partition") { try partitions(a) == 8 }
+        let users = (0..<8).map { "u\($0)" }
+        var before: [String: NSDictionary] = [:]
+        for user in users {
+            let r = try a.callBlocking("POST", "/v1/users/\(user)/observations", key: key, raw: Data(#"{"text":"I am allergic to shellfish and I live in Lisbon","at":"2026-03-01T10:00:00Z"}"#.utf8))
+            #expect(r.status == 201, "\(r.text)")
+            let t = try get(a.base + "/v1/users/\(user)/tiers", key: key)
+            #expect(t.status == 200)
+            before[user] = t.body as NSDictionary
+        }
+        #expect(try get(a.base + "/v1/users/u0/journal", key: key).status != 200, "the journal page is not served by a node")
+
+        let b = try LiveServer(store: storeB, env: env, extra: ["--journal", url, "--node", "b"])
+        try eventually("the partitions to split") { let (pa, pb) = (try partitions(a), try partitions(b)); return pb > 0 && pa + pb == 8 }
+        var redirected = 0
+        for user in users {
+            // A partition between owners answers 503 "unowned" for a moment (the old owner let go, the
+            // new one is still adopting it): a client retries.
+            var r = try get(a.base + "/v1/users/\(user)/tiers", key: key)
+            try eventually("\(user)'s partition to settle") {
+                if r.status != 503 { return true }
+                #expect((r.body["error"] as? [String: Any])?["code"] as? String == "unowned")
+                r = try get(a.base + "/v1/users/\(user)/tiers", key: key)
+                return false
+            }
+            if r.status == 307 {
+                redirected += 1
+                let location = try #require(r.location)
+                #expect(location == b.base + "/v1/users/\(user)/tiers")
+                let there = try get(location, key: key)
+                #expect(there.status == 200 && there.body as NSDictionary == before[user], "\(user) on b answers as a did")
+            } else {
+                #expect(r.status == 200 && r.body as NSDictionary == before[user])
+            }
+        }
+        #expect(redirected > 0 && redirected < 8, "rendezvous hashing moved some users to b: \(redirected)")
+
+        // a dies without a word; b takes every partition and answers for every user as before.
+        kill(a.process.processIdentifier, SIGKILL)
+        a.process.waitUntilExit()
+        try eventually("node b to take every partition") { try partitions(b) == 8 }
+        for user in users {
+            let r = try get(b.base + "/v1/users/\(user)/tiers", key: key)
+            #expect(r.status == 200 && r.body as NSDictionary == before[user], "\(user) after a died")
+        }
+        // b keeps writing for a's former users.
+        let w = try b.callBlocking("POST", "/v1/users/u0/observations", key: key, raw: Data(#"{"text":"I started learning the cello","at":"2026-03-02T10:00:00Z"}"#.utf8))
+        #expect(w.status == 201, "\(w.text)")
+        #expect(b.stop() == 0)
+    }
+}
