@@ -218,22 +218,7 @@ public final class ProjectionStore: @unchecked Sendable {
     /// SHA-256 over one user's entries in every per-user table (all but `meta` and `anomalies`), in
     /// the order of ``stateHash()``: equal on every node that folded the same stream.
     public func userStateHash(_ user: ID128) throws -> [UInt8] {
-        try read { kv in
-            var h = SHA256()
-            for t in Table.allCases where t != .meta && t != .anomalies {
-                h.update(data: Array(t.description.utf8) + [0])
-                try kv.scan(t, prefix: user.bytes) { k, v in
-                    var lengths: [UInt8] = []
-                    lengths.appendLE(UInt32(k.count))
-                    lengths.appendLE(UInt32(v.count))
-                    h.update(data: lengths)
-                    h.update(data: k)
-                    h.update(data: v)
-                    return true
-                }
-            }
-            return Array(h.finalize())
-        }
+        try read { kv in try ProjectionStore.hash(kv, tables: Table.allCases.filter { $0 != .meta && $0 != .anomalies }, prefix: user.bytes) }
     }
 
     static func u64BE(_ b: [UInt8]) throws -> UInt64 {
@@ -306,11 +291,13 @@ public final class ProjectionStore: @unchecked Sendable {
         try read { kv in try ProjectionStore.hash(kv) }
     }
 
-    static func hash(_ kv: some KVReading) throws -> [UInt8] {
+    /// SHA-256 over `tables` in order: each table's name, then its entries under `prefix` as
+    /// length-prefixed key and value.
+    static func hash(_ kv: some KVReading, tables: [Table] = Table.allCases, prefix: [UInt8] = []) throws -> [UInt8] {
         var h = SHA256()
-        for t in Table.allCases {
+        for t in tables {
             h.update(data: Array(t.description.utf8) + [0])
-            try kv.scan(t, prefix: []) { k, v in
+            try kv.scan(t, prefix: prefix) { k, v in
                 var lengths: [UInt8] = []
                 lengths.appendLE(UInt32(k.count))
                 lengths.appendLE(UInt32(v.count))
