@@ -362,9 +362,10 @@ public final class PostgresJournal: JournalBackend, @unchecked Sendable {
         let requests = prepared
         while true {
             attempt += 1
+            let lookUpFirst = attempt > 1
             do {
                 return try await Self.withDeadline(appendTimeout) {
-                    try await client.withConnection { c in try await self.appendTransaction(c, requests) }
+                    try await client.withConnection { c in try await self.appendTransaction(c, requests, lookUpFirst: lookUpFirst) }
                 }
             } catch let e as JournalError {
                 throw e
@@ -380,12 +381,14 @@ public final class PostgresJournal: JournalBackend, @unchecked Sendable {
         }
     }
 
-    private func appendTransaction(_ c: PostgresConnection, _ prepared: [(AppendRequest, [RecordPreparer.Prepared])]) async throws -> [AppendResult] {
+    private func appendTransaction(
+        _ c: PostgresConnection, _ prepared: [(AppendRequest, [RecordPreparer.Prepared])], lookUpFirst: Bool
+    ) async throws -> [AppendResult] {
         try await c.query("BEGIN", logger: logger)
         do {
             var results: [AppendResult] = []
             for (request, events) in prepared {
-                results.append(try await appendOne(c, request, events))
+                results.append(try await appendOne(c, request, events, lookUpFirst: lookUpFirst))
             }
             try await c.query("COMMIT", logger: logger)
             return results
@@ -395,36 +398,42 @@ public final class PostgresJournal: JournalBackend, @unchecked Sendable {
         }
     }
 
-    private func appendOne(_ c: PostgresConnection, _ request: AppendRequest, _ events: [RecordPreparer.Prepared]) async throws -> AppendResult {
+    private func appendOne(
+        _ c: PostgresConnection, _ request: AppendRequest, _ events: [RecordPreparer.Prepared], lookUpFirst: Bool
+    ) async throws -> AppendResult {
         let sid = request.stream.id
         let sidBytes = ByteBuffer(bytes: sid.bytes)
         let partition = self.partition(of: sid)
-        try await c.query(
-            """
-            INSERT INTO psm_streams (stream_id, partition, tenant, name, next_revision, head)
-            VALUES (\(sidBytes), \(partition), \(request.stream.tenant), \(request.stream.name), 0, \(ByteBuffer(repeating: 0, count: 32)))
-            ON CONFLICT (stream_id) DO NOTHING
-            """, logger: logger)
+        // Create the stream row if missing and lock it, in one statement (ON CONFLICT DO UPDATE locks
+        // the existing row like SELECT … FOR UPDATE): appends to one stream are serialised from here.
         var next: Int64 = 0
         var head: ByteBuffer = ByteBuffer()
         var firstPosition: Int64?
         for try await (n, h, f) in try await c.query(
-            "SELECT next_revision, head, first_position FROM psm_streams WHERE stream_id = \(sidBytes) FOR UPDATE", logger: logger
+            """
+            INSERT INTO psm_streams (stream_id, partition, tenant, name, next_revision, head)
+            VALUES (\(sidBytes), \(partition), \(request.stream.tenant), \(request.stream.name), 0, \(ByteBuffer(repeating: 0, count: 32)))
+            ON CONFLICT (stream_id) DO UPDATE SET next_revision = psm_streams.next_revision
+            RETURNING next_revision, head, first_position
+            """, logger: logger
         ).decode((Int64, ByteBuffer, Int64?).self) {
             next = n
             head = h
             firstPosition = f
         }
-        // Known ids next, under the stream's lock (so a concurrent twin of this request has committed
-        // or rolled back by now): a retry returns its original result whatever its expected revision
-        // says now (issue 9: the version conflict must not hide an exactly-once retry).
-        if let duplicate = try await duplicateResult(c, request) { return duplicate }
+        // Known ids, under the stream's lock (so a concurrent twin of this request has committed or
+        // rolled back by now): a retry returns its original result whatever its expected revision says
+        // now (issue 9: the version conflict must not hide an exactly-once retry). The lookup is made
+        // when the expected revision fails, or on the attempt after a uniqueness error; an append that
+        // passes the check and meets a known id fails on the unique index and comes back that way.
+        if lookUpFirst, let duplicate = try await duplicateResult(c, request) { return duplicate }
         let current: UInt64? = next == 0 ? nil : UInt64(next - 1)
         switch request.expected {
         case .any: break
         case .noStream where current == nil: break
         case .exact(let r) where current == r: break
         default:
+            if !lookUpFirst, let duplicate = try await duplicateResult(c, request) { return duplicate }
             throw JournalError.wrongExpectedRevision(stream: request.stream.description, expected: request.expected, actual: current)
         }
         var chain = Array(head.readableBytesView)
