@@ -176,7 +176,8 @@ public final class MemoryService: Sendable {
         let k = r.k ?? 5
         guard (1...limits.maxK).contains(k) else { throw APIError.badRequest("k must be 1...\(limits.maxK), got \(k)") }
         if let asOf = try Self.asOf(r.as_of) {
-            return RecallJSON(try engine.recall(user, query: r.query, k: k, asOf: asOf, at: try r.at.map { try Self.time($0, "at") }))
+            let at = try r.at.map { try Self.time($0, "at") }
+            return try await engine.withAsOf(user, asOf) { RecallJSON(try engine.recall(user, query: r.query, k: k, asOf: asOf, at: at)) }
         }
         if r.peek == true {
             let t = try r.at.map { try Self.time($0, "at") } ?? max(WireTime.now(), (try? engine.userRecord(user))?.lastEventTime ?? 0)
@@ -211,16 +212,18 @@ public final class MemoryService: Sendable {
 
     // MARK: Reads
 
-    public func memory(_ user: UserRef, _ id: String, asOf: String?, at: String?) throws -> MemoryJSON {
-        MemoryJSON(try engine.memory(user, try Self.id(id, "memory id"), asOf: try Self.asOf(asOf), at: try at.map { try Self.time($0, "at") }))
+    public func memory(_ user: UserRef, _ id: String, asOf: String?, at: String?) async throws -> MemoryJSON {
+        let (m, point, t) = (try Self.id(id, "memory id"), try Self.asOf(asOf), try at.map { try Self.time($0, "at") })
+        return try await engine.withAsOf(user, point) { MemoryJSON(try engine.memory(user, m, asOf: point, at: t)) }
     }
 
     public func history(_ user: UserRef, _ id: String) throws -> [HistoryEntryJSON] {
         try engine.history(user, try Self.id(id, "memory id")).map(HistoryEntryJSON.init)
     }
 
-    public func provenance(_ user: UserRef, _ id: String, asOf: String?, proof: Bool = false) throws -> ProvenanceJSON {
-        let p = try engine.provenance(user, try Self.id(id, "memory id"), asOf: try Self.asOf(asOf))
+    public func provenance(_ user: UserRef, _ id: String, asOf: String?, proof: Bool = false) async throws -> ProvenanceJSON {
+        let (m, point) = (try Self.id(id, "memory id"), try Self.asOf(asOf))
+        let p = try await engine.withAsOf(user, point) { try engine.provenance(user, m, asOf: point) }
         var out = ProvenanceJSON(p)
         if proof { out.proofs = try inclusionProofs(user, p.observations) }
         return out
@@ -248,9 +251,10 @@ public final class MemoryService: Sendable {
         }
     }
 
-    public func tiers(_ user: UserRef, asOf: String?, at: String?, limit: Int) throws -> TiersJSON {
+    public func tiers(_ user: UserRef, asOf: String?, at: String?, limit: Int) async throws -> TiersJSON {
         guard (1...100_000).contains(limit) else { throw APIError.badRequest("limit must be 1...100000, got \(limit)") }
-        return TiersJSON(user, try engine.tiers(user, asOf: try Self.asOf(asOf), at: try at.map { try Self.time($0, "at") }), limit: limit)
+        let (point, t) = (try Self.asOf(asOf), try at.map { try Self.time($0, "at") })
+        return try await engine.withAsOf(user, point) { TiersJSON(user, try engine.tiers(user, asOf: point, at: t), limit: limit) }
     }
 
     /// One export line per memory of every tier: the memory with all its metadata and its provenance tree.

@@ -55,4 +55,20 @@ public final class NodeJournal: RecordJournal, @unchecked Sendable {
     }
 
     public func destroyKeys(_ stream: ID128) async throws { _ = try await journal.destroyKeys(stream) }
+
+    public func stream(_ stream: ID128) async throws -> FetchedEvents {
+        var all = FetchedEvents()
+        var from: UInt64 = 0
+        while true {
+            let page = try await journal.readStream(stream, fromRevision: from, limit: 1024)
+            guard let last = page.last else { break }
+            let fetched = try await projector.fetch(page)
+            all.events += fetched.events
+            all.payloads.merge(fetched.payloads) { a, _ in a }
+            all.names.merge(fetched.names) { a, _ in a }
+            from = last.header.revision + 1
+            if page.count < 1024 { break }
+        }
+        return all
+    }
 }

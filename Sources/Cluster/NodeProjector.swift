@@ -100,7 +100,7 @@ public final class NodeProjector: @unchecked Sendable {
 
     /// The events with their readable payloads and stream names. Data keys are looked up per page,
     /// never kept: an erasure on another node must take effect here at once.
-    func fetch(_ events: [StoredEvent]) async throws -> FetchedEvents {
+    public func fetch(_ events: [StoredEvent]) async throws -> FetchedEvents {
         var keys: [String: SymmetricKey?] = [:]
         var out = FetchedEvents()
         out.events = events

@@ -54,6 +54,27 @@ public final class Engine: @unchecked Sendable {
         if let record { try await record.catchUp(stream, into: projections) } else { try projections.catchUp(journal) }
     }
 
+    /// A user's state as of a past point folded ahead of a synchronous read, on a cluster node (whose
+    /// journal of record is read asynchronously): see ``withAsOf(_:_:_:)``.
+    @TaskLocal static var prefolded: (user: UserRef, asOf: AsOf, state: MemoryKV)?
+
+    /// Runs `body`, in which as-of reads of `user` at `asOf` work on a cluster node too: the user's
+    /// stream is read from the journal of record and folded first. (Without a record journal it only
+    /// runs `body`.)
+    public func withAsOf<T>(_ user: UserRef, _ asOf: AsOf?, _ body: () async throws -> T) async throws -> T {
+        guard let asOf, let record else { return try await body() }
+        let fetched = try await record.stream(user.key)
+        let state = try asOf.fold(user, events: fetched.events, source: fetched)
+        return try await Engine.$prefolded.withValue((user, asOf, state)) { try await body() }
+    }
+
+    /// The user's state as of `asOf`: folded from the local journal, or prefolded by ``withAsOf(_:_:_:)``.
+    private func asOfState(_ user: UserRef, _ asOf: AsOf) throws -> MemoryKV {
+        if let p = Engine.prefolded, p.user == user, p.asOf == asOf { return p.state }
+        try requireLocalJournal("a read as of a past point (outside withAsOf)")
+        return try asOf.fold(user, journal: journal)
+    }
+
     /// Refuses what a cluster node cannot answer yet.
     private func requireLocalJournal(_ what: String) throws {
         if record != nil { throw EngineError.invalidArgument("\(what) is not available on a cluster node yet (it reads the journal itself); ask a single-machine store or psm verify --journal") }
@@ -217,8 +238,7 @@ public final class Engine: @unchecked Sendable {
 
     /// What a recall would have surfaced as of a past point (nothing is written).
     public func recall(_ user: UserRef, query: String, k: Int, asOf: AsOf, at time: Int64? = nil) throws -> RecallResult {
-        try requireLocalJournal("recall as of a past point")
-        let kv = try asOf.fold(user, journal: journal)
+        let kv = try asOfState(user, asOf)
         let reader = UserReader(kv: kv, user: user.key)
         guard let u = try reader.userRecord() else { throw EngineError.notFound("user \(user) had no events as of \(asOf)") }
         let at = time ?? u.lastEventTime
@@ -404,8 +424,7 @@ public final class Engine: @unchecked Sendable {
     /// Runs `body` on the user's state: current, or as of a past point.
     public func withState<T>(_ user: UserRef, asOf: AsOf? = nil, _ body: (UserReader<MemoryKV>?, UserReader<LiveKV>?) throws -> T) throws -> T {
         if let asOf {
-            try requireLocalJournal("a read as of a past point")
-            let kv = try asOf.fold(user, journal: journal)
+            let kv = try asOfState(user, asOf)
             return try body(UserReader(kv: kv, user: user.key), nil)
         }
         return try projections.read { kv in try body(nil, UserReader(kv: kv, user: user.key)) }

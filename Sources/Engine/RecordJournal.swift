@@ -13,6 +13,8 @@ public protocol RecordJournal: Sendable {
     func committedEvent(_ id: EventID) async throws -> (event: StoredEvent, payload: [UInt8]?)?
     /// Folds the stream's events that `projections` has not folded yet.
     func catchUp(_ stream: ID128, into projections: ProjectionStore) async throws
+    /// The whole stream, in revision order, with readable payloads (for reads as of a past point).
+    func stream(_ stream: ID128) async throws -> FetchedEvents
     /// Destroys the stream's data keys (erasure).
     func destroyKeys(_ stream: ID128) async throws
 }

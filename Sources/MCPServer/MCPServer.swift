@@ -121,7 +121,7 @@ public enum MCPServer {
                 try await service.feedback(
                     user, .init(recall: try string("recall", required: true)!, memory: try string("memory", required: true)!, kind: try string("kind", required: true)!, note: try string("note"))))
         case "provenance":
-            return try encode(try service.provenance(user, try string("memory", required: true)!, asOf: nil))
+            return try encode(try await service.provenance(user, try string("memory", required: true)!, asOf: nil))
         default:
             throw APIError.badRequest("unknown tool \"\(name.prefix(40))\" (tools: \(tools.map(\.name).joined(separator: ", ")))")
         }

@@ -357,34 +357,48 @@ public enum AsOf: Sendable, Equatable, CustomStringConvertible {
     public func fold(_ user: UserRef, journal: Journal) throws -> MemoryKV {
         let kv = MemoryKV()
         var revision: UInt64 = 0
-        var changes: [IndexChange] = []
-        outer: while true {
+        while true {
             let page = try journal.read(stream: user.key, fromRevision: revision, limit: 1024)
-            for e in page {
-                switch self {
-                case .position(let p) where e.position > p: break outer
-                case .time(let t) where e.header.eventTime > t: break outer
-                default: break
-                }
-                revision = e.header.revision + 1
-                let ctx = EventContext(
-                    position: e.position, time: e.header.eventTime, id: e.header.eventID, causation: e.header.causationID, stream: user.key)
-                do {
-                    guard let payload = try journal.readablePayload(of: e),
-                        let event = try MemoryEvent.decode(type: e.header.eventType, payload: payload)
-                    else { continue }
-                    try Fold.apply(event, ctx, kv, name: { user.stream }, changes: &changes)
-                } catch is FoldAnomaly {
-                    continue
-                } catch let m as ProjectionError {
-                    guard case .malformed = m else { throw m }
-                    continue
-                }
-                changes.removeAll()
-            }
+            guard try fold(user, page, source: journal, into: kv) else { break }
+            revision = (page.last?.header.revision ?? 0) + 1
             if page.count < 1024 { break }
         }
         return kv
+    }
+
+    /// Folds `user`'s events (the stream from revision 0, in order, read from any journal) up to this
+    /// point into memory.
+    public func fold(_ user: UserRef, events: [StoredEvent], source: some EventSource) throws -> MemoryKV {
+        let kv = MemoryKV()
+        _ = try fold(user, events, source: source, into: kv)
+        return kv
+    }
+
+    /// Folds the events up to this point into `kv`; false once an event lies beyond it.
+    private func fold(_ user: UserRef, _ events: [StoredEvent], source: some EventSource, into kv: MemoryKV) throws -> Bool {
+        var changes: [IndexChange] = []
+        for e in events {
+            switch self {
+            case .position(let p) where e.position > p: return false
+            case .time(let t) where e.header.eventTime > t: return false
+            default: break
+            }
+            let ctx = EventContext(
+                position: e.position, time: e.header.eventTime, id: e.header.eventID, causation: e.header.causationID, stream: user.key)
+            do {
+                guard let payload = try source.readablePayload(of: e),
+                    let event = try MemoryEvent.decode(type: e.header.eventType, payload: payload)
+                else { continue }
+                try Fold.apply(event, ctx, kv, name: { user.stream }, changes: &changes)
+            } catch is FoldAnomaly {
+                continue
+            } catch let m as ProjectionError {
+                guard case .malformed = m else { throw m }
+                continue
+            }
+            changes.removeAll()
+        }
+        return true
     }
 }
 

@@ -136,11 +136,11 @@ public enum HTTPServer {
         on(.get, "/v1/users/{user}/tiers") { req, ctx, user in
             let q = req.uri.queryParameters
             let limit = try intParameter(q.get("limit"), "limit") ?? 20
-            return try json(try service.tiers(user, asOf: q.get("as_of"), at: q.get("at"), limit: limit))
+            return try json(try await service.tiers(user, asOf: q.get("as_of"), at: q.get("at"), limit: limit))
         }
         on(.get, "/v1/users/{user}/memories/{memory}") { req, ctx, user in
             let q = req.uri.queryParameters
-            return try json(try service.memory(user, ctx.parameters.get("memory") ?? "", asOf: q.get("as_of"), at: q.get("at")))
+            return try json(try await service.memory(user, ctx.parameters.get("memory") ?? "", asOf: q.get("as_of"), at: q.get("at")))
         }
         on(.get, "/v1/users/{user}/memories/{memory}/history") { req, ctx, user in
             struct Out: Encodable { var events: [HistoryEntryJSON] }
@@ -148,7 +148,7 @@ public enum HTTPServer {
         }
         on(.get, "/v1/users/{user}/memories/{memory}/provenance") { req, ctx, user in
             let q = req.uri.queryParameters
-            return try json(try service.provenance(user, ctx.parameters.get("memory") ?? "", asOf: q.get("as_of"), proof: q.get("proof") == "true"))
+            return try json(try await service.provenance(user, ctx.parameters.get("memory") ?? "", asOf: q.get("as_of"), proof: q.get("proof") == "true"))
         }
         on(.get, "/v1/users/{user}/export") { req, ctx, user in
             let encoder = JSONEncoder()

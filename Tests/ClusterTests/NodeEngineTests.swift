@@ -56,7 +56,13 @@ struct NodeEngineTests {
         // What a node cannot answer yet is refused by name, not answered from its empty local journal.
         let someMemory = try #require(try ra(engineA, users[0]))
         #expect(throws: EngineError.self) { try engineA.history(users[0], someMemory) }
-        #expect(throws: EngineError.self) { try engineA.tiers(users[0], asOf: .position(3)) }
+        #expect(throws: EngineError.self, "outside withAsOf") { try engineA.tiers(users[0], asOf: .position(3)) }
+        // Inside withAsOf the node folds the user's stream from the journal of record: the same past
+        // state as the single machine's.
+        for point in [AsOf.time(Self.t0 + 2 * Self.minute), .time(Self.t0 + 15 * Self.minute), .position(9)] {
+            let there = try await engineA.withAsOf(users[0], point) { try engineA.tiers(users[0], asOf: point) }
+            #expect(there == (try single.tiers(users[0], asOf: point)), "as of \(point)")
+        }
 
         // Node b joins and takes its share; moved users answer on b with the same state.
         let a = try await PartitionOwnership(journal: pg, url: url, node: "a", address: "")

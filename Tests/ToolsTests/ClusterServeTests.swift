@@ -65,12 +65,20 @@ struct ClusterServeTests {
         try eventually("node a to own every partition") { try partitions(a) == 8 }
         let users = (0..<8).map { "u\($0)" }
         var before: [String: NSDictionary] = [:]
+        var pastBefore: [String: NSDictionary] = [:]
         for user in users {
             let r = try a.callBlocking("POST", "/v1/users/\(user)/observations", key: key, raw: Data(#"{"text":"I am allergic to shellfish and I live in Lisbon","at":"2026-03-01T10:00:00Z"}"#.utf8))
             #expect(r.status == 201, "\(r.text)")
             let t = try get(a.base + "/v1/users/\(user)/tiers", key: key)
             #expect(t.status == 200)
             before[user] = t.body as NSDictionary
+            // A second observation, so that as of the first one's time differs from now.
+            _ = try a.callBlocking("POST", "/v1/users/\(user)/observations", key: key, raw: Data(#"{"text":"My sister Marta visits in May","at":"2026-03-01T11:00:00Z"}"#.utf8))
+            let past = try get(a.base + "/v1/users/\(user)/tiers?as_of=2026-03-01T10:30:00Z", key: key)
+            #expect(past.status == 200, "as-of on a node: \(past.body)")
+            pastBefore[user] = past.body as NSDictionary
+            before[user] = try get(a.base + "/v1/users/\(user)/tiers", key: key).body as NSDictionary
+            #expect(pastBefore[user] != before[user])
         }
         #expect(try get(a.base + "/v1/users/u0/journal", key: key).status != 200, "the journal page is not served by a node")
 
@@ -106,6 +114,8 @@ struct ClusterServeTests {
         for user in users {
             let r = try get(b.base + "/v1/users/\(user)/tiers", key: key)
             #expect(r.status == 200 && r.body as NSDictionary == before[user], "\(user) after a died")
+            let past = try get(b.base + "/v1/users/\(user)/tiers?as_of=2026-03-01T10:30:00Z", key: key)
+            #expect(past.status == 200 && past.body as NSDictionary == pastBefore[user], "\(user) as of a past time, after a died")
         }
         // b keeps writing for a's former users.
         let w = try b.callBlocking("POST", "/v1/users/u0/observations", key: key, raw: Data(#"{"text":"I started learning the cello","at":"2026-03-02T10:00:00Z"}"#.utf8))
