@@ -217,8 +217,8 @@ public final class MemoryService: Sendable {
         return try await engine.withAsOf(user, point) { MemoryJSON(try engine.memory(user, m, asOf: point, at: t)) }
     }
 
-    public func history(_ user: UserRef, _ id: String) throws -> [HistoryEntryJSON] {
-        try engine.history(user, try Self.id(id, "memory id")).map(HistoryEntryJSON.init)
+    public func history(_ user: UserRef, _ id: String) async throws -> [HistoryEntryJSON] {
+        try await engine.historyOfRecord(user, try Self.id(id, "memory id")).map(HistoryEntryJSON.init)
     }
 
     public func provenance(_ user: UserRef, _ id: String, asOf: String?, proof: Bool = false) async throws -> ProvenanceJSON {
@@ -278,13 +278,28 @@ public final class MemoryService: Sendable {
     }
 
     /// A page of the user's own journal stream, decoded, from revision `from`.
-    public func journal(_ user: UserRef, from: UInt64, limit: Int) throws -> JournalPageJSON {
-        try requireLocalJournal("the journal page")
+    public func journal(_ user: UserRef, from: UInt64, limit: Int) async throws -> JournalPageJSON {
         guard (1...limits.maxJournalPage).contains(limit) else { throw APIError.badRequest("limit must be 1...\(limits.maxJournalPage), got \(limit)") }
-        guard try engine.journal.streamInfo(user.key) != nil else { throw APIError.notFound("user \(user.user) has no events") }
-        let page = try engine.journal.read(stream: user.key, fromRevision: from, limit: limit + 1)
+        // The page of the journal of record: the store's own, or PostgreSQL on a cluster node.
+        let page: [StoredEvent]
+        let payloadOf: (StoredEvent) throws -> [UInt8]
+        if let record = engine.record {
+            guard try await record.nextRevision(user.key) != nil else { throw APIError.notFound("user \(user.user) has no events") }
+            let fetched = try await record.page(user.key, fromRevision: from, limit: limit + 1)
+            page = fetched.events
+            payloadOf = { e in
+                guard let p = try fetched.readablePayload(of: e) else {
+                    throw JournalError.keyUnavailable(position: e.position, stream: e.header.streamID, keyID: e.header.keyID)
+                }
+                return p
+            }
+        } else {
+            guard try engine.journal.streamInfo(user.key) != nil else { throw APIError.notFound("user \(user.user) has no events") }
+            page = try engine.journal.read(stream: user.key, fromRevision: from, limit: limit + 1)
+            payloadOf = { e in try self.engine.journal.payload(of: e) }
+        }
         let events = try page.prefix(limit).map { e -> JournalEventJSON in
-            let payload = try engine.journal.payload(of: e)
+            let payload = try payloadOf(e)
             let event = try MemoryEvent.decode(type: e.header.eventType, payload: payload)
             let d = event.flatMap(EventSummary.decision)
             return JournalEventJSON(

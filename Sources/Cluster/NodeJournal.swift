@@ -56,6 +56,14 @@ public final class NodeJournal: RecordJournal, @unchecked Sendable {
 
     public func destroyKeys(_ stream: ID128) async throws { _ = try await journal.destroyKeys(stream) }
 
+    public func page(_ stream: ID128, fromRevision revision: UInt64, limit: Int) async throws -> FetchedEvents {
+        try await projector.fetch(try await journal.readStream(stream, fromRevision: revision, limit: limit))
+    }
+
+    public func events(at positions: [Position]) async throws -> FetchedEvents {
+        try await projector.fetch(try await journal.events(at: positions))
+    }
+
     public func stream(_ stream: ID128) async throws -> FetchedEvents {
         var all = FetchedEvents()
         var from: UInt64 = 0

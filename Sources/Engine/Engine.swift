@@ -470,15 +470,40 @@ public final class Engine: @unchecked Sendable {
 
     /// Every event that touched memory `id`, oldest first, read back from the journal.
     public func history(_ user: UserRef, _ id: ID128) throws -> [HistoryEntry] {
-        try requireLocalJournal("a memory's history")
+        try requireLocalJournal("a memory's history (outside historyOfRecord)")
+        return try historyEntries(user, id) { p in
+            guard let e = try journal.read(from: p, limit: 1).first, e.position == p else { return nil }
+            return (e, try journal.payload(of: e))
+        }
+    }
+
+    /// A memory's history read from the journal of record: the store's journal, or on a cluster node
+    /// PostgreSQL (by the positions the projections recorded).
+    public func historyOfRecord(_ user: UserRef, _ id: ID128) async throws -> [HistoryEntry] {
+        guard let record else { return try history(user, id) }
+        _ = try userRecord(user)
+        let positions = try projections.read { kv in try UserReader(kv: kv, user: user.key).history(id) }
+        let fetched = try await record.events(at: positions.map(\.position))
+        let byPosition = Dictionary(fetched.events.map { ($0.position, $0) }, uniquingKeysWith: { a, _ in a })
+        return try historyEntries(user, id) { p in
+            guard let e = byPosition[p] else { return nil }
+            guard let payload = try fetched.readablePayload(of: e) else {
+                throw JournalError.keyUnavailable(position: p, stream: e.header.streamID, keyID: e.header.keyID)
+            }
+            return (e, payload)
+        }
+    }
+
+    /// The history entries of memory `id`, each event found by `event(position)`.
+    private func historyEntries(_ user: UserRef, _ id: ID128, event: (Position) throws -> (StoredEvent, [UInt8])?) throws -> [HistoryEntry] {
         _ = try userRecord(user)
         let positions = try projections.read { kv in try UserReader(kv: kv, user: user.key).history(id) }
         guard !positions.isEmpty else { throw EngineError.notFound("memory \(id) of user \(user)") }
         return try positions.map { p in
-            guard let e = try journal.read(from: p.position, limit: 1).first, e.position == p.position, e.header.streamID == user.key else {
+            guard let (e, payload) = try event(p.position), e.header.streamID == user.key else {
                 throw ProjectionError.corrupt("history names position \(p.position), which is not an event of user \(user)")
             }
-            guard let event = try MemoryEvent.decode(type: e.header.eventType, payload: try journal.payload(of: e)) else {
+            guard let event = try MemoryEvent.decode(type: e.header.eventType, payload: payload) else {
                 throw ProjectionError.corrupt("history names position \(p.position), which is not a memory event")
             }
             return HistoryEntry(position: e.position, time: e.header.eventTime, eventID: e.header.eventID, causation: e.header.causationID, event: event)

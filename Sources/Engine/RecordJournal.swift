@@ -15,6 +15,10 @@ public protocol RecordJournal: Sendable {
     func catchUp(_ stream: ID128, into projections: ProjectionStore) async throws
     /// The whole stream, in revision order, with readable payloads (for reads as of a past point).
     func stream(_ stream: ID128) async throws -> FetchedEvents
+    /// Up to `limit` events of the stream from `revision`, with readable payloads.
+    func page(_ stream: ID128, fromRevision revision: UInt64, limit: Int) async throws -> FetchedEvents
+    /// The events at these positions (those that exist), with readable payloads.
+    func events(at positions: [Position]) async throws -> FetchedEvents
     /// Destroys the stream's data keys (erasure).
     func destroyKeys(_ stream: ID128) async throws
 }

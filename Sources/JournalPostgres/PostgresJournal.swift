@@ -560,6 +560,19 @@ public final class PostgresJournal: JournalBackend, @unchecked Sendable {
         return out
     }
 
+    /// The events at these positions (those that exist), in position order.
+    public func events(at positions: [Position]) async throws -> [StoredEvent] {
+        guard !positions.isEmpty else { return [] }
+        var out: [StoredEvent] = []
+        for try await (position, record) in try await client.query(
+            "SELECT position, record FROM psm_events WHERE position = ANY(\(positions.map { Int64(clamping: $0) })::bigint[]) ORDER BY position",
+            logger: logger
+        ).decode((Int64, ByteBuffer).self) {
+            out.append(try preparer.decode(Array(record.readableBytesView), position: UInt64(position)))
+        }
+        return out
+    }
+
     public func event(withID id: EventID) async throws -> StoredEvent? {
         for try await (position, record) in try await client.query(
             "SELECT position, record FROM psm_events WHERE event_id = \(ByteBuffer(bytes: id.bytes))", logger: logger

@@ -144,7 +144,7 @@ public enum HTTPServer {
         }
         on(.get, "/v1/users/{user}/memories/{memory}/history") { req, ctx, user in
             struct Out: Encodable { var events: [HistoryEntryJSON] }
-            return try json(Out(events: try service.history(user, ctx.parameters.get("memory") ?? "")))
+            return try json(Out(events: try await service.history(user, ctx.parameters.get("memory") ?? "")))
         }
         on(.get, "/v1/users/{user}/memories/{memory}/provenance") { req, ctx, user in
             let q = req.uri.queryParameters
@@ -164,7 +164,7 @@ public enum HTTPServer {
             let q = req.uri.queryParameters
             let from = try intParameter(q.get("from"), "from") ?? 0
             guard from >= 0 else { throw APIError.badRequest("from must be a revision ≥ 0, got \(from)") }
-            return try json(try service.journal(user, from: UInt64(from), limit: try intParameter(q.get("limit"), "limit") ?? 100))
+            return try json(try await service.journal(user, from: UInt64(from), limit: try intParameter(q.get("limit"), "limit") ?? 100))
         }
         on(.post, "/v1/users/{user}/replay-verify") { req, ctx, user in
             try json(try service.replayVerify(user))

@@ -55,7 +55,11 @@ struct NodeEngineTests {
         #expect(retry.wasDuplicate)
         // What a node cannot answer yet is refused by name, not answered from its empty local journal.
         let someMemory = try #require(try ra(engineA, users[0]))
-        #expect(throws: EngineError.self) { try engineA.history(users[0], someMemory) }
+        #expect(throws: EngineError.self, "outside historyOfRecord") { try engineA.history(users[0], someMemory) }
+        let history = try await engineA.historyOfRecord(users[0], someMemory)
+        let reference = try single.history(users[0], someMemory)
+        #expect(!history.isEmpty && history.map(\.position) == reference.map(\.position) && history.map(\.eventID) == reference.map(\.eventID))
+        #expect(history.map(\.event.type) == reference.map(\.event.type))
         #expect(throws: EngineError.self, "outside withAsOf") { try engineA.tiers(users[0], asOf: .position(3)) }
         // Inside withAsOf the node folds the user's stream from the journal of record: the same past
         // state as the single machine's.

@@ -80,7 +80,13 @@ struct ClusterServeTests {
             before[user] = try get(a.base + "/v1/users/\(user)/tiers", key: key).body as NSDictionary
             #expect(pastBefore[user] != before[user])
         }
-        #expect(try get(a.base + "/v1/users/u0/journal", key: key).status != 200, "the journal page is not served by a node")
+        #expect(try get(a.base + "/v1/users/u0/journal", key: key).status == 403, "the journal page needs journal:read")
+        let auditor = try HTTPTests().key(env.merging(["PSM_STORE": storeA]) { $1 }, tenant: "acme", scopes: "journal:read")
+        let page = try get(a.base + "/v1/users/u0/journal?limit=100", key: auditor)
+        let events = page.body["events"] as? [[String: Any]] ?? []
+        #expect(page.status == 200 && events.filter { $0["type"] as? String == "observation" }.count == 2, "the node serves the journal page from PostgreSQL: \(page.body)")
+        let replay = try a.callBlocking("POST", "/v1/users/u0/replay-verify", key: auditor)
+        #expect(replay.status == 501 && replay.errorCode == "not_on_node", "replay-verify is not served by a node yet: \(replay.text)")
 
         let b = try LiveServer(store: storeB, env: env, extra: ["--journal", url, "--node", "b"])
         try eventually("the partitions to split") { let (pa, pb) = (try partitions(a), try partitions(b)); return pb > 0 && pa + pb == 8 }

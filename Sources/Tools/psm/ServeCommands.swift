@@ -27,7 +27,7 @@ struct ServeCommand: AsyncParsableCommand {
             request for a user owned by another node with 307 to the same path there (--advertise, default
             http://HOST:PORT, is the base URL other nodes send to this one). Every node needs the same API
             keys: copy STORE/keys.json to each. /v1/health shows the node and its partitions. Not yet on a
-            node: history, the journal page, replay-verify and inclusion proofs (501).
+            node: replay-verify and inclusion proofs (501).
 
             Example:
               psm keys create --tenant acme --scopes memory:read,memory:write
