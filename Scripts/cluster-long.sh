@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The long mode of issue 9 on one machine, loopback only, bounded in time: etcd, three PostgreSQL 15
+# The long mode of issue 9 on one machine, loopback only, bounded in time: three etcd members, three PostgreSQL 15
 # servers under Patroni (a primary and two synchronous standbys), HAProxy routing to whichever is
 # primary (Patroni's REST check), then `psm bench cluster` against it, which kills the primary under
 # a write load and reports failover seconds, lost and duplicated acknowledgements, racing writers and
@@ -37,7 +37,7 @@ bin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
 dir=$(mktemp -d /tmp/psm-cluster.XXXXXX)
 chown postgres "$dir"
 base=$((20000 + RANDOM % 20000))
-etcd_client=$base etcd_peer=$((base + 1)) proxy=$((base + 2))
+proxy=$((base + 2))
 pids=()
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
@@ -48,13 +48,23 @@ cleanup() {
 }
 trap cleanup EXIT
 
-echo "cluster-long: etcd on 127.0.0.1:$etcd_client"
-runuser -u postgres -- etcd --name e1 --data-dir "$dir/etcd" \
-  --listen-client-urls "http://127.0.0.1:$etcd_client" --advertise-client-urls "http://127.0.0.1:$etcd_client" \
-  --listen-peer-urls "http://127.0.0.1:$etcd_peer" --initial-advertise-peer-urls "http://127.0.0.1:$etcd_peer" \
-  --initial-cluster "e1=http://127.0.0.1:$etcd_peer" --enable-v2=true >"$dir/etcd.log" 2>&1 &
-pids+=($!)
-for _ in $(seq 100); do curl -sf "http://127.0.0.1:$etcd_client/health" >/dev/null && break; sleep 0.2; done
+# Three etcd members (Patroni's DCS): a quorum that survives the loss of one.
+members="" hosts=""
+for e in 1 2 3; do
+  members+="${members:+,}e$e=http://127.0.0.1:$((base + 40 + e))"
+  hosts+="${hosts:+,}127.0.0.1:$((base + 30 + e))"
+done
+echo "cluster-long: etcd members on $hosts"
+for e in 1 2 3; do
+  runuser -u postgres -- etcd --name "e$e" --data-dir "$dir/etcd$e" \
+    --listen-client-urls "http://127.0.0.1:$((base + 30 + e))" --advertise-client-urls "http://127.0.0.1:$((base + 30 + e))" \
+    --listen-peer-urls "http://127.0.0.1:$((base + 40 + e))" --initial-advertise-peer-urls "http://127.0.0.1:$((base + 40 + e))" \
+    --initial-cluster "$members" --initial-cluster-state new --initial-cluster-token psm-long --enable-v2=true >"$dir/etcd$e.log" 2>&1 &
+  pids+=($!)
+done
+ok=0
+for _ in $(seq 150); do curl -sf "http://127.0.0.1:$((base + 31))/health" | grep -q '"health":"true"' && { ok=1; break; }; sleep 0.2; done
+[ "$ok" = 1 ] || { tail -5 "$dir"/etcd*.log >&2; echo "cluster-long: etcd did not form a quorum" >&2; exit 1; }
 
 for n in 1 2 3; do
   pg=$((base + 10 + n)) rest=$((base + 20 + n))
@@ -66,7 +76,7 @@ restapi:
   listen: 127.0.0.1:$rest
   connect_address: 127.0.0.1:$rest
 etcd:
-  host: 127.0.0.1:$etcd_client
+  hosts: $hosts
 bootstrap:
   dcs:
     ttl: 10
