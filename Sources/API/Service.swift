@@ -229,7 +229,6 @@ public final class MemoryService: Sendable {
         return out
     }
 
-    /// Inclusion proofs of the observations' records in the user's tenant tree at its current size.
     /// Refuses what reads the journal itself on a cluster node, whose journal of record is elsewhere.
     func requireLocalJournal(_ what: String) throws {
         if engine.record != nil {
@@ -237,6 +236,7 @@ public final class MemoryService: Sendable {
         }
     }
 
+    /// Inclusion proofs of the observations' records in the user's tenant tree at its current size.
     public func inclusionProofs(_ user: UserRef, _ observations: [EventID]) throws -> [InclusionProofJSON] {
         try requireLocalJournal("inclusion proofs")
         let (leaves, positions) = try engine.journal.tenantLeaves(user.tenant)

@@ -50,7 +50,7 @@ public final class NodeJournal: RecordJournal, @unchecked Sendable {
         }
     }
 
-    public func catchUp(_ stream: ID128, into projections: ProjectionStore) async throws {
+    public func catchUp(_ stream: ID128) async throws {
         try await projector.catchUp(stream: stream)
     }
 
@@ -68,14 +68,13 @@ public final class NodeJournal: RecordJournal, @unchecked Sendable {
         var all = FetchedEvents()
         var from: UInt64 = 0
         while true {
-            let page = try await journal.readStream(stream, fromRevision: from, limit: 1024)
-            guard let last = page.last else { break }
-            let fetched = try await projector.fetch(page)
+            let fetched = try await page(stream, fromRevision: from, limit: 1024)
+            guard let last = fetched.events.last else { break }
             all.events += fetched.events
             all.payloads.merge(fetched.payloads) { a, _ in a }
             all.names.merge(fetched.names) { a, _ in a }
             from = last.header.revision + 1
-            if page.count < 1024 { break }
+            if fetched.events.count < 1024 { break }
         }
         return all
     }

@@ -36,8 +36,9 @@ public final class Engine: @unchecked Sendable {
     private var _record: (any RecordJournal)?
 
     /// The journal of record when it is not `journal` (a cluster node, SPEC.md §15.5); set once,
-    /// before the engine is used. Then `journal` (the store's LMDB journal) stays empty, and reads
-    /// that need the journal itself (as of a past point, history, rebuild) are refused.
+    /// before the engine is used. Then `journal` (the store's LMDB journal) stays empty: as-of reads
+    /// and history go through ``withAsOf(_:_:_:)`` and ``historyOfRecord(_:_:)``, and what else reads
+    /// the journal itself (rebuild) is refused.
     public var record: (any RecordJournal)? {
         get { projectionsLock.withLock { _record } }
         set { projectionsLock.withLock { _record = newValue } }
@@ -51,7 +52,7 @@ public final class Engine: @unchecked Sendable {
 
     /// Folds what the projections lack of `stream` (all of the local journal without a record journal).
     private func catchUp(_ stream: ID128) async throws {
-        if let record { try await record.catchUp(stream, into: projections) } else { try projections.catchUp(journal) }
+        if let record { try await record.catchUp(stream) } else { try projections.catchUp(journal) }
     }
 
     /// A user's state as of a past point folded ahead of a synchronous read, on a cluster node (whose
@@ -471,7 +472,7 @@ public final class Engine: @unchecked Sendable {
     /// Every event that touched memory `id`, oldest first, read back from the journal.
     public func history(_ user: UserRef, _ id: ID128) throws -> [HistoryEntry] {
         try requireLocalJournal("a memory's history (outside historyOfRecord)")
-        return try historyEntries(user, id) { p in
+        return try historyEntries(user, historyPositions(user, id)) { p in
             guard let e = try journal.read(from: p, limit: 1).first, e.position == p else { return nil }
             return (e, try journal.payload(of: e))
         }
@@ -481,11 +482,10 @@ public final class Engine: @unchecked Sendable {
     /// PostgreSQL (by the positions the projections recorded).
     public func historyOfRecord(_ user: UserRef, _ id: ID128) async throws -> [HistoryEntry] {
         guard let record else { return try history(user, id) }
-        _ = try userRecord(user)
-        let positions = try projections.read { kv in try UserReader(kv: kv, user: user.key).history(id) }
-        let fetched = try await record.events(at: positions.map(\.position))
+        let positions = try historyPositions(user, id)
+        let fetched = try await record.events(at: positions)
         let byPosition = Dictionary(fetched.events.map { ($0.position, $0) }, uniquingKeysWith: { a, _ in a })
-        return try historyEntries(user, id) { p in
+        return try historyEntries(user, positions) { p in
             guard let e = byPosition[p] else { return nil }
             guard let payload = try fetched.readablePayload(of: e) else {
                 throw JournalError.keyUnavailable(position: p, stream: e.header.streamID, keyID: e.header.keyID)
@@ -494,17 +494,22 @@ public final class Engine: @unchecked Sendable {
         }
     }
 
-    /// The history entries of memory `id`, each event found by `event(position)`.
-    private func historyEntries(_ user: UserRef, _ id: ID128, event: (Position) throws -> (StoredEvent, [UInt8])?) throws -> [HistoryEntry] {
+    /// The positions of the events that touched memory `id`, as the projections recorded them.
+    private func historyPositions(_ user: UserRef, _ id: ID128) throws -> [Position] {
         _ = try userRecord(user)
         let positions = try projections.read { kv in try UserReader(kv: kv, user: user.key).history(id) }
         guard !positions.isEmpty else { throw EngineError.notFound("memory \(id) of user \(user)") }
-        return try positions.map { p in
-            guard let (e, payload) = try event(p.position), e.header.streamID == user.key else {
-                throw ProjectionError.corrupt("history names position \(p.position), which is not an event of user \(user)")
+        return positions.map(\.position)
+    }
+
+    /// The history entries at `positions`, each event found by `event(position)`.
+    private func historyEntries(_ user: UserRef, _ positions: [Position], event: (Position) throws -> (StoredEvent, [UInt8])?) throws -> [HistoryEntry] {
+        try positions.map { p in
+            guard let (e, payload) = try event(p), e.header.streamID == user.key else {
+                throw ProjectionError.corrupt("history names position \(p), which is not an event of user \(user)")
             }
             guard let event = try MemoryEvent.decode(type: e.header.eventType, payload: payload) else {
-                throw ProjectionError.corrupt("history names position \(p.position), which is not a memory event")
+                throw ProjectionError.corrupt("history names position \(p), which is not a memory event")
             }
             return HistoryEntry(position: e.position, time: e.header.eventTime, eventID: e.header.eventID, causation: e.header.causationID, event: event)
         }

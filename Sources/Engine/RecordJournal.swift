@@ -11,8 +11,8 @@ public protocol RecordJournal: Sendable {
     func nextRevision(_ stream: ID128) async throws -> UInt64?
     /// The event with this id, with its readable payload (nil when shredded).
     func committedEvent(_ id: EventID) async throws -> (event: StoredEvent, payload: [UInt8]?)?
-    /// Folds the stream's events that `projections` has not folded yet.
-    func catchUp(_ stream: ID128, into projections: ProjectionStore) async throws
+    /// Folds the stream's events that the engine's projections have not folded yet.
+    func catchUp(_ stream: ID128) async throws
     /// The whole stream, in revision order, with readable payloads (for reads as of a past point).
     func stream(_ stream: ID128) async throws -> FetchedEvents
     /// Up to `limit` events of the stream from `revision`, with readable payloads.

@@ -757,7 +757,7 @@ public final class PostgresJournal: JournalBackend, @unchecked Sendable {
                 problem = .init(position: nil, check: "event count of stream \(sid)", expected: "\(next)", found: "\(expected)")
             }
             if problem == nil && chain != Array(head.readableBytesView) {
-                problem = .init(position: nil, check: "hash chain of stream \(sid)", expected: hex(Array(head.readableBytesView)), found: hex(chain))
+                problem = .init(position: nil, check: "hash chain of stream \(sid)", expected: hexBytes(head.readableBytesView), found: hexBytes(chain))
             }
             report.heads[sid] = chain
             if let problem {
@@ -773,7 +773,6 @@ public final class PostgresJournal: JournalBackend, @unchecked Sendable {
         return report
     }
 
-    private func hex(_ b: [UInt8]) -> String { b.map { String(format: "%02x", $0) }.joined() }
 
     /// Backend failures become `JournalError.backend`, naming the SQLSTATE and server message; the
     /// outcome of a write that failed this way is unknown and a retry with the same ids is safe.

@@ -223,7 +223,7 @@ public final class ProjectionStore: @unchecked Sendable {
 
     static func u64BE(_ b: [UInt8]) throws -> UInt64 {
         guard b.count == 8 else { throw ProjectionError.corrupt("a revision entry of \(b.count) bytes, not 8") }
-        return b.reduce(0) { $0 << 8 | UInt64($1) }
+        return b.be(0, UInt64.self)
     }
 
     /// Folds the whole journal up to `position` into `fold`'s memory (a reference rebuild).
