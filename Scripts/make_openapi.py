@@ -44,7 +44,7 @@ node_example = {"kind": "memory", "id": M, "text": memory_example["text"], "tier
                              "session": "s1", "speaker": "Alice", "time": T, "sources": []}]}
 
 schemas = {
-    "Error": obj({"error": obj({"code": s("string", "stable machine code: bad_request, unauthorized, forbidden, not_found, conflict, erased, too_large, busy, unowned, not_on_node, corrupt, storage, model, internal"),
+    "Error": obj({"error": obj({"code": s("string", "stable machine code: bad_request, unauthorized, forbidden, not_found, conflict, erased, too_large, busy, unowned, corrupt, storage, model, internal"),
                                  "message": s("string", "what was wrong, naming the offending value")}, ["code", "message"])}, ["error"]),
     "Observation": obj({"text": s("string", "the turn's text (1 byte to 64 KiB)"), "session": s("string"), "speaker": s("string"), "role": s("string"),
                         "source_id": s("string", "the app's own id for the turn; reported by provenance"), "at": TIME,
@@ -97,7 +97,6 @@ common = {"400": err(400, "bad_request", "memory id \"xyz\" is not 32 hexadecima
           "404": err(404, "not_found", "not found: user acme/alice has no events"),
           "410": err(410, "erased", "user acme/alice was erased at position 120"),
           "413": err(413, "too_large", "request body of 2000000 bytes; the limit is 1048576"),
-          "501": err(501, "not_on_node", "replay-verify is not available on a cluster node yet; psm verify --journal checks the journal of record"),
           "503": err(503, "busy", "more than 64 requests in flight; retry (on a cluster node also `unowned`: the user's partition is moving between nodes)"),
           "307": {"description": "cluster node (`psm serve --journal … --node …`): the user belongs to another node's partition; the same request goes to `Location` (resend the key)",
                   "headers": {"Location": {"schema": s("string"), "example": "http://10.0.0.2:8080/v1/users/alice/tiers"}}}}

@@ -225,30 +225,29 @@ public final class MemoryService: Sendable {
         let (m, point) = (try Self.id(id, "memory id"), try Self.asOf(asOf))
         let p = try await engine.withAsOf(user, point) { try engine.provenance(user, m, asOf: point) }
         var out = ProvenanceJSON(p)
-        if proof { out.proofs = try inclusionProofs(user, p.observations) }
+        if proof { out.proofs = try await inclusionProofs(user, p.observations) }
         return out
     }
 
-    /// Refuses what reads the journal itself on a cluster node, whose journal of record is elsewhere.
-    func requireLocalJournal(_ what: String) throws {
-        if engine.record != nil {
-            throw APIError(501, "not_on_node", "\(what) is not available on a cluster node yet; psm verify --journal checks the journal of record")
-        }
-    }
-
-    /// Inclusion proofs of the observations' records in the user's tenant tree at its current size.
-    public func inclusionProofs(_ user: UserRef, _ observations: [EventID]) throws -> [InclusionProofJSON] {
-        try requireLocalJournal("inclusion proofs")
-        let (leaves, positions) = try engine.journal.tenantLeaves(user.tenant)
+    /// Inclusion proofs of the observations' records in the user's tenant tree at its current size:
+    /// the store's journal's, or on a cluster node the journal of record's (SPEC.md §15.4).
+    public func inclusionProofs(_ user: UserRef, _ observations: [EventID]) async throws -> [InclusionProofJSON] {
+        let (leaves, positions): ([[UInt8]], [Position])
+        if let record = engine.record { (leaves, positions) = try await record.tenantLeaves(user.tenant) } else { (leaves, positions) = try engine.journal.tenantLeaves(user.tenant) }
         let root = hexBytes(Merkle.root(leaves[...]))
         var index: [Position: Int] = [:]
         for (i, p) in positions.enumerated() { index[p] = i }
-        return try observations.compactMap { o in
-            guard let e = try engine.journal.event(id: o), e.header.streamID == user.key, let i = index[e.position] else { return nil }
-            return InclusionProofJSON(
-                observation: o.description, position: e.position, leaf_index: i, leaf_hash: hexBytes(leaves[i]), tree_size: leaves.count, root: root,
-                path: Merkle.inclusionProof(i, leaves[...]).map(hexBytes))
+        var out: [InclusionProofJSON] = []
+        for o in observations {
+            let e: StoredEvent?
+            if let record = engine.record { e = try await record.committedEvent(o)?.event } else { e = try engine.journal.event(id: o) }
+            guard let e, e.header.streamID == user.key, let i = index[e.position] else { continue }
+            out.append(
+                InclusionProofJSON(
+                    observation: o.description, position: e.position, leaf_index: i, leaf_hash: hexBytes(leaves[i]), tree_size: leaves.count, root: root,
+                    path: Merkle.inclusionProof(i, leaves[...]).map(hexBytes)))
         }
+        return out
     }
 
     public func tiers(_ user: UserRef, asOf: String?, at: String?, limit: Int) async throws -> TiersJSON {
@@ -318,12 +317,19 @@ public final class MemoryService: Sendable {
         public var model: String
     }
 
-    /// Re-runs the user's decisions and compares them with the journal (SPEC.md §11.7), for this user only.
-    public func replayVerify(_ user: UserRef) throws -> ReplayJSON {
-        try requireLocalJournal("replay-verify")
-        guard try engine.journal.streamInfo(user.key) != nil else { throw APIError.notFound("user \(user.user) has no events") }
+    /// Re-runs the user's decisions and compares them with the journal (SPEC.md §11.7), for this user
+    /// only: from the store's journal, or on a cluster node from the user's stream in the journal of record.
+    public func replayVerify(_ user: UserRef) async throws -> ReplayJSON {
         let scratch = NSTemporaryDirectory() + "psm-replay-\(getpid())-\(UUID().uuidString)"
-        let r = try Replayer.verify(journal: engine.journal, decider: engine.decider, scratch: scratch, only: [user.key])
+        let r: Replayer.Report
+        if let record = engine.record {
+            let fetched = try await record.stream(user.key)
+            guard !fetched.events.isEmpty else { throw APIError.notFound("user \(user.user) has no events") }
+            r = try Replayer.verify(stream: fetched, user: user, decider: engine.decider, scratch: scratch)
+        } else {
+            guard try engine.journal.streamInfo(user.key) != nil else { throw APIError.notFound("user \(user.user) has no events") }
+            r = try Replayer.verify(journal: engine.journal, decider: engine.decider, scratch: scratch, only: [user.key])
+        }
         return ReplayJSON(user: user.user, commands: r.commands, checked: r.checked, divergent: r.divergent, first_divergence: r.first, model: hexBytes(engine.decider.modelID))
     }
 }

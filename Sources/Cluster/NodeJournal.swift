@@ -54,28 +54,19 @@ public final class NodeJournal: RecordJournal, @unchecked Sendable {
         try await projector.catchUp(stream: stream)
     }
 
+    public func tenantLeaves(_ tenant: String) async throws -> (leaves: [[UInt8]], positions: [Position]) {
+        try await journal.tenantLeaves(tenant)
+    }
+
     public func destroyKeys(_ stream: ID128) async throws { _ = try await journal.destroyKeys(stream) }
 
     public func page(_ stream: ID128, fromRevision revision: UInt64, limit: Int) async throws -> FetchedEvents {
-        try await projector.fetch(try await journal.readStream(stream, fromRevision: revision, limit: limit))
+        try await journal.readableStream(stream, fromRevision: revision, limit: limit)
     }
 
     public func events(at positions: [Position]) async throws -> FetchedEvents {
         try await projector.fetch(try await journal.events(at: positions))
     }
 
-    public func stream(_ stream: ID128) async throws -> FetchedEvents {
-        var all = FetchedEvents()
-        var from: UInt64 = 0
-        while true {
-            let fetched = try await page(stream, fromRevision: from, limit: 1024)
-            guard let last = fetched.events.last else { break }
-            all.events += fetched.events
-            all.payloads.merge(fetched.payloads) { a, _ in a }
-            all.names.merge(fetched.names) { a, _ in a }
-            from = last.header.revision + 1
-            if fetched.events.count < 1024 { break }
-        }
-        return all
-    }
+    public func stream(_ stream: ID128) async throws -> FetchedEvents { try await journal.readableStream(stream) }
 }

@@ -98,28 +98,6 @@ public final class NodeProjector: @unchecked Sendable {
         return folded
     }
 
-    /// The events with their readable payloads and stream names. Data keys are looked up per page,
-    /// never kept: an erasure on another node must take effect here at once.
-    public func fetch(_ events: [StoredEvent]) async throws -> FetchedEvents {
-        var keys: [String: SymmetricKey?] = [:]
-        var out = FetchedEvents()
-        out.events = events
-        for e in events {
-            let h = e.header
-            if out.names[h.streamID] == nil, let info = try await journal.stream(h.streamID) { out.names[h.streamID] = info.stream }
-            var key: SymmetricKey?
-            if h.keyID != 0 {
-                let k = "\(h.streamID)/\(h.keyID)"
-                if let cached = keys[k] {
-                    key = cached
-                } else {
-                    key = try await journal.key(h.streamID, h.keyID)
-                    keys[k] = key
-                }
-                guard key != nil else { continue }  // crypto-shredded: the fold skips it
-            }
-            out.payloads[h.eventID] = try journal.plainPayload(of: e, key: key)
-        }
-        return out
-    }
+    /// The events with their readable payloads and stream names (``PostgresJournal/readable(_:)``).
+    public func fetch(_ events: [StoredEvent]) async throws -> FetchedEvents { try await journal.readable(events) }
 }

@@ -19,6 +19,8 @@ public protocol RecordJournal: Sendable {
     func page(_ stream: ID128, fromRevision revision: UInt64, limit: Int) async throws -> FetchedEvents
     /// The events at these positions (those that exist), with readable payloads.
     func events(at positions: [Position]) async throws -> FetchedEvents
+    /// The leaf hashes of the tenant's Merkle tree with their positions (SPEC.md §8.1, §15.4).
+    func tenantLeaves(_ tenant: String) async throws -> (leaves: [[UInt8]], positions: [Position])
     /// Destroys the stream's data keys (erasure).
     func destroyKeys(_ stream: ID128) async throws
 }

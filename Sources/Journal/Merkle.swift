@@ -158,6 +158,24 @@ extension Journal {
     /// Signs the current tree head of `tenant` with `key`.
     public func signTreeHead(tenant: String, key: Curve25519.Signing.PrivateKey) throws -> TreeHead {
         let (leaves, positions) = try tenantLeaves(tenant)
+        return try TreeHead.sign(tenant: tenant, leaves: leaves, positions: positions, key: key)
+    }
+
+    /// Whether the journal still holds, unchanged, every record the head covers (its first `tree_size`
+    /// leaves hash to its root) — i.e. the journal extends the head. Returns nil when it does, else why not.
+    public func checkExtends(_ head: TreeHead, publicKey pinned: [UInt8]? = nil) throws -> String? {
+        guard let early = head.precheck(pinned) else {
+            let (leaves, positions) = try tenantLeaves(head.tenant)
+            return head.extended(by: leaves, positions: positions)
+        }
+        return early
+    }
+}
+
+extension TreeHead {
+    /// The signed head of a tenant's tree over `leaves` (leaf hashes in tree order, each with its
+    /// record's position), from any journal backend.
+    public static func sign(tenant: String, leaves: [[UInt8]], positions: [Position], key: Curve25519.Signing.PrivateKey) throws -> TreeHead {
         let root = Merkle.root(leaves[...])
         let last = positions.last ?? 0
         let sig = try key.signature(for: TreeHead.message(tenant: tenant, size: leaves.count, lastPosition: last, root: root))
@@ -166,23 +184,26 @@ extension Journal {
             signature: hexBytes(Array(sig)))
     }
 
-    /// Whether the journal still holds, unchanged, every record the head covers (its first `tree_size`
-    /// leaves hash to its root) — i.e. the journal extends the head. Returns nil when it does, else why not.
-    public func checkExtends(_ head: TreeHead, publicKey pinned: [UInt8]? = nil) throws -> String? {
-        guard head.version == 1 else { return "tree head version \(head.version); this psm reads version 1" }
-        guard head.signatureValid else { return "the tree head's signature does not verify" }
-        if let pinned, hexDecode(head.public_key) != pinned { return "the tree head is signed by key \(head.public_key), not the pinned key \(hexBytes(pinned))" }
-        let (leaves, positions) = try tenantLeaves(head.tenant)
-        guard leaves.count >= head.tree_size else {
-            return "tenant \(head.tenant) has \(leaves.count) records; the head covers \(head.tree_size) (records were removed)"
+    /// What is wrong with the head on its own (version, signature, pinned key), or nil.
+    public func precheck(_ pinned: [UInt8]?) -> String? {
+        guard version == 1 else { return "tree head version \(version); this psm reads version 1" }
+        guard signatureValid else { return "the tree head's signature does not verify" }
+        if let pinned, hexDecode(public_key) != pinned { return "the tree head is signed by key \(public_key), not the pinned key \(hexBytes(pinned))" }
+        return nil
+    }
+
+    /// Whether a tree over `leaves` extends this head: its first `tree_size` leaves hash to the head's
+    /// root and the last of them is at the head's last position. nil when it does, else why not.
+    public func extended(by leaves: [[UInt8]], positions: [Position]) -> String? {
+        guard leaves.count >= tree_size else {
+            return "tenant \(tenant) has \(leaves.count) records; the head covers \(tree_size) (records were removed)"
         }
-        let root = Merkle.root(leaves[0..<head.tree_size])
-        guard hexBytes(root) == head.root else {
-            // Find the first leaf that differs from what a head of each smaller size would... report the range.
-            return "the first \(head.tree_size) records of tenant \(head.tenant) hash to \(hexBytes(root).prefix(16))…, the head says \(head.root.prefix(16))… (a record was altered, removed, inserted or reordered)"
+        let root = Merkle.root(leaves[0..<tree_size])
+        guard hexBytes(root) == self.root else {
+            return "the first \(tree_size) records of tenant \(tenant) hash to \(hexBytes(root).prefix(16))…, the head says \(self.root.prefix(16))… (a record was altered, removed, inserted or reordered)"
         }
-        let last = head.tree_size == 0 ? 0 : positions[head.tree_size - 1]
-        guard last == head.last_position else { return "the head's last record is at position \(head.last_position), the journal's is at \(last)" }
+        let last = tree_size == 0 ? 0 : positions[tree_size - 1]
+        guard last == last_position else { return "the head's last record is at position \(last_position), the journal's is at \(last)" }
         return nil
     }
 }

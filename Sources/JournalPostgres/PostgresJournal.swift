@@ -669,6 +669,26 @@ public final class PostgresJournal: JournalBackend, @unchecked Sendable {
         return out
     }
 
+    /// The leaf hashes of `tenant`'s records in the tenant's Merkle tree (SPEC.md §15.4), with each
+    /// leaf's position: every stream of the tenant, in feed order (transaction id, position), only
+    /// from transactions older than the oldest one still open, so the tree only ever grows at its end
+    /// (an append still in flight joins it after it commits and every older transaction has ended).
+    /// Leaves are hashed here from the records read, not by the server.
+    public func tenantLeaves(_ tenant: String) async throws -> (leaves: [[UInt8]], positions: [Position]) {
+        var leaves: [[UInt8]] = [], positions: [Position] = []
+        for try await (position, record) in try await client.query(
+            """
+            SELECT e.position, e.record FROM psm_events e JOIN psm_streams s ON s.stream_id = e.stream_id
+            WHERE s.tenant = \(tenant) AND e.xid < pg_snapshot_xmin(pg_current_snapshot())
+            ORDER BY e.xid, e.position
+            """, logger: logger
+        ).decode((Int64, ByteBuffer).self) {
+            leaves.append(Merkle.leafHash(Array(record.readableBytesView)))
+            positions.append(UInt64(position))
+        }
+        return (leaves, positions)
+    }
+
     /// The plain payload of `event` with the stream's data key already looked up (nil: unencrypted or
     /// destroyed).
     public func plainPayload(of event: StoredEvent, key: SymmetricKey?) throws(JournalError) -> [UInt8] {

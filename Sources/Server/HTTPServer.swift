@@ -167,7 +167,7 @@ public enum HTTPServer {
             return try json(try await service.journal(user, from: UInt64(from), limit: try intParameter(q.get("limit"), "limit") ?? 100))
         }
         on(.post, "/v1/users/{user}/replay-verify") { req, ctx, user in
-            try json(try service.replayVerify(user))
+            try json(try await service.replayVerify(user))
         }
         on(.delete, "/v1/users/{user}") { req, ctx, user in
             try json(try await service.erase(user, try await body(req, Requests.Erase.self, service.limits, optional: true) ?? .init()))

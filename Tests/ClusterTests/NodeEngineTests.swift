@@ -60,6 +60,20 @@ struct NodeEngineTests {
         let reference = try single.history(users[0], someMemory)
         #expect(!history.isEmpty && history.map(\.position) == reference.map(\.position) && history.map(\.eventID) == reference.map(\.eventID))
         #expect(history.map(\.event.type) == reference.map(\.event.type))
+        // Replay-verify from the journal of record: the user's decisions decided again match the
+        // journal (as on the single machine), the replayed state is the node's, and an altered decision
+        // is reported.
+        let fetched = try await recordA.stream(users[0].key)
+        let replay = try Replayer.verify(stream: fetched, user: users[0], decider: engineA.decider, scratch: tempDir("replay"))
+        let replayRef = try Replayer.verify(journal: single.journal, decider: single.decider, scratch: tempDir("replay-ref"), only: [users[0].key])
+        #expect(replay.divergent == 0 && replay.commands > 0 && replay.checked > 0, "\(String(describing: replay.first))")
+        #expect(replay.commands == replayRef.commands && replay.checked == replayRef.checked)
+        #expect(replay.stateHash == (try engineA.projections.userStateHash(users[0].key)))
+        var altered = fetched
+        let gated = try #require(fetched.events.first { $0.header.eventType == MemoryEventType.gated.rawValue })
+        altered.payloads[gated.header.eventID]?[0] ^= 0x01
+        let caught = try Replayer.verify(stream: altered, user: users[0], decider: engineA.decider, scratch: tempDir("replay-bad"))
+        #expect(caught.divergent >= 1 && caught.first?.position == gated.position, "\(String(describing: caught.first))")
         #expect(throws: EngineError.self, "outside withAsOf") { try engineA.tiers(users[0], asOf: .position(3)) }
         // Inside withAsOf the node folds the user's stream from the journal of record: the same past
         // state as the single machine's.

@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 import Journal
 import JournalPostgres
@@ -157,6 +158,60 @@ struct PostgresJournalTests {
         // A deleted last record: the count (and chain) no longer agree.
         try await raw.query(PostgresQuery(unsafeSQL: "DELETE FROM psm_events WHERE stream_id = \(literal(sid)) AND revision = 4"))
         #expect(try await j.verifyJournal().problem != nil)
+        runner.cancel()
+        j.close()
+        await TestPostgres.drop(url)
+    }
+
+    /// A tenant's Merkle tree on PostgreSQL (SPEC.md §15.4): the same leaves as the LMDB journal's for
+    /// the same appends; it grows only at its end (a transaction still open holds newer records out);
+    /// a signed head is extended by the later tree and broken by a damaged record.
+    @Test func tenantTreeMatchesLMDBGrowsAtItsEndAndShowsDamage() async throws {
+        let url = try await TestPostgres.freshDatabase()
+        let j = try await PostgresJournal(url: url, partitions: 4)
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("psm-tree-\(UInt64.random(in: 0...UInt64.max))")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let lmdb = try Journal(directory: dir.path)
+        defer { lmdb.close() }
+        let requests = (1...9).map { i in AppendRequest(stream: stream("tree-\(i % 3)", tenant: i % 3 == 0 ? "other" : "acme"), events: [event(UInt64(i))]) }
+        for r in requests {
+            _ = try await j.append([r])
+            _ = try await lmdb.append([r])
+        }
+        /// The tree once `n` leaves are visible (another test's open transaction may hold them back briefly).
+        func settled(_ n: Int) async throws -> (leaves: [[UInt8]], positions: [Position]) {
+            let deadline = Date().addingTimeInterval(30)
+            var t = try await j.tenantLeaves("acme")
+            while t.leaves.count < n && Date() < deadline {
+                try await Task.sleep(nanoseconds: 20_000_000)
+                t = try await j.tenantLeaves("acme")
+            }
+            return t
+        }
+        let tree = try await settled(6)
+        let reference = try lmdb.tenantLeaves("acme")
+        #expect(tree.leaves.count == 6 && tree.leaves == reference.leaves, "one writer: the same records in the same order as LMDB")
+        let head = try TreeHead.sign(tenant: "acme", leaves: tree.leaves, positions: tree.positions, key: Curve25519.Signing.PrivateKey())
+        #expect(head.precheck(nil) == nil && head.extended(by: tree.leaves, positions: tree.positions) == nil)
+
+        let (raw, runner) = try TestPostgres.client(url)
+        try await raw.withConnection { c in
+            try await c.query("BEGIN", logger: log)
+            for try await _ in try await c.query("SELECT pg_current_xact_id()::text", logger: log).decode(String.self) {}
+            _ = try await j.append([AppendRequest(stream: stream("tree-1", tenant: "acme"), events: [event(10)])])
+            let during = try await j.tenantLeaves("acme")
+            #expect(during.leaves == tree.leaves, "a record committed after an older transaction began waits for it")
+            try await c.query("COMMIT", logger: log)
+        }
+        let grown = try await settled(7)
+        #expect(grown.leaves.count == 7 && Array(grown.leaves.prefix(6)) == tree.leaves, "the tree grew at its end")
+        #expect(head.extended(by: grown.leaves, positions: grown.positions) == nil, "the later tree extends the head")
+
+        let first = try #require(try await j.event(withID: event(1).id))
+        try await raw.query(PostgresQuery(unsafeSQL: "UPDATE psm_events SET record = set_byte(record, 66, get_byte(record, 66) # 1) WHERE position = \(first.position)"))
+        let damaged = try await j.tenantLeaves("acme")
+        let problem = head.extended(by: damaged.leaves, positions: damaged.positions)
+        #expect(problem?.contains("altered, removed, inserted or reordered") == true, "\(String(describing: problem))")
         runner.cancel()
         j.close()
         await TestPostgres.drop(url)

@@ -86,7 +86,37 @@ struct ClusterServeTests {
         let events = page.body["events"] as? [[String: Any]] ?? []
         #expect(page.status == 200 && events.filter { $0["type"] as? String == "observation" }.count == 2, "the node serves the journal page from PostgreSQL: \(page.body)")
         let replay = try a.callBlocking("POST", "/v1/users/u0/replay-verify", key: auditor)
-        #expect(replay.status == 501 && replay.errorCode == "not_on_node", "replay-verify is not served by a node yet: \(replay.text)")
+        #expect(replay.status == 200 && replay.json["divergent"] as? Int == 0 && replay.json["commands"] as? Int == 2, "replay-verify on a node: \(replay.text)")
+
+        // The auditor's replay of the whole journal of record, user by user, and of one user.
+        var rp = try cli.run(["replay", "--verify", "--journal", url, "--json"], env: env)
+        #expect(rp.status == 0, "\(rp.err)")
+        var rj = try #require(try JSONSerialization.jsonObject(with: Data(rp.out.utf8)) as? [String: Any], "\(rp.out)")
+        #expect(rj["users"] as? Int == 8 && rj["commands"] as? Int == 16 && rj["divergent"] as? Int == 0 && rj["backend"] as? String == "postgres", "\(rp.out)")
+        rp = try cli.run(["replay", "--verify", "--journal", url, "--tenant", "acme", "--user", "u3", "--json"], env: env)
+        rj = try #require(try JSONSerialization.jsonObject(with: Data(rp.out.utf8)) as? [String: Any], "\(rp.out)")
+        #expect(rp.status == 0 && rj["users"] as? Int == 1 && rj["commands"] as? Int == 2 && rj["checked"] as? Int ?? 0 >= 2, "\(rp.out) \(rp.err)")
+        rp = try cli.run(["replay", "--verify", "--journal", url, "--tenant", "acme", "--user", "nobody"], env: env)
+        #expect(rp.status == 64 && rp.err.contains("nobody"), "\(rp.err)")
+
+        // Tamper evidence on the journal of record: a signed tree head of the tenant, the journal
+        // verified against it, and a node's inclusion proof of a memory's source in that same tree.
+        let headFile = root + "/acme-head.json"
+        var th = try cli.run(["tree-head", "--journal", url, "--store", root + "/auditor", "--tenant", "acme", "--out", headFile], env: env)
+        #expect(th.status == 0, "\(th.err)")
+        let head = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: headFile))) as? [String: Any])
+        #expect(head["tree_size"] as? Int ?? 0 >= 16, "\(head)")
+        th = try cli.run(["verify", "--journal", url, "--against", headFile, "--json"], env: env)
+        let vj = try #require(try JSONSerialization.jsonObject(with: Data(th.out.utf8)) as? [String: Any], "\(th.out) \(th.err)")
+        #expect(th.status == 0 && (vj["tree_head"] as? [String: Any])?["extends"] as? Bool == true, "\(th.out)")
+        let episodic = ((before["u0"]?["tiers"] as? [String: Any])?.values.compactMap { $0 as? [[String: Any]] }.joined()).map(Array.init) ?? []
+        let memory = try #require(episodic.first?["id"] as? String, "u0 has a memory: \(String(describing: before["u0"]))")
+        let prov = try get(a.base + "/v1/users/u0/memories/\(memory)/provenance?proof=true", key: key)
+        let proofs = prov.body["proofs"] as? [[String: Any]] ?? []
+        #expect(prov.status == 200 && !proofs.isEmpty, "a node proves inclusion from PostgreSQL: \(prov.body)")
+        for p in proofs {
+            #expect(p["root"] as? String == head["root"] as? String && p["tree_size"] as? Int == head["tree_size"] as? Int, "the proof is in the signed tree: \(p)")
+        }
 
         let b = try LiveServer(store: storeB, env: env, extra: ["--journal", url, "--node", "b"])
         try eventually("the partitions to split") { let (pa, pb) = (try partitions(a), try partitions(b)); return pb > 0 && pa + pb == 8 }

@@ -211,8 +211,8 @@ struct VerifyCommand: AsyncParsableCommand {
 
             With --journal postgres://… (or $PSM_JOURNAL) it checks the journal of record on PostgreSQL
             instead (SPEC.md §15): every stream's records (CRC, header against its row), revisions without
-            gaps, the event count and the hash chain against the stream table. --projections and
-            --against apply to a store directory only.
+            gaps, the event count and the hash chain against the stream table; --against checks a head
+            made by psm tree-head --journal. --projections applies to a store directory only.
 
             Example:
               psm verify --store ./psm-store --json
@@ -251,14 +251,24 @@ struct VerifyCommand: AsyncParsableCommand {
     func run() async throws {
         if let url = backend.url {
             do {
-                guard !projections && against == nil else {
-                    throw CLIError.usage("--projections and --against check a store directory; drop --journal \(PostgresJournal.redacted(url)) to use them")
+                guard !projections else {
+                    throw CLIError.usage("--projections checks a store directory's projections; drop --journal \(PostgresJournal.redacted(url)) to use it")
                 }
                 let journal = try await backend.open(url)
                 defer { journal.close() }
                 let report = try await journal.verifyJournal()
-                try show(report)
-                if !report.ok { throw ExitCode(1) }
+                var headCheck: Output.TreeHeadCheck? = nil
+                if let head = try treeHead() {
+                    var problem = head.precheck(try pinnedKey())
+                    if problem == nil {
+                        let (leaves, positions) = try await journal.tenantLeaves(head.tenant)
+                        problem = head.extended(by: leaves, positions: positions)
+                    }
+                    headCheck = .init(tenant: head.tenant, tree_size: head.tree_size, extends: problem == nil, problem: problem)
+                }
+                try show(report, treeHead: headCheck)
+                if let h = headCheck, !json { print(treeHeadLine(h)) }
+                if !report.ok || headCheck?.extends == false { throw ExitCode(1) }
             } catch { throw reportedExit(error) }
             return
         }
@@ -288,18 +298,8 @@ struct VerifyCommand: AsyncParsableCommand {
                 check = .init(users: users, problems: problems, anomalies: try ps.anomalies(limit: 1000).map { "position \($0.position): \($0.reason)" })
             }
             var headCheck: Output.TreeHeadCheck? = nil
-            if let against {
-                guard let data = FileManager.default.contents(atPath: against) else { throw CLIError.usage("cannot read --against \(against)") }
-                let head: TreeHead
-                do { head = try JSONDecoder().decode(TreeHead.self, from: data) } catch { throw CLIError.data("\(against) is not a tree head: \(error)") }
-                var pinned: [UInt8]? = nil
-                if let publicKey {
-                    guard publicKey.count == 64, let key = hexDecode(publicKey) else {
-                        throw CLIError.usage("--public-key \(publicKey) is not 64 hexadecimal digits")
-                    }
-                    pinned = key
-                }
-                let problem = try journal.checkExtends(head, publicKey: pinned)
+            if let head = try treeHead() {
+                let problem = try journal.checkExtends(head, publicKey: try pinnedKey())
                 headCheck = .init(tenant: head.tenant, tree_size: head.tree_size, extends: problem == nil, problem: problem)
             }
             try show(report, projections: check, treeHead: headCheck)
@@ -307,15 +307,31 @@ struct VerifyCommand: AsyncParsableCommand {
                 print("projections: \(c.users) users, \(c.problems.count) invariant problems, \(c.anomalies.count) anomalies")
                 for p in (c.problems + c.anomalies).prefix(20) { print("  \(p)") }
             }
-            if let h = headCheck, !json {
-                print(h.extends ? "tree head: the journal extends the signed head of tenant \(h.tenant) (\(h.tree_size) records)" : "tree head: NOT extended: \(h.problem ?? "")")
-            }
+            if let h = headCheck, !json { print(treeHeadLine(h)) }
             if !report.ok || (check.map { !$0.problems.isEmpty || !$0.anomalies.isEmpty } ?? false) || headCheck?.extends == false { throw ExitCode(1) }
         }
     }
 }
 
 extension VerifyCommand {
+    /// The tree head of --against, or nil without it.
+    func treeHead() throws -> TreeHead? {
+        guard let against else { return nil }
+        guard let data = FileManager.default.contents(atPath: against) else { throw CLIError.usage("cannot read --against \(against)") }
+        do { return try JSONDecoder().decode(TreeHead.self, from: data) } catch { throw CLIError.data("\(against) is not a tree head: \(error)") }
+    }
+
+    /// The key of --public-key, or nil without it.
+    func pinnedKey() throws -> [UInt8]? {
+        guard let publicKey else { return nil }
+        guard publicKey.count == 64, let key = hexDecode(publicKey) else { throw CLIError.usage("--public-key \(publicKey) is not 64 hexadecimal digits") }
+        return key
+    }
+
+    func treeHeadLine(_ h: Output.TreeHeadCheck) -> String {
+        h.extends ? "tree head: the journal extends the signed head of tenant \(h.tenant) (\(h.tree_size) records)" : "tree head: NOT extended: \(h.problem ?? "")"
+    }
+
     /// Prints a verification report as text or JSON.
     func show(_ report: VerificationReport, projections check: Output.ProjectionCheck? = nil, treeHead: Output.TreeHeadCheck? = nil) throws {
         var out = Output(

@@ -136,7 +136,7 @@ struct HistoryCommand: ParsableCommand {
     }
 }
 
-struct ProvenanceCommand: ParsableCommand {
+struct ProvenanceCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "provenance",
         abstract: "Where a memory came from: its sources down to the observed turns and the app's source ids.",
@@ -154,13 +154,19 @@ struct ProvenanceCommand: ParsableCommand {
     @Flag(help: "Also print each source observation's inclusion proof in the tenant's Merkle tree (check it against psm tree-head).") var proof = false
     @Flag(help: "Print JSON.") var json = false
 
-    func run() throws {
-        try guarded {
+    func run() async throws {
+        do {
+            try await show()
+        } catch { throw reportedExit(error) }
+    }
+
+    func show() async throws {
+        do {
             let engine = try store.openEngine()
             defer { engine.close() }
             let p = try engine.provenance(try who.ref(), try parseID(id), asOf: try time.parsedAsOf())
             var out = ProvenanceJSON(p)
-            if proof { out.proofs = try MemoryService(engine: engine).inclusionProofs(try who.ref(), p.observations) }
+            if proof { out.proofs = try await MemoryService(engine: engine).inclusionProofs(try who.ref(), p.observations) }
             if json {
                 try printJSON(out)
                 return

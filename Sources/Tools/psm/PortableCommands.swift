@@ -2,6 +2,7 @@ import ArgumentParser
 import Engine
 import Foundation
 import Journal
+import JournalPostgres
 import Projections
 import Crypto
 
@@ -164,7 +165,7 @@ struct BackupCommand: ParsableCommand {
     }
 }
 
-struct TreeHeadCommand: ParsableCommand {
+struct TreeHeadCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tree-head",
         abstract: "Sign the current Merkle tree head of a tenant's records (RFC 6962), for auditors to keep.",
@@ -175,20 +176,33 @@ struct TreeHeadCommand: ParsableCommand {
             psm verify --against HEAD.json --public-key KEY proves the journal still holds every record
             the head covers, unchanged and in order.
 
+            With --journal postgres://… (or $PSM_JOURNAL) the tree covers the tenant's records in the
+            PostgreSQL journal of record, in feed order (SPEC.md §15.4); the key is still --store's.
+
             Example:
               psm tree-head --tenant acme --out acme-head.json
               psm verify --against acme-head.json --public-key 3b6a…
+              psm tree-head --journal postgres://psm@db1:5432/psm --tenant acme --out acme-head.json
             """)
     @OptionGroup var store: StoreOptions
+    @OptionGroup var backend: JournalBackendOptions
     @Option(help: "The tenant whose records the tree covers.") var tenant: String
     @Option(help: ArgumentHelp("Write the head to FILE (default: standard output).", valueName: "FILE")) var out: String?
 
-    func run() throws {
-        try guarded {
-            let journal = try store.openJournal()
-            defer { journal.close() }
+    func run() async throws {
+        do {
             let key = try SigningKey.load(storePath: store.storePath)
-            let head = try journal.signTreeHead(tenant: tenant, key: key)
+            let head: TreeHead
+            if let url = backend.url {
+                let journal = try await backend.open(url)
+                defer { journal.close() }
+                let (leaves, positions) = try await journal.tenantLeaves(tenant)
+                head = try TreeHead.sign(tenant: tenant, leaves: leaves, positions: positions, key: key)
+            } else {
+                let journal = try store.openJournal()
+                defer { journal.close() }
+                head = try journal.signTreeHead(tenant: tenant, key: key)
+            }
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
             let data = try encoder.encode(head)
@@ -198,7 +212,7 @@ struct TreeHeadCommand: ParsableCommand {
             } else {
                 print(String(decoding: data, as: UTF8.self))
             }
-        }
+        } catch { throw reportedExit(error) }
     }
 }
 

@@ -26,8 +26,8 @@ struct ServeCommand: AsyncParsableCommand {
             locks, keeps LMDB projections of their users in --store, follows their feeds, and answers a
             request for a user owned by another node with 307 to the same path there (--advertise, default
             http://HOST:PORT, is the base URL other nodes send to this one). Every node needs the same API
-            keys: copy STORE/keys.json to each. /v1/health shows the node and its partitions. Not yet on a
-            node: replay-verify and inclusion proofs (501).
+            keys: copy STORE/keys.json to each. /v1/health shows the node and its partitions. Replay-verify
+            and inclusion proofs read the user's stream and the tenant's tree from PostgreSQL.
 
             Example:
               psm keys create --tenant acme --scopes memory:read,memory:write
