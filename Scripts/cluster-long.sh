@@ -6,7 +6,10 @@
 # node takeover. Everything it starts is stopped on exit.
 #
 #   Scripts/cluster-long.sh [--keep] [-- extra psm bench cluster options]
-#   Scripts/cluster-long.sh --up     # only start the cluster, print its URL and kill command, wait
+#   Scripts/cluster-long.sh --up     # only start the cluster, print its URL and kill command, and keep
+#                                    # it until standard input closes (Enter, Ctrl-D or Ctrl-C; psm bench
+#                                    # cluster --long closes the pipe: a child of a Swift process inherits
+#                                    # a blocked SIGTERM, so a signal would not reach this script)
 #
 # Needs root (it installs patroni, etcd-server, haproxy and postgresql with apt-get when missing and
 # runs the servers as the postgres user). Prints the benchmark's JSON last. The topology is the one
@@ -47,6 +50,7 @@ cleanup() {
   if [ "$keep" = 1 ]; then echo "cluster-long: kept $dir"; else rm -rf "$dir"; fi
 }
 trap cleanup EXIT
+trap 'exit 143' TERM INT   # a signal runs cleanup too
 
 # Three etcd members (Patroni's DCS): a quorum that survives the loss of one.
 members="" hosts=""
@@ -166,8 +170,8 @@ chmod +x "$dir/kill-primary.sh"
 
 url="postgres://postgres:pg@127.0.0.1:$proxy/postgres"
 if [ "$up" = 1 ]; then
-  echo "cluster-long: up: PSM_JOURNAL=$url  kill the primary: $dir/kill-primary.sh  (Ctrl-C stops everything)"
-  wait
+  echo "cluster-long: up: PSM_JOURNAL=$url  kill the primary: $dir/kill-primary.sh  (Enter, Ctrl-D or Ctrl-C stops everything)"
+  read -r _ || true
   exit 0
 fi
 swift build -c release --product psm >/dev/null

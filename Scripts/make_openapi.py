@@ -77,7 +77,8 @@ schemas = {
     "Tiers": {"type": "object", "required": ["tenant", "user", "events", "last_position", "sensory", "tiers", "counts"], "properties": {
         "tenant": s("string"), "user": s("string"), "events": s("integer"), "last_position": s("integer"), "sensory": s("array", items=s("object")),
         "tiers": s("object", "tier name → memories (at most limit each)", additionalProperties=s("array", items=ref("Memory"))),
-        "counts": s("object", additionalProperties=s("integer"))}},
+        "counts": s("object", additionalProperties=s("integer")),
+        "state_hash": s("string", "SHA-256 (hex) of the user's projection state (SPEC.md §15.5), the same on every node that has folded the same events; only without as_of")}},
     "JournalPage": obj({"events": s("array", items=obj({"position": s("integer"), "revision": s("integer"), "event_id": ID, "causation": opt(ID), "time": TIME,
                                                         "type": s("string"), "model": opt(s("string")), "input_digest": opt(s("string")), "summary": s("string"),
                                                         "payload_hex": s("string", "the canonical payload bytes (SPEC.md §11.1)")})),
@@ -134,7 +135,7 @@ paths = {
     "/v1/users/{user}/sleep": {"parameters": [USER], "post": op("Sleep-time reorganisation for the user", "memory:write", ref("SleepResult"), {"user": "alice", "position": 40, "decisions": {"encoded": 12, "consolidated": 1}},
         "200", "SleepRequest", {"at": "2026-03-02T03:00:00Z"}, body_required=False)},
     "/v1/users/{user}/tiers": {"parameters": [USER], "get": op("The user's memories by tier", "memory:read", ref("Tiers"),
-        {"tenant": "acme", "user": "alice", "events": 9, "last_position": 9, "sensory": [], "tiers": {"episodic": [memory_example]}, "counts": {"sensory": 0, "working": 0, "episodic": 1, "semantic": 0, "archival": 0}},
+        {"tenant": "acme", "user": "alice", "events": 9, "last_position": 9, "sensory": [], "tiers": {"episodic": [memory_example]}, "counts": {"sensory": 0, "working": 0, "episodic": 1, "semantic": 0, "archival": 0}, "state_hash": "5c1e…"},
         params=[AS_OF, AT, q("limit", "memories per tier (1-100000, default 20)", s("integer"))])},
     "/v1/users/{user}/memories/{memory}": {"parameters": [USER, MEM], "get": op("One memory with all its metadata", "memory:read", ref("Memory"), memory_example, params=[AS_OF, AT])},
     "/v1/users/{user}/memories/{memory}/history": {"parameters": [USER, MEM], "get": op("Every event that touched the memory, oldest first", "memory:read", ref("History"),

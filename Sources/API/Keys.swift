@@ -35,7 +35,36 @@ public struct KeyRecord: Codable, Sendable, Equatable {
     public var created: String
     public var revoked: String?
 
+    public init(id: String, tenant: String, scopes: [Scope], name: String, sha256: String, created: String, revoked: String?) {
+        (self.id, self.tenant, self.scopes, self.name, self.sha256, self.created, self.revoked) = (id, tenant, scopes, name, sha256, created, revoked)
+    }
+
     public func allows(_ scope: Scope) -> Bool { revoked == nil && (scopes.contains(.admin) || scopes.contains(scope)) }
+}
+
+/// Who a bearer token is: the store's keys (``KeyStore``), or on a cluster node those and the
+/// cluster's keys held in PostgreSQL (SPEC.md §15.5).
+public protocol KeyAuthority: Sendable {
+    func authenticate(_ token: String) -> KeyRecord?
+}
+
+/// Keys held in memory and replaced as a whole (a cluster node refreshes the cluster's keys from
+/// PostgreSQL every round), checked after `fallback` (the node's own store keys).
+public final class KeyList: KeyAuthority, @unchecked Sendable {
+    private let lock = NSLock()
+    private var keys: [KeyRecord] = []
+    public let fallback: KeyStore?
+
+    public init(fallback: KeyStore?) { self.fallback = fallback }
+
+    public func replace(_ keys: [KeyRecord]) { lock.withLock { self.keys = keys } }
+
+    public var count: Int { lock.withLock { keys.count } }
+
+    public func authenticate(_ token: String) -> KeyRecord? {
+        if let k = fallback?.authenticate(token) { return k }
+        return KeyStore.match(token, in: lock.withLock { keys })
+    }
 }
 
 /// The store's API keys, in `STORE/keys.json` (SPEC.md §13.2). Keys look like
@@ -43,7 +72,7 @@ public struct KeyRecord: Codable, Sendable, Equatable {
 /// sufficient verifier (no password stretching is needed for a uniformly random secret). The file is
 /// replaced atomically (write, fsync, rename) under an exclusive lock; a server re-reads it when it
 /// changes, so creating or revoking a key takes effect without a restart.
-public final class KeyStore: @unchecked Sendable {
+public final class KeyStore: KeyAuthority, @unchecked Sendable {
     public let path: String
     private let lock = NSLock()
     private var cached: [KeyRecord] = []
@@ -63,15 +92,21 @@ public final class KeyStore: @unchecked Sendable {
 
     /// Creates a key and returns (record, the key string — shown once, never stored).
     public func create(tenant: String, scopes: [Scope], name: String, at time: Int64 = WireTime.now()) throws -> (KeyRecord, String) {
-        try Self.validateTenant(tenant)
+        let (record, key) = try Self.newKey(tenant: tenant, scopes: scopes, name: name, at: time)
+        try modify { $0.append(record) }
+        return (record, key)
+    }
+
+    /// A new key and its record, stored nowhere yet (this store's file, or a cluster's table).
+    public static func newKey(tenant: String, scopes: [Scope], name: String, at time: Int64 = WireTime.now()) throws -> (KeyRecord, String) {
+        try validateTenant(tenant)
         guard !scopes.isEmpty else { throw APIError.badRequest("a key needs at least one scope") }
         var rng = SystemRandomNumberGenerator()
         let idBytes = (0..<8).map { _ in UInt8.random(in: 0...255, using: &rng) }
         let secret = (0..<32).map { _ in UInt8.random(in: 0...255, using: &rng) }
         let id = hexBytes(idBytes)
         let key = "psm_\(id)_\(hexBytes(secret))"
-        let record = KeyRecord(id: id, tenant: tenant, scopes: scopes.sorted(), name: name, sha256: Self.digest(key), created: WireTime.format(time), revoked: nil)
-        try modify { $0.append(record) }
+        let record = KeyRecord(id: id, tenant: tenant, scopes: scopes.sorted(), name: name, sha256: digest(key), created: WireTime.format(time), revoked: nil)
         return (record, key)
     }
 
@@ -91,9 +126,15 @@ public final class KeyStore: @unchecked Sendable {
 
     /// The live key `token` names, or nil (unknown, malformed, revoked or wrong secret).
     public func authenticate(_ token: String) -> KeyRecord? {
+        guard let keys = try? load() else { return nil }
+        return Self.match(token, in: keys)
+    }
+
+    /// The live key of `keys` that `token` names, or nil (unknown, malformed, revoked or wrong secret).
+    public static func match(_ token: String, in keys: [KeyRecord]) -> KeyRecord? {
         let parts = token.split(separator: "_", omittingEmptySubsequences: false)
         guard parts.count == 3, parts[0] == "psm", parts[1].count == 16, parts[2].count == 64, token.utf8.count == 85 else { return nil }
-        guard let keys = try? load(), let k = keys.first(where: { $0.id == parts[1] }), k.revoked == nil else { return nil }
+        guard let k = keys.first(where: { $0.id == parts[1] }), k.revoked == nil else { return nil }
         // Compare digests in constant time.
         let a = Array(Self.digest(token).utf8), b = Array(k.sha256.utf8)
         guard a.count == b.count else { return nil }

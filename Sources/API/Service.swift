@@ -253,7 +253,12 @@ public final class MemoryService: Sendable {
     public func tiers(_ user: UserRef, asOf: String?, at: String?, limit: Int) async throws -> TiersJSON {
         guard (1...100_000).contains(limit) else { throw APIError.badRequest("limit must be 1...100000, got \(limit)") }
         let (point, t) = (try Self.asOf(asOf), try at.map { try Self.time($0, "at") })
-        return try await engine.withAsOf(user, point) { TiersJSON(user, try engine.tiers(user, asOf: point, at: t), limit: limit) }
+        if point != nil {
+            return try await engine.withAsOf(user, point) { TiersJSON(user, try engine.tiers(user, asOf: point, at: t), limit: limit) }
+        }
+        var out = TiersJSON(user, try engine.tiers(user, asOf: nil, at: t), limit: limit)
+        out.state_hash = hexBytes(try engine.projections.userStateHash(user.key))
+        return out
     }
 
     /// One export line per memory of every tier: the memory with all its metadata and its provenance tree.

@@ -114,6 +114,9 @@ public struct TiersJSON: Codable, Sendable {
     public var sensory: [Observation]
     public var tiers: [String: [MemoryJSON]]
     public var counts: [String: Int]
+    /// The user's projection state hash (``ProjectionStore/userStateHash(_:)``), for the current state
+    /// only: equal on every node that folded the same events (SPEC.md §15.5).
+    public var state_hash: String?
 
     public init(_ ref: UserRef, _ listing: TierListing, limit: Int) {
         tenant = ref.tenant; user = ref.user; events = listing.user.events; last_position = listing.user.lastPosition

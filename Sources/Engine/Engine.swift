@@ -55,6 +55,13 @@ public final class Engine: @unchecked Sendable {
         if let record { try await record.catchUp(stream) } else { try projections.catchUp(journal) }
     }
 
+    /// Folds what the projections lack of the user's stream in the journal of record (a cluster
+    /// engine that does not own the user's partition, e.g. `psm mcp --journal`); nothing to do for a
+    /// store's own journal, whose reads catch up by themselves.
+    public func refresh(_ user: UserRef) async throws {
+        if let record { try await record.catchUp(user.key) }
+    }
+
     /// A user's state as of a past point folded ahead of a synchronous read, on a cluster node (whose
     /// journal of record is read asynchronously): see ``withAsOf(_:_:_:)``.
     @TaskLocal static var prefolded: (user: UserRef, asOf: AsOf, state: MemoryKV)?

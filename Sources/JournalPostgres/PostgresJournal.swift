@@ -19,7 +19,7 @@ import PostgresNIO
 ///   transactions older than the oldest one still open, so an event committed out of order is never
 ///   skipped.
 public final class PostgresJournal: JournalBackend, @unchecked Sendable {
-    public static let schemaVersion = 1
+    public static let schemaVersion = 2
     public let partitions: Int
     public let url: String
     public var backendName: String { "postgres" }
@@ -248,10 +248,18 @@ public final class PostgresJournal: JournalBackend, @unchecked Sendable {
                     guard v <= schemaVersion else {
                         throw JournalError.invalidArgument("the database has PSM schema version \(v); this psm knows up to \(schemaVersion)")
                     }
+                    // Older versions are brought up to date in this transaction, one step at a time.
+                    for step in (v + 1)...max(v + 1, schemaVersion) where step <= schemaVersion {
+                        for statement in migrations[step] ?? [] { try await c.query(PostgresQuery(unsafeSQL: statement), logger: logger) }
+                    }
+                    if v < schemaVersion { try await c.query("UPDATE psm_schema SET version = \(schemaVersion)", logger: logger) }
                     try await c.query("COMMIT", logger: logger)
                     return p
                 }
                 for statement in schemaV1 { try await c.query(PostgresQuery(unsafeSQL: statement), logger: logger) }
+                for step in 2...schemaVersion {
+                    for statement in migrations[step] ?? [] { try await c.query(PostgresQuery(unsafeSQL: statement), logger: logger) }
+                }
                 try await c.query("INSERT INTO psm_schema (version, partitions) VALUES (\(schemaVersion), \(partitions))", logger: logger)
                 try await c.query("COMMIT", logger: logger)
                 return partitions
@@ -316,6 +324,24 @@ public final class PostgresJournal: JournalBackend, @unchecked Sendable {
             PRIMARY KEY (stream_id, key_id)
         )
         """,
+    ]
+
+    /// The statements that take schema version n - 1 to n (SPEC.md §15.1).
+    static let migrations: [Int: [String]] = [
+        // 2: the cluster's API keys, shared by every node (only their SHA-256 is stored).
+        2: [
+            """
+            CREATE TABLE psm_api_keys (
+                id text PRIMARY KEY,
+                tenant text NOT NULL,
+                scopes text NOT NULL,
+                name text NOT NULL,
+                sha256 text NOT NULL,
+                created text NOT NULL,
+                revoked text
+            )
+            """
+        ]
     ]
 
     /// The partition of a stream: the stream id's first four bytes, big-endian, modulo the partition
@@ -687,6 +713,51 @@ public final class PostgresJournal: JournalBackend, @unchecked Sendable {
             positions.append(UInt64(position))
         }
         return (leaves, positions)
+    }
+
+    // MARK: - API keys (schema version 2)
+
+    /// A row of `psm_api_keys`: an API key's record as the API module keeps it (scopes comma-separated).
+    public struct APIKeyRow: Sendable, Equatable {
+        public var id, tenant, scopes, name, sha256, created: String
+        public var revoked: String?
+        public init(id: String, tenant: String, scopes: String, name: String, sha256: String, created: String, revoked: String?) {
+            (self.id, self.tenant, self.scopes, self.name, self.sha256, self.created, self.revoked) = (id, tenant, scopes, name, sha256, created, revoked)
+        }
+    }
+
+    public func insertAPIKey(_ k: APIKeyRow) async throws {
+        try await client.query(
+            """
+            INSERT INTO psm_api_keys (id, tenant, scopes, name, sha256, created, revoked)
+            VALUES (\(k.id), \(k.tenant), \(k.scopes), \(k.name), \(k.sha256), \(k.created), \(k.revoked))
+            """, logger: logger)
+    }
+
+    /// Every key, revoked ones too, in id order.
+    public func apiKeys() async throws -> [APIKeyRow] {
+        var out: [APIKeyRow] = []
+        for try await (id, tenant, scopes, name, sha, created, revoked) in try await client.query(
+            "SELECT id, tenant, scopes, name, sha256, created, revoked FROM psm_api_keys ORDER BY id", logger: logger
+        ).decode((String, String, String, String, String, String, String?).self) {
+            out.append(APIKeyRow(id: id, tenant: tenant, scopes: scopes, name: name, sha256: sha, created: created, revoked: revoked))
+        }
+        return out
+    }
+
+    /// Marks the key revoked at `time` (kept for the audit trail; a second revocation keeps the first
+    /// time). Returns the row, or nil when no key has that id.
+    public func revokeAPIKey(id: String, at time: String) async throws -> APIKeyRow? {
+        var out: APIKeyRow?
+        for try await (id, tenant, scopes, name, sha, created, revoked) in try await client.query(
+            """
+            UPDATE psm_api_keys SET revoked = coalesce(revoked, \(time)) WHERE id = \(id)
+            RETURNING id, tenant, scopes, name, sha256, created, revoked
+            """, logger: logger
+        ).decode((String, String, String, String, String, String, String?).self) {
+            out = APIKeyRow(id: id, tenant: tenant, scopes: scopes, name: name, sha256: sha, created: created, revoked: revoked)
+        }
+        return out
     }
 
     /// The plain payload of `event` with the stream's data key already looked up (nil: unencrypted or

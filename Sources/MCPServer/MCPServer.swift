@@ -1,4 +1,5 @@
 import API
+import Engine
 import Foundation
 import Logging
 import MCP
@@ -121,6 +122,7 @@ public enum MCPServer {
                 try await service.feedback(
                     user, .init(recall: try string("recall", required: true)!, memory: try string("memory", required: true)!, kind: try string("kind", required: true)!, note: try string("note"))))
         case "provenance":
+            try await service.engine.refresh(user)  // a cluster engine reads what other writers added
             return try encode(try await service.provenance(user, try string("memory", required: true)!, asOf: nil))
         default:
             throw APIError.badRequest("unknown tool \"\(name.prefix(40))\" (tools: \(tools.map(\.name).joined(separator: ", ")))")

@@ -63,7 +63,7 @@ public enum HTTPServer {
     /// Runs the server until SIGINT or SIGTERM, then shuts down gracefully: the listener closes, requests
     /// in flight (and their journal commits) finish, and only then does this return.
     public static func run(
-        service: MemoryService, keys: KeyStore, options: Options, logger: Logger, placement: (@Sendable (UserRef) -> Placement)? = nil,
+        service: MemoryService, keys: any KeyAuthority, options: Options, logger: Logger, placement: (@Sendable (UserRef) -> Placement)? = nil,
         health: (@Sendable () -> [String: String])? = nil, onRunning: @escaping @Sendable (Int) -> Void
     ) async throws {
         let router = buildRouter(service: service, keys: keys, logger: logger, placement: placement, health: health)
@@ -77,7 +77,7 @@ public enum HTTPServer {
     /// that node; one whose partition has no owner yet gets 503 `unowned` (retry shortly). `health`
     /// adds fields to /v1/health.
     public static func buildRouter(
-        service: MemoryService, keys: KeyStore, logger: Logger, placement: (@Sendable (UserRef) -> Placement)? = nil,
+        service: MemoryService, keys: any KeyAuthority, logger: Logger, placement: (@Sendable (UserRef) -> Placement)? = nil,
         health: (@Sendable () -> [String: String])? = nil
     ) -> Router<PSMContext> {
         let router = Router(context: PSMContext.self)
@@ -239,7 +239,7 @@ public enum HTTPServer {
 /// logs one line per request without user content (route pattern, status, tenant, key id, duration).
 struct Guard: RouterMiddleware {
     typealias Context = PSMContext
-    let keys: KeyStore
+    let keys: any KeyAuthority
     let limits: Limits
     let logger: Logger
     let inFlight = Counter()

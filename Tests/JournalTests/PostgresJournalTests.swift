@@ -228,6 +228,28 @@ struct PostgresJournalTests {
         await #expect(throws: JournalError.self) { try await PostgresJournal(url: url, partitions: 8) }
         await #expect(throws: JournalError.self) { try await PostgresJournal(url: url, partitions: 0) }
         let (raw, runner) = try TestPostgres.client(url)
+        // A version 1 database (before the API key table) is migrated to the current version on open,
+        // and its events survive.
+        let kept = try await PostgresJournal(url: url)
+        _ = try await kept.append([AppendRequest(stream: stream("migrated"), events: [event(1)])])
+        kept.close()
+        try await raw.query("DROP TABLE psm_api_keys")
+        try await raw.query("UPDATE psm_schema SET version = 1")
+        let migrated = try await PostgresJournal(url: url)
+        var version = 0
+        for try await v in try await raw.query("SELECT version FROM psm_schema").decode(Int.self) { version = v }
+        #expect(version == PostgresJournal.schemaVersion && version == 2)
+        #expect(try await migrated.apiKeys().isEmpty, "the key table exists after the migration")
+        let row = PostgresJournal.APIKeyRow(id: "00112233aabbccdd", tenant: "acme", scopes: "memory:read", name: "app", sha256: String(repeating: "ab", count: 32), created: "2026-12-06T00:00:00Z", revoked: nil)
+        try await migrated.insertAPIKey(row)
+        #expect(try await migrated.apiKeys() == [row])
+        let revoked = try await migrated.revokeAPIKey(id: row.id, at: "2026-12-06T01:00:00Z")
+        #expect(revoked?.revoked == "2026-12-06T01:00:00Z")
+        #expect(try await migrated.revokeAPIKey(id: row.id, at: "2026-12-07T00:00:00Z")?.revoked == "2026-12-06T01:00:00Z", "the first revocation time is kept")
+        #expect(try await migrated.revokeAPIKey(id: "ffffffffffffffff", at: "2026-12-07T00:00:00Z") == nil)
+        #expect(try await migrated.event(withID: event(1).id) != nil)
+        #expect(try await migrated.verifyJournal().ok)
+        migrated.close()
         try await raw.query("UPDATE psm_schema SET version = 99")
         do {
             _ = try await PostgresJournal(url: url)

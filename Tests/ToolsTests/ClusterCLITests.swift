@@ -22,7 +22,7 @@ struct ClusterCLITests {
         var r = try cli.run(["cluster", "init", "--journal", url, "--partitions", "12", "--json"])
         #expect(r.status == 0, "\(r.err)")
         var j = try json(r.out)
-        #expect(j["partitions"] as? Int == 12 && j["database_created"] as? Bool == true && j["schema_version"] as? Int == 1)
+        #expect(j["partitions"] as? Int == 12 && j["database_created"] as? Bool == true && j["schema_version"] as? Int == 2)
         r = try cli.run(["cluster", "init", "--json"], env: ["PSM_JOURNAL": url])
         #expect(r.status == 0, "$PSM_JOURNAL works: \(r.err)")
         #expect(try json(r.out)["database_created"] as? Bool == false, "init is safe to repeat")
@@ -48,7 +48,7 @@ struct ClusterCLITests {
 
     @Test func benchClusterJSONHasTheDocumentedKeys() throws {
         let url = try freshURL()
-        let r = try cli.run(["bench", "cluster", "--journal", url, "--events", "80", "--rounds", "10", "--partitions", "4", "--json"])
+        let r = try cli.run(["bench", "cluster", "--journal", url, "--events", "80", "--rounds", "10", "--partitions", "4", "--takeover-users", "6", "--json"], env: ["PSM_MODEL": "", "PSM_MINILM_DIR": "", "PSM_HOME": NSTemporaryDirectory() + "psm-bench-home-\(getpid())"])
         #expect(r.status == 0, "\(r.err)")
         let b = try json(r.out)
         for key in ["appends_per_s_1", "appends_per_s_8", "lmdb_appends_per_s_1", "lmdb_appends_per_s_8", "takeover_s"] {
@@ -58,5 +58,10 @@ struct ClusterCLITests {
         #expect(b.keys.contains("failover_s"))
         #expect(b["acked_lost"] as? Int == 0 && b["duplicates"] as? Int == 0 && b["double_winners"] as? Int == 0)
         #expect(b["acked"] as? Int == 80 + 80 + 10, "events with 1 client, with 8, and one winner per round")
+        let t = try #require(b["takeover"] as? [String: Any], "takeover details")
+        #expect(t["nodes"] as? Int == 3 && t["users"] as? Int == 6 && t["changed_state"] as? Int == 0, "\(t)")
+        #expect((t["moved_users"] as? Int ?? 0) >= 2, "the killed node served the most of 6 users over 3 nodes: \(t)")
+        let long = try cli.run(["bench", "cluster", "--long", "--journal", url])
+        #expect(long.status == 64 && long.err.contains("--long"), "\(long.err)")
     }
 }

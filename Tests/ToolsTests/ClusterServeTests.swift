@@ -58,8 +58,11 @@ struct ClusterServeTests {
         for s in [storeA, storeB] { try FileManager.default.createDirectory(atPath: s, withIntermediateDirectories: true) }
         let env = ["PSM_MODEL": "", "PSM_MINILM_DIR": "", "PSM_HOME": root + "/home", "PSM_JOURNAL": ""]
         #expect(try cli.run(["cluster", "init", "--journal", url, "--partitions", "8"]).status == 0)
-        let key = try HTTPTests().key(env.merging(["PSM_STORE": storeA]) { $1 }, tenant: "acme", scopes: "memory:read,memory:write")
-        try FileManager.default.copyItem(atPath: storeA + "/keys.json", toPath: storeB + "/keys.json")
+        // A cluster key (PostgreSQL) is valid on every node; the auditor's key is only node a's store's.
+        let created = try cli.run(["keys", "create", "--journal", url, "--tenant", "acme", "--scopes", "memory:read,memory:write", "--json"], env: env)
+        let key = try #require(try JSONSerialization.jsonObject(with: Data(created.out.utf8)) as? [String: Any], "\(created.err)")["key"] as? String ?? ""
+        let listed = try cli.run(["keys", "list", "--journal", url, "--json"], env: env)
+        #expect(listed.status == 0 && listed.out.contains(String(key.split(separator: "_")[1])) && !listed.out.contains(key), "\(listed.out)")
 
         let a = try LiveServer(store: storeA, env: env, extra: ["--journal", url, "--node", "a"])
         try eventually("node a to own every partition") { try partitions(a) == 8 }
@@ -156,6 +159,11 @@ struct ClusterServeTests {
         // b keeps writing for a's former users.
         let w = try b.callBlocking("POST", "/v1/users/u0/observations", key: key, raw: Data(#"{"text":"I started learning the cello","at":"2026-03-02T10:00:00Z"}"#.utf8))
         #expect(w.status == 201, "\(w.text)")
+        // A revoked cluster key stops working on the nodes within a round or two.
+        let revoked = try cli.run(["keys", "revoke", "--journal", url, String(key.split(separator: "_")[1])], env: env)
+        #expect(revoked.status == 0, "\(revoked.err)")
+        try eventually("the revoked key to be refused") { try get(b.base + "/v1/users/u0/tiers", key: key).status == 401 }
+        #expect(try cli.run(["keys", "revoke", "--journal", url, "ffffffffffffffff"], env: env).status == 64)
         #expect(b.stop() == 0)
     }
 }

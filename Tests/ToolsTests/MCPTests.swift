@@ -81,4 +81,70 @@ import Testing
         let tiers = try cli.run(["tiers", "--store", store, "--tenant", "acme", "--user", "ana", "--json"], env: env)
         #expect(tiers.status == 0 && tiers.out.contains("passport"), "\(tiers.err)")
     }
+
+    /// `psm mcp --journal`: two agent hosts on two machines (two stores) share one user's memory in
+    /// the cluster's PostgreSQL journal: what one remembers, the other recalls and traces to its source.
+    @Test(.enabled(if: ProcessInfo.processInfo.environment["PSM_TEST_POSTGRES"].map { !$0.isEmpty } ?? false, "needs PSM_TEST_POSTGRES"))
+    func twoHostsShareAUserThroughTheClusterJournal() async throws {
+        var u = try #require(URLComponents(string: ProcessInfo.processInfo.environment["PSM_TEST_POSTGRES"] ?? ""))
+        u.path = "/psm_mcp_\(UInt64.random(in: 0...UInt64.max))"
+        let url = try #require(u.string)
+        #expect(try cli.run(["cluster", "init", "--journal", url, "--partitions", "4"]).status == 0)
+        let root = NSTemporaryDirectory() + "psm-mcp-cluster-\(getpid())-\(UInt64.random(in: 0...UInt64.max))"
+        defer { try? FileManager.default.removeItem(atPath: root) }
+
+        /// Runs `body` against `psm mcp --journal URL --store root/name`.
+        func host(_ name: String, _ body: (_ call: (String, [String: Value]) async throws -> (text: String, isError: Bool)) async throws -> Void) async throws {
+            let store = root + "/" + name
+            try FileManager.default.createDirectory(atPath: store, withIntermediateDirectories: true)
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: CLITests.psm)
+            p.arguments = ["mcp", "--store", store, "--journal", url, "--tenant", "acme", "--user", "ana"]
+            var environment = ProcessInfo.processInfo.environment
+            for (k, v) in HTTPTests().environment(store) { environment[k] = v }
+            environment["PSM_JOURNAL"] = nil
+            p.environment = environment
+            let toServer = Pipe(), fromServer = Pipe()
+            p.standardInput = toServer
+            p.standardOutput = fromServer
+            p.standardError = FileHandle(forWritingAtPath: "/dev/null")
+            try p.run()
+            defer { if p.isRunning { p.terminate() } }
+            let transport = StdioTransport(
+                input: FileDescriptor(rawValue: fromServer.fileHandleForReading.fileDescriptor),
+                output: FileDescriptor(rawValue: toServer.fileHandleForWriting.fileDescriptor))
+            let client = Client(name: "psm-test-\(name)", version: "1")
+            _ = try await client.connect(transport: transport)
+            try await body { tool, args in
+                let (content, isError) = try await client.callTool(name: tool, arguments: args)
+                var text = ""
+                for c in content { if case .text(let t, _, _) = c { text += t } }
+                return (text, isError ?? false)
+            }
+            await client.disconnect()
+            try toServer.fileHandleForWriting.close()
+            p.waitUntilExit()
+        }
+        func object(_ s: String) throws -> [String: Any] { try #require(try JSONSerialization.jsonObject(with: Data(s.utf8)) as? [String: Any], "\(s)") }
+
+        var memory = ""
+        try await host("laptop") { call in
+            let r = try await call("remember", ["text": "I keep my passport in the blue folder", "source_id": "turn-1", "at": "2026-02-01T10:00:00Z"])
+            #expect(!r.isError, "\(r.text)")
+            memory = try #require(try object(r.text)["memory"] as? String)
+        }
+        try await host("phone") { call in
+            let p = try await call("provenance", ["memory": .string(memory)])
+            let sources = try object(p.text)["source_ids"] as? [String]
+            #expect(!p.isError && sources == ["turn-1"], "the other host reads it: \(p.text)")
+            _ = try await call("remember", ["text": "We booked flights to Reykjavik for June", "source_id": "turn-2", "at": "2026-02-01T10:01:00Z"])
+            let recall = try await call("recall", ["query": "where is the passport?", "k": 1])
+            let top = (try object(recall.text)["memories"] as? [[String: Any]])?.first
+            #expect(top?["memory"] as? String == memory, "\(recall.text)")
+        }
+        // Both hosts' events are one stream in the journal of record, and they replay exactly.
+        let replay = try cli.run(["replay", "--verify", "--journal", url, "--json"], env: HTTPTests().environment(root))
+        let rj = try object(replay.out)
+        #expect(replay.status == 0 && rj["divergent"] as? Int == 0 && rj["users"] as? Int == 1 && rj["commands"] as? Int ?? 0 >= 3, "\(replay.out) \(replay.err)")
+    }
 }

@@ -23,12 +23,23 @@ struct ClusterBench: AsyncParsableCommand {
             - --rounds rounds of 8 writers racing for the same expected revision (double winners: rounds
               without exactly one winner);
             - every acknowledged event read back: lost and duplicated ones;
-            - takeover: node a owns every partition with its projections; it leaves (its connection
-              closes); seconds until node b owns them all and has rebuilt their users' projections.
-            Primary failover under Patroni is not measured yet: failover_s is null.
+            - takeover: three `psm serve --journal … --node` processes (this executable) split the
+              partitions; --takeover-users users get three observations each over HTTP; the node serving
+              the most of them is killed with SIGKILL; seconds until every one of its users answers on a
+              survivor with the state hash it had before (takeover.changed_state counts those that
+              answered with another: must be 0).
+            - with --kill-primary CMD: 4 writers for --failover-load seconds, CMD run after 3 s; the longest
+              pause in acknowledgements (failover_s), appends retried with the same ids. Without it
+              failover_s is null.
+
+            --long starts the long-mode cluster itself: Scripts/cluster-long.sh --up (three etcd members,
+            three PostgreSQL servers under Patroni with two synchronous standbys, HAProxy; needs root and
+            installs what is missing), then runs everything above through HAProxy with its kill command,
+            and stops the cluster at the end.
 
             Example:
               source scripts/postgres.sh && psm bench cluster --journal "${PSM_TEST_POSTGRES%/*}/psm_bench" --json
+              sudo .build/release/psm bench cluster --long --json
             """)
 
     @OptionGroup var backend: JournalBackendOptions
@@ -38,11 +49,16 @@ struct ClusterBench: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Kill the PostgreSQL primary with this command under a write load and measure the failover (Scripts/cluster-long.sh gives one).", valueName: "COMMAND"))
     var killPrimary: String?
     @Option(help: "Seconds of write load around the kill.") var failoverLoad: Double = 30
+    @Option(help: "Users written before a node is killed (takeover).") var takeoverUsers: Int = 24
+    @Flag(help: "Start the long-mode cluster (Scripts/cluster-long.sh --up, as root) and kill its primary under load.") var long = false
+    @Option(help: ArgumentHelp("The long-mode script (with --long).", valueName: "PATH")) var clusterScript = "Scripts/cluster-long.sh"
     @Flag(help: "Print JSON.") var json = false
 
     func validate() throws {
         guard (80...1_000_000).contains(events) else { throw ValidationError("--events must be 80...1000000, got \(events)") }
         guard (1...100_000).contains(rounds) else { throw ValidationError("--rounds must be 1...100000, got \(rounds)") }
+        guard (3...10_000).contains(takeoverUsers) else { throw ValidationError("--takeover-users must be 3...10000, got \(takeoverUsers)") }
+        if long && (backend.journal != nil || killPrimary != nil) { throw ValidationError("--long starts its own cluster: drop --journal and --kill-primary") }
     }
 
     struct Report: Encodable {
@@ -59,7 +75,8 @@ struct ClusterBench: AsyncParsableCommand {
         var acked_lost: Int
         var duplicates: Int
         var takeover_s: Double
-        var takeover_events_rebuilt: Int
+        /// The node takeover: 3 node processes, users written over HTTP, the busiest node SIGKILLed.
+        var takeover: NodeTakeover.Result
         /// Always present: null until measured.
         var failover_s: Nullable<Double>
         var failover: String
@@ -120,6 +137,7 @@ struct ClusterBench: AsyncParsableCommand {
             let p = Process()
             p.executableURL = URL(fileURLWithPath: "/bin/sh")
             p.arguments = ["-c", kill]
+            p.standardOutput = FileHandle.standardError  // standard output is the report's
             let at = DispatchTime.now().uptimeNanoseconds
             try p.run()
             p.waitUntilExit()
@@ -176,7 +194,15 @@ struct ClusterBench: AsyncParsableCommand {
 
     func run() async throws {
         do {
-            let url = try backend.required()
+            guard long else { return try await measure(url: try backend.required(), killPrimary: killPrimary) }
+            let cluster = try LongCluster.start(script: clusterScript, log: { s in FileHandle.standardError.write(Data("\(s)\n".utf8)) })
+            defer { cluster.stop() }
+            try await measure(url: cluster.url, killPrimary: cluster.killCommand)
+        } catch { throw reportedExit(error) }
+    }
+
+    func measure(url: String, killPrimary: String?) async throws {
+        do {
             try await PostgresJournal.createDatabaseIfMissing(url)
             let journal = try await backend.open(url, partitions: partitions)
             defer { journal.close() }
@@ -248,22 +274,10 @@ struct ClusterBench: AsyncParsableCommand {
             for id in ids1 + ids8 + racedIDs where try await journal.event(withID: id) == nil { lost += 1 }
             duplicates = try await journal.repeatedEventIDs()
 
-            progress("takeover: node a leaves, node b takes its partitions and rebuilds their users")
-            let b = try await PartitionOwnership(journal: journal, url: url, node: "bench-b-\(seed)", address: "")
-            let projB = NodeProjector(journal: journal, store: try ProjectionStore(directory: tmp + "/node-b"), node: b.node)
-            _ = try await b.rebalance()
-            for p in b.owned.sorted() { try await projB.adopt(p) }
-            for p in try await a.rebalance().lost { projA.release(p) }
-            let start = DispatchTime.now().uptimeNanoseconds
             await a.leave()
-            var rebuilt = 0
-            while b.owned.count < journal.partitions {
-                for p in try await b.rebalance().gained { rebuilt += try await projB.adopt(p) }
-                if b.owned.count < journal.partitions { try await Task.sleep(nanoseconds: 5_000_000) }
-                if DispatchTime.now().uptimeNanoseconds - start > 120_000_000_000 { throw CLIError.io("node b did not take every partition within 120 s") }
-            }
-            let takeover = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
-            await b.leave()
+            progress("takeover: 3 node processes, the busiest killed with SIGKILL")
+            let takeover = try await NodeTakeover(url: url, root: tmp + "/takeover", env: [:], log: progress)
+                .measure(users: takeoverUsers, partitions: journal.partitions, seed: seed)
 
             var failover: (seconds: Double, acked: [EventID], retries: Int)?
             if let killPrimary {
@@ -279,7 +293,7 @@ struct ClusterBench: AsyncParsableCommand {
                 events: events, appends_per_s_1: p1, appends_per_s_8: p8, lmdb_appends_per_s_1: l1, lmdb_appends_per_s_8: l8,
                 projection_lag_events_max: lagMax, projection_polls: polls, rounds: rounds, double_winners: doubleWinners,
                 acked: ids1.count + ids8.count + racedIDs.count + (failover?.acked.count ?? 0), acked_lost: lost, duplicates: duplicates,
-                takeover_s: takeover, takeover_events_rebuilt: rebuilt, failover_s: Nullable(failover?.seconds),
+                takeover_s: takeover.seconds, takeover: takeover, failover_s: Nullable(failover?.seconds),
                 failover: failover.map { "primary killed under 4 writers: \($0.acked.count) acknowledged, \($0.retries) appends retried with the same ids" }
                     ?? "not measured: pass --kill-primary (Scripts/cluster-long.sh runs Patroni, etcd and HAProxy and passes one)",
                 partitions: journal.partitions)
@@ -290,7 +304,7 @@ struct ClusterBench: AsyncParsableCommand {
                 print("projection lag: at most \(lagMax) acknowledged events not yet folded (\(polls) polls)")
                 print("racing writers: \(rounds) rounds, \(doubleWinners) without exactly one winner")
                 print("acknowledged \(report.acked): \(lost) lost, \(duplicates) duplicated")
-                print(String(format: "takeover: %.2f s (%d events rebuilt)", takeover, rebuilt))
+                print(String(format: "takeover: %.2f s until the %d users of the killed node (of %d, 3 nodes) answered on the survivors; %d with a changed state", takeover.seconds, takeover.moved_users, takeover.users, takeover.changed_state))
                 print("failover: \(report.failover)")
             }
         } catch { throw reportedExit(error) }

@@ -25,8 +25,9 @@ struct ServeCommand: AsyncParsableCommand {
             record is PostgreSQL; the node joins the cluster, owns partitions through PostgreSQL advisory
             locks, keeps LMDB projections of their users in --store, follows their feeds, and answers a
             request for a user owned by another node with 307 to the same path there (--advertise, default
-            http://HOST:PORT, is the base URL other nodes send to this one). Every node needs the same API
-            keys: copy STORE/keys.json to each. /v1/health shows the node and its partitions. Replay-verify
+            http://HOST:PORT, is the base URL other nodes send to this one). API keys made with
+            psm keys create --journal are the cluster's (held in PostgreSQL, valid on every node);
+            STORE/keys.json still works on its own node. /v1/health shows the node and its partitions. Replay-verify
             and inclusion proofs read the user's stream and the tenant's tree from PostgreSQL.
 
             Example:
@@ -61,7 +62,7 @@ struct ServeCommand: AsyncParsableCommand {
             return nil
         }
         guard let node else { throw CLIError.usage("--journal needs --node NAME (this node's name in the cluster)") }
-        return ClusterNode(journal: try await backend.open(url), url: url, name: node)
+        return ClusterNode(journal: try await backend.open(url), url: url, name: node, storeKeys: KeyStore(storeDirectory: store.storePath))
     }
 
     func run() async throws {
@@ -84,9 +85,17 @@ struct ServeCommand: AsyncParsableCommand {
             var options = HTTPServer.Options()
             options.host = host
             options.port = port
-            let keys = KeyStore(storeDirectory: store.storePath)
-            if (try keys.list()).allSatisfy({ $0.revoked != nil }) {
-                FileHandle.standardError.write(Data("psm: warning: no live API keys in \(keys.path); create one with psm keys create\n".utf8))
+            let storeKeys = KeyStore(storeDirectory: store.storePath)
+            var keys: any KeyAuthority = storeKeys
+            var live = try storeKeys.list().contains { $0.revoked == nil }
+            if let cluster {
+                // The cluster's keys (PostgreSQL) and this store's, refreshed every round.
+                try await cluster.refreshKeys()
+                keys = cluster.keys
+                if !live { live = try await ClusterKeys.list(cluster.journal).contains { $0.revoked == nil } }
+            }
+            if !live {
+                FileHandle.standardError.write(Data("psm: warning: no live API keys in \(storeKeys.path)\(cluster == nil ? "" : " or the cluster"); create one with psm keys create\n".utf8))
             }
             var placement: (@Sendable (UserRef) -> Placement)? = nil
             var health: (@Sendable () -> [String: String])? = nil
@@ -112,7 +121,7 @@ struct KeysCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "keys", abstract: "Create, list and revoke the HTTP API's tenant keys.", subcommands: [Create.self, List.self, Revoke.self])
 
-    struct Create: ParsableCommand {
+    struct Create: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Create an API key for one tenant; prints the key once (only its SHA-256 is stored).",
             discussion: """
@@ -121,68 +130,101 @@ struct KeysCommand: ParsableCommand {
                 journal stream, replay-verify), admin (everything, including user erasure). A running
                 server sees new and revoked keys on its next request.
 
+                With --journal postgres://… (or $PSM_JOURNAL) the key is the cluster's: stored in
+                PostgreSQL and valid on every node (nodes refresh the cluster's keys every half second);
+                without it the key is this store's (STORE/keys.json) and valid only on servers of this store.
+
                 Example:
                   psm keys create --tenant acme --scopes memory:read,memory:write --name chat-app
                   psm keys create --tenant acme --scopes journal:read --name auditor --json
+                  psm keys create --journal postgres://psm@db1:5432/psm --tenant acme --scopes memory:read,memory:write
                 """)
         @OptionGroup var store: StoreOptions
+        @OptionGroup var backend: JournalBackendOptions
         @Option(help: "The tenant the key acts for.") var tenant: String
         @Option(help: "Comma-separated scopes: memory:read, memory:write, journal:read, admin.") var scopes: String
         @Option(help: "A label for the key (who holds it).") var name = ""
         @Flag(help: "Print JSON.") var json = false
 
-        func run() throws {
-            try guarded {
-                try FileManager.default.createDirectory(atPath: store.storePath, withIntermediateDirectories: true)
-                let (record, key) = try KeyStore(storeDirectory: store.storePath).create(tenant: tenant, scopes: try Scope.parse(scopes), name: name)
+        func run() async throws {
+            do {
+                let record: KeyRecord, key: String
+                if let url = backend.url {
+                    let journal = try await backend.open(url)
+                    defer { journal.close() }
+                    (record, key) = try await ClusterKeys.create(journal, tenant: tenant, scopes: try Scope.parse(scopes), name: name)
+                } else {
+                    try FileManager.default.createDirectory(atPath: store.storePath, withIntermediateDirectories: true)
+                    (record, key) = try KeyStore(storeDirectory: store.storePath).create(tenant: tenant, scopes: try Scope.parse(scopes), name: name)
+                }
                 struct Out: Encodable { var key: String; var id: String; var tenant: String; var scopes: [String] }
                 if json { try printJSON(Out(key: key, id: record.id, tenant: record.tenant, scopes: record.scopes.map(\.rawValue))); return }
                 print(key)
                 FileHandle.standardError.write(Data("key \(record.id) for tenant \(record.tenant) (\(record.scopes.map(\.rawValue).joined(separator: ","))); store it now, it is not shown again\n".utf8))
-            }
+            } catch { throw reportedExit(error) }
         }
     }
 
-    struct List: ParsableCommand {
+    struct List: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "List keys (id, tenant, scopes, name, created, revoked); never the keys themselves.",
             discussion: """
+                With --journal: the cluster's keys in PostgreSQL.
+
                 Example:
                   psm keys list --json
                 """)
         @OptionGroup var store: StoreOptions
+        @OptionGroup var backend: JournalBackendOptions
         @Flag(help: "Print JSON.") var json = false
 
-        func run() throws {
-            try guarded {
-                let keys = try KeyStore(storeDirectory: store.storePath).list()
+        func run() async throws {
+            do {
+                let keys: [KeyRecord]
+                if let url = backend.url {
+                    let journal = try await backend.open(url)
+                    defer { journal.close() }
+                    keys = try await ClusterKeys.list(journal)
+                } else {
+                    keys = try KeyStore(storeDirectory: store.storePath).list()
+                }
                 struct Out: Encodable { var id, tenant, name, created: String; var scopes: [String]; var revoked: String? }
                 if json { try printJSON(keys.map { Out(id: $0.id, tenant: $0.tenant, name: $0.name, created: $0.created, scopes: $0.scopes.map(\.rawValue), revoked: $0.revoked) }); return }
                 if keys.isEmpty { print("no keys") }
                 for k in keys {
                     print("\(k.id)  \(k.tenant)  \(k.scopes.map(\.rawValue).joined(separator: ","))  \(k.name.isEmpty ? "-" : k.name)  created \(k.created)\(k.revoked.map { "  REVOKED \($0)" } ?? "")")
                 }
-            }
+            } catch { throw reportedExit(error) }
         }
     }
 
-    struct Revoke: ParsableCommand {
+    struct Revoke: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Revoke a key by its id; it stops working at once (the record is kept for audit).",
             discussion: """
+                With --journal: a cluster key; nodes stop accepting it within half a second.
+
                 Example:
                   psm keys revoke 3f9c0a1b2c3d4e5f
                 """)
         @OptionGroup var store: StoreOptions
+        @OptionGroup var backend: JournalBackendOptions
         @Argument(help: "The key id (psm keys list).") var id: String
         @Flag(help: "Print JSON.") var json = false
 
-        func run() throws {
-            try guarded {
-                let r = try KeyStore(storeDirectory: store.storePath).revoke(id: id)
+        func run() async throws {
+            do {
+                let r: KeyRecord
+                if let url = backend.url {
+                    let journal = try await backend.open(url)
+                    defer { journal.close() }
+                    r = try await ClusterKeys.revoke(journal, id: id)
+                } else {
+                    r = try KeyStore(storeDirectory: store.storePath).revoke(id: id)
+                }
                 struct Out: Encodable { var id: String; var revoked: String }
                 if json { try printJSON(Out(id: r.id, revoked: r.revoked ?? "")) } else { print("key \(r.id) revoked at \(r.revoked ?? "")") }
-            }
+            } catch { throw reportedExit(error) }
         }
     }
 }
@@ -196,17 +238,29 @@ struct MCPCommand: AsyncParsableCommand {
             Configure an agent host with, for example:
               {"mcpServers": {"memory": {"command": "psm", "args": ["mcp", "--store", "/path/store", "--user", "alice"]}}}
 
+            With --journal postgres://… (or $PSM_JOURNAL) the memory lives in a cluster's journal of
+            record (SPEC.md §15.5): the server writes there and, before each tool call, folds the user's
+            stream from there into --store's projections, so it answers like the cluster's nodes whoever
+            wrote last. It owns no partitions (one user, one agent host).
+
             Example:
               psm mcp --store ./psm-store --tenant acme --user alice
+              psm mcp --store ./mcp-cache --journal postgres://psm@db1:5432/psm --tenant acme --user alice
             """)
     @OptionGroup var store: StoreOptions
+    @OptionGroup var backend: JournalBackendOptions
     @OptionGroup var who: UserOptions
     @OptionGroup var modelOption: ModelOption
 
     func run() async throws {
         try await guardedAsync {
             try FileManager.default.createDirectory(atPath: store.storePath, withIntermediateDirectories: true)
-            let engine = try await store.openDecidingEngine(modelOption, quiet: true, at: WireTime.now())
+            var journal: PostgresJournal? = nil
+            if let url = backend.url { journal = try await backend.open(url) }
+            defer { journal?.close() }
+            let engine = try await store.openDecidingEngine(modelOption, quiet: true, at: WireTime.now()) { (engine: Engine) in
+                if let journal { _ = NodeJournal.attach(to: engine, journal: journal, node: "mcp-\(getpid())") }
+            }
             defer { engine.close() }
             try await MCPServer.run(service: MemoryService(engine: engine), user: try who.ref(), version: "0.3")
         }
@@ -315,11 +369,18 @@ final class ClusterNode: @unchecked Sendable {
     private var loop: Task<Void, Never>?
     private var ownership: PartitionOwnership?
 
-    init(journal: PostgresJournal, url: String, name: String) {
+    /// The cluster's keys from PostgreSQL after this store's own.
+    let keys: KeyList
+
+    init(journal: PostgresJournal, url: String, name: String, storeKeys: KeyStore) {
         self.journal = journal
         self.url = url
         self.name = name
+        keys = KeyList(fallback: storeKeys)
     }
+
+    /// Reloads the cluster's API keys (new and revoked ones take effect here).
+    func refreshKeys() async throws { keys.replace(try await ClusterKeys.list(journal)) }
 
     func placement(_ user: UserRef) -> Placement {
         let p = journal.partition(of: user.key)
@@ -367,6 +428,7 @@ final class ClusterNode: @unchecked Sendable {
             _ = lock.withLock { ready.insert(p) }
         }
         try await record.projector.poll()
+        try await refreshKeys()
         let status = try await ClusterStatus.read(journal)
         let addresses = Dictionary(status.nodes.map { ($0.name, $0.address) }, uniquingKeysWith: { a, _ in a })
         var map: [Int: String] = [:]
