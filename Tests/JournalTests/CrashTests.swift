@@ -14,10 +14,28 @@ func productPath(_ name: String) -> String {
 }
 
 /// Collects a child's standard output lines as they arrive.
+/// A child's standard output, captured in a file rather than a pipe: a pipe must be drained while the
+/// child runs, and draining it with `readabilityHandler` in a loop of children crashed the test process
+/// in libdispatch (`_dispatch_event_loop_drain`, swift-corelibs-foundation#3276).
 final class LineCollector: @unchecked Sendable {
     private let lock = NSLock()
     private var buffer = Data()
+    let path = NSTemporaryDirectory() + "psm-child-out-\(getpid())-\(UInt64.random(in: 0...UInt64.max))"
     func append(_ d: Data) { lock.lock(); buffer.append(d); lock.unlock() }
+
+    /// A handle for the child's standard output (the file, created empty).
+    func handle() throws -> FileHandle {
+        FileManager.default.createFile(atPath: path, contents: nil)
+        return try FileHandle(forWritingTo: URL(fileURLWithPath: path))
+    }
+
+    /// Reads what the child wrote and removes the file.
+    func collect() {
+        append(FileManager.default.contents(atPath: path) ?? Data())
+        try? FileManager.default.removeItem(atPath: path)
+    }
+    var text: String { lock.lock(); defer { lock.unlock() }; return String(decoding: buffer, as: UTF8.self) }
+
     var lines: [Substring] {
         lock.lock(); defer { lock.unlock() }
         // Only complete lines: the last one may have been cut by the kill (it was never acknowledged).
@@ -45,20 +63,19 @@ final class LineCollector: @unchecked Sendable {
             let p = Process()
             p.executableURL = URL(fileURLWithPath: tool)
             p.arguments = ["append", journalPath, String(1000 + round)]
-            let out = Pipe()
+            let collector = LineCollector()
+            let out = try collector.handle()
             p.standardOutput = out
             p.standardError = FileHandle.nullDevice
-            let collector = LineCollector()
-            out.fileHandleForReading.readabilityHandler = { h in collector.append(h.availableData) }
             try p.run()
+            try out.close()
             // Random moment: between 20 and 250 ms after start (opening, appending, committing).
             usleep(UInt32(20_000 + rng.next() % 230_000))
             // Only a running child: a finished one is reaped at once and its pid may already belong to
             // another test's process (a server killed this way made a parallel HTTP test fail).
             if p.isRunning { kill(p.processIdentifier, SIGKILL) }
             p.waitUntilExit()
-            out.fileHandleForReading.readabilityHandler = nil
-            collector.append(out.fileHandleForReading.readDataToEndOfFile())
+            collector.collect()
             #expect(p.terminationReason == .uncaughtSignal, "round \(round): the child exited by itself (status \(p.terminationStatus))")
             let lines = collector.lines
             for line in lines {

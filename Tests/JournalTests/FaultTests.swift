@@ -44,19 +44,20 @@ import Testing
             env["PSM_FAULT_ERRNO"] = errno
             env["PSM_FAULT_OPS"] = ops
             p.environment = env
-            let out = Pipe(), err = Pipe()
+            let collector = LineCollector(), errors = LineCollector()
+            let out = try collector.handle(), err = try errors.handle()
             p.standardOutput = out
             p.standardError = err
-            let collector = LineCollector()
-            out.fileHandleForReading.readabilityHandler = { h in collector.append(h.availableData) }
             try p.run()
+            try out.close()
+            try err.close()
             let deadline = Date().addingTimeInterval(20)
             while p.isRunning && Date() < deadline { usleep(10_000) }
             if p.isRunning { kill(p.processIdentifier, SIGKILL) }
             p.waitUntilExit()
-            out.fileHandleForReading.readabilityHandler = nil
-            collector.append(out.fileHandleForReading.readDataToEndOfFile())
-            let message = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            collector.collect()
+            errors.collect()
+            let message = errors.text
             let what = "\(ops) #\(n) \(errno)"
             #expect(p.terminationReason == .exit && p.terminationStatus == 1, "\(what): the child must stop with an error, got \(p.terminationStatus) \(message)")
             let named = errno == "EIO" ? "Input/output error" : "No space left on device"
