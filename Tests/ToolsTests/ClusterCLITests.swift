@@ -64,4 +64,58 @@ struct ClusterCLITests {
         let long = try cli.run(["bench", "cluster", "--long", "--journal", url])
         #expect(long.status == 64 && long.err.contains("--long"), "\(long.err)")
     }
+
+    /// The memory commands with --journal run on the cluster's journal of record from any machine (a
+    /// store directory that is only a cache) and answer exactly as the same commands on one store.
+    @Test func memoryCommandsOnTheClusterAnswerAsOnOneStore() throws {
+        let url = try freshURL()
+        #expect(try cli.run(["cluster", "init", "--journal", url, "--partitions", "4"]).status == 0)
+        let root = NSTemporaryDirectory() + "psm-cli-cluster-\(getpid())-\(UInt64.random(in: 0...UInt64.max))"
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let env = ["PSM_MODEL": "", "PSM_MINILM_DIR": "", "PSM_HOME": root + "/home", "PSM_JOURNAL": "", "PSM_TENANT": "acme"]
+        let single = ["--store", root + "/single"]
+        /// Machine `m`'s view of the cluster.
+        func on(_ m: String) -> [String] { ["--store", root + "/" + m, "--journal", url] }
+        func run(_ args: [String]) throws -> CLITests.Run {
+            let r = try cli.run(args, env: env)
+            #expect(r.status == 0, "\(args.joined(separator: " ")): \(r.err)")
+            return r
+        }
+        let turns = [
+            ("2026-03-01T10:00:00Z", "I keep my passport in the blue folder"),
+            ("2026-03-01T10:01:00Z", "My sister Marta visits in May"),
+            ("2026-03-01T10:02:00Z", "I am allergic to shellfish"),
+        ]
+        // The same writes: on one store, and on the cluster from three different machines.
+        for (i, (at, text)) in turns.enumerated() {
+            _ = try run(["observe", "--user", "ana", "--at", at, "--json", text] + single)
+            _ = try run(["observe", "--user", "ana", "--at", at, "--json", text] + on(["m1", "m2", "m3"][i]))
+        }
+        _ = try run(["recall", "--user", "ana", "--at", "2026-03-01T11:00:00Z", "--json", "passport"] + single)
+        let recalled = try run(["recall", "--user", "ana", "--at", "2026-03-01T11:00:00Z", "--json", "passport"] + on("m2"))
+        _ = try run(["sleep", "--at", "2026-03-02T03:00:00Z", "--json"] + single)
+        let slept = try run(["sleep", "--at", "2026-03-02T03:00:00Z", "--json"] + on("m3"))
+        #expect(slept.out.contains("ana"), "sleep finds the tenant's users in the journal of record: \(slept.out)")
+
+        // Every read answers alike, from a machine that wrote only part of it (or nothing).
+        for m in ["m1", "m4"] {
+            let local = try run(["tiers", "--user", "ana", "--json"] + single).out
+            #expect(try run(["tiers", "--user", "ana", "--json"] + on(m)).out == local, "tiers on \(m)")
+            let past = try run(["tiers", "--user", "ana", "--as-of", "2026-03-01T10:01:30Z", "--json"] + single).out
+            #expect(try run(["tiers", "--user", "ana", "--as-of", "2026-03-01T10:01:30Z", "--json"] + on(m)).out == past, "as-of tiers on \(m)")
+            #expect(try run(["export", "--user", "ana"] + on(m)).out == (try run(["export", "--user", "ana"] + single).out), "export on \(m)")
+        }
+        let memory = try #require((try JSONSerialization.jsonObject(with: Data(recalled.out.utf8)) as? [String: Any])?["memories"] as? [[String: Any]])
+            .first?["memory"] as? String
+        let id = try #require(memory, "\(recalled.out)")
+        #expect(try run(["history", id, "--user", "ana", "--json"] + on("m4")).out == (try run(["history", id, "--user", "ana", "--json"] + single).out))
+        #expect(try run(["memory", "show", id, "--user", "ana", "--json"] + on("m4")).out == (try run(["memory", "show", id, "--user", "ana", "--json"] + single).out))
+        let prov = try run(["provenance", id, "--user", "ana", "--proof", "--json"] + on("m4")).out
+        #expect(prov.contains("\"proofs\"") && prov.contains("leaf_index"), "\(prov)")
+
+        // Erasure on one machine is seen from the others.
+        _ = try run(["erase", "--user", "ana", "--yes", "--at", "2026-03-03T00:00:00Z"] + on("m2"))
+        let after = try cli.run(["tiers", "--user", "ana", "--json"] + on("m1"), env: env)
+        #expect(after.status != 0 && after.err.contains("erased"), "\(after.status) \(after.err)")
+    }
 }

@@ -82,7 +82,7 @@ struct MemoryCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "memory", abstract: "Read one memory.", subcommands: [Show.self])
 
-    struct Show: ParsableCommand {
+    struct Show: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Show a memory: tier, text, strength now, decay, recall count, validity, provenance summary.",
             discussion: """
@@ -93,23 +93,27 @@ struct MemoryCommand: ParsableCommand {
                   psm memory show 0f3c…e1 --user alice --as-of 2026-03-01T00:00:00Z --json
                 """)
         @OptionGroup var store: StoreOptions
+        @OptionGroup var backend: JournalBackendOptions
         @OptionGroup var who: UserOptions
         @OptionGroup var time: TimeOptions
         @Argument(help: "Memory id (32 hex digits).") var id: String
         @Flag(help: "Print JSON.") var json = false
 
-        func run() throws {
-            try guarded {
-                let engine = try store.openEngine()
-                defer { engine.close() }
-                let v = try engine.memory(try who.ref(), try parseID(id), asOf: try time.parsedAsOf(), at: try time.parsedAt())
+        func run() async throws {
+            try await guardedAsync {
+                let ref = try who.ref()
+                let opened = try await store.openEngine(backend, for: ref)
+                defer { opened.close() }
+                let engine = opened.engine
+                let (memory, asOf, at) = (try parseID(id), try time.parsedAsOf(), try time.parsedAt())
+                let v = try await engine.withAsOf(ref, asOf) { try engine.memory(ref, memory, asOf: asOf, at: at) }
                 if json { try printJSON(MemoryJSON(v)) } else { printMemory(v) }
             }
         }
     }
 }
 
-struct HistoryCommand: ParsableCommand {
+struct HistoryCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "history",
         abstract: "Every event that touched a memory, oldest first, with the decision's model and causation.",
@@ -118,15 +122,17 @@ struct HistoryCommand: ParsableCommand {
               psm history 0f3c…e1 --user alice
             """)
     @OptionGroup var store: StoreOptions
+    @OptionGroup var backend: JournalBackendOptions
     @OptionGroup var who: UserOptions
     @Argument(help: "Memory id (32 hex digits).") var id: String
     @Flag(help: "Print JSON.") var json = false
 
-    func run() throws {
-        try guarded {
-            let engine = try store.openEngine()
-            defer { engine.close() }
-            let entries = try engine.history(try who.ref(), try parseID(id)).map(HistoryEntryJSON.init)
+    func run() async throws {
+        try await guardedAsync {
+            let ref = try who.ref()
+            let opened = try await store.openEngine(backend, for: ref)
+            defer { opened.close() }
+            let entries = try await opened.engine.historyOfRecord(ref, try parseID(id)).map(HistoryEntryJSON.init)
             if json { try printJSON(entries); return }
             for e in entries {
                 print("#\(e.position)  \(e.time)  \(e.type.padding(toLength: 14, withPad: " ", startingAt: 0))  \(e.summary)")
@@ -148,6 +154,7 @@ struct ProvenanceCommand: AsyncParsableCommand {
               psm provenance 0f3c…e1 --user alice --json
             """)
     @OptionGroup var store: StoreOptions
+    @OptionGroup var backend: JournalBackendOptions
     @OptionGroup var who: UserOptions
     @OptionGroup var time: TimeOptions
     @Argument(help: "Memory id (32 hex digits).") var id: String
@@ -155,16 +162,13 @@ struct ProvenanceCommand: AsyncParsableCommand {
     @Flag(help: "Print JSON.") var json = false
 
     func run() async throws {
-        do {
-            try await show()
-        } catch { throw reportedExit(error) }
-    }
-
-    func show() async throws {
-        do {
-            let engine = try store.openEngine()
-            defer { engine.close() }
-            let p = try engine.provenance(try who.ref(), try parseID(id), asOf: try time.parsedAsOf())
+        try await guardedAsync {
+            let ref = try who.ref()
+            let opened = try await store.openEngine(backend, for: ref)
+            defer { opened.close() }
+            let engine = opened.engine
+            let (memory, asOf) = (try parseID(id), try time.parsedAsOf())
+            let p = try await engine.withAsOf(ref, asOf) { try engine.provenance(ref, memory, asOf: asOf) }
             var out = ProvenanceJSON(p)
             if proof { out.proofs = try await MemoryService(engine: engine).inclusionProofs(try who.ref(), p.observations) }
             if json {
@@ -190,7 +194,7 @@ struct ProvenanceCommand: AsyncParsableCommand {
     }
 }
 
-struct TiersCommand: ParsableCommand {
+struct TiersCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tiers",
         abstract: "A user's memories by tier: sensory buffer, working, episodic, semantic, archival.",
@@ -200,6 +204,7 @@ struct TiersCommand: ParsableCommand {
               psm tiers --user alice --at 2026-06-01T00:00:00Z --json
             """)
     @OptionGroup var store: StoreOptions
+    @OptionGroup var backend: JournalBackendOptions
     @OptionGroup var who: UserOptions
     @OptionGroup var time: TimeOptions
     @Option(help: "Memories to print per tier (1...100000).") var limit: Int = 20
@@ -209,12 +214,14 @@ struct TiersCommand: ParsableCommand {
         guard (1...100_000).contains(limit) else { throw ValidationError("--limit must be 1...100000, got \(limit)") }
     }
 
-    func run() throws {
-        try guarded {
-            let engine = try store.openEngine()
-            defer { engine.close() }
+    func run() async throws {
+        try await guardedAsync {
             let ref = try who.ref()
-            let listing = try engine.tiers(ref, asOf: try time.parsedAsOf(), at: try time.parsedAt())
+            let opened = try await store.openEngine(backend, for: ref)
+            defer { opened.close() }
+            let engine = opened.engine
+            let (asOf, at) = (try time.parsedAsOf(), try time.parsedAt())
+            let listing = try await engine.withAsOf(ref, asOf) { try engine.tiers(ref, asOf: asOf, at: at) }
             if json { try printJSON(TiersJSON(ref, listing, limit: limit)); return }
             print("\(ref): \(listing.user.events) events, last position \(listing.user.lastPosition)")
             print("sensory (\(listing.sensory.count) not yet gated)")

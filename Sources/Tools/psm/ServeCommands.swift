@@ -267,7 +267,7 @@ struct MCPCommand: AsyncParsableCommand {
     }
 }
 
-struct ExportCommand: ParsableCommand {
+struct ExportCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "export",
         abstract: "Export a user's memories (every tier) with all metadata and provenance, as JSONL.",
@@ -279,6 +279,7 @@ struct ExportCommand: ParsableCommand {
               psm export --user alice --out alice.jsonl
             """)
     @OptionGroup var store: StoreOptions
+    @OptionGroup var backend: JournalBackendOptions
     @OptionGroup var who: UserOptions
     @Option(help: "Only jsonl is supported.") var format = "jsonl"
     @Option(help: ArgumentHelp("Output file (default: standard output).", valueName: "FILE")) var out: String?
@@ -287,11 +288,12 @@ struct ExportCommand: ParsableCommand {
         guard format == "jsonl" else { throw ValidationError("--format \(format) is not supported (accepted: jsonl)") }
     }
 
-    func run() throws {
-        try guarded {
-            let engine = try store.openEngine()
-            defer { engine.close() }
-            let lines = try MemoryService(engine: engine).export(try who.ref())
+    func run() async throws {
+        try await guardedAsync {
+            let ref = try who.ref()
+            let opened = try await store.openEngine(backend, for: ref)
+            defer { opened.close() }
+            let lines = try MemoryService(engine: opened.engine).export(ref)
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
             var data = Data()

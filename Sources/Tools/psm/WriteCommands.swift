@@ -3,6 +3,7 @@ import Engine
 import Foundation
 import Inference
 import Journal
+import JournalPostgres
 import Projections
 import API
 
@@ -77,6 +78,7 @@ struct ObserveCommand: AsyncParsableCommand {
               psm observe --user alice --session s1 --speaker Alice --source-id msg-17 "I'm allergic to shellfish"
             """)
     @OptionGroup var store: StoreOptions
+    @OptionGroup var backend: JournalBackendOptions
     @OptionGroup var who: UserOptions
     @OptionGroup var modelOption: ModelOption
     @Option(help: "Session id.") var session: String = ""
@@ -91,8 +93,9 @@ struct ObserveCommand: AsyncParsableCommand {
     func run() async throws {
         try await guardedAsync {
             let time = try eventTime(at)
-            let engine = try await store.openDecidingEngine(modelOption, quiet: json, at: time)
-            defer { engine.close() }
+            let opened = try await store.openDecidingEngine(modelOption, quiet: json, at: time, backend: backend)
+            defer { opened.close() }
+            let engine = opened.engine
             let r = try await engine.observe(
                 try who.ref(), .init(text: text, session: session, speaker: speaker, role: role, sourceID: sourceID), at: time,
                 id: try id.map { try parseID($0, what: "--id") })
@@ -119,6 +122,7 @@ struct IngestCommand: AsyncParsableCommand {
               psm ingest conversation.jsonl --user alice --json
             """)
     @OptionGroup var store: StoreOptions
+    @OptionGroup var backend: JournalBackendOptions
     @OptionGroup var who: UserOptions
     @OptionGroup var modelOption: ModelOption
     @Argument(help: "A JSONL file of observations.") var file: String
@@ -152,8 +156,9 @@ struct IngestCommand: AsyncParsableCommand {
             }
             guard !parsed.isEmpty else { throw CLIError.usage("\(file) has no observations") }
             let firstTime = try parsed[0].2 ?? eventTime(nil)
-            let engine = try await store.openDecidingEngine(modelOption, quiet: json, at: firstTime)
-            defer { engine.close() }
+            let opened = try await store.openDecidingEngine(modelOption, quiet: json, at: firstTime, backend: backend)
+            defer { opened.close() }
+            let engine = opened.engine
             let user = try who.ref()
             let bar = Progress(label: "ingest", total: UInt64(parsed.count), enabled: !json)
             let start = Date()
@@ -204,6 +209,7 @@ struct RecallCommand: AsyncParsableCommand {
               psm recall --user alice --as-of 2026-03-01T00:00:00Z --json "where does she live?"
             """)
     @OptionGroup var store: StoreOptions
+    @OptionGroup var backend: JournalBackendOptions
     @OptionGroup var who: UserOptions
     @OptionGroup var modelOption: ModelOption
     @Option(help: "Memories to return (1...1024).") var k: Int = 5
@@ -222,14 +228,16 @@ struct RecallCommand: AsyncParsableCommand {
     func run() async throws {
         try await guardedAsync {
             let time = try eventTime(at)
-            let engine = try await store.openDecidingEngine(modelOption, quiet: json, at: time)
-            defer { engine.close() }
+            let opened = try await store.openDecidingEngine(modelOption, quiet: json, at: time, backend: backend)
+            defer { opened.close() }
+            let engine = opened.engine
             let user = try who.ref()
             let asOfPoint = try TimeOptions.parse(asOf.map { ["--as-of", $0] } ?? []).parsedAsOf()
             let r: Engine.RecallResult
             if let asOfPoint {
-                r = try engine.recall(user, query: query, k: k, asOf: asOfPoint, at: at.map { _ in time })
+                r = try await engine.withAsOf(user, asOfPoint) { try engine.recall(user, query: query, k: k, asOf: asOfPoint, at: at.map { _ in time }) }
             } else if peek {
+                try await engine.refresh(user)
                 r = try engine.peek(user, query: query, k: k, at: time)
             } else {
                 r = try await engine.recall(user, query: query, k: k, at: time, session: session)
@@ -255,6 +263,7 @@ struct FeedbackCommand: AsyncParsableCommand {
               psm feedback --user alice --recall 01f3…9a --memory 7c2d…e0 --kind helped
             """)
     @OptionGroup var store: StoreOptions
+    @OptionGroup var backend: JournalBackendOptions
     @OptionGroup var who: UserOptions
     @OptionGroup var modelOption: ModelOption
     @Option(help: ArgumentHelp("The recall's id (printed by psm recall).", valueName: "ID")) var recall: String
@@ -271,8 +280,9 @@ struct FeedbackCommand: AsyncParsableCommand {
     func run() async throws {
         try await guardedAsync {
             let time = try eventTime(at)
-            let engine = try await store.openDecidingEngine(modelOption, quiet: json, at: time)
-            defer { engine.close() }
+            let opened = try await store.openDecidingEngine(modelOption, quiet: json, at: time, backend: backend)
+            defer { opened.close() }
+            let engine = opened.engine
             let user = try who.ref(), m = try parseID(memory)
             let p = try await engine.feedback(user, recall: try parseID(recall, what: "--recall"), memory: m, kind: FeedbackKind(name: kind)!, note: note, at: time)
             let v = try engine.memory(user, m, at: time)
@@ -294,6 +304,7 @@ struct SleepCommand: AsyncParsableCommand {
               psm sleep --tenant acme --json
             """)
     @OptionGroup var store: StoreOptions
+    @OptionGroup var backend: JournalBackendOptions
     @OptionGroup var modelOption: ModelOption
     @Option(help: ArgumentHelp("Tenant (default: $PSM_TENANT, else \"default\").", valueName: "TENANT")) var tenant: String?
     @Option(help: ArgumentHelp("Only this user (default: every user of the tenant).", valueName: "USER")) var user: String?
@@ -303,12 +314,19 @@ struct SleepCommand: AsyncParsableCommand {
     func run() async throws {
         try await guardedAsync {
             let time = try eventTime(at)
-            let engine = try await store.openDecidingEngine(modelOption, quiet: json, at: time)
-            defer { engine.close() }
+            let opened = try await store.openDecidingEngine(modelOption, quiet: json, at: time, backend: backend)
+            defer { opened.close() }
+            let engine = opened.engine
             let t = tenant ?? ProcessInfo.processInfo.environment["PSM_TENANT"].flatMap { $0.isEmpty ? nil : $0 } ?? "default"
             var users: [UserRef] = []
             if let user {
                 users = [try UserOptions.parse(["--tenant", t, "--user", user]).ref()]
+            } else if let cluster = opened.cluster {
+                // Every user of the tenant in the cluster's journal of record, whichever node owns them.
+                for p in 0..<cluster.partitions {
+                    for s in try await cluster.streams(inPartition: p) { if s.stream.tenant == t, let u = UserRef(stream: s.stream) { users.append(u) } }
+                }
+                users.sort { $0.user < $1.user }
             } else {
                 var after: ID128? = nil
                 while true {
@@ -321,6 +339,7 @@ struct SleepCommand: AsyncParsableCommand {
             }
             var entries: [SleepJSON] = []
             for u in users {
+                try await engine.refresh(u)
                 guard (try? engine.userRecord(u)) != nil else { continue }
                 let r = try await engine.sleep(u, at: time)
                 entries.append(SleepJSON(user: u.user, position: r.position, decisions: Dictionary(uniqueKeysWithValues: r.decisions.map { ($0.key.description, $0.value) })))
@@ -347,6 +366,7 @@ struct EraseCommand: AsyncParsableCommand {
               psm erase --user alice --reason "user asked" --yes
             """)
     @OptionGroup var store: StoreOptions
+    @OptionGroup var backend: JournalBackendOptions
     @OptionGroup var who: UserOptions
     @Option(help: "Why (recorded in the journal).") var reason: String = ""
     @Option(help: ArgumentHelp("Event time (ISO 8601; default: now).", valueName: "TIME")) var at: String?
@@ -359,9 +379,10 @@ struct EraseCommand: AsyncParsableCommand {
 
     func run() async throws {
         try await guardedAsync {
-            let engine = try store.openEngine()
-            defer { engine.close() }
             let user = try who.ref()
+            let opened = try await store.openEngine(backend, for: user)
+            defer { opened.close() }
+            let engine = opened.engine
             let p = try await engine.erase(user, reason: reason, at: try eventTime(at))
             struct Out: Encodable { var user: String; var position: UInt64 }
             if json { try printJSON(Out(user: user.user, position: p)) } else { print("erased \(user) at position \(p)") }
