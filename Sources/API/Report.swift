@@ -58,8 +58,15 @@ public enum AuditReport {
         }
     }
 
-    /// Builds the report for `user` from its journal stream.
-    public static func render(engine: Engine, user: UserRef, options: Options = Options()) throws -> String {
+    /// Builds the report for `user` from its journal stream: the store's, or on an engine over a
+    /// cluster's journal of record (SPEC.md §15.5) the stream read from there first.
+    public static func render(engine: Engine, user: UserRef, options: Options = Options()) async throws -> String {
+        guard let record = engine.record else { return try render(engine: engine, user: user, options: options, stream: nil) }
+        try await engine.refresh(user)
+        return try render(engine: engine, user: user, options: options, stream: try await record.stream(user.key))
+    }
+
+    static func render(engine: Engine, user: UserRef, options: Options, stream: FetchedEvents?) throws -> String {
         _ = try engine.userRecord(user)
         var tracks: [ID128: Track] = [:]
         var rows: [Row] = []
@@ -68,7 +75,10 @@ public enum AuditReport {
         var first: Int64 = .max, last: Int64 = .min
         var events = 0
         // First pass: every memory's snapshots and marks, and the decision log.
-        try UserStreamWalk.walk(user, journal: engine.journal) { stored, event, reader in
+        func walk(_ body: (StoredEvent, MemoryEvent?, UserReader<MemoryKV>) throws -> Void) throws {
+            if let stream { try UserStreamWalk.walk(user, stream: stream, body) } else { try UserStreamWalk.walk(user, journal: engine.journal, body) }
+        }
+        try walk { stored, event, reader in
             events += 1
             let t = stored.header.eventTime
             first = min(first, t)
@@ -112,7 +122,7 @@ public enum AuditReport {
         let listing = try engine.tiers(user)
         return html(
             user: user, events: events, first: first, last: last, tracks: chosen, rows: rows, decisionsTotal: decisionsTotal, models: models,
-            provenance: provenance, listing: listing, stateHash: try engine.stateHash())
+            provenance: provenance, listing: listing, stateHash: stream == nil ? try engine.stateHash() : try engine.projections.userStateHash(user.key))
     }
 
     // MARK: - HTML

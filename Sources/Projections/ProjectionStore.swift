@@ -466,27 +466,47 @@ public enum UserStreamWalk {
     /// Calls `body` after each event of `user`'s stream with the event, its decoded memory event (nil for
     /// events that are not memory events) and a reader of the state after it.
     public static func walk(_ user: UserRef, journal: Journal, _ body: (StoredEvent, MemoryEvent?, UserReader<MemoryKV>) throws -> Void) throws {
-        let kv = MemoryKV()
-        let reader = UserReader(kv: kv, user: user.key)
+        var walk = Walk(user)
         var revision: UInt64 = 0
-        var changes: [IndexChange] = []
         while true {
             let page = try journal.read(stream: user.key, fromRevision: revision, limit: 1024)
             for e in page {
                 revision = e.header.revision + 1
-                let ctx = EventContext(position: e.position, time: e.header.eventTime, id: e.header.eventID, causation: e.header.causationID, stream: user.key)
-                var decoded: MemoryEvent?
-                do {
-                    decoded = try journal.readablePayload(of: e).flatMap { try MemoryEvent.decode(type: e.header.eventType, payload: $0) }
-                    if let event = decoded { try Fold.apply(event, ctx, kv, name: { user.stream }, changes: &changes) }
-                } catch is FoldAnomaly {
-                } catch let m as ProjectionError {
-                    guard case .malformed = m else { throw m }
-                }
-                changes.removeAll()
-                try body(e, decoded, reader)
+                try walk.step(e, journal, body)
             }
             if page.count < 1024 { break }
+        }
+    }
+
+    /// The same walk over a stream read ahead (a cluster's journal of record, SPEC.md §15.5).
+    public static func walk(_ user: UserRef, stream: FetchedEvents, _ body: (StoredEvent, MemoryEvent?, UserReader<MemoryKV>) throws -> Void) throws {
+        var walk = Walk(user)
+        for e in stream.events where e.header.streamID == user.key { try walk.step(e, stream, body) }
+    }
+
+    struct Walk {
+        let user: UserRef
+        let kv = MemoryKV()
+        let reader: UserReader<MemoryKV>
+        var changes: [IndexChange] = []
+
+        init(_ user: UserRef) {
+            self.user = user
+            reader = UserReader(kv: kv, user: user.key)
+        }
+
+        mutating func step(_ e: StoredEvent, _ source: some EventSource, _ body: (StoredEvent, MemoryEvent?, UserReader<MemoryKV>) throws -> Void) throws {
+            let ctx = EventContext(position: e.position, time: e.header.eventTime, id: e.header.eventID, causation: e.header.causationID, stream: user.key)
+            var decoded: MemoryEvent?
+            do {
+                decoded = try source.readablePayload(of: e).flatMap { try MemoryEvent.decode(type: e.header.eventType, payload: $0) }
+                if let event = decoded { try Fold.apply(event, ctx, kv, name: { [user] in user.stream }, changes: &changes) }
+            } catch is FoldAnomaly {
+            } catch let m as ProjectionError {
+                guard case .malformed = m else { throw m }
+            }
+            changes.removeAll()
+            try body(e, decoded, reader)
         }
     }
 }

@@ -113,6 +113,17 @@ struct ClusterCLITests {
         let prov = try run(["provenance", id, "--user", "ana", "--proof", "--json"] + on("m4")).out
         #expect(prov.contains("\"proofs\"") && prov.contains("leaf_index"), "\(prov)")
 
+        // The audit report from the journal of record plots the same history as the store's (its
+        // state hash line differs: one store's whole state against the user's).
+        let reportCluster = root + "/cluster.html", reportSingle = root + "/single.html"
+        _ = try run(["report", "--user", "ana", "--memory", id, "--out", reportCluster] + on("m4"))
+        _ = try run(["report", "--user", "ana", "--memory", id, "--out", reportSingle] + single)
+        func withoutHashLine(_ path: String) throws -> [String] {
+            try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n").map(String.init).filter { !$0.contains("projection state hash") }
+        }
+        let clusterReport = try withoutHashLine(reportCluster), singleReport = try withoutHashLine(reportSingle)
+        #expect(clusterReport.count > 20 && clusterReport == singleReport, "the report on the cluster")
+
         // Erasure on one machine is seen from the others.
         _ = try run(["erase", "--user", "ana", "--yes", "--at", "2026-03-03T00:00:00Z"] + on("m2"))
         let after = try cli.run(["tiers", "--user", "ana", "--json"] + on("m1"), env: env)

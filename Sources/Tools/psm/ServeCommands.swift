@@ -311,7 +311,7 @@ struct ExportCommand: AsyncParsableCommand {
     }
 }
 
-struct ReportCommand: ParsableCommand {
+struct ReportCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "report",
         abstract: "Write a self-contained HTML audit report for one user (no network needed to view it).",
@@ -325,8 +325,10 @@ struct ReportCommand: ParsableCommand {
             Example:
               psm report --user alice --out alice.html
               psm report --user alice --memory 0f3c…e1 --memories 4 --out alice.html
+              psm report --journal postgres://psm@db1:5432/psm --tenant acme --user alice --out alice.html
             """)
     @OptionGroup var store: StoreOptions
+    @OptionGroup var backend: JournalBackendOptions
     @OptionGroup var who: UserOptions
     @Option(help: ArgumentHelp("Output HTML file.", valueName: "FILE")) var out: String
     @Option(help: ArgumentHelp("The memory whose provenance is shown and which is plotted first.", valueName: "ID")) var memory: String?
@@ -339,15 +341,16 @@ struct ReportCommand: ParsableCommand {
         guard (1...100_000).contains(decisions) else { throw ValidationError("--decisions must be 1...100000, got \(decisions)") }
     }
 
-    func run() throws {
-        try guarded {
-            let engine = try store.openEngine()
-            defer { engine.close() }
+    func run() async throws {
+        try await guardedAsync {
+            let opened = try await store.openEngine(backend, for: try who.ref())
+            defer { opened.close() }
+            let engine = opened.engine
             var options = AuditReport.Options()
             options.memories = memories
             options.decisionRows = decisions
             options.focus = try memory.map { try parseID($0) }
-            let html = try AuditReport.render(engine: engine, user: try who.ref(), options: options)
+            let html = try await AuditReport.render(engine: engine, user: try who.ref(), options: options)
             do { try Data(html.utf8).write(to: URL(fileURLWithPath: out), options: .atomic) } catch { throw CLIError.io("cannot write \(out): \(error.localizedDescription)") }
             struct Out: Encodable { var file: String; var bytes: Int }
             if json { try printJSON(Out(file: out, bytes: html.utf8.count)) } else { print("wrote \(out) (\(html.utf8.count) bytes)") }
