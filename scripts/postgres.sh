@@ -14,7 +14,8 @@ if [ -n "${PSM_TEST_POSTGRES:-}" ]; then
 fi
 _psm_pg_sudo=""
 [ "$(id -u)" -eq 0 ] || _psm_pg_sudo="sudo"
-_psm_pg_bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
+# `|| true`: no PostgreSQL yet is not an error for the sourcing script's `set -o pipefail`.
+_psm_pg_bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1 || true)
 if [ -z "$_psm_pg_bin" ] || [ ! -x "$_psm_pg_bin/initdb" ]; then
   echo "postgres: installing postgresql"
   $_psm_pg_sudo apt-get update -qq
