@@ -65,7 +65,7 @@ public final class NodeJournal: RecordJournal, @unchecked Sendable {
     }
 
     public func events(at positions: [Position]) async throws -> FetchedEvents {
-        try await projector.fetch(try await journal.events(at: positions))
+        try await journal.readable(try await journal.events(at: positions))
     }
 
     public func stream(_ stream: ID128) async throws -> FetchedEvents { try await journal.readableStream(stream) }

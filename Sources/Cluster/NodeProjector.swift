@@ -1,4 +1,3 @@
-import Crypto
 import Foundation
 import Journal
 import JournalPostgres
@@ -89,7 +88,7 @@ public final class NodeProjector: @unchecked Sendable {
         while true {
             let page = try await journal.readStream(stream, fromRevision: from, limit: 512)
             guard let last = page.last else { break }
-            let fetched = try await fetch(page)
+            let fetched = try await journal.readable(page)
             let report = try store.applyStreamEvents(page, source: fetched)
             folded += report.applied + report.anomalies
             from = last.header.revision + 1
@@ -98,6 +97,4 @@ public final class NodeProjector: @unchecked Sendable {
         return folded
     }
 
-    /// The events with their readable payloads and stream names (``PostgresJournal/readable(_:)``).
-    public func fetch(_ events: [StoredEvent]) async throws -> FetchedEvents { try await journal.readable(events) }
 }
