@@ -39,7 +39,7 @@ let package = Package(
         .target(name: "LMDB", dependencies: ["CLMDB"], swiftSettings: strict),
         .target(
             name: "Journal",
-            dependencies: ["LMDB", "CZstd", .product(name: "Crypto", package: "swift-crypto")],
+            dependencies: ["LMDB", "CZstd", "CKernels", .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: strict),
         .target(
             name: "Inference", dependencies: ["COpenBLAS", .product(name: "Crypto", package: "swift-crypto")], swiftSettings: strict),
@@ -101,7 +101,7 @@ let package = Package(
             path: "Sources/Tools/psm-torture", swiftSettings: strict),
 
         .testTarget(name: "LMDBTests", dependencies: ["LMDB"], swiftSettings: strict),
-        .testTarget(name: "JournalTests", dependencies: ["Journal", "JournalPostgres", "LMDB", "Workloads", .product(name: "PostgresNIO", package: "postgres-nio")], swiftSettings: strict),
+        .testTarget(name: "JournalTests", dependencies: ["Journal", "JournalPostgres", "LMDB", "CKernels", "Workloads", .product(name: "PostgresNIO", package: "postgres-nio")], swiftSettings: strict),
         .testTarget(name: "ProjectionsTests", dependencies: ["Projections", "CKernels", "Journal", "Workloads"], swiftSettings: strict),
         .testTarget(
             name: "ClusterTests", dependencies: ["Cluster", "Engine", "JournalPostgres", "Projections", "Journal", "Workloads", .product(name: "PostgresNIO", package: "postgres-nio")],

@@ -1,5 +1,9 @@
+import CKernels
+
 /// CRC-32C (Castagnoli, reflected polynomial 0x82F63B78), as used by iSCSI, ext4 and LevelDB's log.
-/// Slicing-by-8 table implementation; test vectors from RFC 3720 §B.4 are in the tests.
+/// ``checksum(_:continuing:)`` uses the CPU's CRC32 instruction when it has one (CKernels, chosen at
+/// run time); ``reference(_:continuing:)`` is a slicing-by-8 table in Swift that the tests compare it
+/// with. Test vectors from RFC 3720 §B.4 are in the tests.
 public enum CRC32C {
     static let tables: [[UInt32]] = {
         var t = [[UInt32]](repeating: [UInt32](repeating: 0, count: 256), count: 8)
@@ -20,7 +24,16 @@ public enum CRC32C {
     static let flat: [UInt32] = tables.flatMap { $0 }
 
     /// CRC-32C of `bytes`, continuing from `crc` (pass the previous result to checksum in pieces).
+    @inline(__always)
     public static func checksum(_ bytes: UnsafeRawBufferPointer, continuing crc: UInt32 = 0) -> UInt32 {
+        psm_crc32c(crc, bytes.baseAddress, bytes.count)
+    }
+
+    /// Whether ``checksum(_:continuing:)`` runs on the CPU's CRC32 instruction.
+    public static var usesHardware: Bool { psm_crc32c_uses_hardware() != 0 }
+
+    /// The same function as ``checksum(_:continuing:)``, computed with a slicing-by-8 table in Swift.
+    public static func reference(_ bytes: UnsafeRawBufferPointer, continuing crc: UInt32 = 0) -> UInt32 {
         var c = ~crc
         guard var p = bytes.baseAddress else { return crc }
         var n = bytes.count
