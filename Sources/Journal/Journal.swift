@@ -14,6 +14,9 @@ public final class Journal: @unchecked Sendable {
         public var initialMapSize: Int = 64 << 20
         public var maxMapSize: Int = 1 << 40
         public var compressionLevel: Int32 = Zstd.defaultLevel
+        /// Threads a large append's payloads are compressed on (each thread gets at least 256 events;
+        /// the bytes stored are the same for any value).
+        public var compressionThreads: Int = ProcessInfo.processInfo.activeProcessorCount
         /// Where the per-stream data keys live (default: `datakeys` beside the journal directory).
         public var dataKeysDirectory: String?
         public init() {}
@@ -140,16 +143,17 @@ public final class Journal: @unchecked Sendable {
         return try box.result!.get()
     }
 
-    /// Validates and compresses on the caller's thread, so the writer thread only assigns positions.
+    /// Validates and compresses on the caller's thread (a large append on up to
+    /// ``Options/compressionThreads`` threads), so the writer thread only assigns positions.
     func prepare(_ requests: [AppendRequest]) throws(JournalError) -> [PreparedRequest] {
         guard !requests.isEmpty else { throw .invalidArgument("an append needs at least one request") }
-        var out: [PreparedRequest] = []
-        out.reserveCapacity(requests.count)
-        var seen = Set<EventID>()
+        var total = 0
+        for request in requests { total += request.events.count }
+        var seen = Set<EventID>(minimumCapacity: total)
+        var flat: [EventData] = []
+        flat.reserveCapacity(total)
         for (ri, request) in requests.enumerated() {
             guard !request.events.isEmpty else { throw .invalidArgument("request \(ri) for stream \(request.stream) has no events") }
-            var events: [PreparedEvent] = []
-            events.reserveCapacity(request.events.count)
             for (ei, e) in request.events.enumerated() {
                 var at: String { "request \(ri) event \(ei) (id \(e.id))" }
                 guard !e.id.isZero else { throw .invalidArgument("\(at): the event id must not be zero") }
@@ -159,20 +163,30 @@ public final class Journal: @unchecked Sendable {
                 }
                 guard seen.insert(e.id).inserted else { throw .invalidArgument("\(at): event id repeated within one append") }
                 do { try PayloadReader.validate(e.payload) } catch { throw .invalidArgument("\(at): \(error)") }
-                var prepared = try codecs.prepare(e)
-                if request.encrypted {
+                flat.append(e)
+            }
+        }
+        let compressed = try codecs.prepareAll(flat, threads: options.compressionThreads)
+        var out: [PreparedRequest] = []
+        out.reserveCapacity(requests.count)
+        var next = 0
+        for (ri, request) in requests.enumerated() {
+            var events = Array(compressed[next..<(next + request.events.count)])
+            next += request.events.count
+            if request.encrypted {
+                for ei in events.indices {
+                    let e = events[ei].data
                     do {
                         let (keyID, key) = try dataKeys.current(for: request.stream.id)
                         let ad = DataKeys.associatedData(stream: request.stream.id, event: e.id, type: e.type, time: e.time, keyID: keyID)
-                        prepared.stored = try DataKeys.sealPayload(prepared.stored, key: key, ad: ad)
-                        prepared.keyID = keyID
+                        events[ei].stored = try DataKeys.sealPayload(events[ei].stored, key: key, ad: ad)
+                        events[ei].keyID = keyID
                     } catch let error as JournalError {
                         throw error
                     } catch {
-                        throw .invalidArgument("\(at): cannot encrypt: \(error)")
+                        throw .invalidArgument("request \(ri) event \(ei) (id \(e.id)): cannot encrypt: \(error)")
                     }
                 }
-                events.append(prepared)
             }
             out.append(PreparedRequest(stream: request.stream, expected: request.expected, events: events))
         }
@@ -377,9 +391,9 @@ public final class Journal: @unchecked Sendable {
     /// The chain value after `record`: SHA-256(previous chain value ‖ record bytes) (SPEC.md §4.5).
     public static func chain(_ previous: [UInt8], _ record: [UInt8]) -> [UInt8] {
         var h = SHA256()
-        h.update(data: previous)
-        h.update(data: record)
-        return Array(h.finalize())
+        previous.withUnsafeBytes { h.update(bufferPointer: $0) }
+        record.withUnsafeBytes { h.update(bufferPointer: $0) }
+        return h.finalize().withUnsafeBytes { Array($0) }
     }
 
     /// Why a stored event differs from `data`, or nil when it is the same event.

@@ -22,28 +22,67 @@ final class CodecPool: @unchecked Sendable {
     /// Compresses the payload when it is at least ``RecordFormat/compressionThreshold`` bytes and
     /// compression makes it smaller; otherwise stores it as is.
     func prepare(_ e: EventData) throws(JournalError) -> PreparedEvent {
-        guard e.payload.count >= RecordFormat.compressionThreshold else {
-            return PreparedEvent(data: e, flags: 0, dictionaryID: 0, stored: e.payload)
+        try prepareAll([e])[0]
+    }
+
+    /// Events per thread below which a batch is compressed on the caller's thread alone.
+    static let eventsPerThread = 256
+
+    /// ``prepare(_:)`` for every event, in order. A large batch is split into contiguous parts
+    /// compressed on up to `threads` threads (at least ``eventsPerThread`` events each). Each payload is
+    /// compressed on its own with the same level and dictionary, so the output is the same bytes
+    /// whatever the split (SPEC.md §4.4). The first error in event order is thrown.
+    func prepareAll(_ events: [EventData], threads: Int = 1) throws(JournalError) -> [PreparedEvent] {
+        let parts = max(1, min(threads, events.count / CodecPool.eventsPerThread))
+        if parts == 1 { return try prepare(events[...]) }
+        let results = PartResults(count: parts)
+        let size = (events.count + parts - 1) / parts
+        DispatchQueue.concurrentPerform(iterations: parts) { i in
+            let range = (i * size)..<min(events.count, (i + 1) * size)
+            results.set(i, Result { () throws(JournalError) in try prepare(events[range]) })
         }
+        var out: [PreparedEvent] = []
+        out.reserveCapacity(events.count)
+        for r in results.take() { out.append(contentsOf: try r.get()) }
+        return out
+    }
+
+    /// Compresses `events` in order with one borrowed compressor.
+    private func prepare(_ events: ArraySlice<EventData>) throws(JournalError) -> [PreparedEvent] {
         lock.lock()
         let id = activeID
         let dict = activeBytes
         var borrowed: Zstd.Compressor?
         if let i = compressors.lastIndex(where: { $0.0 == id }) { borrowed = compressors.remove(at: i).1 }
         lock.unlock()
-        do {
-            let c = try borrowed ?? Zstd.Compressor(level: level, dictionary: dict)
-            let stored = try e.payload.withUnsafeBytes { try c.compress($0) }
-            lock.lock()
-            if id == activeID { compressors.append((id, c)) }
-            lock.unlock()
-            if stored.count >= e.payload.count {
-                return PreparedEvent(data: e, flags: 0, dictionaryID: 0, stored: e.payload)
+        var out: [PreparedEvent] = []
+        out.reserveCapacity(events.count)
+        var compressor = borrowed
+        defer {
+            if let compressor {
+                lock.lock()
+                if id == activeID { compressors.append((id, compressor)) }
+                lock.unlock()
             }
-            return PreparedEvent(data: e, flags: RecordFormat.flagZstd, dictionaryID: id, stored: stored)
-        } catch {
-            throw .invalidArgument("event \(e.id): \(error)")
         }
+        for e in events {
+            guard e.payload.count >= RecordFormat.compressionThreshold else {
+                out.append(PreparedEvent(data: e, flags: 0, dictionaryID: 0, stored: e.payload))
+                continue
+            }
+            do {
+                if compressor == nil { compressor = try Zstd.Compressor(level: level, dictionary: dict) }
+                let stored = try e.payload.withUnsafeBytes { try compressor!.compress($0) }
+                if stored.count >= e.payload.count {
+                    out.append(PreparedEvent(data: e, flags: 0, dictionaryID: 0, stored: e.payload))
+                } else {
+                    out.append(PreparedEvent(data: e, flags: RecordFormat.flagZstd, dictionaryID: id, stored: stored))
+                }
+            } catch {
+                throw .invalidArgument("event \(e.id): \(error)")
+            }
+        }
+        return out
     }
 
     func decompress(_ stored: ArraySlice<UInt8>, size: Int, dictionaryID: UInt32, dictionary: [UInt8]?) throws -> [UInt8] {
@@ -57,5 +96,19 @@ final class CodecPool: @unchecked Sendable {
             lock.unlock()
         }
         return try stored.withUnsafeBytes { try d.decompress($0, size: size) }
+    }
+}
+
+/// One result slot per part of a parallel batch.
+private final class PartResults: @unchecked Sendable {
+    private let lock = NSLock()
+    private var slots: [Result<[PreparedEvent], JournalError>?]
+    init(count: Int) { slots = Array(repeating: nil, count: count) }
+    func set(_ i: Int, _ r: Result<[PreparedEvent], JournalError>) {
+        lock.lock(); slots[i] = r; lock.unlock()
+    }
+    func take() -> [Result<[PreparedEvent], JournalError>] {
+        lock.lock(); defer { lock.unlock() }
+        return slots.map { $0! }
     }
 }
