@@ -26,19 +26,22 @@ public final class Journal: @unchecked Sendable {
     enum Names {
         static let events = "events"
         static let eventIDs = "event_ids"
-        static let streamRevisions = "stream_revisions"
+        static let streamRuns = "stream_runs"
         static let streams = "streams"
         static let dictionaries = "dictionaries"
         static let meta = "meta"
     }
 
-    public static let formatMarker = "psm-journal/1"
+    /// The layout marker in `meta` (SPEC.md §3). `psm-journal/1` stores (one `stream_revisions`
+    /// entry per event) are rewritten to this layout when opened.
+    public static let formatMarker = "psm-journal/2"
+    static let previousFormatMarker = "psm-journal/1"
 
     public let directory: String
     let env: Environment
     let events: Database
     let eventIDs: Database
-    let streamRevisions: Database
+    let streamRuns: Database
     let streams: Database
     let dictionaries: Database
     let meta: Database
@@ -68,14 +71,18 @@ public final class Journal: @unchecked Sendable {
             // Databases are opened once, on this thread, before the writer thread exists.
             events = try env.openDatabase(Names.events)
             eventIDs = try env.openDatabase(Names.eventIDs)
-            streamRevisions = try env.openDatabase(Names.streamRevisions, flags: [.create, .dupSort, .dupFixed])
+            streamRuns = try env.openDatabase(Names.streamRuns, flags: [.create, .dupSort, .dupFixed])
             streams = try env.openDatabase(Names.streams)
             dictionaries = try env.openDatabase(Names.dictionaries)
             meta = try env.openDatabase(Names.meta)
-            let (events, meta) = (self.events, self.meta)
+            let (events, meta, streamRuns) = (self.events, self.meta, self.streamRuns)
             try env.write { txn in
                 if let marker = try txn.get(meta, Array("format".utf8)) {
                     let found = String(decoding: marker, as: UTF8.self)
+                    if found == Journal.previousFormatMarker {
+                        _ = try Journal.migrateStreamIndex(txn, runs: streamRuns, meta: meta)
+                        return
+                    }
                     guard found == Journal.formatMarker else {
                         throw JournalError.invalidArgument("\(directory) holds \(found), not \(Journal.formatMarker)")
                     }
@@ -333,7 +340,7 @@ public final class Journal: @unchecked Sendable {
         var positions: [Position] = []
         positions.reserveCapacity(request.events.count)
         var key = [UInt8](repeating: 0, count: 8)
-        var revisionValue = [UInt8](repeating: 0, count: 16)
+        let firstPosition = next
         for e in request.events {
             let header = RecordHeader(
                 flags: e.flags, eventType: e.data.type, storedLength: UInt32(e.stored.count),
@@ -352,18 +359,16 @@ public final class Journal: @unchecked Sendable {
                 throw JournalError.partialDuplicate(eventID: e.data.id, position: try eventPosition(txn, e.data.id) ?? 0)
             }
             try record.withUnsafeBytes { r in try key.withUnsafeBytes { k in try txn.put(events, k, r, .append) } }
-            revisionValue.withUnsafeMutableBytes {
-                $0.storeBytes(of: stream.nextRevision.bigEndian, toByteOffset: 0, as: UInt64.self)
-                $0.storeBytes(of: next.bigEndian, toByteOffset: 8, as: UInt64.self)
-            }
-            // Revisions only grow, so each stream's list is appended to (pages fill completely).
-            try txn.put(streamRevisions, sidBytes, revisionValue, [.appendDup, .noDupData])
             stream.head = Journal.chain(stream.head, record)
             stream.lastPosition = next
             stream.nextRevision += 1
             positions.append(next)
             next += 1
         }
+        // One index entry for the request's run of consecutive revisions and positions (§3.5). Revisions
+        // only grow, so each stream's list is appended to (pages fill completely).
+        let run = StreamRun(firstRevision: firstRevision, firstPosition: firstPosition, count: UInt64(positions.count))
+        try txn.put(streamRuns, sidBytes, run.encoded, [.appendDup, .noDupData])
         try txn.put(streams, sidBytes, stream.encoded())
         return AppendResult(stream: request.stream, firstRevision: firstRevision, positions: positions, wasDuplicate: false)
     }
@@ -463,27 +468,33 @@ public final class Journal: @unchecked Sendable {
         guard limit > 0 else { return [] }
         let sidBytes = stream.bytes
         return try env.read { txn in
-            try txn.withCursor(streamRevisions) { c in
+            try txn.withCursor(streamRuns) { c in
                 var out: [StoredEvent] = []
-                var entry = try c.seek(key: sidBytes, valueAtLeast: bigEndianBytes(from) + [UInt8](repeating: 0, count: 8))
-                if direction == .backward {
-                    if entry == nil {
-                        entry = try c.seek(exactly: sidBytes).flatMap { _ in try c.lastDuplicate() }
-                    } else if entry!.value.be(0, UInt64.self) > from {
-                        entry = try c.previousDuplicate()
+                // The run holding `from`, else the nearest one in the reading direction.
+                var run = try self.run(c, stream: stream, sid: sidBytes, holding: from)
+                if run == nil {
+                    if direction == .forward {
+                        run = try c.seek(key: sidBytes, valueAtLeast: StreamRun.probe(from)).map { try StreamRun($0.value, stream: stream) }
+                    } else if try c.seek(key: sidBytes, valueAtLeast: StreamRun.probe(from)) != nil {
+                        run = try c.previousDuplicate().map { try StreamRun($0.value, stream: stream) }
+                    } else {
+                        run = try c.seek(exactly: sidBytes).flatMap { _ in try c.lastDuplicate() }.map { try StreamRun($0.value, stream: stream) }
                     }
                 }
-                while let (_, v) = entry, out.count < limit {
-                    guard v.count == 16 else { throw JournalError.corruptIndex(position: nil, "stream index value of \(v.count) bytes") }
-                    let revision = v.be(0, UInt64.self), position = v.be(8, UInt64.self)
-                    let e = try readRecord(txn, position)
-                    guard e.header.streamID == stream, e.header.revision == revision else {
-                        throw JournalError.corruptIndex(
-                            position: position,
-                            "stream index says \(stream) revision \(revision), record says \(e.header.streamID) revision \(e.header.revision)")
+                while let r = run, out.count < limit {
+                    var revision = direction == .forward ? max(from, r.firstRevision) : min(from, r.lastRevision)
+                    while r.contains(revision), out.count < limit {
+                        let position = r.position(of: revision)
+                        let e = try readRecord(txn, position)
+                        guard e.header.streamID == stream, e.header.revision == revision else {
+                            throw JournalError.corruptIndex(
+                                position: position,
+                                "stream index says \(stream) revision \(revision), record says \(e.header.streamID) revision \(e.header.revision)")
+                        }
+                        out.append(e)
+                        if direction == .forward { revision += 1 } else if revision == 0 { break } else { revision -= 1 }
                     }
-                    out.append(e)
-                    entry = direction == .forward ? try c.nextDuplicate() : try c.previousDuplicate()
+                    run = try (direction == .forward ? c.nextDuplicate() : c.previousDuplicate()).map { try StreamRun($0.value, stream: stream) }
                 }
                 return out
             }

@@ -27,7 +27,7 @@ extension Journal {
                 try txn.count(events), try txn.count(streams), try lastPosition(txn), try txn.count(dictionaries),
                 [
                     Names.events: try txn.statistics(events).pages, Names.eventIDs: try txn.statistics(eventIDs).pages,
-                    Names.streamRevisions: try txn.statistics(streamRevisions).pages,
+                    Names.streamRuns: try txn.statistics(streamRuns).pages,
                     Names.streams: try txn.statistics(streams).pages, Names.dictionaries: try txn.statistics(dictionaries).pages,
                 ]
             )

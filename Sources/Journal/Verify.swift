@@ -52,26 +52,28 @@ extension Journal {
         var next: Position = 1
         while true {
             // One short read transaction per page; values are copied out before it ends.
-            var page: [(Position, Result<StoredEvent, JournalError>, Position?, (UInt64, Position)?)] = []
+            var page: [(Position, Result<StoredEvent, JournalError>, Position?, Result<(UInt64, Position)?, JournalError>)] = []
             try env.read { txn in
                 try txn.withCursor(events) { c in
                     var entry = try c.seek(atLeast: bigEndianBytes(next))
                     while let (k, v) = entry, page.count < pageSize {
                         guard k.count == 8 else {
-                            page.append((0, .failure(.corruptIndex(position: nil, "event key of \(k.count) bytes")), nil, nil))
+                            page.append((0, .failure(.corruptIndex(position: nil, "event key of \(k.count) bytes")), nil, .success(nil)))
                             return
                         }
                         let position = k.be(0, UInt64.self)
                         let decoded = Result { () throws(JournalError) -> StoredEvent in try decodeStored(v, position) }
                         var indexed: Position?
-                        var revisionEntry: (UInt64, Position)?
+                        var revisionEntry: Result<(UInt64, Position)?, JournalError> = .success(nil)
                         if case .success(let e) = decoded {
                             indexed = try txn.get(eventIDs, e.header.eventID.bytes).map { $0.count == 8 ? $0.be(0, UInt64.self) : 0 }
-                            try txn.withCursor(streamRevisions) { rc in
-                                let want = bigEndianBytes(e.header.revision) + [UInt8](repeating: 0, count: 8)
-                                if let (_, rv) = try rc.seek(key: e.header.streamID.bytes, valueAtLeast: want), rv.count == 16 {
-                                    revisionEntry = (rv.be(0, UInt64.self), rv.be(8, UInt64.self))
-                                }
+                            let h = e.header
+                            revisionEntry = Result { () throws(JournalError) in
+                                do {
+                                    return try txn.withCursor(streamRuns) { rc in
+                                        try run(rc, stream: h.streamID, sid: h.streamID.bytes, holding: h.revision).map { (h.revision, $0.position(of: h.revision)) }
+                                    }
+                                } catch let e as JournalError { throw e } catch { throw .corruptIndex(position: nil, "\(error)") }
                             }
                         }
                         page.append((position, decoded, indexed, revisionEntry))
@@ -110,9 +112,15 @@ extension Journal {
                 guard e.header.revision == walk.next else {
                     return problem(position, "revision of stream \(sid)", "revision \(walk.next)", "revision \(e.header.revision)")
                 }
-                guard let (rev, rpos) = revisionEntry, rev == e.header.revision, rpos == position else {
+                let entry: (UInt64, Position)?
+                switch revisionEntry {
+                case .success(let found): entry = found
+                case .failure(let error):
+                    return problem(position, "stream index for \(sid) revision \(e.header.revision)", "a run holding it", "\(error)")
+                }
+                guard let (rev, rpos) = entry, rev == e.header.revision, rpos == position else {
                     return problem(position, "stream index for \(sid) revision \(e.header.revision)", "position \(position)",
-                        revisionEntry.map { "revision \($0.0) at position \($0.1)" } ?? "no entry")
+                        entry.map { "revision \($0.0) at position \($0.1)" } ?? "no run holding it")
                 }
                 walk.head = Journal.chain(walk.head, e.record)
                 walk.next += 1
@@ -155,12 +163,34 @@ extension Journal {
             return problem(nil, "stream table", "\(walks.count) streams", "\(streamCount) streams")
         }
         report.streams = streamCount
-        let (idCount, revisionCount) = try env.read { txn in (try txn.count(eventIDs), try txn.count(streamRevisions)) }
+        let idCount = try env.read { txn in try txn.count(eventIDs) }
         guard idCount == report.events else {
             return problem(nil, "event-id index size", "\(report.events) entries", "\(idCount) entries")
         }
-        guard revisionCount == report.events else {
-            return problem(nil, "stream index size", "\(report.events) entries", "\(revisionCount) entries")
+        // Every record was found in a run; runs that also cover nothing else sum to exactly the records.
+        let covered: Result<UInt64, JournalError> = Result { () throws(JournalError) in
+            do {
+                return try env.read { txn in
+                    try txn.withCursor(streamRuns) { c in
+                        var total: UInt64 = 0
+                        var entry = try c.first()
+                        while let (k, v) = entry {
+                            guard k.count == 16 else { throw JournalError.corruptIndex(position: nil, "stream index key of \(k.count) bytes") }
+                            let (sum, overflow) = total.addingReportingOverflow(try StreamRun(v, stream: ID128(bytes: k)).count)
+                            guard !overflow else { throw JournalError.corruptIndex(position: nil, "stream index counts overflow") }
+                            total = sum
+                            entry = try c.next()
+                        }
+                        return total
+                    }
+                }
+            } catch let e as JournalError { throw e } catch { throw .corruptIndex(position: nil, "\(error)") }
+        }
+        switch covered {
+        case .failure(let error): return problem(nil, "stream index", "runs of at least one revision", "\(error)")
+        case .success(let total) where total != UInt64(report.events):
+            return problem(nil, "stream index size", "runs covering \(report.events) revisions", "runs covering \(total) revisions")
+        case .success: break
         }
         return report
     }

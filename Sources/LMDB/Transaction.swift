@@ -90,6 +90,22 @@ public struct WriteTransaction: TransactionReading {
         }
     }
 
+    /// Opens the named database if it exists (nil if it does not), inside this transaction. The handle
+    /// stays valid after the transaction commits.
+    public func openDatabaseIfPresent(_ name: String, flags: DatabaseFlags = []) throws -> Database? {
+        var dbi: MDB_dbi = 0
+        let rc = mdb_dbi_open(raw, name, flags.subtracting(.create).rawValue, &dbi)
+        if rc == MDB_NOTFOUND { return nil }
+        try check(rc, "mdb_dbi_open(\(name))")
+        return Database(handle: dbi, name: name)
+    }
+
+    /// Deletes database `db` and its name from the environment (`mdb_drop` with del = 1); its handle
+    /// is invalid afterwards.
+    public func drop(_ db: Database) throws {
+        try check(mdb_drop(raw, db.handle, 1), "mdb_drop(\(db.name))")
+    }
+
     /// Runs `body` in a nested (child) transaction: if it throws, only its changes are undone.
     public func nested<T>(_ body: (WriteTransaction) throws -> T) throws -> T {
         var child: OpaquePointer?

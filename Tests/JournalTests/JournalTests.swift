@@ -229,4 +229,91 @@ import Testing
         let report = try j.verify(pageSize: 7)
         #expect(report.ok && report.events == 370 && report.streams == 3)
     }
+
+    /// Appends requests of 1–7 events to 4 streams in a seeded order (some requests grouped in one
+    /// append), so each stream's index holds runs of many lengths; returns every stored event.
+    func interleavedJournal(_ j: Journal) throws -> [StoredEvent] {
+        var x: UInt64 = 0x2545_F491_4F6C_DD1D
+        func next(_ n: UInt64) -> UInt64 { x ^= x << 13; x ^= x >> 7; x ^= x << 17; return x % n }
+        var id: UInt64 = 0
+        for _ in 0..<40 {
+            let requests = (0...next(2)).map { _ in
+                AppendRequest(stream: stream("s\(next(4))"), events: (0...next(7)).map { _ in id += 1; return event(id) })
+            }
+            // Two requests for one stream in one append are fine: they become two runs.
+            _ = try j.appendBlocking(requests)
+        }
+        var all: [StoredEvent] = []
+        try j.scan { all.append($0); return true }
+        return all
+    }
+
+    /// Reads by stream from every revision, both directions, several limits, equal a filter of the full
+    /// scan: the run index (SPEC.md §3.5) answers exactly as one entry per event would.
+    @Test func streamReadsAcrossRunsMatchAFullScan() throws {
+        let dir = TempDir(); defer { dir.remove() }
+        let j = try Journal(directory: dir.path)
+        defer { j.close() }
+        let all = try interleavedJournal(j)
+        for s in 0..<5 {
+            let sid = stream("s\(s)").id
+            let mine = all.filter { $0.header.streamID == sid }
+            #expect(mine.map(\.header.revision) == Array(0..<UInt64(mine.count)))
+            for from in [0, 1, 2, 5, 9, 17, mine.count - 1, mine.count, mine.count + 3].filter({ $0 >= 0 }).map(UInt64.init) {
+                for limit in [1, 3, 8, 1000] {
+                    let forward = try j.read(stream: sid, fromRevision: from, limit: limit).map(\.position)
+                    #expect(forward == Array(mine.filter { $0.header.revision >= from }.prefix(limit).map(\.position)), "s\(s) from \(from) limit \(limit)")
+                    let backward = try j.read(stream: sid, fromRevision: from, limit: limit, direction: .backward).map(\.position)
+                    #expect(backward == Array(mine.filter { $0.header.revision <= from }.reversed().prefix(limit).map(\.position)), "s\(s) back from \(from) limit \(limit)")
+                }
+            }
+            #expect(try j.read(stream: sid, fromRevision: .max, limit: 2, direction: .backward).map(\.position) == Array(mine.reversed().prefix(2).map(\.position)))
+        }
+        #expect(try j.verify().ok)
+    }
+
+    /// A `psm-journal/1` store (one `stream_revisions` entry per event) is rewritten to runs when opened:
+    /// reads answer the same, verify passes, the old database is gone and the marker is the new one.
+    @Test func migratesAVersion1StreamIndex() throws {
+        let dir = TempDir(); defer { dir.remove() }
+        var before: [[Position]] = []
+        var allBefore: [StoredEvent] = []
+        do {
+            let j = try Journal(directory: dir.path)
+            allBefore = try interleavedJournal(j)
+            for s in 0..<4 { before.append(try j.read(stream: stream("s\(s)").id, fromRevision: 0, limit: 1000).map(\.position)) }
+            j.close()
+        }
+        do {
+            // Rewrite the store into the version-1 layout, as an older psm left it.
+            let env = try Environment(path: dir.path)
+            defer { env.close() }
+            let runs = try env.openDatabase("stream_runs", flags: [.dupSort, .dupFixed])
+            let old = try env.openDatabase("stream_revisions", flags: [.create, .dupSort, .dupFixed])
+            let meta = try env.openDatabase("meta", flags: [])
+            try env.write { txn in
+                for e in allBefore {
+                    try txn.put(old, e.header.streamID.bytes, bigEndianBytes(e.header.revision) + bigEndianBytes(e.position), [.noDupData])
+                }
+                try txn.drop(runs)
+                try txn.put(meta, Array("format".utf8), Array("psm-journal/1".utf8))
+            }
+        }
+        let j = try Journal(directory: dir.path)
+        defer { j.close() }
+        for s in 0..<4 { #expect(try j.read(stream: stream("s\(s)").id, fromRevision: 0, limit: 1000).map(\.position) == before[s]) }
+        let report = try j.verify()
+        #expect(report.ok && report.events == allBefore.count, "\(String(describing: report.problem))")
+        j.close()
+        let env = try Environment(path: dir.path)
+        defer { env.close() }
+        try env.write { txn in
+            #expect(try txn.openDatabaseIfPresent("stream_revisions") == nil)
+            let meta = try #require(try txn.openDatabaseIfPresent("meta"))
+            #expect(try txn.get(meta, Array("format".utf8)).map { String(decoding: $0, as: UTF8.self) } == Journal.formatMarker)
+            let runs = try #require(try txn.openDatabaseIfPresent("stream_runs", flags: [.dupSort, .dupFixed]))
+            // Fewer entries than events: consecutive revisions at consecutive positions became one run.
+            #expect(try txn.count(runs) < allBefore.count)
+        }
+    }
 }

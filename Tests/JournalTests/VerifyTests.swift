@@ -25,7 +25,7 @@ import Testing
             defer { env.close() }
             var dbs: [String: Database] = [:]
             for name in ["events", "event_ids", "streams", "meta"] { dbs[name] = try env.openDatabase(name, flags: []) }
-            dbs["stream_revisions"] = try env.openDatabase("stream_revisions", flags: [.dupSort, .dupFixed])
+            dbs["stream_runs"] = try env.openDatabase("stream_runs", flags: [.dupSort, .dupFixed])
             try damage(env, dbs)
         }
         let j = try Journal(directory: dir.path)
@@ -98,10 +98,47 @@ import Testing
 
     @Test func missingStreamIndexEntry() throws {
         let r = try verifyAfter { env, dbs in
-            // Drop stream s1's whole revision list.
-            try env.write { _ = try $0.delete(dbs["stream_revisions"]!, stream("s1").id.bytes) }
+            // Drop stream s1's whole list of runs.
+            try env.write { _ = try $0.delete(dbs["stream_runs"]!, stream("s1").id.bytes) }
         }
         #expect(r.problem?.position == 4 && r.problem?.check.hasPrefix("stream index") == true)
+        #expect(r.problem?.found == "no run holding it")
+    }
+
+    /// A run value is revision ‖ position ‖ count, each u64 big-endian (SPEC.md §3.5).
+    func runValue(_ revision: UInt64, _ position: UInt64, _ count: UInt64) -> [UInt8] {
+        bigEndianBytes(revision) + bigEndianBytes(position) + bigEndianBytes(count)
+    }
+
+    @Test func streamIndexRunPointingElsewhere() throws {
+        // s1's first request is revisions 0...2 at positions 4...6; say they are at 5...7.
+        let r = try verifyAfter { env, dbs in
+            try env.write { txn in
+                let key = stream("s1").id.bytes
+                _ = try txn.delete(dbs["stream_runs"]!, key)
+                try txn.put(dbs["stream_runs"]!, key, runValue(0, 5, 3))
+            }
+        }
+        #expect(r.problem?.position == 4 && r.problem?.check == "stream index for \(stream("s1").id) revision 0")
+        #expect(r.problem?.expected == "position 4" && r.problem?.found == "revision 0 at position 5")
+    }
+
+    @Test func extraStreamIndexRun() throws {
+        // A run for revisions no record has: every record still finds its run, the total does not add up.
+        let r = try verifyAfter { env, dbs in
+            try env.write { try $0.put(dbs["stream_runs"]!, stream("s0").id.bytes, runValue(100, 3, 2), [.appendDup]) }
+        }
+        #expect(r.problem?.check == "stream index size")
+        #expect(r.problem?.expected == "runs covering 30 revisions" && r.problem?.found == "runs covering 32 revisions")
+    }
+
+    @Test func emptyStreamIndexRun() throws {
+        let r = try verifyAfter { env, dbs in
+            try env.write { try $0.put(dbs["stream_runs"]!, stream("s2").id.bytes, runValue(50, 1, 0), [.appendDup]) }
+        }
+        // Found by the lookup of s2's revision 7 at position 26: the empty run is the first one starting after it.
+        #expect(r.problem?.position == 26 && r.problem?.check.hasPrefix("stream index") == true)
+        #expect(r.problem?.found.contains("count 0") == true)
     }
 
     @Test func streamTableOutOfStep() throws {
