@@ -50,6 +50,9 @@ public final class Journal: @unchecked Sendable {
     var writer: WriterThread!
     /// The per-stream data keys that encrypted payloads are sealed with.
     public let dataKeys: DataKeys
+    /// The greatest key of `event_ids` in the writer's open transaction (writer thread only; see
+    /// `putEventID`).
+    private var greatestEventID: EventID?
     /// Set by the writer thread after a fatal commit error; every later write fails.
     private let poisonLock = NSLock()
     private var poison: String?
@@ -220,6 +223,9 @@ public final class Journal: @unchecked Sendable {
                 try env.write { txn in
                     outcomes.removeAll()
                     var next = try lastPosition(txn) + 1
+                    greatestEventID = try txn.withCursor(eventIDs) { c in
+                        try c.last().map { $0.key.count == 16 ? ID128(bytes: $0.key) : .zero }
+                    }
                     if !nested {
                         for p in group {
                             do {
@@ -377,12 +383,22 @@ public final class Journal: @unchecked Sendable {
     /// after every id already stored, so the put is first tried as an append, which fills pages
     /// completely instead of splitting them in half; any other id takes the ordinary insert. Both
     /// refuse an id that exists.
+    ///
+    /// Whether to try the append is decided from ``greatestEventID`` (the last key, read once per
+    /// group and advanced by each put), so an id that sorts earlier goes straight to the insert instead
+    /// of failing an append first: a batch grouped by stream has ids out of order. The hint only picks
+    /// the path; LMDB still decides (an append it refuses is retried as an insert).
     private func putEventID(_ txn: WriteTransaction, _ id: EventID, _ position: [UInt8]) throws {
         try id.withBytes { idBytes in
             try position.withUnsafeBytes { p in
-                do {
-                    try txn.put(eventIDs, idBytes, p, [.append, .noOverwrite])
-                } catch let e as LMDBError where e.isKeyExists {
+                if greatestEventID.map({ id > $0 }) ?? true {
+                    do {
+                        try txn.put(eventIDs, idBytes, p, [.append, .noOverwrite])
+                    } catch let e as LMDBError where e.isKeyExists {
+                        try txn.put(eventIDs, idBytes, p, .noOverwrite)
+                    }
+                    greatestEventID = id
+                } else {
                     try txn.put(eventIDs, idBytes, p, .noOverwrite)
                 }
             }
