@@ -19,7 +19,8 @@ struct JournalBench: ParsableCommand {
         abstract: "Journal append, scan and size against plain liblmdb puts of the same payloads.",
         discussion: """
             Generates seeded ~300-byte conversational observations, then measures in one run:
-            durable appends with one commit per event, appends in batches of --batch events per commit,
+            durable appends with one commit per event, appends in batches of --batch events per commit
+            (in --rounds rounds that alternate with the raw LMDB puts, so machine noise hits both alike),
             a full scan (records read, CRC-checked and copied), a scan that also decompresses payloads,
             and bytes on disk per event — and the same figures for plain mdb_put / cursor reads of the
             raw payloads through the same liblmdb at the same (default, full) durability. Also the size
@@ -33,6 +34,7 @@ struct JournalBench: ParsableCommand {
     @Option(help: "Events for the batched, scan and size measurements.") var events: Int = 50_000
     @Option(help: "Events for the one-commit-per-event measurements.") var durableEvents: Int = 500
     @Option(help: "Events per commit in the batched measurement.") var batch: Int = 1000
+    @Option(help: "Rounds the batched measurement alternates psm and raw LMDB in.") var rounds: Int = 5
     @Option(help: "Users (streams) the events are spread over.") var users: Int = 50
     @Option(help: "Workload seed.") var seed: UInt64 = 42
     @Option(help: ArgumentHelp("Keep the stores under DIR instead of a temporary directory.", valueName: "DIR")) var keep: String?
@@ -48,6 +50,7 @@ struct JournalBench: ParsableCommand {
         guard durableEvents >= 10, durableEvents <= 100_000 else { throw ValidationError("--durable-events must be 10...100000, got \(durableEvents)") }
         guard batch >= 1, batch <= 100_000 else { throw ValidationError("--batch must be 1...100000, got \(batch)") }
         guard users >= 1, users <= 100_000 else { throw ValidationError("--users must be 1...100000, got \(users)") }
+        guard rounds >= 1, rounds <= 100 else { throw ValidationError("--rounds must be 1...100, got \(rounds)") }
     }
 
     struct Report: Encodable {
@@ -60,6 +63,9 @@ struct JournalBench: ParsableCommand {
         var append_batched_per_s: Double
         var raw_lmdb_batched_per_s: Double
         var batched_ratio_vs_raw: Double
+        /// raw LMDB time / psm time for each round of the batched measurement.
+        var batched_ratio_rounds: [Double]
+        var batched_ratio_median: Double
         var scan_per_s: Double
         var scan_decoded_per_s: Double
         var raw_lmdb_scan_per_s: Double
@@ -160,23 +166,49 @@ struct JournalBench: ParsableCommand {
             let requests = stride(from: 0, to: main.count, by: batch).map { start in
                 groupByStream(Array(main[start..<min(main.count, start + batch)]))
             }
-            let t2 = now()
-            try appendPipelined(journal, requests)
-            let batchedRate = Double(events) / (now() - t2)
-            if appendOnly { print("append_batched_per_s \(batchedRate.rounded())"); return }
-            let costs = try componentCosts(payloads, dictionary: try journal.dictionaryBytes(dict))
-
+            // psm and raw LMDB take turns, round by round, on the same commits of --batch events (the
+            // order alternating between rounds), so a busy neighbour on the machine slows both alike.
             let raw = try RawLMDB(path: root + "/raw-batched")
-            let t3 = now()
-            var position: UInt64 = 1
-            for start in stride(from: 0, to: payloads.count, by: batch) {
-                let chunk = payloads[start..<min(payloads.count, start + batch)].map { p -> (UInt64, [UInt8]) in
-                    defer { position += 1 }
-                    return (position, p)
+            var psmSeconds = 0.0, rawSeconds = 0.0
+            var roundRatios: [Double] = []
+            let perRound = (requests.count + rounds - 1) / rounds
+            var rawPosition: UInt64 = 1
+            for r in 0..<rounds {
+                let first = r * perRound, end = min(requests.count, first + perRound)
+                guard first < end else { break }
+                let roundPayloads = payloads[(first * batch)..<min(payloads.count, end * batch)]
+                func runPSM() throws -> Double {
+                    let t = now()
+                    try appendPipelined(journal, Array(requests[first..<end]))
+                    return now() - t
                 }
-                try raw.put(batch: chunk)
+                func runRaw() throws -> Double {
+                    let t = now()
+                    for start in stride(from: roundPayloads.startIndex, to: roundPayloads.endIndex, by: batch) {
+                        let chunk = roundPayloads[start..<min(roundPayloads.endIndex, start + batch)].map { p -> (UInt64, [UInt8]) in
+                            defer { rawPosition += 1 }
+                            return (rawPosition, p)
+                        }
+                        try raw.put(batch: chunk)
+                    }
+                    return now() - t
+                }
+                var ps = 0.0, rs = 0.0
+                if r % 2 == 0 {
+                    ps = try runPSM()
+                    rs = try runRaw()
+                } else {
+                    rs = try runRaw()
+                    ps = try runPSM()
+                }
+                psmSeconds += ps
+                rawSeconds += rs
+                roundRatios.append(rs / ps)
             }
-            let rawBatchedRate = Double(events) / (now() - t3)
+            let batchedRate = Double(events) / psmSeconds
+            let rawBatchedRate = Double(events) / rawSeconds
+            if appendOnly { print("append_batched_per_s \(batchedRate.rounded()) raw \(rawBatchedRate.rounded())"); return }
+            let costs = try componentCosts(payloads, dictionary: try journal.dictionaryBytes(dict))
 
             // 3. Scans.
             log("scans…")
@@ -215,6 +247,7 @@ struct JournalBench: ParsableCommand {
                 append_durable_per_s: durableRate.rounded(), raw_lmdb_durable_per_s: rawDurableRate.rounded(),
                 append_batched_per_s: batchedRate.rounded(), raw_lmdb_batched_per_s: rawBatchedRate.rounded(),
                 batched_ratio_vs_raw: round3(batchedRate / rawBatchedRate),
+                batched_ratio_rounds: roundRatios.map(round3), batched_ratio_median: round3(roundRatios.sorted()[roundRatios.count / 2]),
                 scan_per_s: scanRate.rounded(), scan_decoded_per_s: scanDecodedRate.rounded(), raw_lmdb_scan_per_s: rawScanRate.rounded(),
                 bytes_per_event: round3(bytesPerEvent), bytes_per_event_no_dictionary: round3(undictBytes),
                 raw_lmdb_bytes_per_event: round3(rawBytes), json_bytes_per_event: round3(jsonPerEvent),
