@@ -67,16 +67,19 @@ final class CodecPool: @unchecked Sendable {
         }
         for e in events {
             guard e.payload.count >= RecordFormat.compressionThreshold else {
-                out.append(PreparedEvent(data: e, flags: 0, dictionaryID: 0, stored: e.payload))
+                out.append(PreparedEvent(data: e, flags: 0, dictionaryID: 0, stored: e.payload, uncompressedLength: UInt32(e.payload.count)))
                 continue
             }
             do {
                 if compressor == nil { compressor = try Zstd.Compressor(level: level, dictionary: dict) }
                 let stored = try e.payload.withUnsafeBytes { try compressor!.compress($0) }
+                // The length is noted here, while the payload is in cache: the writer thread then never
+                // touches the payload itself.
+                let length = UInt32(e.payload.count)
                 if stored.count >= e.payload.count {
-                    out.append(PreparedEvent(data: e, flags: 0, dictionaryID: 0, stored: e.payload))
+                    out.append(PreparedEvent(data: e, flags: 0, dictionaryID: 0, stored: e.payload, uncompressedLength: length))
                 } else {
-                    out.append(PreparedEvent(data: e, flags: RecordFormat.flagZstd, dictionaryID: id, stored: stored))
+                    out.append(PreparedEvent(data: e, flags: RecordFormat.flagZstd, dictionaryID: id, stored: stored, uncompressedLength: length))
                 }
             } catch {
                 throw .invalidArgument("event \(e.id): \(error)")

@@ -41,6 +41,7 @@ struct JournalBench: ParsableCommand {
     @Flag(help: "Print JSON.") var json = false
     @Flag(help: .hidden) var appendOnly = false
     @Option(help: "zstd level the journal compresses with.") var level: Int32 = Zstd.defaultLevel
+    @Option(help: "Threads a batch is compressed on (default: the processor count minus one).") var compressionThreads: Int?
     @Option(help: ArgumentHelp("Take texts from FILE (one per line, joined to ~300 bytes) instead of the generator.", valueName: "FILE"))
     var texts: String?
     @Flag(help: "Random (v4-style) event ids instead of time-ordered (v7-style) ones.") var randomIDs = false
@@ -50,6 +51,7 @@ struct JournalBench: ParsableCommand {
         guard durableEvents >= 10, durableEvents <= 100_000 else { throw ValidationError("--durable-events must be 10...100000, got \(durableEvents)") }
         guard batch >= 1, batch <= 100_000 else { throw ValidationError("--batch must be 1...100000, got \(batch)") }
         guard users >= 1, users <= 100_000 else { throw ValidationError("--users must be 1...100000, got \(users)") }
+        if let t = compressionThreads, !(1...256).contains(t) { throw ValidationError("--compression-threads must be 1...256, got \(t)") }
         guard rounds >= 1, rounds <= 100 else { throw ValidationError("--rounds must be 1...100, got \(rounds)") }
     }
 
@@ -158,6 +160,7 @@ struct JournalBench: ParsableCommand {
             log("batched appends (\(events) in commits of \(batch))…")
             var journalOptions = Journal.Options()
             journalOptions.compressionLevel = level
+            if let compressionThreads { journalOptions.compressionThreads = compressionThreads }
             let journal = try Journal(directory: root + "/batched/journal", options: journalOptions)
             let tt = now()
             let dict = try journal.trainDictionary(samples: Array(payloads.prefix(min(2000, payloads.count))))
