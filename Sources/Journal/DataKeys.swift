@@ -152,7 +152,7 @@ public final class DataKeys: @unchecked Sendable {
         return ad
     }
 
-    static func sealPayload(_ plain: [UInt8], key: SymmetricKey, ad: [UInt8]) throws -> [UInt8] {
+    static func sealPayload(_ plain: ArraySlice<UInt8>, key: SymmetricKey, ad: [UInt8]) throws -> [UInt8] {
         let box = try ChaChaPoly.seal(plain, using: key, authenticating: ad)
         return Array(box.combined)
     }

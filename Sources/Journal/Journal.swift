@@ -191,7 +191,7 @@ public final class Journal: @unchecked Sendable {
                     do {
                         let (keyID, key) = try dataKeys.current(for: request.stream.id)
                         let ad = DataKeys.associatedData(stream: request.stream.id, event: e.id, type: e.type, time: e.time, keyID: keyID)
-                        events[ei].stored = try DataKeys.sealPayload(events[ei].stored, key: key, ad: ad)
+                        events[ei].stored = try DataKeys.sealPayload(events[ei].stored, key: key, ad: ad)[...]
                         events[ei].keyID = keyID
                     } catch let error as JournalError {
                         throw error
@@ -633,7 +633,9 @@ struct PreparedEvent: Sendable {
     var data: EventData
     var flags: UInt8
     var dictionaryID: UInt32
-    var stored: [UInt8]
+    /// The bytes the record stores: the payload, its zstd frame (a slice of the buffer its part of the
+    /// batch was compressed into) or its sealed form.
+    var stored: ArraySlice<UInt8>
     var keyID: UInt32 = 0
     /// The payload's length, noted when it is prepared (and by import for a shredded record, whose
     /// payload cannot be read to measure it).

@@ -279,7 +279,7 @@ extension Journal {
             let h: RecordHeader
             do { h = try RecordCodec.decode(bytes) } catch { throw JournalError.corruptRecord(error) }
             guard let stream = streams[h.streamID] else { throw JournalError.invalidArgument("record \(h.eventID) names stream \(h.streamID), which has no stream frame before it") }
-            let stored = Array(bytes[h.headerSize..<(h.headerSize + Int(h.storedLength))])
+            let stored = bytes[h.headerSize..<(h.headerSize + Int(h.storedLength))]
             // A shredded record (its stream's key was destroyed by an erasure) is copied as it is: its
             // bytes are still covered by the CRC and the stream's hash chain.
             let payload = try readablePayload(of: StoredEvent(position: 0, header: h, record: bytes)) ?? []

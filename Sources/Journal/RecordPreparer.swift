@@ -30,7 +30,7 @@ public final class RecordPreparer: @unchecked Sendable {
         var prepared = try codecs.prepare(e)
         if let key {
             let ad = DataKeys.associatedData(stream: stream, event: e.id, type: e.type, time: e.time, keyID: key.id)
-            do { prepared.stored = try DataKeys.sealPayload(prepared.stored, key: key.key, ad: ad) } catch {
+            do { prepared.stored = try DataKeys.sealPayload(prepared.stored, key: key.key, ad: ad)[...] } catch {
                 throw .invalidArgument("\(at): cannot encrypt: \(error)")
             }
             prepared.keyID = key.id

@@ -65,24 +65,56 @@ final class CodecPool: @unchecked Sendable {
                 lock.unlock()
             }
         }
-        for e in events {
-            guard e.payload.count >= RecordFormat.compressionThreshold else {
-                out.append(PreparedEvent(data: e, flags: 0, dictionaryID: 0, stored: e.payload, uncompressedLength: UInt32(e.payload.count)))
-                continue
+        // Every compressed payload of the part goes into one buffer, and each event keeps a slice of
+        // it: one allocation per part instead of one per event, freed as one by the writer thread (a
+        // free per event from another thread contended for malloc's arena lock).
+        var capacity = 0
+        for e in events where e.payload.count >= RecordFormat.compressionThreshold { capacity += Zstd.Compressor.bound(e.payload.count) }
+        var buffer = [UInt8]()
+        if capacity > 0 {
+            if compressor == nil {
+                do { compressor = try Zstd.Compressor(level: level, dictionary: dict) } catch { throw .invalidArgument("\(error)") }
             }
-            do {
-                if compressor == nil { compressor = try Zstd.Compressor(level: level, dictionary: dict) }
-                let stored = try e.payload.withUnsafeBytes { try compressor!.compress($0) }
+            let c = compressor!
+            var sizes: [Int] = []
+            sizes.reserveCapacity(events.count)
+            var failure: JournalError?
+            buffer = [UInt8](unsafeUninitializedCapacity: capacity) { o, count in
+                var used = 0
+                for e in events where e.payload.count >= RecordFormat.compressionThreshold {
+                    do {
+                        let n = try e.payload.withUnsafeBytes { try c.compress($0, into: UnsafeMutableRawBufferPointer(rebasing: UnsafeMutableRawBufferPointer(o)[used...])) }
+                        sizes.append(n)
+                        used += n
+                    } catch {
+                        failure = .invalidArgument("event \(e.id): \(error)")
+                        break
+                    }
+                }
+                count = used
+            }
+            if let failure { throw failure }
+            var next = 0, offset = 0
+            for e in events {
+                let length = UInt32(e.payload.count)
+                guard e.payload.count >= RecordFormat.compressionThreshold else {
+                    out.append(PreparedEvent(data: e, flags: 0, dictionaryID: 0, stored: e.payload[...], uncompressedLength: length))
+                    continue
+                }
+                let n = sizes[next]
+                next += 1
                 // The length is noted here, while the payload is in cache: the writer thread then never
                 // touches the payload itself.
-                let length = UInt32(e.payload.count)
-                if stored.count >= e.payload.count {
-                    out.append(PreparedEvent(data: e, flags: 0, dictionaryID: 0, stored: e.payload, uncompressedLength: length))
+                if n >= e.payload.count {
+                    out.append(PreparedEvent(data: e, flags: 0, dictionaryID: 0, stored: e.payload[...], uncompressedLength: length))
                 } else {
-                    out.append(PreparedEvent(data: e, flags: RecordFormat.flagZstd, dictionaryID: id, stored: stored, uncompressedLength: length))
+                    out.append(PreparedEvent(data: e, flags: RecordFormat.flagZstd, dictionaryID: id, stored: buffer[offset..<(offset + n)], uncompressedLength: length))
                 }
-            } catch {
-                throw .invalidArgument("event \(e.id): \(error)")
+                offset += n
+            }
+        } else {
+            for e in events {
+                out.append(PreparedEvent(data: e, flags: 0, dictionaryID: 0, stored: e.payload[...], uncompressedLength: UInt32(e.payload.count)))
             }
         }
         return out

@@ -55,6 +55,16 @@ public enum Zstd {
             if let cdict { ZSTD_freeCDict(cdict) }
         }
 
+        /// Compresses `input` into `output` (at least `ZSTD_compressBound(input.count)` bytes) and
+        /// returns the frame's size.
+        public func compress(_ input: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer) throws -> Int {
+            let rc = ZSTD_compress2(cctx, output.baseAddress, output.count, input.baseAddress, input.count)
+            if ZSTD_isError(rc) != 0 { throw Error.compressionFailed(Zstd.name(rc)) }
+            return rc
+        }
+
+        public static func bound(_ count: Int) -> Int { ZSTD_compressBound(count) }
+
         public func compress(_ input: UnsafeRawBufferPointer) throws -> [UInt8] {
             let bound = ZSTD_compressBound(input.count)
             var rc = 0

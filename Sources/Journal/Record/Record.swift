@@ -163,6 +163,10 @@ public enum RecordCodec {
         storedPayload.withUnsafeBytes { encode(header, storedPayload: $0) }
     }
 
+    public static func encode(_ header: RecordHeader, storedPayload: ArraySlice<UInt8>) -> [UInt8] {
+        storedPayload.withUnsafeBytes { encode(header, storedPayload: $0) }
+    }
+
     /// Validates every header field, the lengths and the CRC, and returns the header.
     /// The payload is `bytes[header.headerSize ..< header.headerSize + storedLength]`.
     public static func decode(_ bytes: UnsafeRawBufferPointer, position: Position? = nil) throws(RecordError) -> RecordHeader {
