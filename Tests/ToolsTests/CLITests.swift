@@ -185,5 +185,13 @@ import Testing
             #expect(v > 0, "\(key) = \(v)")
         }
         #expect(b["events"] as? Int == 2000)
+        // Five rounds by default, but never more than there are commits (2,000 / 500 = 4).
+        #expect((b["batched_ratio_rounds"] as? [Double])?.count == 4)
+        // Every documented option is accepted under the name the README gives it.
+        let other = try run(["bench", "journal", "--json", "--events", "1000", "--durable-events", "10", "--batch", "250", "--rounds", "2",
+                             "--random-ids", "--compression-threads", "2", "--level", "1", "--users", "3"])
+        #expect(other.status == 0, "\(other.err)")
+        #expect((try json(other.out)["batched_ratio_rounds"] as? [Double])?.count == 2)
+        #expect(try run(["bench", "journal", "--rounds", "0"]).status == 64)
     }
 }

@@ -34,7 +34,7 @@ struct JournalBench: ParsableCommand {
     @Option(help: "Events for the batched, scan and size measurements.") var events: Int = 50_000
     @Option(help: "Events for the one-commit-per-event measurements.") var durableEvents: Int = 500
     @Option(help: "Events per commit in the batched measurement.") var batch: Int = 1000
-    @Option(help: "Rounds the batched measurement alternates psm and raw LMDB in.") var rounds: Int = 5
+    @Option(help: "Rounds the batched measurement alternates psm and raw LMDB in (at most one per commit).") var rounds: Int = 5
     @Option(help: "Users (streams) the events are spread over.") var users: Int = 50
     @Option(help: "Workload seed.") var seed: UInt64 = 42
     @Option(help: ArgumentHelp("Keep the stores under DIR instead of a temporary directory.", valueName: "DIR")) var keep: String?
@@ -44,7 +44,7 @@ struct JournalBench: ParsableCommand {
     @Option(help: "Threads a batch is compressed on (default: the processor count minus one).") var compressionThreads: Int?
     @Option(help: ArgumentHelp("Take texts from FILE (one per line, joined to ~300 bytes) instead of the generator.", valueName: "FILE"))
     var texts: String?
-    @Flag(help: "Random (v4-style) event ids instead of time-ordered (v7-style) ones.") var randomIDs = false
+    @Flag(name: .customLong("random-ids"), help: "Random (v4-style) event ids instead of time-ordered (v7-style) ones.") var randomIDs = false
 
     func validate() throws {
         guard events >= 1000, events <= 10_000_000 else { throw ValidationError("--events must be 1000...10000000, got \(events)") }
