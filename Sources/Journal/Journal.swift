@@ -355,7 +355,6 @@ public final class Journal: @unchecked Sendable {
                 uncompressedLength: e.uncompressedLength ?? UInt32(e.data.payload.count), keyID: e.keyID, dictionaryID: e.dictionaryID,
                 eventTime: e.data.time, revision: stream.nextRevision, streamID: sid, eventID: e.data.id,
                 causationID: e.data.causation)
-            let record = RecordCodec.encode(header, storedPayload: e.stored)
             key.withUnsafeMutableBytes { $0.storeBytes(of: next.bigEndian, as: UInt64.self) }
             // Exactly-once: the event-id index is written first, so a known id is found before anything
             // of its event is written. The first event known means a retry (or a conflict); a later one
@@ -366,8 +365,14 @@ public final class Journal: @unchecked Sendable {
                 if positions.isEmpty, let r = try duplicateResult(request, txn) { return r }
                 throw JournalError.partialDuplicate(eventID: e.data.id, position: try eventPosition(txn, e.data.id) ?? 0)
             }
-            try record.withUnsafeBytes { r in try key.withUnsafeBytes { k in try txn.put(events, k, r, .append) } }
-            stream.head = Journal.chain(stream.head, record)
+            // The record is encoded straight into the space LMDB reserves for it, and chained there.
+            let size = RecordCodec.encodedSize(header, storedCount: e.stored.count)
+            stream.head = try key.withUnsafeBytes { k in
+                try txn.put(events, k, reserving: size, .append) { slot in
+                    e.stored.withUnsafeBytes { RecordCodec.encode(header, storedPayload: $0, into: slot) }
+                    return Journal.chain(stream.head, UnsafeRawBufferPointer(slot))
+                }
+            }
             stream.lastPosition = next
             stream.nextRevision += 1
             positions.append(next)
@@ -413,9 +418,13 @@ public final class Journal: @unchecked Sendable {
 
     /// The chain value after `record`: SHA-256(previous chain value ‖ record bytes) (SPEC.md §4.5).
     public static func chain(_ previous: [UInt8], _ record: [UInt8]) -> [UInt8] {
+        record.withUnsafeBytes { chain(previous, $0) }
+    }
+
+    public static func chain(_ previous: [UInt8], _ record: UnsafeRawBufferPointer) -> [UInt8] {
         var h = SHA256()
         previous.withUnsafeBytes { h.update(bufferPointer: $0) }
-        record.withUnsafeBytes { h.update(bufferPointer: $0) }
+        h.update(bufferPointer: record)
         return h.finalize().withUnsafeBytes { Array($0) }
     }
 

@@ -74,6 +74,19 @@ public struct WriteTransaction: TransactionReading {
         try check(mdb_put(raw, db.handle, &k, &v, flags.rawValue), "mdb_put(\(db.name))")
     }
 
+    /// Reserves `size` bytes for the value under `key` (`MDB_RESERVE`) and lets `body` write them in
+    /// place. The buffer is valid only inside `body`: no other write may run on the transaction
+    /// before it returns. Not for `DUPSORT` databases.
+    public func put<T>(
+        _ db: Database, _ key: UnsafeRawBufferPointer, reserving size: Int, _ flags: WriteFlags = [],
+        _ body: (UnsafeMutableRawBufferPointer) throws -> T
+    ) throws -> T {
+        var k = MDB_val(mv_size: key.count, mv_data: UnsafeMutableRawPointer(mutating: key.baseAddress))
+        var v = MDB_val(mv_size: size, mv_data: nil)
+        try check(mdb_put(raw, db.handle, &k, &v, flags.rawValue | UInt32(MDB_RESERVE)), "mdb_put(\(db.name), reserve \(size))")
+        return try body(UnsafeMutableRawBufferPointer(start: v.mv_data, count: size))
+    }
+
     public func put(_ db: Database, _ key: [UInt8], _ value: [UInt8], _ flags: WriteFlags = []) throws {
         try key.withUnsafeBytes { k in try value.withUnsafeBytes { v in try put(db, k, v, flags) } }
     }

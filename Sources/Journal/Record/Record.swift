@@ -122,41 +122,52 @@ public enum RecordCodec {
     /// Builds a record from its header fields and already-prepared stored payload bytes.
     /// The stored length is taken from `storedPayload`; optional fields are written when nonzero.
     public static func encode(_ header: RecordHeader, storedPayload: UnsafeRawBufferPointer) -> [UInt8] {
-        let flags = header.encodedFlags
-        let h = RecordFormat.headerSize(flags: flags)
-        let total = h + storedPayload.count + RecordFormat.trailerSize
+        let total = encodedSize(header, storedCount: storedPayload.count)
         return [UInt8](unsafeUninitializedCapacity: total) { buffer, count in
-            let p = UnsafeMutableRawBufferPointer(buffer)
-            p.storeBytes(of: RecordFormat.magicWord.littleEndian, toByteOffset: 0, as: UInt32.self)
-            p[4] = RecordFormat.version
-            p[5] = flags
-            p.storeBytes(of: header.eventType.littleEndian, toByteOffset: 6, as: UInt16.self)
-            p.storeBytes(of: UInt32(storedPayload.count).littleEndian, toByteOffset: 8, as: UInt32.self)
-            p.storeBytes(of: header.uncompressedLength.littleEndian, toByteOffset: 12, as: UInt32.self)
-            p.storeBytes(of: header.eventTime.littleEndian, toByteOffset: 16, as: Int64.self)
-            p.storeBytes(of: header.revision.littleEndian, toByteOffset: 24, as: UInt64.self)
-            header.streamID.store(into: p, at: 32)
-            header.eventID.store(into: p, at: 48)
-            var o = RecordFormat.fixedHeaderSize
-            if flags & RecordFormat.flagDictionary != 0 {
-                p.storeBytes(of: header.dictionaryID.littleEndian, toByteOffset: o, as: UInt32.self)
-                o += 4
-            }
-            if flags & RecordFormat.flagCausation != 0 {
-                header.causationID.store(into: p, at: o)
-                o += 16
-            }
-            if flags & RecordFormat.flagKeyID != 0 {
-                p.storeBytes(of: header.keyID.littleEndian, toByteOffset: o, as: UInt32.self)
-                o += 4
-            }
-            if storedPayload.count > 0 {
-                UnsafeMutableRawBufferPointer(rebasing: p[o..<(o + storedPayload.count)]).copyMemory(from: storedPayload)
-            }
-            let crc = CRC32C.checksum(UnsafeRawBufferPointer(rebasing: p[0..<(total - 4)]))
-            p.storeBytes(of: crc.littleEndian, toByteOffset: total - 4, as: UInt32.self)
+            encode(header, storedPayload: storedPayload, into: UnsafeMutableRawBufferPointer(buffer))
             count = total
         }
+    }
+
+    /// The size of the record for `header` with a stored payload of `storedCount` bytes.
+    public static func encodedSize(_ header: RecordHeader, storedCount: Int) -> Int {
+        RecordFormat.headerSize(flags: header.encodedFlags) + storedCount + RecordFormat.trailerSize
+    }
+
+    /// Writes the record into `p`, which is exactly ``encodedSize(_:storedCount:)`` bytes (for
+    /// instance space reserved in an LMDB page).
+    public static func encode(_ header: RecordHeader, storedPayload: UnsafeRawBufferPointer, into p: UnsafeMutableRawBufferPointer) {
+        let flags = header.encodedFlags
+        let total = p.count
+        precondition(total == RecordFormat.headerSize(flags: flags) + storedPayload.count + RecordFormat.trailerSize)
+        p.storeBytes(of: RecordFormat.magicWord.littleEndian, toByteOffset: 0, as: UInt32.self)
+        p[4] = RecordFormat.version
+        p[5] = flags
+        p.storeBytes(of: header.eventType.littleEndian, toByteOffset: 6, as: UInt16.self)
+        p.storeBytes(of: UInt32(storedPayload.count).littleEndian, toByteOffset: 8, as: UInt32.self)
+        p.storeBytes(of: header.uncompressedLength.littleEndian, toByteOffset: 12, as: UInt32.self)
+        p.storeBytes(of: header.eventTime.littleEndian, toByteOffset: 16, as: Int64.self)
+        p.storeBytes(of: header.revision.littleEndian, toByteOffset: 24, as: UInt64.self)
+        header.streamID.store(into: p, at: 32)
+        header.eventID.store(into: p, at: 48)
+        var o = RecordFormat.fixedHeaderSize
+        if flags & RecordFormat.flagDictionary != 0 {
+            p.storeBytes(of: header.dictionaryID.littleEndian, toByteOffset: o, as: UInt32.self)
+            o += 4
+        }
+        if flags & RecordFormat.flagCausation != 0 {
+            header.causationID.store(into: p, at: o)
+            o += 16
+        }
+        if flags & RecordFormat.flagKeyID != 0 {
+            p.storeBytes(of: header.keyID.littleEndian, toByteOffset: o, as: UInt32.self)
+            o += 4
+        }
+        if storedPayload.count > 0 {
+            UnsafeMutableRawBufferPointer(rebasing: p[o..<(o + storedPayload.count)]).copyMemory(from: storedPayload)
+        }
+        let crc = CRC32C.checksum(UnsafeRawBufferPointer(rebasing: p[0..<(total - 4)]))
+        p.storeBytes(of: crc.littleEndian, toByteOffset: total - 4, as: UInt32.self)
     }
 
     public static func encode(_ header: RecordHeader, storedPayload: [UInt8]) -> [UInt8] {
