@@ -42,7 +42,7 @@ let package = Package(
             dependencies: ["LMDB", "CZstd", "CKernels", .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: strict),
         .target(
-            name: "Inference", dependencies: ["COpenBLAS", .product(name: "Crypto", package: "swift-crypto")], swiftSettings: strict),
+            name: "Inference", dependencies: ["COpenBLAS", "CKernels", .product(name: "Crypto", package: "swift-crypto")], swiftSettings: strict),
         // The journal of record on PostgreSQL (issue 9): the same v1 records, stored as bytea.
         .target(
             name: "JournalPostgres",
@@ -107,7 +107,7 @@ let package = Package(
             name: "ClusterTests", dependencies: ["Cluster", "Engine", "JournalPostgres", "Projections", "Journal", "Workloads", .product(name: "PostgresNIO", package: "postgres-nio")],
             swiftSettings: strict),
         .testTarget(name: "EngineTests", dependencies: ["Engine", "Training", "Projections", "Journal", "Inference", "Workloads"], swiftSettings: strict),
-        .testTarget(name: "InferenceTests", dependencies: ["Inference"], swiftSettings: strict),
+        .testTarget(name: "InferenceTests", dependencies: ["Inference", "CKernels"], swiftSettings: strict),
         .testTarget(name: "ToolsTests", dependencies: ["Journal", "Workloads", "Engine", "Projections", "API", "Server", .product(name: "MCP", package: "swift-sdk"), .product(name: "SystemPackage", package: "swift-system")], swiftSettings: strict),
     ],
     swiftLanguageModes: [.v6]

@@ -22,6 +22,13 @@ func digest(_ vectors: [[Float]]) -> String {
         Encoder.setThreads(2)
         #expect(digest(e.embed(texts)) == digest(together))
         Encoder.setThreads(1)
+        // The other product kernel (sgemm on exact integers, or the VNNI integer kernel) gives the same bytes.
+        let saved = Encoder.integerKernel
+        Encoder.integerKernel = !saved
+        defer { Encoder.integerKernel = saved }
+        let other = try Encoder(model: try ModelFile(path: path))
+        #expect(other.usesIntegerKernel != e.usesIntegerKernel)
+        #expect(digest(other.embed(texts)) == digest(together), "sgemm and integer kernel")
         // Truncation: a text past the maximum length embeds like its first maxSequenceLength - 2 tokens.
         let enc = e.tokenizer.encode(texts[5], maxLength: TinyModel.config.maxSequenceLength)
         #expect(enc.truncatedTokens == 40 - 14 && enc.ids.count == 16)
@@ -151,6 +158,8 @@ func digest(_ vectors: [[Float]]) -> String {
             ("batch 1, 2 threads", ["--batch", "1", "--threads", "2"], [:]),
             ("Haswell kernel", ["--batch", "7", "--threads", "2"], ["OPENBLAS_CORETYPE": "Haswell"]),
             ("Sandybridge kernel", ["--batch", "48", "--threads", "1"], ["OPENBLAS_CORETYPE": "Sandybridge"]),
+            // sgemm instead of the VNNI integer kernel (where the CPU has VNNI; otherwise sgemm both times).
+            ("sgemm products", ["--batch", "32", "--threads", "2"], ["PSM_ENCODER_KERNEL": "sgemm"]),
         ] {
             let p = Process()
             p.executableURL = URL(fileURLWithPath: psmBinary())

@@ -1,6 +1,52 @@
+import CKernels
 import Foundation
 import Inference
 import Testing
+
+/// The integer product kernel (`psm_igemm`, AVX-512 VNNI where the CPU has it) against a plain Swift
+/// triple loop, at awkward sizes: rows 1…19 (the 8-row tile and every remainder), odd and even k,
+/// column counts around the 16-column blocks, block ranges as threads split them, and extreme values
+/// (±1023 activations, ±127 weights) where an int32 sum near its largest must stay exact.
+@Suite struct IntegerProductTests {
+    @Test func matchesTheTripleLoopAtAwkwardSizes() {
+        var x: UInt64 = 0xDEAD_BEEF_CAFE_F00D
+        func next() -> UInt64 { x ^= x << 13; x ^= x >> 7; x ^= x << 17; return x }
+        var cases = 0
+        for (m, k, n) in [(1, 1, 1), (1, 2, 16), (3, 3, 17), (8, 64, 32), (9, 383, 33), (16, 384, 1152), (19, 17, 100), (7, 1536, 48), (2, 5, 15)] {
+            for extreme in [false, true] {
+                let w = (0..<(k * n)).map { _ in extreme ? Int8(next() % 2 == 0 ? 127 : -127) : Int8(truncatingIfNeeded: next()) }
+                let lda = (k + 1) & ~1
+                var a = [Int16](repeating: 0, count: m * lda)
+                for r in 0..<m { for c in 0..<k { a[r * lda + c] = extreme ? (next() % 2 == 0 ? 1023 : -1023) : Int16(Int(next() % 2047) - 1023) } }
+                var packed = [Int16](repeating: 0, count: psm_igemm_packed_count(k, n))
+                psm_igemm_pack(w, k, n, &packed)
+                var expected = [Float](repeating: 0, count: m * n)
+                for r in 0..<m {
+                    for c in 0..<n {
+                        var sum = 0
+                        for i in 0..<k { sum += Int(a[r * lda + i]) * Int(w[i * n + c]) }
+                        expected[r * n + c] = Float(sum)
+                    }
+                }
+                let blocks = (n + 15) / 16
+                // Whole, and split into ranges of blocks as the encoder's threads do.
+                for split in [1, 2, 3] where split <= blocks {
+                    var fast = [Float](repeating: .nan, count: m * n), scalar = [Float](repeating: .nan, count: m * n)
+                    for s in 0..<split {
+                        let (b0, b1) = (blocks * s / split, blocks * (s + 1) / split)
+                        psm_igemm(a, m, k, lda, packed, n, b0, b1, &fast, n)
+                        psm_igemm_reference(a, m, k, lda, packed, n, b0, b1, &scalar, n)
+                    }
+                    #expect(fast == expected, "m \(m) k \(k) n \(n) extreme \(extreme) split \(split)")
+                    #expect(scalar == expected, "m \(m) k \(k) n \(n) extreme \(extreme) split \(split)")
+                    cases += 1
+                }
+            }
+        }
+        #expect(cases > 20)
+        print("integer product kernel: AVX-512 VNNI \(psm_igemm_available() != 0 ? "used" : "not available (scalar path)")")
+    }
+}
 
 /// Plain scalar reference kernels (Double accumulation) and the comparisons at awkward sizes.
 enum Reference {

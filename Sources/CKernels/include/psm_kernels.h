@@ -23,4 +23,24 @@ uint32_t psm_crc32c_portable(uint32_t crc, const void *bytes, size_t count);
 /// 1 when `psm_crc32c` uses the CPU's CRC32 instruction.
 int psm_crc32c_uses_hardware(void);
 
+/// Integer products for the encoder (SPEC.md §12.6). Weights `w` (k rows × n columns, int8, row-major)
+/// are packed once by `psm_igemm_pack` into `psm_igemm_packed_count(k, n)` int16 values: blocks of 16
+/// columns, each holding pairs of rows interleaved as AVX-512 VNNI reads them.
+size_t psm_igemm_packed_count(size_t k, size_t n);
+void psm_igemm_pack(const int8_t *w, size_t k, size_t n, int16_t *packed);
+
+/// c[r][col] = Σ_k a[r][k] · w[k][col] for r < m and the columns of blocks [block_begin, block_end)
+/// (16 columns each, the last one cut at n), as the exact int32 sum converted to float. Rows of `a`
+/// are `lda` int16 apart; lda is even and at least k, and a[r][k] is 0 when k is odd. Sums must fit
+/// in int32 (k · max|a| · 127 < 2^31). AVX-512 VNNI when the CPU has it, else a scalar loop.
+void psm_igemm(const int16_t *a, size_t m, size_t k, size_t lda, const int16_t *packed, size_t n,
+               size_t block_begin, size_t block_end, float *c, size_t ldc);
+
+/// The scalar loop, for tests.
+void psm_igemm_reference(const int16_t *a, size_t m, size_t k, size_t lda, const int16_t *packed, size_t n,
+                         size_t block_begin, size_t block_end, float *c, size_t ldc);
+
+/// 1 when `psm_igemm` runs on AVX-512 VNNI.
+int psm_igemm_available(void);
+
 #endif

@@ -1,4 +1,10 @@
+import CKernels
 import COpenBLAS
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// The sentence encoder: embeddings → LayerNorm → N × (self-attention, GELU feed-forward, residuals,
 /// LayerNorm) → mean (or CLS) pooling → L2 normalisation.
@@ -18,8 +24,11 @@ public final class Encoder: @unchecked Sendable {
         static let qkv = 1, out = 2, up = 4, down = 8
         let kind: Int
         let k: Int, n: Int
-        /// [k, n] row-major, integer-valued (int8 weights widened to fp32 once, at load).
+        /// [k, n] row-major, integer-valued (int8 weights widened to fp32 once, at load); empty when
+        /// the integer kernel is used.
         let weight: [Float]
+        /// The int8 weights packed for `psm_igemm` (AVX-512 VNNI); empty when sgemm is used.
+        let packed: [Int16]
         let scale: [Float]
         let bias: [Float]
     }
@@ -43,21 +52,29 @@ public final class Encoder: @unchecked Sendable {
         tokenType = Array(try model.f32("embeddings.token_type_embeddings.weight", [config.typeVocabSize, h]))
         embG = Array(try model.f32("embeddings.LayerNorm.weight", [h]))
         embB = Array(try model.f32("embeddings.LayerNorm.bias", [h]))
+        let integer = Encoder.integerKernel
         func dense(_ names: [String], k: Int, n: Int, kind: Int) throws -> Dense {
             // Several layers with the same input (query, key, value) become one wider product.
-            var w = [Float](repeating: 0, count: k * n * names.count)
-            var scale: [Float] = [], bias: [Float] = []
             let total = n * names.count
+            var w8 = [Int8](repeating: 0, count: k * total)
+            var scale: [Float] = [], bias: [Float] = []
             for (p, name) in names.enumerated() {
                 let q = try model.i8(name + ".weight", [k, n])
-                for r in 0..<k { for c in 0..<n { w[r * total + p * n + c] = Float(q[r * n + c]) } }
+                for r in 0..<k { for c in 0..<n { w8[r * total + p * n + c] = q[r * n + c] } }
                 scale += try model.f32(name + ".weight.scale", [n])
                 bias += try model.f32(name + ".bias", [n])
+            }
+            var w: [Float] = [], packed: [Int16] = []
+            if integer {
+                packed = [Int16](repeating: 0, count: psm_igemm_packed_count(k, total))
+                w8.withUnsafeBufferPointer { src in packed.withUnsafeMutableBufferPointer { psm_igemm_pack(src.baseAddress, k, total, $0.baseAddress) } }
+            } else {
+                w = w8.map { Float($0) }
             }
             if let bad = scale.firstIndex(where: { !($0 > 0) }) {
                 throw InferenceError("\(model.path): \(names[bad / n]).weight.scale[\(bad % n)] is \(scale[bad]), expected a positive scale")
             }
-            return Dense(kind: kind, k: k, n: total, weight: w, scale: scale, bias: bias)
+            return Dense(kind: kind, k: k, n: total, weight: w, packed: packed, scale: scale, bias: bias)
         }
         layers = try (0..<config.layers).map { l in
             let p = "encoder.layer.\(l)."
@@ -83,6 +100,17 @@ public final class Encoder: @unchecked Sendable {
     /// (SPEC.md §12.6): ±127 everywhere gives mean cosine 0.9970 / minimum 0.9708; this choice
     /// 0.9994 / 0.9948 with the same number of multiply-adds (only the chunking along k changes).
     static func levels(_ kind: Int) -> Int { kind == Dense.qkv || kind == Dense.up ? 1023 : 511 }
+
+    /// Whether encoders made from now on multiply with the integer kernel (`psm_igemm`, AVX-512 VNNI)
+    /// rather than exact-integer sgemm. Both give the same products bit for bit (SPEC.md §12.6); the
+    /// integer kernel is the default where the CPU has VNNI. `PSM_ENCODER_KERNEL=sgemm` forces sgemm.
+    nonisolated(unsafe) public static var integerKernel: Bool = {
+        if let forced = getenv("PSM_ENCODER_KERNEL").map({ String(cString: $0) }), forced == "sgemm" { return false }
+        return psm_igemm_available() != 0
+    }()
+
+    /// Whether this encoder multiplies with the integer kernel.
+    public var usesIntegerKernel: Bool { layers.first.map { !$0.qkv.packed.isEmpty } ?? false }
 
     /// Sets OpenBLAS's thread count (results do not depend on it).
     public static func setThreads(_ n: Int) {
@@ -206,6 +234,29 @@ public final class Encoder: @unchecked Sendable {
                 }
             }
         }
+        if !d.packed.isEmpty {
+            integerProduct(d, rows: rows, xq: xq, into: &acc)
+        } else {
+            sgemmProduct(d, rows: rows, levels: levels, xq: xq, acc: &acc, acc2: &acc2, iacc: &iacc)
+        }
+        acc.withUnsafeBufferPointer { a in
+            rowScale.withUnsafeBufferPointer { s in
+                y.withUnsafeMutableBufferPointer { o in
+                    if let residual {
+                        residual.withUnsafeBufferPointer { r in
+                            dequantize(d, a.baseAddress!, rows: rows, s.baseAddress!, r.baseAddress!, o.baseAddress!)
+                        }
+                    } else {
+                        dequantize(d, a.baseAddress!, rows: rows, s.baseAddress!, nil, o.baseAddress!)
+                    }
+                }
+            }
+        }
+    }
+
+    /// The exact integer product through OpenBLAS sgemm: integer-valued floats in chunks along k short
+    /// enough that every partial sum is exact, chunk sums added in Double.
+    private func sgemmProduct(_ d: Dense, rows: Int, levels: Int, xq: [Float], acc: inout [Float], acc2: inout [Float], iacc: inout [Double]) {
         let chunk = Kernels.exactChunk(levels: levels)
         let count = rows * d.n
         xq.withUnsafeBufferPointer { q in
@@ -232,15 +283,27 @@ public final class Encoder: @unchecked Sendable {
                 }
             }
         }
-        acc.withUnsafeBufferPointer { a in
-            rowScale.withUnsafeBufferPointer { s in
-                y.withUnsafeMutableBufferPointer { o in
-                    if let residual {
-                        residual.withUnsafeBufferPointer { r in
-                            dequantize(d, a.baseAddress!, rows: rows, s.baseAddress!, r.baseAddress!, o.baseAddress!)
-                        }
-                    } else {
-                        dequantize(d, a.baseAddress!, rows: rows, s.baseAddress!, nil, o.baseAddress!)
+    }
+
+    /// The exact integer product through `psm_igemm`: the quantized rows as int16 (padded to an even
+    /// length), threads splitting the 16-column blocks in pairs.
+    private func integerProduct(_ d: Dense, rows: Int, xq: [Float], into acc: inout [Float]) {
+        let lda = (d.k + 1) & ~1
+        var a = [Int16](repeating: 0, count: rows * lda)
+        xq.withUnsafeBufferPointer { q in
+            a.withUnsafeMutableBufferPointer { ab in
+                for r in 0..<rows {
+                    for c in 0..<d.k { ab[r * lda + c] = Int16(q[r * d.k + c]) }
+                }
+            }
+        }
+        let blocks = (d.n + 15) / 16
+        a.withUnsafeBufferPointer { ab in
+            d.packed.withUnsafeBufferPointer { pb in
+                acc.withUnsafeMutableBufferPointer { cb in
+                    let (ap, pp, cp) = (ab.baseAddress!, pb.baseAddress!, cb.baseAddress!)
+                    Kernels.parallel((blocks + 1) / 2, threads: Encoder.threads) { r in
+                        psm_igemm(ap, rows, d.k, lda, pp, d.n, 2 * r.lowerBound, min(blocks, 2 * r.upperBound), cp, d.n)
                     }
                 }
             }

@@ -1,0 +1,130 @@
+// Exact integer products for the encoder's dense layers (SPEC.md §12.6): activations are integers in
+// ±1023 (int16), weights int8 (stored as int16 pairs), sums exact in int32. The x86 AVX-512 VNNI
+// instruction vpdpwssd (16 lanes × 2 int16 multiply-adds into int32) does 32 multiply-adds at once,
+// and the weights are packed once, at load, in the order it reads them; OpenBLAS sgemm instead repacks
+// the fp32-widened weights on every call, which dominates a single query. The result is the exact
+// integer sum, so it equals the sgemm path's bit for bit (there, chunks along k keep every partial sum
+// an exact integer in fp32); a CPU without VNNI takes that path.
+#include "psm_kernels.h"
+#include <string.h>
+
+#define BLOCK 16  // output columns per packed block (one zmm of int32)
+
+size_t psm_igemm_packed_count(size_t k, size_t n) {
+    size_t pairs = (k + 1) / 2, blocks = (n + BLOCK - 1) / BLOCK;
+    return blocks * pairs * 2 * BLOCK;
+}
+
+void psm_igemm_pack(const int8_t *w, size_t k, size_t n, int16_t *packed) {
+    size_t pairs = (k + 1) / 2, blocks = (n + BLOCK - 1) / BLOCK;
+    for (size_t b = 0; b < blocks; b++) {
+        for (size_t p = 0; p < pairs; p++) {
+            int16_t *dst = packed + (b * pairs + p) * 2 * BLOCK;
+            for (size_t j = 0; j < BLOCK; j++) {
+                size_t col = b * BLOCK + j;
+                for (size_t h = 0; h < 2; h++) {
+                    size_t row = 2 * p + h;
+                    dst[2 * j + h] = (row < k && col < n) ? w[row * n + col] : 0;
+                }
+            }
+        }
+    }
+}
+
+void psm_igemm_reference(const int16_t *a, size_t m, size_t k, size_t lda, const int16_t *packed, size_t n,
+                         size_t block_begin, size_t block_end, float *c, size_t ldc) {
+    size_t pairs = (k + 1) / 2;
+    for (size_t r = 0; r < m; r++) {
+        for (size_t b = block_begin; b < block_end; b++) {
+            for (size_t j = 0; j < BLOCK && b * BLOCK + j < n; j++) {
+                int32_t sum = 0;
+                for (size_t p = 0; p < pairs; p++) {
+                    const int16_t *w = packed + (b * pairs + p) * 2 * BLOCK + 2 * j;
+                    int32_t a0 = a[r * lda + 2 * p], a1 = 2 * p + 1 < k ? a[r * lda + 2 * p + 1] : 0;
+                    sum += a0 * w[0] + a1 * w[1];
+                }
+                c[r * ldc + b * BLOCK + j] = (float)sum;
+            }
+        }
+    }
+}
+
+#if defined(__x86_64__) && (defined(__clang__) || defined(__GNUC__))
+#include <immintrin.h>
+#define PSM_IGEMM_HW 1
+#define HW __attribute__((target("avx512f,avx512bw,avx512vnni")))
+
+// One tile: MR rows × two blocks (32 columns), all k. `a` rows have an even, zero-padded length lda.
+static inline __attribute__((always_inline)) HW void tile(
+    int mr, const int16_t *a, size_t lda, size_t pairs, const int16_t *p0, const int16_t *p1, int two,
+    float *c, size_t ldc, __mmask16 m0, __mmask16 m1) {
+    __m512i acc0[8], acc1[8];
+    for (int r = 0; r < mr; r++) { acc0[r] = _mm512_setzero_si512(); acc1[r] = _mm512_setzero_si512(); }
+    for (size_t p = 0; p < pairs; p++) {
+        __m512i w0 = _mm512_loadu_si512((const void *)(p0 + p * 2 * BLOCK));
+        __m512i w1 = two ? _mm512_loadu_si512((const void *)(p1 + p * 2 * BLOCK)) : _mm512_setzero_si512();
+        for (int r = 0; r < mr; r++) {
+            int32_t pair;
+            memcpy(&pair, a + r * lda + 2 * p, 4);
+            __m512i x = _mm512_set1_epi32(pair);
+            acc0[r] = _mm512_dpwssd_epi32(acc0[r], x, w0);
+            if (two) acc1[r] = _mm512_dpwssd_epi32(acc1[r], x, w1);
+        }
+    }
+    for (int r = 0; r < mr; r++) {
+        _mm512_mask_storeu_ps(c + r * ldc, m0, _mm512_cvtepi32_ps(acc0[r]));
+        if (two) _mm512_mask_storeu_ps(c + r * ldc + BLOCK, m1, _mm512_cvtepi32_ps(acc1[r]));
+    }
+}
+
+static HW void igemm_hw(const int16_t *a, size_t m, size_t k, size_t lda, const int16_t *packed, size_t n,
+                        size_t block_begin, size_t block_end, float *c, size_t ldc) {
+    size_t pairs = (k + 1) / 2;
+    for (size_t b = block_begin; b < block_end; b += 2) {
+        int two = b + 1 < block_end;
+        size_t col = b * BLOCK;
+        size_t left0 = n - col < BLOCK ? n - col : BLOCK;
+        size_t left1 = two ? (n - col - BLOCK < BLOCK ? n - col - BLOCK : BLOCK) : 0;
+        __mmask16 m0 = (__mmask16)((1u << left0) - 1), m1 = (__mmask16)((1u << left1) - 1);
+        const int16_t *p0 = packed + b * pairs * 2 * BLOCK, *p1 = p0 + pairs * 2 * BLOCK;
+        size_t r = 0;
+        for (; r + 8 <= m; r += 8) tile(8, a + r * lda, lda, pairs, p0, p1, two, c + r * ldc + col, ldc, m0, m1);
+        switch (m - r) {
+        case 7: tile(7, a + r * lda, lda, pairs, p0, p1, two, c + r * ldc + col, ldc, m0, m1); break;
+        case 6: tile(6, a + r * lda, lda, pairs, p0, p1, two, c + r * ldc + col, ldc, m0, m1); break;
+        case 5: tile(5, a + r * lda, lda, pairs, p0, p1, two, c + r * ldc + col, ldc, m0, m1); break;
+        case 4: tile(4, a + r * lda, lda, pairs, p0, p1, two, c + r * ldc + col, ldc, m0, m1); break;
+        case 3: tile(3, a + r * lda, lda, pairs, p0, p1, two, c + r * ldc + col, ldc, m0, m1); break;
+        case 2: tile(2, a + r * lda, lda, pairs, p0, p1, two, c + r * ldc + col, ldc, m0, m1); break;
+        case 1: tile(1, a + r * lda, lda, pairs, p0, p1, two, c + r * ldc + col, ldc, m0, m1); break;
+        default: break;
+        }
+    }
+}
+
+static int has_hw(void) {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vnni");
+}
+#else
+static int has_hw(void) { return 0; }
+#endif
+
+static int hw_state = -1;
+
+int psm_igemm_available(void) {
+    int v = __atomic_load_n(&hw_state, __ATOMIC_RELAXED);
+    if (v < 0) {
+        v = has_hw() ? 1 : 0;
+        __atomic_store_n(&hw_state, v, __ATOMIC_RELAXED);
+    }
+    return v;
+}
+
+void psm_igemm(const int16_t *a, size_t m, size_t k, size_t lda, const int16_t *packed, size_t n,
+               size_t block_begin, size_t block_end, float *c, size_t ldc) {
+#ifdef PSM_IGEMM_HW
+    if (psm_igemm_available()) { igemm_hw(a, m, k, lda, packed, n, block_begin, block_end, c, ldc); return; }
+#endif
+    psm_igemm_reference(a, m, k, lda, packed, n, block_begin, block_end, c, ldc);
+}
