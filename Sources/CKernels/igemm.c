@@ -128,3 +128,33 @@ void psm_igemm(const int16_t *a, size_t m, size_t k, size_t lda, const int16_t *
 #endif
     psm_igemm_reference(a, m, k, lda, packed, n, block_begin, block_end, c, ldc);
 }
+
+// Per-row quantization to int16 for psm_igemm, the same arithmetic as Kernels.quantizeRows in Swift
+// (which writes the same integers as floats for the sgemm path): scale = max|x| / levels, each value
+// times levels / max|x|, rounded to nearest even by adding and removing 1.5 · 2^23, clamped to
+// ±levels. No contraction into FMA, so every step rounds as the Swift code does.
+#pragma STDC FP_CONTRACT OFF
+void psm_quantize_rows_i16(const float *x, size_t rows, size_t cols, int levels, int16_t *q, size_t ldq, float *scales) {
+    const float l = (float)levels;
+    for (size_t r = 0; r < rows; r++) {
+        const float *row = x + r * cols;
+        float m = 0;
+        for (size_t c = 0; c < cols; c++) {
+            float a = __builtin_fabsf(row[c]);
+            m = a >= m ? a : m;
+        }
+        float s = m > 0 ? m / l : 1;
+        float inv = m > 0 ? l / m : 1;
+        scales[r] = s;
+        int16_t *out = q + r * ldq;
+        for (size_t c = 0; c < cols; c++) {
+            float t = row[c] * inv;
+            float v = (t + 12582912.0f);
+            v = v - 12582912.0f;
+            v = v > -l ? v : -l;
+            v = v < l ? v : l;
+            out[c] = (int16_t)v;
+        }
+        for (size_t c = cols; c < ldq; c++) out[c] = 0;
+    }
+}

@@ -8,6 +8,39 @@ import Testing
 /// column counts around the 16-column blocks, block ranges as threads split them, and extreme values
 /// (±1023 activations, ±127 weights) where an int32 sum near its largest must stay exact.
 @Suite struct IntegerProductTests {
+    /// The C quantizer that feeds the integer kernel writes exactly the integers and scales of the Swift
+    /// one that feeds sgemm: rows of random values, a row of zeros, ties at .5 after scaling, tiny and
+    /// huge magnitudes, at ±1023 and ±511, with an odd column count (the int16 row padded with a zero).
+    @Test func quantizerMatchesTheSwiftOne() {
+        var x: UInt64 = 0x1234_5678_9ABC_DEF1
+        func unit() -> Float { x ^= x << 13; x ^= x >> 7; x ^= x << 17; return Float(x % 2_000_001) / 1_000_000 - 1 }
+        for cols in [1, 7, 383, 384, 1536] {
+            var rows: [[Float]] = [[Float](repeating: 0, count: cols)]
+            rows.append((0..<cols).map { _ in unit() * 7 })
+            rows.append((0..<cols).map { _ in unit() * 1e-30 })
+            rows.append((0..<cols).map { _ in unit() * 3e30 })
+            // Values that land exactly on .5 after scaling by 1023 / 1023.
+            rows.append((0..<cols).map { c in c == 0 ? 1023 : Float(c % 40) + 0.5 })
+            let flat = rows.flatMap { $0 }
+            for levels in [1023, 511] {
+                let lda = (cols + 1) & ~1
+                var swiftQ = [Float](repeating: .nan, count: flat.count), swiftS = [Float](repeating: .nan, count: rows.count)
+                var cQ = [Int16](repeating: 77, count: rows.count * lda), cS = [Float](repeating: .nan, count: rows.count)
+                flat.withUnsafeBufferPointer { f in
+                    swiftQ.withUnsafeMutableBufferPointer { q in swiftS.withUnsafeMutableBufferPointer { s in
+                        Kernels.quantizeRows(f.baseAddress!, rows: rows.count, cols: cols, levels: levels, into: q.baseAddress!, scales: s.baseAddress!)
+                    } }
+                    psm_quantize_rows_i16(f.baseAddress, rows.count, cols, Int32(levels), &cQ, lda, &cS)
+                }
+                #expect(cS.map(\.bitPattern) == swiftS.map(\.bitPattern), "cols \(cols) levels \(levels)")
+                for r in 0..<rows.count {
+                    #expect((0..<cols).map { Float(cQ[r * lda + $0]) } == Array(swiftQ[(r * cols)..<((r + 1) * cols)]), "cols \(cols) levels \(levels) row \(r)")
+                    if lda > cols { #expect(cQ[r * lda + cols] == 0) }
+                }
+            }
+        }
+    }
+
     @Test func matchesTheTripleLoopAtAwkwardSizes() {
         var x: UInt64 = 0xDEAD_BEEF_CAFE_F00D
         func next() -> UInt64 { x ^= x << 13; x ^= x >> 7; x ^= x << 17; return x }

@@ -43,4 +43,9 @@ void psm_igemm_reference(const int16_t *a, size_t m, size_t k, size_t lda, const
 /// 1 when `psm_igemm` runs on AVX-512 VNNI.
 int psm_igemm_available(void);
 
+/// Quantizes each row of `x` (rows × cols floats) to integers in ±levels with one scale per row (written
+/// to `scales`), as int16 rows `ldq` apart (columns cols..<ldq set to 0) — the same values, bit for bit,
+/// as the encoder's Swift `Kernels.quantizeRows`.
+void psm_quantize_rows_i16(const float *x, size_t rows, size_t cols, int levels, int16_t *q, size_t ldq, float *scales);
+
 #endif

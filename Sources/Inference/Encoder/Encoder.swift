@@ -223,20 +223,20 @@ public final class Encoder: @unchecked Sendable {
         iacc: inout [Double], residual: [Float]?, into y: inout [Float]
     ) {
         let levels = Encoder.levels(d.kind)
-        input.withUnsafeBufferPointer { inp in
-            xq.withUnsafeMutableBufferPointer { q in
-                rowScale.withUnsafeMutableBufferPointer { s in
-                    let (ib, qb, sb) = (inp.baseAddress!, q.baseAddress!, s.baseAddress!)
-                    Kernels.parallel(rows, threads: Encoder.threads, minimumPerThread: 8) { r in
-                        Kernels.quantizeRows(ib + r.lowerBound * d.k, rows: r.count, cols: d.k, levels: levels, into: qb + r.lowerBound * d.k,
-                            scales: sb + r.lowerBound)
+        if !d.packed.isEmpty {
+            integerProduct(d, input: input, rows: rows, levels: levels, rowScale: &rowScale, into: &acc)
+        } else {
+            input.withUnsafeBufferPointer { inp in
+                xq.withUnsafeMutableBufferPointer { q in
+                    rowScale.withUnsafeMutableBufferPointer { s in
+                        let (ib, qb, sb) = (inp.baseAddress!, q.baseAddress!, s.baseAddress!)
+                        Kernels.parallel(rows, threads: Encoder.threads, minimumPerThread: 8) { r in
+                            Kernels.quantizeRows(ib + r.lowerBound * d.k, rows: r.count, cols: d.k, levels: levels, into: qb + r.lowerBound * d.k,
+                                scales: sb + r.lowerBound)
+                        }
                     }
                 }
             }
-        }
-        if !d.packed.isEmpty {
-            integerProduct(d, rows: rows, xq: xq, into: &acc)
-        } else {
             sgemmProduct(d, rows: rows, levels: levels, xq: xq, acc: &acc, acc2: &acc2, iacc: &iacc)
         }
         acc.withUnsafeBufferPointer { a in
@@ -285,15 +285,19 @@ public final class Encoder: @unchecked Sendable {
         }
     }
 
-    /// The exact integer product through `psm_igemm`: the quantized rows as int16 (padded to an even
-    /// length), threads splitting the 16-column blocks in pairs.
-    private func integerProduct(_ d: Dense, rows: Int, xq: [Float], into acc: inout [Float]) {
+    /// The exact integer product through `psm_igemm`: `input` quantized per token straight to int16 rows
+    /// (padded to an even length; the same integers and scales as ``Kernels/quantizeRows(_:rows:cols:levels:into:scales:)``),
+    /// threads splitting the rows for that and the 16-column blocks, in pairs, for the product.
+    private func integerProduct(_ d: Dense, input: [Float], rows: Int, levels: Int, rowScale: inout [Float], into acc: inout [Float]) {
         let lda = (d.k + 1) & ~1
-        var a = [Int16](repeating: 0, count: rows * lda)
-        xq.withUnsafeBufferPointer { q in
+        var a = [Int16](unsafeUninitializedCapacity: rows * lda) { _, n in n = rows * lda }
+        input.withUnsafeBufferPointer { inp in
             a.withUnsafeMutableBufferPointer { ab in
-                for r in 0..<rows {
-                    for c in 0..<d.k { ab[r * lda + c] = Int16(q[r * d.k + c]) }
+                rowScale.withUnsafeMutableBufferPointer { s in
+                    let (ib, qb, sb) = (inp.baseAddress!, ab.baseAddress!, s.baseAddress!)
+                    Kernels.parallel(rows, threads: Encoder.threads, minimumPerThread: 8) { r in
+                        psm_quantize_rows_i16(ib + r.lowerBound * d.k, r.count, d.k, Int32(levels), qb + r.lowerBound * lda, lda, sb + r.lowerBound)
+                    }
                 }
             }
         }
