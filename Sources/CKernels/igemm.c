@@ -52,7 +52,7 @@ void psm_igemm_reference(const int16_t *a, size_t m, size_t k, size_t lda, const
 #if defined(__x86_64__) && (defined(__clang__) || defined(__GNUC__))
 #include <immintrin.h>
 #define PSM_IGEMM_HW 1
-#define HW __attribute__((target("avx512f,avx512bw,avx512vnni")))
+#define HW __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni")))
 
 // One tile: MR rows × two blocks (32 columns), all k. `a` rows have an even, zero-padded length lda.
 static inline __attribute__((always_inline)) HW void tile(
@@ -104,7 +104,8 @@ static HW void igemm_hw(const int16_t *a, size_t m, size_t k, size_t lda, const 
 
 static int has_hw(void) {
     __builtin_cpu_init();
-    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vnni");
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
+           __builtin_cpu_supports("avx512vnni");
 }
 #else
 static int has_hw(void) { return 0; }
@@ -134,7 +135,7 @@ void psm_igemm(const int16_t *a, size_t m, size_t k, size_t lda, const int16_t *
 // times levels / max|x|, rounded to nearest even by adding and removing 1.5 · 2^23, clamped to
 // ±levels. No contraction into FMA, so every step rounds as the Swift code does.
 #pragma STDC FP_CONTRACT OFF
-void psm_quantize_rows_i16(const float *x, size_t rows, size_t cols, int levels, int16_t *q, size_t ldq, float *scales) {
+static void quantize_portable(const float *x, size_t rows, size_t cols, int levels, int16_t *q, size_t ldq, float *scales) {
     const float l = (float)levels;
     for (size_t r = 0; r < rows; r++) {
         const float *row = x + r * cols;
@@ -157,4 +158,49 @@ void psm_quantize_rows_i16(const float *x, size_t rows, size_t cols, int levels,
         }
         for (size_t c = cols; c < ldq; c++) out[c] = 0;
     }
+}
+
+#ifdef PSM_IGEMM_HW
+// The same steps 16 lanes at a time. The maximum of |x| is exact in any order; each lane's multiply,
+// add, subtract and clamps are the scalar ones (no FMA), and the results are integers in ±levels, so
+// the conversion and the narrowing to int16 are exact.
+static HW void quantize_hw(const float *x, size_t rows, size_t cols, int levels, int16_t *q, size_t ldq, float *scales) {
+    const float l = (float)levels;
+    const __m512 magic = _mm512_set1_ps(12582912.0f), hi = _mm512_set1_ps(l), lo = _mm512_set1_ps(-l);
+    for (size_t r = 0; r < rows; r++) {
+        const float *row = x + r * cols;
+        __m512 mv = _mm512_setzero_ps();
+        size_t c = 0;
+        for (; c + 16 <= cols; c += 16) mv = _mm512_max_ps(mv, _mm512_abs_ps(_mm512_loadu_ps(row + c)));
+        float m = _mm512_reduce_max_ps(mv);
+        for (; c < cols; c++) {
+            float a = __builtin_fabsf(row[c]);
+            m = a >= m ? a : m;
+        }
+        float s = m > 0 ? m / l : 1;
+        float inv = m > 0 ? l / m : 1;
+        scales[r] = s;
+        int16_t *out = q + r * ldq;
+        const __m512 iv = _mm512_set1_ps(inv);
+        for (c = 0; c < cols; c += 16) {
+            __mmask16 k = cols - c >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (cols - c)) - 1);
+            __m512 t = _mm512_mul_ps(_mm512_maskz_loadu_ps(k, row + c), iv);
+            __m512 v = _mm512_sub_ps(_mm512_add_ps(t, magic), magic);
+            v = _mm512_min_ps(_mm512_max_ps(v, lo), hi);
+            _mm256_mask_storeu_epi16(out + c, k, _mm512_cvtsepi32_epi16(_mm512_cvttps_epi32(v)));
+        }
+        for (c = cols; c < ldq; c++) out[c] = 0;
+    }
+}
+#endif
+
+void psm_quantize_rows_i16(const float *x, size_t rows, size_t cols, int levels, int16_t *q, size_t ldq, float *scales) {
+#ifdef PSM_IGEMM_HW
+    if (psm_igemm_available()) { quantize_hw(x, rows, cols, levels, q, ldq, scales); return; }
+#endif
+    quantize_portable(x, rows, cols, levels, q, ldq, scales);
+}
+
+void psm_quantize_rows_i16_portable(const float *x, size_t rows, size_t cols, int levels, int16_t *q, size_t ldq, float *scales) {
+    quantize_portable(x, rows, cols, levels, q, ldq, scales);
 }

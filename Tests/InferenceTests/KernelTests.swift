@@ -32,6 +32,9 @@ import Testing
                     } }
                     psm_quantize_rows_i16(f.baseAddress, rows.count, cols, Int32(levels), &cQ, lda, &cS)
                 }
+                var pQ = [Int16](repeating: 77, count: rows.count * lda), pS = [Float](repeating: .nan, count: rows.count)
+                flat.withUnsafeBufferPointer { f in psm_quantize_rows_i16_portable(f.baseAddress, rows.count, cols, Int32(levels), &pQ, lda, &pS) }
+                #expect(pQ == cQ && pS.map(\.bitPattern) == cS.map(\.bitPattern), "portable C path, cols \(cols) levels \(levels)")
                 #expect(cS.map(\.bitPattern) == swiftS.map(\.bitPattern), "cols \(cols) levels \(levels)")
                 for r in 0..<rows.count {
                     #expect((0..<cols).map { Float(cQ[r * lda + $0]) } == Array(swiftQ[(r * cols)..<((r + 1) * cols)]), "cols \(cols) levels \(levels) row \(r)")

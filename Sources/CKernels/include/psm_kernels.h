@@ -48,4 +48,7 @@ int psm_igemm_available(void);
 /// as the encoder's Swift `Kernels.quantizeRows`.
 void psm_quantize_rows_i16(const float *x, size_t rows, size_t cols, int levels, int16_t *q, size_t ldq, float *scales);
 
+/// The same without AVX-512, for tests.
+void psm_quantize_rows_i16_portable(const float *x, size_t rows, size_t cols, int levels, int16_t *q, size_t ldq, float *scales);
+
 #endif
