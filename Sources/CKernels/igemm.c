@@ -6,6 +6,7 @@
 // integer sum, so it equals the sgemm path's bit for bit (there, chunks along k keep every partial sum
 // an exact integer in fp32); a CPU without VNNI takes that path.
 #include "psm_kernels.h"
+#include <stdlib.h>
 #include <string.h>
 
 #define BLOCK 16  // output columns per packed block (one zmm of int32)
@@ -102,30 +103,100 @@ static HW void igemm_hw(const int16_t *a, size_t m, size_t k, size_t lda, const 
     }
 }
 
+// AVX2: the same packed layout read as two 8-lane halves per block; vpmaddwd multiplies the int16
+// pairs and adds each pair into int32 (exact: |a·w| ≤ 1023 · 127), then vpaddd accumulates.
+#define HW2 __attribute__((target("avx2")))
+
+static inline __attribute__((always_inline)) HW2 void tile2(
+    int mr, const int16_t *a, size_t lda, size_t pairs, const int16_t *p0, float *c, size_t ldc, size_t left) {
+    __m256i lo[4], hi[4];
+    for (int r = 0; r < mr; r++) { lo[r] = _mm256_setzero_si256(); hi[r] = _mm256_setzero_si256(); }
+    for (size_t p = 0; p < pairs; p++) {
+        __m256i w0 = _mm256_loadu_si256((const __m256i *)(p0 + p * 2 * BLOCK));
+        __m256i w1 = _mm256_loadu_si256((const __m256i *)(p0 + p * 2 * BLOCK + BLOCK));
+        for (int r = 0; r < mr; r++) {
+            int32_t pair;
+            memcpy(&pair, a + r * lda + 2 * p, 4);
+            __m256i x = _mm256_set1_epi32(pair);
+            lo[r] = _mm256_add_epi32(lo[r], _mm256_madd_epi16(x, w0));
+            hi[r] = _mm256_add_epi32(hi[r], _mm256_madd_epi16(x, w1));
+        }
+    }
+    for (int r = 0; r < mr; r++) {
+        float out[BLOCK];
+        _mm256_storeu_ps(out, _mm256_cvtepi32_ps(lo[r]));
+        _mm256_storeu_ps(out + 8, _mm256_cvtepi32_ps(hi[r]));
+        memcpy(c + r * ldc, out, left * sizeof(float));
+    }
+}
+
+static HW2 void igemm_avx2(const int16_t *a, size_t m, size_t k, size_t lda, const int16_t *packed, size_t n,
+                           size_t block_begin, size_t block_end, float *c, size_t ldc) {
+    size_t pairs = (k + 1) / 2;
+    for (size_t b = block_begin; b < block_end; b++) {
+        size_t col = b * BLOCK, left = n - col < BLOCK ? n - col : BLOCK;
+        const int16_t *p0 = packed + b * pairs * 2 * BLOCK;
+        size_t r = 0;
+        for (; r + 4 <= m; r += 4) tile2(4, a + r * lda, lda, pairs, p0, c + r * ldc + col, ldc, left);
+        switch (m - r) {
+        case 3: tile2(3, a + r * lda, lda, pairs, p0, c + r * ldc + col, ldc, left); break;
+        case 2: tile2(2, a + r * lda, lda, pairs, p0, c + r * ldc + col, ldc, left); break;
+        case 1: tile2(1, a + r * lda, lda, pairs, p0, c + r * ldc + col, ldc, left); break;
+        default: break;
+        }
+    }
+}
+
 static int has_hw(void) {
     __builtin_cpu_init();
     return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
            __builtin_cpu_supports("avx512vnni");
 }
+
+static int has_avx2(void) {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2");
+}
 #else
 static int has_hw(void) { return 0; }
+static int has_avx2(void) { return 0; }
 #endif
 
+// 2 = AVX-512 VNNI, 1 = AVX2, 0 = neither; PSM_IGEMM_PATH=avx2 or =scalar caps it (benchmarks, tests).
 static int hw_state = -1;
 
-int psm_igemm_available(void) {
+static int path(void) {
     int v = __atomic_load_n(&hw_state, __ATOMIC_RELAXED);
     if (v < 0) {
-        v = has_hw() ? 1 : 0;
+        v = has_hw() ? 2 : has_avx2() ? 1 : 0;
+        const char *cap = getenv("PSM_IGEMM_PATH");
+        if (cap && strcmp(cap, "avx2") == 0 && v > 1) v = 1;
+        if (cap && strcmp(cap, "scalar") == 0) v = 0;
         __atomic_store_n(&hw_state, v, __ATOMIC_RELAXED);
     }
     return v;
 }
 
+int psm_igemm_available(void) { return path() == 2; }
+
+int psm_igemm_path(void) { return path(); }
+
 void psm_igemm(const int16_t *a, size_t m, size_t k, size_t lda, const int16_t *packed, size_t n,
                size_t block_begin, size_t block_end, float *c, size_t ldc) {
 #ifdef PSM_IGEMM_HW
-    if (psm_igemm_available()) { igemm_hw(a, m, k, lda, packed, n, block_begin, block_end, c, ldc); return; }
+    switch (path()) {
+    case 2: igemm_hw(a, m, k, lda, packed, n, block_begin, block_end, c, ldc); return;
+    case 1: igemm_avx2(a, m, k, lda, packed, n, block_begin, block_end, c, ldc); return;
+    default: break;
+    }
+#endif
+    psm_igemm_reference(a, m, k, lda, packed, n, block_begin, block_end, c, ldc);
+}
+
+void psm_igemm_avx2(const int16_t *a, size_t m, size_t k, size_t lda, const int16_t *packed, size_t n,
+                    size_t block_begin, size_t block_end, float *c, size_t ldc) {
+#ifdef PSM_IGEMM_HW
+    if (has_avx2()) { igemm_avx2(a, m, k, lda, packed, n, block_begin, block_end, c, ldc); return; }
 #endif
     psm_igemm_reference(a, m, k, lda, packed, n, block_begin, block_end, c, ldc);
 }

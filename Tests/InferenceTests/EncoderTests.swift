@@ -160,6 +160,8 @@ func digest(_ vectors: [[Float]]) -> String {
             ("Sandybridge kernel", ["--batch", "48", "--threads", "1"], ["OPENBLAS_CORETYPE": "Sandybridge"]),
             // sgemm instead of the VNNI integer kernel (where the CPU has VNNI; otherwise sgemm both times).
             ("sgemm products", ["--batch", "32", "--threads", "2"], ["PSM_ENCODER_KERNEL": "sgemm"]),
+            // The integer kernel's AVX2 path (vpmaddwd) instead of AVX-512 VNNI.
+            ("AVX2 integer products", ["--batch", "5", "--threads", "2"], ["PSM_IGEMM_PATH": "avx2"]),
         ] {
             let p = Process()
             p.executableURL = URL(fileURLWithPath: psmBinary())

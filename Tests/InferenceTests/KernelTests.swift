@@ -68,11 +68,14 @@ import Testing
                 // Whole, and split into ranges of blocks as the encoder's threads do.
                 for split in [1, 2, 3] where split <= blocks {
                     var fast = [Float](repeating: .nan, count: m * n), scalar = [Float](repeating: .nan, count: m * n)
+                    var avx2 = [Float](repeating: .nan, count: m * n)
                     for s in 0..<split {
                         let (b0, b1) = (blocks * s / split, blocks * (s + 1) / split)
                         psm_igemm(a, m, k, lda, packed, n, b0, b1, &fast, n)
                         psm_igemm_reference(a, m, k, lda, packed, n, b0, b1, &scalar, n)
+                        psm_igemm_avx2(a, m, k, lda, packed, n, b0, b1, &avx2, n)
                     }
+                    #expect(avx2 == expected, "AVX2: m \(m) k \(k) n \(n) extreme \(extreme) split \(split)")
                     #expect(fast == expected, "m \(m) k \(k) n \(n) extreme \(extreme) split \(split)")
                     #expect(scalar == expected, "m \(m) k \(k) n \(n) extreme \(extreme) split \(split)")
                     cases += 1

@@ -43,6 +43,14 @@ void psm_igemm_reference(const int16_t *a, size_t m, size_t k, size_t lda, const
 /// 1 when `psm_igemm` runs on AVX-512 VNNI.
 int psm_igemm_available(void);
 
+/// The path `psm_igemm` takes: 2 AVX-512 VNNI, 1 AVX2, 0 the scalar loop. The environment variable
+/// PSM_IGEMM_PATH=avx2 or =scalar caps it (read once).
+int psm_igemm_path(void);
+
+/// The AVX2 path alone (the scalar loop on a CPU without AVX2), for tests.
+void psm_igemm_avx2(const int16_t *a, size_t m, size_t k, size_t lda, const int16_t *packed, size_t n,
+                    size_t block_begin, size_t block_end, float *c, size_t ldc);
+
 /// Quantizes each row of `x` (rows × cols floats) to integers in ±levels with one scale per row (written
 /// to `scales`), as int16 rows `ldq` apart (columns cols..<ldq set to 0) — the same values, bit for bit,
 /// as the encoder's Swift `Kernels.quantizeRows`.

@@ -101,12 +101,13 @@ public final class Encoder: @unchecked Sendable {
     /// 0.9994 / 0.9948 with the same number of multiply-adds (only the chunking along k changes).
     static func levels(_ kind: Int) -> Int { kind == Dense.qkv || kind == Dense.up ? 1023 : 511 }
 
-    /// Whether encoders made from now on multiply with the integer kernel (`psm_igemm`, AVX-512 VNNI)
-    /// rather than exact-integer sgemm. Both give the same products bit for bit (SPEC.md §12.6); the
-    /// integer kernel is the default where the CPU has VNNI. `PSM_ENCODER_KERNEL=sgemm` forces sgemm.
+    /// Whether encoders made from now on multiply with the integer kernel (`psm_igemm`: AVX-512 VNNI, or
+    /// AVX2 `vpmaddwd`) rather than exact-integer sgemm. All give the same products bit for bit (SPEC.md
+    /// §10); the integer kernel is the default where the CPU has either (on AVX2 alone it is about half
+    /// the VNNI speed and still ahead of sgemm). `PSM_ENCODER_KERNEL=sgemm` forces sgemm.
     nonisolated(unsafe) public static var integerKernel: Bool = {
         if let forced = getenv("PSM_ENCODER_KERNEL").map({ String(cString: $0) }), forced == "sgemm" { return false }
-        return psm_igemm_available() != 0
+        return psm_igemm_path() >= 1
     }()
 
     /// Whether this encoder multiplies with the integer kernel.
