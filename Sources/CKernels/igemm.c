@@ -206,18 +206,28 @@ void psm_igemm_avx2(const int16_t *a, size_t m, size_t k, size_t lda, const int1
 // times levels / max|x|, rounded to nearest even by adding and removing 1.5 · 2^23, clamped to
 // ±levels. No contraction into FMA, so every step rounds as the Swift code does.
 #pragma STDC FP_CONTRACT OFF
+
+// max(m, |row[c]|) over c in [from, cols), as the Swift code folds it.
+static inline float abs_max(const float *row, size_t from, size_t cols, float m) {
+    for (size_t c = from; c < cols; c++) {
+        float a = __builtin_fabsf(row[c]);
+        m = a >= m ? a : m;
+    }
+    return m;
+}
+
+// Writes the row's scale (max|x| / levels, or 1 for a zero row) and returns the factor values are
+// multiplied by (levels / max|x|, or 1).
+static inline float row_scale(float m, float l, float *scale) {
+    *scale = m > 0 ? m / l : 1;
+    return m > 0 ? l / m : 1;
+}
+
 static void quantize_portable(const float *x, size_t rows, size_t cols, int levels, int16_t *q, size_t ldq, float *scales) {
     const float l = (float)levels;
     for (size_t r = 0; r < rows; r++) {
         const float *row = x + r * cols;
-        float m = 0;
-        for (size_t c = 0; c < cols; c++) {
-            float a = __builtin_fabsf(row[c]);
-            m = a >= m ? a : m;
-        }
-        float s = m > 0 ? m / l : 1;
-        float inv = m > 0 ? l / m : 1;
-        scales[r] = s;
+        float inv = row_scale(abs_max(row, 0, cols, 0), l, &scales[r]);
         int16_t *out = q + r * ldq;
         for (size_t c = 0; c < cols; c++) {
             float t = row[c] * inv;
@@ -243,14 +253,7 @@ static HW void quantize_hw(const float *x, size_t rows, size_t cols, int levels,
         __m512 mv = _mm512_setzero_ps();
         size_t c = 0;
         for (; c + 16 <= cols; c += 16) mv = _mm512_max_ps(mv, _mm512_abs_ps(_mm512_loadu_ps(row + c)));
-        float m = _mm512_reduce_max_ps(mv);
-        for (; c < cols; c++) {
-            float a = __builtin_fabsf(row[c]);
-            m = a >= m ? a : m;
-        }
-        float s = m > 0 ? m / l : 1;
-        float inv = m > 0 ? l / m : 1;
-        scales[r] = s;
+        float inv = row_scale(abs_max(row, c, cols, _mm512_reduce_max_ps(mv)), l, &scales[r]);
         int16_t *out = q + r * ldq;
         const __m512 iv = _mm512_set1_ps(inv);
         for (c = 0; c < cols; c += 16) {
