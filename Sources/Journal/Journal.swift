@@ -497,16 +497,12 @@ public final class Journal: @unchecked Sendable {
         return try env.read { txn in
             try txn.withCursor(streamRuns) { c in
                 var out: [StoredEvent] = []
-                // The run holding `from`, else the nearest one in the reading direction.
-                var run = try self.run(c, stream: stream, sid: sidBytes, holding: from)
-                if run == nil {
-                    if direction == .forward {
-                        run = try c.seek(key: sidBytes, valueAtLeast: StreamRun.probe(from)).map { try StreamRun($0.value, stream: stream) }
-                    } else if try c.seek(key: sidBytes, valueAtLeast: StreamRun.probe(from)) != nil {
-                        run = try c.previousDuplicate().map { try StreamRun($0.value, stream: stream) }
-                    } else {
-                        run = try c.seek(exactly: sidBytes).flatMap { _ in try c.lastDuplicate() }.map { try StreamRun($0.value, stream: stream) }
-                    }
+                // Newest first: the last run starting at or before `from`. Oldest first: that run if it
+                // holds `from`, else the first run after it.
+                var run = try floorRun(c, stream: stream, sid: sidBytes, from)
+                if direction == .forward, !(run?.contains(from) ?? false) {
+                    run = try (run == nil ? c.seek(key: sidBytes, valueAtLeast: StreamRun.probe(from)) : c.nextDuplicate())
+                        .map { try StreamRun($0.value, stream: stream) }
                 }
                 while let r = run, out.count < limit {
                     var revision = direction == .forward ? max(from, r.firstRevision) : min(from, r.lastRevision)

@@ -46,19 +46,21 @@ struct StreamRun: Equatable {
 }
 
 extension Journal {
-    /// Positions `c` (over `stream_runs`) on the run of `stream` that holds `revision` and returns it;
-    /// nil (cursor anywhere) when no run holds it.
-    func run(_ c: Cursor, stream: ID128, sid: [UInt8], holding revision: UInt64) throws -> StreamRun? {
+    /// Positions `c` (over `stream_runs`) on the last run of `stream` that starts at or before
+    /// `revision` and returns it; nil when there is none (the cursor is then anywhere).
+    func floorRun(_ c: Cursor, stream: ID128, sid: [UInt8], _ revision: UInt64) throws -> StreamRun? {
         if let (_, v) = try c.seek(key: sid, valueAtLeast: StreamRun.probe(revision)) {
             let r = try StreamRun(v, stream: stream)
             if r.firstRevision == revision { return r }
-            guard let (_, pv) = try c.previousDuplicate() else { return nil }
-            let p = try StreamRun(pv, stream: stream)
-            return p.contains(revision) ? p : nil
+            return try c.previousDuplicate().map { try StreamRun($0.value, stream: stream) }
         }
-        guard try c.seek(exactly: sid) != nil, let (_, lv) = try c.lastDuplicate() else { return nil }
-        let last = try StreamRun(lv, stream: stream)
-        return last.contains(revision) ? last : nil
+        guard try c.seek(exactly: sid) != nil else { return nil }
+        return try c.lastDuplicate().map { try StreamRun($0.value, stream: stream) }
+    }
+
+    /// The run of `stream` that holds `revision`, or nil.
+    func run(_ c: Cursor, stream: ID128, sid: [UInt8], holding revision: UInt64) throws -> StreamRun? {
+        try floorRun(c, stream: stream, sid: sid, revision).flatMap { $0.contains(revision) ? $0 : nil }
     }
 
     /// Rewrites a `psm-journal/1` index (`stream_revisions`, one entry per event) as runs in `runs`,

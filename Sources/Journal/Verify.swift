@@ -68,12 +68,10 @@ extension Journal {
                         if case .success(let e) = decoded {
                             indexed = try txn.get(eventIDs, e.header.eventID.bytes).map { $0.count == 8 ? $0.be(0, UInt64.self) : 0 }
                             let h = e.header
-                            revisionEntry = Result { () throws(JournalError) in
-                                do {
-                                    return try txn.withCursor(streamRuns) { rc in
-                                        try run(rc, stream: h.streamID, sid: h.streamID.bytes, holding: h.revision).map { (h.revision, $0.position(of: h.revision)) }
-                                    }
-                                } catch let e as JournalError { throw e } catch { throw .corruptIndex(position: nil, "\(error)") }
+                            revisionEntry = indexResult {
+                                try txn.withCursor(streamRuns) { rc in
+                                    try run(rc, stream: h.streamID, sid: h.streamID.bytes, holding: h.revision).map { (h.revision, $0.position(of: h.revision)) }
+                                }
                             }
                         }
                         page.append((position, decoded, indexed, revisionEntry))
@@ -168,23 +166,21 @@ extension Journal {
             return problem(nil, "event-id index size", "\(report.events) entries", "\(idCount) entries")
         }
         // Every record was found in a run; runs that also cover nothing else sum to exactly the records.
-        let covered: Result<UInt64, JournalError> = Result { () throws(JournalError) in
-            do {
-                return try env.read { txn in
-                    try txn.withCursor(streamRuns) { c in
-                        var total: UInt64 = 0
-                        var entry = try c.first()
-                        while let (k, v) = entry {
-                            guard k.count == 16 else { throw JournalError.corruptIndex(position: nil, "stream index key of \(k.count) bytes") }
-                            let (sum, overflow) = total.addingReportingOverflow(try StreamRun(v, stream: ID128(bytes: k)).count)
-                            guard !overflow else { throw JournalError.corruptIndex(position: nil, "stream index counts overflow") }
-                            total = sum
-                            entry = try c.next()
-                        }
-                        return total
+        let covered = indexResult {
+            try env.read { txn in
+                try txn.withCursor(streamRuns) { c in
+                    var total: UInt64 = 0
+                    var entry = try c.first()
+                    while let (k, v) = entry {
+                        guard k.count == 16 else { throw JournalError.corruptIndex(position: nil, "stream index key of \(k.count) bytes") }
+                        let (sum, overflow) = total.addingReportingOverflow(try StreamRun(v, stream: ID128(bytes: k)).count)
+                        guard !overflow else { throw JournalError.corruptIndex(position: nil, "stream index counts overflow") }
+                        total = sum
+                        entry = try c.next()
                     }
+                    return total
                 }
-            } catch let e as JournalError { throw e } catch { throw .corruptIndex(position: nil, "\(error)") }
+            }
         }
         switch covered {
         case .failure(let error): return problem(nil, "stream index", "runs of at least one revision", "\(error)")
@@ -203,4 +199,12 @@ public func hexBytes<S: Sequence>(_ bytes: S) -> String where S.Element == UInt8
         s += h.count == 1 ? "0" + h : h
     }
     return s
+}
+
+/// `body`'s value, or its error as a `JournalError` (an LMDB error reading an index becomes
+/// `corruptIndex`), so verify can report it as a problem instead of throwing.
+private func indexResult<T>(_ body: () throws -> T) -> Result<T, JournalError> {
+    do { return .success(try body()) } catch let e as JournalError { return .failure(e) } catch {
+        return .failure(.corruptIndex(position: nil, "\(error)"))
+    }
 }

@@ -27,7 +27,7 @@ public final class Encoder: @unchecked Sendable {
         /// [k, n] row-major, integer-valued (int8 weights widened to fp32 once, at load); empty when
         /// the integer kernel is used.
         let weight: [Float]
-        /// The int8 weights packed for `psm_igemm` (AVX-512 VNNI); empty when sgemm is used.
+        /// The int8 weights packed for `psm_igemm` (AVX-512 VNNI or AVX2); empty when sgemm is used.
         let packed: [Int16]
         let scale: [Float]
         let bias: [Float]

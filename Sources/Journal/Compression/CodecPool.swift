@@ -52,12 +52,11 @@ final class CodecPool: @unchecked Sendable {
         lock.lock()
         let id = activeID
         let dict = activeBytes
-        var borrowed: Zstd.Compressor?
-        if let i = compressors.lastIndex(where: { $0.0 == id }) { borrowed = compressors.remove(at: i).1 }
+        var compressor: Zstd.Compressor?
+        if let i = compressors.lastIndex(where: { $0.0 == id }) { compressor = compressors.remove(at: i).1 }
         lock.unlock()
         var out: [PreparedEvent] = []
         out.reserveCapacity(events.count)
-        var compressor = borrowed
         defer {
             if let compressor {
                 lock.lock()
@@ -71,12 +70,12 @@ final class CodecPool: @unchecked Sendable {
         var capacity = 0
         for e in events where e.payload.count >= RecordFormat.compressionThreshold { capacity += Zstd.Compressor.bound(e.payload.count) }
         var buffer = [UInt8]()
+        var sizes: [Int] = []
         if capacity > 0 {
             if compressor == nil {
                 do { compressor = try Zstd.Compressor(level: level, dictionary: dict) } catch { throw .invalidArgument("\(error)") }
             }
             let c = compressor!
-            var sizes: [Int] = []
             sizes.reserveCapacity(events.count)
             var failure: JournalError?
             buffer = [UInt8](unsafeUninitializedCapacity: capacity) { o, count in
@@ -94,28 +93,24 @@ final class CodecPool: @unchecked Sendable {
                 count = used
             }
             if let failure { throw failure }
-            var next = 0, offset = 0
-            for e in events {
-                let length = UInt32(e.payload.count)
-                guard e.payload.count >= RecordFormat.compressionThreshold else {
-                    out.append(PreparedEvent(data: e, flags: 0, dictionaryID: 0, stored: e.payload[...], uncompressedLength: length))
-                    continue
-                }
-                let n = sizes[next]
-                next += 1
-                // The length is noted here, while the payload is in cache: the writer thread then never
-                // touches the payload itself.
-                if n >= e.payload.count {
-                    out.append(PreparedEvent(data: e, flags: 0, dictionaryID: 0, stored: e.payload[...], uncompressedLength: length))
-                } else {
-                    out.append(PreparedEvent(data: e, flags: RecordFormat.flagZstd, dictionaryID: id, stored: buffer[offset..<(offset + n)], uncompressedLength: length))
-                }
-                offset += n
+        }
+        var next = 0, offset = 0
+        for e in events {
+            // The length is noted here, while the payload is in cache: the writer thread then never
+            // touches the payload itself.
+            let length = UInt32(e.payload.count)
+            guard e.payload.count >= RecordFormat.compressionThreshold else {
+                out.append(PreparedEvent(data: e, flags: 0, dictionaryID: 0, stored: e.payload[...], uncompressedLength: length))
+                continue
             }
-        } else {
-            for e in events {
-                out.append(PreparedEvent(data: e, flags: 0, dictionaryID: 0, stored: e.payload[...], uncompressedLength: UInt32(e.payload.count)))
+            let n = sizes[next]
+            next += 1
+            if n >= e.payload.count {
+                out.append(PreparedEvent(data: e, flags: 0, dictionaryID: 0, stored: e.payload[...], uncompressedLength: length))
+            } else {
+                out.append(PreparedEvent(data: e, flags: RecordFormat.flagZstd, dictionaryID: id, stored: buffer[offset..<(offset + n)], uncompressedLength: length))
             }
+            offset += n
         }
         return out
     }
