@@ -102,7 +102,7 @@ let package = Package(
 
         .testTarget(name: "LMDBTests", dependencies: ["LMDB"], swiftSettings: strict),
         .testTarget(name: "JournalTests", dependencies: ["Journal", "JournalPostgres", "LMDB", "CKernels", "Workloads", .product(name: "PostgresNIO", package: "postgres-nio")], swiftSettings: strict),
-        .testTarget(name: "ProjectionsTests", dependencies: ["Projections", "CKernels", "Journal", "Workloads"], swiftSettings: strict),
+        .testTarget(name: "ProjectionsTests", dependencies: ["Projections", "CKernels", "Journal", "LMDB", "Workloads"], swiftSettings: strict),
         .testTarget(
             name: "ClusterTests", dependencies: ["Cluster", "Engine", "JournalPostgres", "Projections", "Journal", "Workloads", .product(name: "PostgresNIO", package: "postgres-nio")],
             swiftSettings: strict),

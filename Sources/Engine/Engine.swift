@@ -106,7 +106,7 @@ public final class Engine: @unchecked Sendable {
         decider = Decider(policy: policy, encoder: encoder)
         journal = try Journal(directory: directory + "/journal")
         do {
-            _projections = try ProjectionStore(directory: directory + "/projections")
+            _projections = try ProjectionStore(directory: directory + "/projections", resetOutdated: true)
             try _projections.catchUp(journal)
         } catch {
             journal.close()
@@ -347,9 +347,9 @@ public final class Engine: @unchecked Sendable {
                 throw EngineError.conflict("cannot replace \(projectionsPath)/data.mdb: \(String(cString: strerror(errno)))")
             }
             try? FileManager.default.removeItem(atPath: copy)
-            _projections = try ProjectionStore(directory: projectionsPath)
+            _projections = try ProjectionStore(directory: projectionsPath, resetOutdated: true)
         } catch {
-            _projections = try ProjectionStore(directory: projectionsPath)
+            _projections = try ProjectionStore(directory: projectionsPath, resetOutdated: true)
             throw error
         }
     }
@@ -538,10 +538,10 @@ public final class Engine: @unchecked Sendable {
         _projections.close()
         do {
             let report = try ProjectionStore.rebuild(journal: journal, directory: projectionsPath, progress: progress)
-            _projections = try ProjectionStore(directory: projectionsPath)
+            _projections = try ProjectionStore(directory: projectionsPath, resetOutdated: true)
             return (before, report)
         } catch {
-            _projections = try ProjectionStore(directory: projectionsPath)
+            _projections = try ProjectionStore(directory: projectionsPath, resetOutdated: true)
             throw error
         }
     }

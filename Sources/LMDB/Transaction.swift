@@ -119,6 +119,11 @@ public struct WriteTransaction: TransactionReading {
         try check(mdb_drop(raw, db.handle, 1), "mdb_drop(\(db.name))")
     }
 
+    /// Deletes every entry of database `db`, keeping the database (`mdb_drop` with del = 0).
+    public func empty(_ db: Database) throws {
+        try check(mdb_drop(raw, db.handle, 0), "mdb_drop(\(db.name), empty)")
+    }
+
     /// Runs `body` in a nested (child) transaction: if it throws, only its changes are undone.
     public func nested<T>(_ body: (WriteTransaction) throws -> T) throws -> T {
         var child: OpaquePointer?

@@ -62,12 +62,6 @@ enum Keys {
         k.appendBE(slot)
         return k
     }
-    static func termPrefix(_ u: ID128, _ term: String) -> [UInt8] { u.bytes + Array(term.utf8) + [0] }
-    static func posting(_ u: ID128, _ term: String, _ slot: UInt32) -> [UInt8] {
-        var k = termPrefix(u, term)
-        k.appendBE(slot)
-        return k
-    }
     static func provenance(_ u: ID128, _ source: ID128, _ derived: ID128) -> [UInt8] { u.bytes + source.bytes + derived.bytes }
     static func history(_ u: ID128, _ memory: ID128, _ position: Position) -> [UInt8] {
         var k = u.bytes + memory.bytes
@@ -136,18 +130,8 @@ public enum Fold {
             for id in Set(ids) { try kv.put(.history, Keys.history(u, id, ctx.position), type) }
         }
         func create(_ m: MemoryRecord, vector: QuantizedVector?) throws {
-            if let v = vector {
-                try kv.put(.vectors, Keys.slot(u, m.slot), v.encoded)
-            }
-            try kv.put(.slots, Keys.slot(u, m.slot), m.id.bytes)
             let (terms, length) = termCounts(indexedText(m))
-            var value: [UInt8] = []
-            for t in terms {
-                value.removeAll(keepingCapacity: true)
-                value.appendLE(t.tf)
-                value.appendLE(length)
-                try kv.put(.postings, Keys.posting(u, t.term, m.slot), value)
-            }
+            try kv.put(.slots, Keys.slot(u, m.slot), IndexEntry(memory: m.id, length: length, terms: terms, vector: vector).encoded())
             user.nextSlot += 1
             user.indexedDocuments += 1
             user.indexedLength += UInt64(length)

@@ -27,7 +27,6 @@ public enum Invariants {
         var bySlot: [UInt32: ID128] = [:]
         for (id, m) in memories {
             bySlot[m.slot] = id
-            length += UInt64(Fold.termCounts(Fold.indexedText(m)).length)
             if m.tier == .sensory { problems.append("memory \(id) in the sensory tier") }
             if !(0...Fixed.scale).contains(m.anchorStrength.raw) { problems.append("memory \(id) strength \(m.anchorStrength)") }
             if !m.supersededBy.isZero {
@@ -48,19 +47,29 @@ public enum Invariants {
             let hist = try reader.history(id)
             if hist.isEmpty || hist[0].position != m.createdPosition { problems.append("memory \(id) history does not start at its creation") }
         }
-        if length != user.indexedLength { problems.append("indexed length \(user.indexedLength), memories total \(length)") }
-        for slot in 0..<user.nextSlot {
-            guard let idb = try kv.get(.slots, Keys.slot(u, slot)) else {
-                problems.append("slot \(slot) missing")
-                continue
+        var slots: UInt32 = 0
+        try kv.scan(.slots, prefix: prefix) { k, v in
+            let slot = k.be(16, UInt32.self)
+            guard slot == slots else {
+                problems.append("slot \(slots) missing (next entry is slot \(slot))")
+                return false
             }
-            if bySlot[slot] != ID128(bytes: idb) { problems.append("slot \(slot) names \(ID128(bytes: idb)), memory says \(bySlot[slot].map { "\($0)" } ?? "none")") }
-        }
-        try kv.scan(.vectors, prefix: prefix) { k, v in
-            let q = try QuantizedVector(encoded: v)
-            if q.values.count != Int(user.dimension) { problems.append("vector of slot \(k.be(16, UInt32.self)) has dimension \(q.values.count)") }
+            slots += 1
+            let e = try IndexEntry(decoding: v)
+            guard let m = bySlot[slot].flatMap({ memories[$0] }), m.id == e.memory else {
+                problems.append("slot \(slot) names \(e.memory), memory says \(bySlot[slot].map { "\($0)" } ?? "none")")
+                return true
+            }
+            length += UInt64(e.length)
+            let analyzed = Fold.termCounts(Fold.indexedText(m))
+            if e.length != analyzed.length || !e.terms.elementsEqual(analyzed.terms, by: { $0.term == $1.term && $0.tf == $1.tf }) {
+                problems.append("slot \(slot): indexed terms differ from the analysis of memory \(m.id)'s text")
+            }
+            if let q = e.vector, q.values.count != Int(user.dimension) { problems.append("vector of slot \(slot) has dimension \(q.values.count)") }
             return true
         }
+        if slots != user.nextSlot { problems.append("\(slots) index entries but next slot \(user.nextSlot)") }
+        if length != user.indexedLength { problems.append("indexed length \(user.indexedLength), index entries total \(length)") }
         try kv.scan(.observations, prefix: prefix) { _, v in
             let o = try ObservationRecord(decoding: v)
             switch o.status {
@@ -69,11 +78,6 @@ public enum Invariants {
             case .pending, .dropped:
                 if !o.memory.isZero { problems.append("observation \(o.id) is \(o.status) but names memory \(o.memory)") }
             }
-            return true
-        }
-        try kv.scan(.postings, prefix: prefix) { k, _ in
-            let slot = k.be(k.count - 4, UInt32.self)
-            if slot >= user.nextSlot { problems.append("posting for slot \(slot) beyond \(user.nextSlot)") }
             return true
         }
         return problems

@@ -10,7 +10,9 @@ import LMDB
 /// Writes happen only in ``catchUp(_:pageSize:progress:)``, which folds journal events after the
 /// checkpoint in one transaction per page; callers serialize through an internal lock.
 public final class ProjectionStore: @unchecked Sendable {
-    public static let formatMarker = "psm-projections/1"
+    public static let formatMarker = "psm-projections/2"
+    /// Tables of earlier formats, dropped when an outdated store is reset.
+    static let retiredTables = ["vectors", "postings"]
 
     public let directory: String
     let env: Environment
@@ -20,7 +22,11 @@ public final class ProjectionStore: @unchecked Sendable {
     private var caches: [ID128: UserIndex] = [:]
     private var streamNames: [ID128: StreamName] = [:]
 
-    public init(directory: String) throws {
+    /// Opens (creating if needed) the store in `directory`. A store of an earlier projection format
+    /// is refused, or with `resetOutdated` emptied in one transaction (checkpoint 0), so the next
+    /// catch-up refolds the journal into the current format; nothing is lost, since projections are
+    /// a function of the journal.
+    public init(directory: String, resetOutdated: Bool = false) throws {
         self.directory = directory
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         var o = Environment.Options()
@@ -34,9 +40,15 @@ public final class ProjectionStore: @unchecked Sendable {
             try env.write { txn in
                 if let marker = try txn.get(meta, Array("format".utf8)) {
                     let found = String(decoding: marker, as: UTF8.self)
-                    guard found == ProjectionStore.formatMarker else {
+                    guard found != ProjectionStore.formatMarker else { return }
+                    guard resetOutdated, found.hasPrefix("psm-projections/") else {
                         throw ProjectionError.corrupt("\(directory) holds \(found), not \(ProjectionStore.formatMarker); run `psm rebuild`")
                     }
+                    for t in Table.allCases { try txn.empty(tables[t]) }
+                    for name in ProjectionStore.retiredTables {
+                        if let db = try txn.openDatabaseIfPresent(name) { try txn.drop(db) }
+                    }
+                    try txn.put(meta, Array("format".utf8), Array(ProjectionStore.formatMarker.utf8))
                 } else {
                     try txn.put(meta, Array("format".utf8), Array(ProjectionStore.formatMarker.utf8))
                 }

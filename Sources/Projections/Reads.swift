@@ -72,7 +72,7 @@ public struct UserReader<KV: KVReading> {
 
     /// The vector of the memory in `slot`, if it has one.
     public func vector(slot: UInt32) throws -> QuantizedVector? {
-        try kv.get(.vectors, Keys.slot(user, slot)).map { try QuantizedVector(encoded: $0) }
+        try kv.get(.slots, Keys.slot(user, slot)).flatMap { try IndexEntry(decoding: $0).vector }
     }
 
     public func observation(_ id: EventID) throws -> ObservationRecord? {
@@ -139,7 +139,8 @@ public struct UserReader<KV: KVReading> {
             return true
         }
         try kv.scan(.slots, prefix: Keys.user(user)) { _, v in
-            guard let m = try memoryRecord(ID128(bytes: v)) else { throw ProjectionError.corrupt("slot names a missing memory \(ID128(bytes: v))") }
+            let id = try IndexEntry(decoding: v).memory
+            guard let m = try memoryRecord(id) else { throw ProjectionError.corrupt("slot names a missing memory \(id)") }
             listing.memories[m.tier, default: []].append(view(m, at: time))
             return true
         }

@@ -120,46 +120,15 @@ enum Scoring {
 }
 
 extension UserReader {
-    /// Candidate generation straight from the store: the reference path, used for as-of reads.
-    /// ``UserIndex`` gives the same answer from memory for the current state.
+    /// Candidate generation straight from the store: the reference path, used for as-of reads. It
+    /// loads the user's index from the stored entries and asks it; the live store's ``UserIndex`` is
+    /// the same structure kept current by the fold, so both give the same answer.
     public func candidates(_ q: CandidateQuery, name: String) throws -> [Candidate] {
-        let u = try liveUser(name)
-        let (terms, _) = Fold.termCounts(q.text)
-        var lexical = TopK(q.perList)
-        if u.indexedDocuments > 0 && !terms.isEmpty {
-            let avg = Double(u.indexedLength) / Double(u.indexedDocuments)
-            var scores: [UInt32: Double] = [:]
-            for t in terms {
-                var postings: [(UInt32, UInt16, UInt16)] = []
-                try kv.scan(.postings, prefix: Keys.termPrefix(user, t.term)) { k, v in
-                    guard v.count == 4 else { throw ProjectionError.corrupt("posting value of \(v.count) bytes") }
-                    postings.append((k.be(k.count - 4, UInt32.self), UInt16(v[0]) | UInt16(v[1]) << 8, UInt16(v[2]) | UInt16(v[3]) << 8))
-                    return true
-                }
-                let idf = Scoring.idf(documents: u.indexedDocuments, frequency: postings.count)
-                for (slot, tf, dl) in postings {
-                    scores[slot, default: 0] += Scoring.bm25(tf: tf, length: dl, averageLength: avg, idf: idf)
-                }
-            }
-            for (slot, s) in scores { lexical.offer(s, slot) }
-        }
-        var dense: [(score: Double, slot: UInt32)] = []
-        if let qv = q.vector, Int(u.dimension) == qv.values.count {
-            let d = qv.values.count, n = Int(u.nextSlot)
-            var vectors = [Int8](repeating: 0, count: n * d), scales = [Float](repeating: 0, count: n)
-            try kv.scan(.vectors, prefix: Keys.user(user)) { k, v in
-                let mv = try QuantizedVector(encoded: v)
-                let slot = Int(k.be(16, UInt32.self))
-                guard slot < n, mv.values.count == d else { throw ProjectionError.corrupt("vector of slot \(slot) of user \(name)") }
-                vectors.replaceSubrange((slot * d)..<((slot + 1) * d), with: mv.values)
-                scales[slot] = mv.scale
-                return true
-            }
-            let codes = DenseSearch.codes(vectors, dimension: d)
-            dense = DenseSearch.top(qv, vectors: vectors, scales: scales, codes: codes, perList: q.perList)
-        }
-        return try Scoring.fuse(lexical: lexical.sorted, dense: dense, at: q.at) { slot in
-            guard let idb = try kv.get(.slots, Keys.slot(user, slot)), let m = try memoryRecord(ID128(bytes: idb)) else {
+        _ = try liveUser(name)
+        let index = try UserIndex.load(kv, user: user)
+        let (lexical, dense) = index.lists(q)
+        return try Scoring.fuse(lexical: lexical, dense: dense, at: q.at) { slot in
+            guard Int(slot) < index.memories.count, let m = try memoryRecord(index.memories[Int(slot)]) else {
                 throw ProjectionError.corrupt("slot \(slot) of user \(name) names no memory")
             }
             return view(m, at: q.at)
@@ -183,35 +152,36 @@ final class UserIndex: @unchecked Sendable {
 
     init() {}
 
+    /// The index of `user` from the stored entries (the `slots` table, one ``IndexEntry`` per memory
+    /// in slot order).
     static func load(_ kv: some KVReading, user: ID128) throws -> UserIndex {
         let x = UserIndex()
         guard let ub = try kv.get(.users, Keys.user(user)) else { return x }
         let u = try UserRecord(decoding: ub)
-        x.dimension = Int(u.dimension)
+        let d = Int(u.dimension)
+        x.dimension = d
         x.documents = u.indexedDocuments
         x.totalLength = u.indexedLength
+        x.memories.reserveCapacity(Int(u.nextSlot))
+        x.scales.reserveCapacity(Int(u.nextSlot))
+        x.vectors.reserveCapacity(Int(u.nextSlot) * d)
         try kv.scan(.slots, prefix: Keys.user(user)) { k, v in
             let slot = k.be(16, UInt32.self)
             guard Int(slot) == x.memories.count else { throw ProjectionError.corrupt("slots of user \(user) are not dense at \(slot)") }
-            x.memories.append(ID128(bytes: v))
+            let e = try IndexEntry(decoding: v)
+            x.memories.append(e.memory)
+            if let q = e.vector {
+                guard q.values.count == d else { throw ProjectionError.corrupt("vector of slot \(slot) has dimension \(q.values.count), not \(d)") }
+                x.scales.append(q.scale)
+                x.vectors.append(contentsOf: q.values)
+            } else {
+                x.scales.append(0)
+                x.vectors.append(contentsOf: repeatElement(0, count: d))
+            }
+            for t in e.terms { x.postings[t.term, default: []].append((slot, t.tf, e.length)) }
             return true
         }
-        x.scales = Array(repeating: 0, count: x.memories.count)
-        x.vectors = Array(repeating: 0, count: x.memories.count * x.dimension)
-        try kv.scan(.vectors, prefix: Keys.user(user)) { k, v in
-            let slot = Int(k.be(16, UInt32.self))
-            let q = try QuantizedVector(encoded: v)
-            guard slot < x.memories.count, q.values.count == x.dimension else { throw ProjectionError.corrupt("vector of slot \(slot)") }
-            x.scales[slot] = q.scale
-            x.vectors.replaceSubrange((slot * x.dimension)..<((slot + 1) * x.dimension), with: q.values)
-            return true
-        }
-        x.codes = DenseSearch.codes(x.vectors, dimension: x.dimension)
-        try kv.scan(.postings, prefix: Keys.user(user)) { k, v in
-            let term = String(decoding: k[16..<(k.count - 5)], as: UTF8.self)
-            x.postings[term, default: []].append((k.be(k.count - 4, UInt32.self), UInt16(v[0]) | UInt16(v[1]) << 8, UInt16(v[2]) | UInt16(v[3]) << 8))
-            return true
-        }
+        x.codes = DenseSearch.codes(x.vectors, dimension: d)
         return x
     }
 

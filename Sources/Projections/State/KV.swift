@@ -11,12 +11,8 @@ public enum Table: Int, CaseIterable, Sendable, CustomStringConvertible {
     case observations
     /// user ‖ memory id → ``MemoryRecord``.
     case memories
-    /// user ‖ slot (u32 BE) → memory id.
+    /// user ‖ slot (u32 BE) → ``IndexEntry``: memory id, analyzed terms and length, vector.
     case slots
-    /// user ‖ slot (u32 BE) → ``QuantizedVector`` encoding.
-    case vectors
-    /// user ‖ term ‖ 0x00 ‖ slot (u32 BE) → term frequency (u16 LE) ‖ document length (u16 LE).
-    case postings
     /// user ‖ source id ‖ derived memory id → empty (source → derived; memory → sources is in the record).
     case provenance
     /// user ‖ memory id ‖ position (u64 BE) → event type (u16 LE): every event that touched a memory.
@@ -27,7 +23,7 @@ public enum Table: Int, CaseIterable, Sendable, CustomStringConvertible {
     case anomalies
 
     public var description: String {
-        ["meta", "users", "observations", "memories", "slots", "vectors", "postings", "provenance", "history", "recalls", "anomalies"][rawValue]
+        ["meta", "users", "observations", "memories", "slots", "provenance", "history", "recalls", "anomalies"][rawValue]
     }
 }
 

@@ -241,3 +241,49 @@ public struct RecallRecord: Sendable, Equatable {
     }
 }
 
+
+/// One memory's entry in its user's candidate index, stored under its slot (SPEC.md §11.3): the
+/// memory id, what BM25 needs of it (its analyzed terms with their frequencies, sorted by term bytes,
+/// and its document length) and its vector. One entry per memory, written once at creation, so a
+/// memory costs one index write however many terms it has; the in-memory index inverts the terms.
+struct IndexEntry: Sendable {
+    var memory: ID128
+    var length: UInt16
+    var terms: [(term: String, tf: UInt16)]
+    var vector: QuantizedVector?
+
+    func encoded() -> [UInt8] {
+        var w = PayloadWriter()
+        w.id(1, memory)
+        w.uint(2, UInt64(length))
+        for t in terms { w.string(3, t.term) }
+        if !terms.isEmpty {
+            var tfs: [UInt8] = []
+            tfs.reserveCapacity(2 * terms.count)
+            for t in terms { tfs.appendLE(t.tf) }
+            w.bytes(4, tfs)
+        }
+        if let v = vector { w.bytes(5, v.encoded) }
+        return w.bytes
+    }
+
+    init(memory: ID128, length: UInt16, terms: [(term: String, tf: UInt16)], vector: QuantizedVector?) {
+        self.memory = memory; self.length = length; self.terms = terms; self.vector = vector
+    }
+
+    init(decoding b: [UInt8]) throws(ProjectionError) {
+        var f = try Fields(b, "index entry")
+        memory = try f.requiredID(1)
+        let l = try f.uint(2)
+        guard l <= UInt64(UInt16.max) else { throw .malformed("index entry: document length \(l)") }
+        length = UInt16(l)
+        let names = try f.strings(3)
+        let tfs = try f.bytes(4) ?? []
+        guard tfs.count == 2 * names.count else {
+            throw .malformed("index entry: \(names.count) terms but \(tfs.count / 2) frequencies")
+        }
+        terms = names.indices.map { (names[$0], UInt16(tfs[2 * $0]) | UInt16(tfs[2 * $0 + 1]) << 8) }
+        vector = try f.bytes(5).map { b throws(ProjectionError) in try QuantizedVector(encoded: b) }
+        try f.finish()
+    }
+}
