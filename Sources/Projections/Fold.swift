@@ -75,12 +75,24 @@ enum Keys {
 /// only code that writes projections, whether incrementally, on rebuild or for an as-of read.
 public enum Fold {
     /// The analyzed terms of `text` with their frequencies (sorted by term) and the document length.
-    static func termCounts(_ text: String) -> (terms: [(term: String, tf: UInt16)], length: UInt16) {
-        let all = Analyzer.terms(text)
-        var counts: [String: Int] = [:]
-        for t in all { counts[t, default: 0] += 1 }
-        let terms = counts.map { (term: $0.key, tf: UInt16(min($0.value, Int(UInt16.max)))) }
-            .sorted { $0.term.utf8.lexicographicallyPrecedes($1.term.utf8) }
+    public static func termCounts(_ text: String) -> (terms: [(term: String, tf: UInt16)], length: UInt16) {
+        let all = Analyzer.analyze(text)
+        // Sort the terms' byte ranges, then count runs of equal terms: one String per distinct term.
+        let order = all.bytes.withUnsafeBufferPointer { b in
+            (0..<all.count).sorted { x, y in
+                UnsafeBufferPointer(rebasing: b[all.starts[x]..<all.starts[x + 1]])
+                    .lexicographicallyPrecedes(UnsafeBufferPointer(rebasing: b[all.starts[y]..<all.starts[y + 1]]))
+            }
+        }
+        var terms: [(term: String, tf: UInt16)] = []
+        var i = 0
+        while i < order.count {
+            let first = all.bytes[all.starts[order[i]]..<all.starts[order[i] + 1]]
+            var j = i + 1
+            while j < order.count && all.bytes[all.starts[order[j]]..<all.starts[order[j] + 1]].elementsEqual(first) { j += 1 }
+            terms.append((String(decoding: first, as: UTF8.self), UInt16(min(j - i, Int(UInt16.max)))))
+            i = j
+        }
         return (terms, UInt16(min(all.count, Int(UInt16.max))))
     }
 

@@ -140,3 +140,47 @@ import CKernels
         }
     }
 }
+
+/// The byte-level analyzer against the scalar-by-scalar reference it replaced: equal term for term
+/// on seeded random texts mixing ASCII words, stop words, suffixes Porter rewrites, digits, accents
+/// (precomposed and combining), scripts with case, CJK, multi-scalar lower-case mappings, emoji and
+/// over-long words.
+@Suite struct AnalyzerEquivalenceTests {
+    static let pieces: [String] = [
+        "The", "cat", "running", "Relational", "generalization", "hopping", "ponies", "agreed", "happy", "sized",
+        "I", "a", "was", "this", "THIS", "their", "Which", "about", "thi", "doe", "has", "does", "ll", "re", "ve", "yes", "oh", "ing", "bled", "eed",
+        "2023", "7th", "x1", "café", "Zürich", "naïve", "e\u{301}te\u{301}", "\u{301}", "ΣΟΦΙΑ", "Ελληνικά", "東京",
+        "日本語", "İstanbul", "STRASSE", "Straße", "ẞ", "ǅemal", "ﬁne", "٣٤", "Ⅻ", "😀", "👩‍💻", "—", "…", "-", "'",
+        "’s", ",", ".", "!!", " ", "\n", "\t", "a1b2", "Ǆ", "ὈΔΥΣΣΕΎΣ", "Ꭰ", "ꭰ", "ŉ", "ǰ", "ΐ",
+        String(repeating: "long", count: 16), String(repeating: "z", count: 65), String(repeating: "é", count: 32),
+        String(repeating: "ab", count: 32) + "ing",
+    ]
+
+    @Test func equalsTheReferenceOnRandomTexts() {
+        var rng = SplitMix64(seed: 2026)
+        for _ in 0..<20_000 {
+            var text = ""
+            for _ in 0..<Int(rng.next() % 24) {
+                text += Self.pieces[Int(rng.next() % UInt64(Self.pieces.count))]
+                if rng.next() % 3 != 0 { text += " " }
+            }
+            let expected = ReferenceAnalyzer.terms(text)
+            #expect(Analyzer.terms(text) == expected, "\(text.debugDescription)")
+            // termCounts: distinct terms sorted by bytes with their counts, and the number of terms.
+            var counts: [String: Int] = [:]
+            for t in expected { counts[t, default: 0] += 1 }
+            let reference = counts.sorted { $0.key.utf8.lexicographicallyPrecedes($1.key.utf8) }
+            let got = Fold.termCounts(text)
+            #expect(got.length == UInt16(expected.count))
+            #expect(got.terms.map(\.term) == reference.map(\.key) && got.terms.map { Int($0.tf) } == reference.map(\.value), "\(text.debugDescription)")
+        }
+    }
+
+    @Test func equalsTheReferenceOnConversationText() {
+        var text = SampleConversation(seed: 9)
+        for _ in 0..<5_000 {
+            let t = text.speaker() + ": " + text.observation(targetBytes: 160)
+            #expect(Analyzer.terms(t) == ReferenceAnalyzer.terms(t), "\(t.debugDescription)")
+        }
+    }
+}

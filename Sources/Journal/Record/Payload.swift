@@ -16,7 +16,9 @@ public struct PayloadWriter: Sendable {
     private var lastField: UInt32 = 0
     private var lastWire: UInt8 = 0
 
-    public init() {}
+    public init() { bytes.reserveCapacity(64) }
+    /// A writer whose buffer starts with room for `capacity` bytes.
+    public init(capacity: Int) { bytes.reserveCapacity(capacity) }
 
     private mutating func key(_ field: UInt32, _ wire: UInt8) {
         precondition(field >= 1 && field < (1 << 29), "field number out of range")
@@ -49,8 +51,17 @@ public struct PayloadWriter: Sendable {
         varint(UInt64(value.count))
         bytes.append(contentsOf: value)
     }
-    public mutating func string(_ field: UInt32, _ value: String) { bytes(field, Array(value.utf8)) }
-    public mutating func id(_ field: UInt32, _ value: ID128) { bytes(field, value.bytes) }
+    public mutating func string(_ field: UInt32, _ value: String) {
+        key(field, 2)
+        varint(UInt64(value.utf8.count))
+        bytes.append(contentsOf: value.utf8)
+    }
+    public mutating func id(_ field: UInt32, _ value: ID128) {
+        key(field, 2)
+        varint(16)
+        bytes.appendBE(value.high)
+        bytes.appendBE(value.low)
+    }
 }
 
 /// One decoded field value.

@@ -4,57 +4,113 @@
 public enum Analyzer {
     public static let maxTermBytes = 64
 
+    /// The terms of a text back to back in `bytes`; term `i` is `bytes[starts[i]..<starts[i + 1]]`
+    /// (`starts` ends with `bytes.count`). One buffer for all terms: the fold analyzes every memory.
+    struct Terms {
+        var bytes: [UInt8] = []
+        var starts: [Int] = [0]
+        var count: Int { starts.count - 1 }
+        func term(_ i: Int) -> String { String(decoding: bytes[starts[i]..<starts[i + 1]], as: UTF8.self) }
+    }
+
     /// The terms of `text` in order (with repeats).
     public static func terms(_ text: String) -> [String] {
-        var out: [String] = []
-        var current: [UInt8] = []
-        var ascii = true
-        func flush() {
-            defer {
-                current.removeAll(keepingCapacity: true)
-                ascii = true
-            }
-            guard !current.isEmpty, current.count <= maxTermBytes else { return }
-            if current.count <= 5 && stopWords.contains(String(decoding: current, as: UTF8.self)) { return }
-            var word = current
-            if ascii && word.count > 2 && word.allSatisfy({ $0 >= 0x61 && $0 <= 0x7A }) {
-                word = Porter.stem(word)
-            }
-            let s = String(decoding: word, as: UTF8.self)
-            if !stopWords.contains(s) { out.append(s) }
-        }
-        for scalar in text.unicodeScalars {
-            if scalar.isASCII {
-                var v = UInt8(scalar.value)
-                if v >= 0x41 && v <= 0x5A { v += 32 }
-                if (v >= 0x61 && v <= 0x7A) || (v >= 0x30 && v <= 0x39) {
-                    current.append(v)
-                } else {
-                    flush()
-                }
-                continue
-            }
-            let p = scalar.properties
-            if p.isAlphabetic || p.numericType != nil {
-                if scalar.isASCII {
-                    var v = UInt8(scalar.value)
-                    if v >= 0x41 && v <= 0x5A { v += 32 }
-                    current.append(v)
-                } else {
-                    ascii = false
-                    for l in p.lowercaseMapping.unicodeScalars {
-                        current.append(contentsOf: Array(String(l).utf8))
+        let t = analyze(text)
+        return (0..<t.count).map(t.term)
+    }
+
+    /// Splits, lower-cases, drops stop words and stems, reading the text's UTF-8 directly: ASCII
+    /// bytes take a table-free fast path, other scalars are decoded and judged by their Unicode
+    /// properties. Equal term for term to the scalar-by-scalar definition (tested against it).
+    static func analyze(_ text: String) -> Terms {
+        var text = text
+        return text.withUTF8 { utf8 in
+            // The word being read, with room for the one byte Porter's step 1b may add.
+            withUnsafeTemporaryAllocation(of: UInt8.self, capacity: maxTermBytes + 2) { word in
+                var r = WordReader(word: word.baseAddress!)
+                r.out.bytes.reserveCapacity(utf8.count)
+                var i = 0
+                let end = utf8.count
+                while i < end {
+                    let lead = utf8[i]
+                    if lead < 0x80 {
+                        var v = lead
+                        if v >= 0x41 && v <= 0x5A { v += 32 }
+                        if (v >= 0x61 && v <= 0x7A) || (v >= 0x30 && v <= 0x39) { r.push(v) } else { r.flush() }
+                        i += 1
+                        continue
+                    }
+                    // A multi-byte scalar (the text is valid UTF-8).
+                    let length = lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : 2
+                    var value = UInt32(lead) & (length == 2 ? 0x1F : length == 3 ? 0x0F : 0x07)
+                    for k in 1..<length { value = value << 6 | UInt32(utf8[i + k] & 0x3F) }
+                    i += length
+                    let p = Unicode.Scalar(value)!.properties
+                    if p.isAlphabetic || p.numericType != nil {
+                        r.ascii = false
+                        for l in p.lowercaseMapping.utf8 { r.push(l) }
+                    } else if p.generalCategory == .nonspacingMark && r.n > 0 {
+                        continue  // combining accents stay with their word
+                    } else {
+                        r.flush()
                     }
                 }
-            } else if p.generalCategory == .nonspacingMark && !current.isEmpty {
-                continue  // combining accents stay with their word
-            } else {
-                flush()
+                r.flush()
+                return r.out
             }
         }
-        flush()
-        return out
     }
+
+    /// The word being read and the terms so far.
+    private struct WordReader {
+        let w: UnsafeMutablePointer<UInt8>
+        /// Bytes in the word: counted past `maxTermBytes`, stored only up to one past it.
+        var n = 0
+        var ascii = true
+        var out = Terms()
+
+        init(word: UnsafeMutablePointer<UInt8>) { w = word }
+
+        @inline(__always)
+        mutating func push(_ byte: UInt8) {
+            if n <= maxTermBytes { w[n] = byte }
+            n += 1
+        }
+
+        mutating func flush() {
+            defer { n = 0; ascii = true }
+            guard n > 0, n <= maxTermBytes else { return }
+            if n <= 5 && isStopWord(w, n) { return }
+            var len = n
+            if ascii && len > 2 && isLowercaseLetters(w, len) {
+                len = Porter.stem(w, count: len)
+                if len <= 5 && isStopWord(w, len) { return }
+            }
+            out.bytes.append(contentsOf: UnsafeBufferPointer(start: w, count: len))
+            out.starts.append(out.bytes.count)
+        }
+    }
+
+    @inline(__always)
+    static func isLowercaseLetters(_ w: UnsafePointer<UInt8>, _ count: Int) -> Bool {
+        for i in 0..<count where w[i] < 0x61 || w[i] > 0x7A { return false }
+        return true
+    }
+
+    /// Whether the `count` (≤ 5) bytes at `w` are a stop word.
+    @inline(__always)
+    static func isStopWord(_ w: UnsafePointer<UInt8>, _ count: Int) -> Bool {
+        var key: UInt64 = 0
+        for i in 0..<count { key |= UInt64(w[i]) << (8 * UInt64(i)) }
+        return stopWordKeys.contains(key)
+    }
+
+    /// The stop words packed little-endian into a UInt64 each (words never contain a 0 byte).
+    static let stopWordKeys: Set<UInt64> = Set(stopWords.map { w in
+        var key: UInt64 = 0
+        for (i, b) in w.utf8.enumerated() { key |= UInt64(b) << (8 * UInt64(i)) }
+        return key
+    })
 
     /// Stop words (at most 5 bytes): a word is dropped when it or its stem is one.
     static let stopWords: Set<String> = [
@@ -93,24 +149,28 @@ enum Porter {
         "ous", "ive", "ize",
     ]
     static func stem(_ word: [UInt8]) -> [UInt8] {
-        var s = State(b: word)
+        var b = word + [0]
+        let n = b.withUnsafeMutableBufferPointer { stem($0.baseAddress!, count: word.count) }
+        return Array(b[0..<n])
+    }
+
+    /// Stems the `count` bytes at `b` in place and returns the stem's length. The buffer must hold
+    /// `count + 1` bytes: step 1b may lengthen a word by one ("-ing" removed, then "-e" added).
+    static func stem(_ b: UnsafeMutablePointer<UInt8>, count: Int) -> Int {
+        var s = State(b: b, k: count - 1)
         s.step1ab()
         s.step1c()
         s.step2()
         s.step3()
         s.step4()
         s.step5()
-        return Array(s.b[0...s.k])
+        return s.k + 1
     }
 
     struct State {
-        var b: [UInt8]
+        let b: UnsafeMutablePointer<UInt8>
         var k: Int
         var j = 0
-        init(b: [UInt8]) {
-            self.b = b
-            k = b.count - 1
-        }
 
         func cons(_ i: Int) -> Bool {
             switch b[i] {
@@ -154,8 +214,8 @@ enum Porter {
         }
         mutating func ends(_ s: StaticString) -> Bool {
             let n = s.utf8CodeUnitCount
-            guard n <= k + 1 else { return false }
             let u = s.utf8Start
+            guard n <= k + 1, u[n - 1] == b[k] else { return false }
             let start = k - n + 1
             for i in 0..<n where b[start + i] != u[i] { return false }
             j = k - n
@@ -163,7 +223,8 @@ enum Porter {
         }
         mutating func setto(_ s: StaticString) {
             let n = s.utf8CodeUnitCount
-            b.replaceSubrange((j + 1)..<(k + 1), with: UnsafeBufferPointer(start: s.utf8Start, count: n))
+            let u = s.utf8Start
+            for i in 0..<n { b[j + 1 + i] = u[i] }
             k = j + n
         }
         mutating func r(_ s: StaticString) { if m() > 0 { setto(s) } }

@@ -67,7 +67,7 @@ public struct ObservationRecord: Sendable, Equatable {
     public var memory: ID128 = .zero
 
     func encoded() -> [UInt8] {
-        var w = PayloadWriter()
+        var w = PayloadWriter(capacity: 96 + text.utf8.count + session.utf8.count + speaker.utf8.count + sourceID.utf8.count)
         w.id(1, id); w.uint(2, position); w.int(3, time); w.string(4, text)
         if !session.isEmpty { w.string(5, session) }
         if !speaker.isEmpty { w.string(6, speaker) }
@@ -151,7 +151,7 @@ public struct MemoryRecord: Sendable, Equatable {
     public var isValid: Bool { validTo == 0 }
 
     func encoded() -> [UInt8] {
-        var w = PayloadWriter()
+        var w = PayloadWriter(capacity: 192 + text.utf8.count + 20 * (sources.count + observations.count) + sourceIDs.reduce(0) { $0 + 4 + $1.utf8.count })
         w.id(1, id); w.uint(2, UInt64(slot)); w.uint(3, UInt64(tier.rawValue)); w.uint(4, UInt64(type.rawValue))
         w.string(5, text); w.int(6, createdAt); w.uint(7, createdPosition); w.int(8, anchorStrength.raw); w.int(9, anchorTime)
         w.uint(10, stability); w.uint(11, recallCount); w.int(12, lastRecalled); w.int(13, emotionalWeight.raw)
@@ -253,7 +253,7 @@ struct IndexEntry: Sendable {
     var vector: QuantizedVector?
 
     func encoded() -> [UInt8] {
-        var w = PayloadWriter()
+        var w = PayloadWriter(capacity: 32 + terms.reduce(0) { $0 + 4 + $1.term.utf8.count } + (vector.map { 8 + $0.values.count } ?? 0))
         w.id(1, memory)
         w.uint(2, UInt64(length))
         for t in terms { w.string(3, t.term) }
