@@ -1,3 +1,4 @@
+import Foundation
 import Journal
 
 /// Who a memory belongs to. Each user is one journal stream, `tenant` / `user/<user>`.
@@ -98,12 +99,14 @@ public enum Fold {
 
     /// What the lexical index sees of a memory: the speaker (when known) and the text, so questions
     /// that name a person find what that person said.
-    public static func indexedText(_ m: MemoryRecord) -> String { m.speaker.isEmpty ? m.text : m.speaker + ": " + m.text }
+    public static func indexedText(_ m: MemoryRecord) -> String { indexedText(speaker: m.speaker, text: m.text) }
+    static func indexedText(speaker: String, text: String) -> String { speaker.isEmpty ? text : speaker + ": " + text }
 
     /// Applies `event`. `name` resolves the stream's name the first time a user is seen.
     /// Throws ``FoldAnomaly`` (having written nothing) when the event cannot be applied.
     static func apply(
-        _ event: MemoryEvent, _ ctx: EventContext, _ kv: some KVWriting, name: () throws -> StreamName?, changes: inout [IndexChange]
+        _ event: MemoryEvent, _ ctx: EventContext, _ kv: some KVWriting, name: () throws -> StreamName?, changes: inout [IndexChange],
+        analyses: AnalysisCache? = nil
     ) throws {
         if case .modelActivation(let m) = event {
             try kv.put(.meta, Array("active_model".utf8), m.model + Array(m.name.utf8))
@@ -142,7 +145,8 @@ public enum Fold {
             for id in Set(ids) { try kv.put(.history, Keys.history(u, id, ctx.position), type) }
         }
         func create(_ m: MemoryRecord, vector: QuantizedVector?) throws {
-            let (terms, length) = termCounts(indexedText(m))
+            let text = indexedText(m)
+            let (terms, length) = analyses?.take(text) ?? termCounts(text)
             try kv.put(.slots, Keys.slot(u, m.slot), IndexEntry(memory: m.id, length: length, terms: terms, vector: vector).encoded())
             user.nextSlot += 1
             user.indexedDocuments += 1
@@ -336,6 +340,136 @@ public enum Fold {
         user.lastPosition = ctx.position
         user.lastEventTime = max(user.lastEventTime, ctx.time)
         try kv.put(.users, Keys.user(u), user.encoded())
+    }
+}
+
+/// Analyses of texts the fold will index, computed ahead of it (by ``ReadAhead``'s thread): the
+/// analysis is a pure function of the text, so one taken from here equals one computed in place.
+/// Bounded: texts never indexed (observations the gate dropped) age out after two generations of
+/// `limit` entries.
+final class AnalysisCache {
+    typealias Analysis = (terms: [(term: String, tf: UInt16)], length: UInt16)
+    static let limit = 1 << 16
+    private var current: [String: Analysis] = [:]
+    private var previous: [String: Analysis] = [:]
+
+    func add(_ items: [(text: String, analysis: Analysis)]) {
+        for (text, a) in items {
+            current[text] = a
+            if current.count >= AnalysisCache.limit {
+                previous = current
+                current = [:]
+            }
+        }
+    }
+
+    func take(_ text: String) -> Analysis? { current.removeValue(forKey: text) ?? previous.removeValue(forKey: text) }
+}
+
+/// Pages of journal events read and decoded ahead of the fold. Threaded, one thread reads page n + 1
+/// (and up to two more) while the caller folds page n; otherwise each page is read when asked for.
+final class ReadAhead: @unchecked Sendable {
+    struct Page {
+        var events: [StoredEvent]
+        var decoded: [ProjectionStore.Decoded]
+        /// The texts memories created from these events will index, analyzed.
+        var analyses: [(text: String, analysis: AnalysisCache.Analysis)]
+    }
+
+    private let journal: Journal
+    private let end: Position
+    private let pageSize: Int
+    private var from: Position
+    private let threaded: Bool
+    private let condition = NSCondition()
+    private var queue: [Result<Page, any Error>] = []
+    private var finished = false
+    private var stopped = false
+    private let exited = DispatchSemaphore(value: 0)
+    static let depth = 3
+
+    init(journal: Journal, from: Position, through end: Position, pageSize: Int, threaded: Bool) {
+        self.journal = journal
+        self.from = from
+        self.end = end
+        self.pageSize = pageSize
+        self.threaded = threaded
+        if threaded {
+            let t = Thread { [self] in run() }
+            t.name = "psm-fold-read-ahead"
+            t.start()
+        }
+    }
+
+    /// Reads and decodes the next page; nil after `end`.
+    private func read() throws -> Page? {
+        guard from <= end else { return nil }
+        let events = try journal.read(from: from, limit: min(pageSize, Int(clamping: end - from + 1)))
+        guard let last = events.last else { return nil }
+        from = last.position + 1
+        let decoded = ProjectionStore.decode(events, journal)
+        var analyses: [(text: String, analysis: AnalysisCache.Analysis)] = []
+        for d in decoded {
+            let text: String
+            switch d {
+            case .event(.observation(let o)): text = Fold.indexedText(speaker: o.speaker, text: o.text)
+            case .event(.consolidated(let c)): text = c.text
+            default: continue
+            }
+            analyses.append((text, Fold.termCounts(text)))
+        }
+        return Page(events: events, decoded: decoded, analyses: analyses)
+    }
+
+    private func run() {
+        defer {
+            condition.lock()
+            finished = true
+            condition.broadcast()
+            condition.unlock()
+            exited.signal()
+        }
+        while true {
+            let page: Result<Page, any Error>
+            do {
+                guard let p = try read() else { return }
+                page = .success(p)
+            } catch {
+                page = .failure(error)
+            }
+            condition.lock()
+            while queue.count >= ReadAhead.depth && !stopped { condition.wait() }
+            if stopped {
+                condition.unlock()
+                return
+            }
+            queue.append(page)
+            condition.broadcast()
+            condition.unlock()
+            if case .failure = page { return }
+        }
+    }
+
+    /// The next page, nil after the last; rethrows a read error where it happened.
+    func next() throws -> Page? {
+        guard threaded else { return try read() }
+        condition.lock()
+        defer { condition.unlock() }
+        while queue.isEmpty && !finished { condition.wait() }
+        guard !queue.isEmpty else { return nil }
+        let page = queue.removeFirst()
+        condition.broadcast()
+        return try page.get()
+    }
+
+    /// Stops the reading thread and waits for it to exit. Call once, when done with the pages.
+    func stop() {
+        guard threaded else { return }
+        condition.lock()
+        stopped = true
+        condition.broadcast()
+        condition.unlock()
+        exited.wait()
     }
 }
 

@@ -95,6 +95,11 @@ public final class ProjectionStore: @unchecked Sendable {
     }
 
     /// Folds every journal event after the checkpoint (up to `through`). `progress` gets (checkpoint, end).
+    ///
+    /// With more than one page to fold, a second thread reads and decodes the next page (payloads
+    /// decrypted, decompressed and decoded; the texts that memories will index analyzed) while this
+    /// one folds the current page into LMDB. Decoding is a pure function of the journal, so the
+    /// read-ahead changes when work happens, never what is folded.
     @discardableResult
     public func catchUp(
         _ journal: Journal, through: Position = .max, pageSize: Int = 4096, progress: ((Position, Position) -> Void)? = nil
@@ -103,23 +108,27 @@ public final class ProjectionStore: @unchecked Sendable {
         defer { writeLock.unlock() }
         var report = CatchUpReport()
         let end = min(through, try journal.stats().lastPosition)
-        var from = try checkpoint() + 1
-        report.checkpoint = from - 1
-        while from <= end {
-            let page = try journal.read(from: from, limit: min(pageSize, Int(clamping: end - from + 1)))
-            guard let last = page.last else { break }
+        let start = try checkpoint() + 1
+        report.checkpoint = start - 1
+        guard start <= end else { return report }
+        let pages = ReadAhead(journal: journal, from: start, through: end, pageSize: pageSize, threaded: end - start + 1 > UInt64(pageSize))
+        defer { pages.stop() }
+        let analyses = AnalysisCache()
+        while let page = try pages.next() {
+            guard let last = page.events.last else { break }
+            analyses.add(page.analyses)
             var changes: [IndexChange] = []
             try writeWithGrowth { w in
                 changes.removeAll()
                 var local = CatchUpReport()
-                try ProjectionStore.fold(page, journal, w, names: &streamNames, changes: &changes, report: &local)
+                try ProjectionStore.fold(
+                    page.events, page.decoded, journal, w, names: &streamNames, changes: &changes, report: &local, analyses: analyses)
                 report.applied += local.applied
                 report.skipped += local.skipped
                 report.anomalies += local.anomalies
             }
             apply(changes)
             report.checkpoint = last.position
-            from = last.position + 1
             progress?(last.position, end)
         }
         return report
@@ -143,20 +152,64 @@ public final class ProjectionStore: @unchecked Sendable {
         _ events: [StoredEvent], _ journal: some EventSource, _ kv: some KVWriting, names: inout [ID128: StreamName], changes: inout [IndexChange],
         report: inout CatchUpReport, checkpoint: Bool = true
     ) throws {
-        for e in events {
-            guard MemoryEventType(rawValue: e.header.eventType) != nil else {
+        try fold(events, decode(events, journal), journal, kv, names: &names, changes: &changes, report: &report, checkpoint: checkpoint)
+    }
+
+    /// What the fold makes of one journal event, decided from the event alone (so it can be computed
+    /// ahead, on another thread).
+    enum Decoded {
+        /// Not a memory event type (tests, benchmarks): skipped.
+        case other
+        /// The payload was crypto-shredded (the user was erased and the key destroyed, SPEC.md §4.7): skipped.
+        case shredded
+        /// A known type whose payload decodes to nothing the fold applies: ignored.
+        case ignored
+        case event(MemoryEvent)
+        /// A payload that does not decode: recorded as an anomaly.
+        case malformed(String)
+        /// Reading the payload failed (a journal error): the fold stops there and throws it.
+        case failed(any Error)
+    }
+
+    static func decode(_ e: StoredEvent, _ source: some EventSource) -> Decoded {
+        guard MemoryEventType(rawValue: e.header.eventType) != nil else { return .other }
+        do {
+            guard let payload = try source.readablePayload(of: e) else { return .shredded }
+            guard let event = try MemoryEvent.decode(type: e.header.eventType, payload: payload) else { return .ignored }
+            return .event(event)
+        } catch let m as ProjectionError {
+            guard case .malformed(let reason) = m else { return .failed(m) }
+            return .malformed(reason)
+        } catch {
+            return .failed(error)
+        }
+    }
+
+    static func decode(_ events: [StoredEvent], _ source: some EventSource) -> [Decoded] { events.map { decode($0, source) } }
+
+    /// ``fold(_:_:_:names:changes:report:checkpoint:)`` over events already decoded; `analyses` holds
+    /// texts analyzed ahead.
+    static func fold(
+        _ events: [StoredEvent], _ decoded: [Decoded], _ journal: some EventSource, _ kv: some KVWriting, names: inout [ID128: StreamName],
+        changes: inout [IndexChange], report: inout CatchUpReport, checkpoint: Bool = true, analyses: AnalysisCache? = nil
+    ) throws {
+        for (e, d) in zip(events, decoded) {
+            let event: MemoryEvent
+            switch d {
+            case .other, .shredded:
                 report.skipped += 1
                 continue
+            case .ignored: continue
+            case .failed(let error): throw error
+            case .malformed(let reason):
+                try kv.put(.anomalies, Keys.position(e.position), Array(reason.utf8))
+                report.anomalies += 1
+                continue
+            case .event(let m): event = m
             }
             let ctx = EventContext(
                 position: e.position, time: e.header.eventTime, id: e.header.eventID, causation: e.header.causationID, stream: e.header.streamID)
             do {
-                guard let payload = try journal.readablePayload(of: e) else {
-                    // Crypto-shredded: the user was erased and the key destroyed (SPEC.md §4.7).
-                    report.skipped += 1
-                    continue
-                }
-                guard let event = try MemoryEvent.decode(type: e.header.eventType, payload: payload) else { continue }
                 if case .modelActivation = event, e.header.streamID != UserRef.modelStream.id {
                     throw FoldAnomaly(reason: "model_activation outside the model stream")
                 }
@@ -168,7 +221,7 @@ public final class ProjectionStore: @unchecked Sendable {
                         let n = try journal.streamName(sid)
                         names[sid] = n
                         return n
-                    }, changes: &changes)
+                    }, changes: &changes, analyses: analyses)
                 report.applied += 1
             } catch let a as FoldAnomaly {
                 try kv.put(.anomalies, Keys.position(e.position), Array(a.reason.utf8))
