@@ -11,6 +11,8 @@ import LMDB
 /// checkpoint in one transaction per page; callers serialize through an internal lock.
 public final class ProjectionStore: @unchecked Sendable {
     public static let formatMarker = "psm-projections/2"
+    /// The most events one catch-up transaction folds.
+    static let transactionEvents = 16384
     /// Tables of earlier formats, dropped when an outdated store is reset.
     static let retiredTables = ["vectors", "postings"]
 
@@ -114,20 +116,38 @@ public final class ProjectionStore: @unchecked Sendable {
         let pages = ReadAhead(journal: journal, from: start, through: end, pageSize: pageSize, threaded: end - start + 1 > UInt64(pageSize))
         defer { pages.stop() }
         let analyses = AnalysisCache()
-        while let page = try pages.next() {
-            guard let last = page.events.last else { break }
-            analyses.add(page.analyses)
+        var exhausted = false
+        while !exhausted {
+            // One transaction folds pages as they arrive until it holds `transactionEvents` events:
+            // fewer, larger commits write each touched LMDB page once rather than once per page.
+            var batch: [ReadAhead.Page] = []
             var changes: [IndexChange] = []
+            var local = CatchUpReport()
             try writeWithGrowth { w in
                 changes.removeAll()
-                var local = CatchUpReport()
-                try ProjectionStore.fold(
-                    page.events, page.decoded, journal, w, names: &streamNames, changes: &changes, report: &local, analyses: analyses)
-                report.applied += local.applied
-                report.skipped += local.skipped
-                report.anomalies += local.anomalies
+                local = CatchUpReport()
+                func fold(_ page: ReadAhead.Page) throws {
+                    try ProjectionStore.fold(
+                        page.events, page.decoded, journal, w, names: &streamNames, changes: &changes, report: &local, analyses: analyses)
+                }
+                for page in batch { try fold(page) }  // again, after the map grew
+                var events = batch.reduce(0) { $0 + $1.events.count }
+                while events < ProjectionStore.transactionEvents {
+                    guard let page = try pages.next() else {
+                        exhausted = true
+                        break
+                    }
+                    analyses.add(page.analyses)
+                    batch.append(page)
+                    events += page.events.count
+                    try fold(page)
+                }
             }
+            report.applied += local.applied
+            report.skipped += local.skipped
+            report.anomalies += local.anomalies
             apply(changes)
+            guard let last = batch.last?.events.last else { break }
             report.checkpoint = last.position
             progress?(last.position, end)
         }
@@ -283,7 +303,7 @@ public final class ProjectionStore: @unchecked Sendable {
     /// SHA-256 over one user's entries in every per-user table (all but `meta` and `anomalies`), in
     /// the order of ``stateHash()``: equal on every node that folded the same stream.
     public func userStateHash(_ user: ID128) throws -> [UInt8] {
-        try read { kv in try ProjectionStore.hash(kv, tables: Table.allCases.filter { $0 != .meta && $0 != .anomalies }, prefix: user.bytes) }
+        try digest(tables: Table.allCases.filter { $0 != .meta && $0 != .anomalies }, prefix: user.bytes)
     }
 
     static func u64BE(_ b: [UInt8]) throws -> UInt64 {
@@ -350,26 +370,73 @@ public final class ProjectionStore: @unchecked Sendable {
         cacheLock.write { caches[user] = index }
     }
 
-    /// SHA-256 over every table in a fixed order: table name, then each entry as length-prefixed key
-    /// and value (SPEC.md §11.6). Equal hashes mean equal projection states.
-    public func stateHash() throws -> [UInt8] {
-        try read { kv in try ProjectionStore.hash(kv) }
+    /// SHA-256 over every table in a fixed order (SPEC.md §11.6): for each table its name, a 0 byte
+    /// and the SHA-256 of its entries as length-prefixed key and value. Equal hashes mean equal
+    /// projection states. The tables' digests are computed on two threads, each in its own read
+    /// transaction; both begin under the write lock, so they see one snapshot.
+    public func stateHash() throws -> [UInt8] { try digest(tables: Table.allCases, prefix: []) }
+
+    private func digest(tables: [Table], prefix: [UInt8]) throws -> [UInt8] {
+        writeLock.lock()
+        var locked = true
+        defer { if locked { writeLock.unlock() } }
+        return try env.read { first in
+            try env.read { second in
+                writeLock.unlock()
+                locked = false
+                let work = TableDigests(tables: tables)
+                nonisolated(unsafe) let txns = [first, second]  // one per worker, never shared
+                DispatchQueue.concurrentPerform(iterations: 2) { worker in
+                    while let (i, t) = work.take() {
+                        work.finish(i, Result { try ProjectionStore.tableDigest(txns[worker], self.tables[t], prefix: prefix) })
+                    }
+                }
+                return ProjectionStore.combine(zip(tables, try work.results()).map { ($0, $1) })
+            }
+        }
     }
 
-    /// SHA-256 over `tables` in order: each table's name, then its entries under `prefix` as
-    /// length-prefixed key and value.
+    /// SHA-256 over `tables` in order: each table's name, a 0 byte and the digest of its entries
+    /// under `prefix` (any store; the live one computes the same in parallel).
     static func hash(_ kv: some KVReading, tables: [Table] = Table.allCases, prefix: [UInt8] = []) throws -> [UInt8] {
-        var h = SHA256()
-        for t in tables {
-            h.update(data: Array(t.description.utf8) + [0])
+        try combine(tables.map { t in
+            var h = SHA256()
             try kv.scan(t, prefix: prefix) { k, v in
-                var lengths: [UInt8] = []
-                lengths.appendLE(UInt32(k.count))
-                lengths.appendLE(UInt32(v.count))
-                h.update(data: lengths)
-                h.update(data: k)
-                h.update(data: v)
+                k.withUnsafeBytes { k in v.withUnsafeBytes { v in entry(&h, k, v) } }
                 return true
+            }
+            return (t, Array(h.finalize()))
+        })
+    }
+
+    static func combine(_ digests: [(Table, [UInt8])]) -> [UInt8] {
+        var h = SHA256()
+        for (t, d) in digests {
+            h.update(data: Array(t.description.utf8) + [0])
+            h.update(data: d)
+        }
+        return Array(h.finalize())
+    }
+
+    @inline(__always)
+    static func entry(_ h: inout SHA256, _ k: UnsafeRawBufferPointer, _ v: UnsafeRawBufferPointer) {
+        withUnsafeTemporaryAllocation(of: UInt32.self, capacity: 2) { lengths in
+            lengths[0] = UInt32(k.count).littleEndian
+            lengths[1] = UInt32(v.count).littleEndian
+            h.update(bufferPointer: UnsafeRawBufferPointer(lengths))
+        }
+        h.update(bufferPointer: k)
+        h.update(bufferPointer: v)
+    }
+
+    /// The digest of one table's entries under `prefix`, read straight from LMDB's pages.
+    static func tableDigest(_ txn: ReadTransaction, _ db: Database, prefix: [UInt8]) throws -> [UInt8] {
+        var h = SHA256()
+        try txn.withCursor(db) { c in
+            var e = prefix.isEmpty ? try c.first() : try c.seek(atLeast: prefix)
+            while let (k, v) = e, k.starts(with: prefix) {
+                entry(&h, k, v)
+                e = try c.next()
             }
         }
         return Array(h.finalize())
@@ -465,6 +532,31 @@ public enum AsOf: Sendable, Equatable, CustomStringConvertible {
         }
         return true
     }
+}
+
+/// Tables handed out to the state hash's workers, and their digests.
+private final class TableDigests: @unchecked Sendable {
+    private let lock = NSLock()
+    private let tables: [Table]
+    private var next = 0
+    private var digests: [Result<[UInt8], any Error>?]
+
+    init(tables: [Table]) {
+        self.tables = tables
+        digests = Array(repeating: nil, count: tables.count)
+    }
+
+    func take() -> (Int, Table)? {
+        lock.withLock {
+            guard next < tables.count else { return nil }
+            defer { next += 1 }
+            return (next, tables[next])
+        }
+    }
+
+    func finish(_ i: Int, _ r: Result<[UInt8], any Error>) { lock.withLock { digests[i] = r } }
+
+    func results() throws -> [[UInt8]] { try digests.map { try $0!.get() } }
 }
 
 /// A pthread read-write lock.
