@@ -54,22 +54,38 @@ enum IndexChange {
 /// An event the fold refused (it would break an invariant). Recorded, never applied in part.
 struct FoldAnomaly: Error { let reason: String }
 
-/// Key construction (SPEC.md §11.3).
+/// Key construction (SPEC.md §11.3). Each key is built in one allocation of its exact size.
 enum Keys {
-    static func user(_ u: ID128) -> [UInt8] { u.bytes }
-    static func pair(_ u: ID128, _ id: ID128) -> [UInt8] { u.bytes + id.bytes }
-    static func slot(_ u: ID128, _ slot: UInt32) -> [UInt8] {
-        var k = u.bytes
-        k.appendBE(slot)
-        return k
+    static func user(_ u: ID128) -> [UInt8] { build(16) { $0.id(u) } }
+    static func pair(_ u: ID128, _ id: ID128) -> [UInt8] { build(32) { $0.id(u); $0.id(id) } }
+    static func slot(_ u: ID128, _ slot: UInt32) -> [UInt8] { build(20) { $0.id(u); $0.be(slot) } }
+    static func provenance(_ u: ID128, _ source: ID128, _ derived: ID128) -> [UInt8] {
+        build(48) { $0.id(u); $0.id(source); $0.id(derived) }
     }
-    static func provenance(_ u: ID128, _ source: ID128, _ derived: ID128) -> [UInt8] { u.bytes + source.bytes + derived.bytes }
     static func history(_ u: ID128, _ memory: ID128, _ position: Position) -> [UInt8] {
-        var k = u.bytes + memory.bytes
-        k.appendBE(position)
-        return k
+        build(40) { $0.id(u); $0.id(memory); $0.be(position) }
     }
     static func position(_ p: Position) -> [UInt8] { bigEndianBytes(p) }
+
+    struct Builder {
+        let base: UnsafeMutableRawPointer
+        var offset = 0
+        mutating func be<T: FixedWidthInteger>(_ v: T) {
+            base.storeBytes(of: v.bigEndian, toByteOffset: offset, as: T.self)
+            offset += MemoryLayout<T>.size
+        }
+        mutating func id(_ v: ID128) { be(v.high); be(v.low) }
+    }
+
+    @inline(__always)
+    static func build(_ count: Int, _ body: (inout Builder) -> Void) -> [UInt8] {
+        [UInt8](unsafeUninitializedCapacity: count) { buf, n in
+            var b = Builder(base: UnsafeMutableRawPointer(buf.baseAddress!))
+            body(&b)
+            precondition(b.offset == count)
+            n = count
+        }
+    }
 }
 
 /// The fold: applies one memory event to the projection state (SPEC.md §11.5). Deterministic, and the
@@ -106,7 +122,7 @@ public enum Fold {
     /// Throws ``FoldAnomaly`` (having written nothing) when the event cannot be applied.
     static func apply(
         _ event: MemoryEvent, _ ctx: EventContext, _ kv: some KVWriting, name: () throws -> StreamName?, changes: inout [IndexChange],
-        analyses: AnalysisCache? = nil
+        analyses: AnalysisCache? = nil, users: UserRecords? = nil
     ) throws {
         if case .modelActivation(let m) = event {
             try kv.put(.meta, Array("active_model".utf8), m.model + Array(m.name.utf8))
@@ -114,7 +130,9 @@ public enum Fold {
         }
         let u = ctx.stream
         var user: UserRecord
-        if let b = try kv.get(.users, Keys.user(u)) {
+        if let cached = users?.records[u] {
+            user = cached
+        } else if let b = try kv.get(.users, Keys.user(u)) {
             user = try UserRecord(decoding: b)
         } else {
             guard let stream = try name(), let ref = UserRef(stream: stream) else {
@@ -142,7 +160,7 @@ public enum Fold {
         func history(_ ids: [ID128]) throws {
             var type: [UInt8] = []
             type.appendLE(event.type.rawValue)
-            for id in Set(ids) { try kv.put(.history, Keys.history(u, id, ctx.position), type) }
+            for (i, id) in ids.enumerated() where !ids[..<i].contains(id) { try kv.put(.history, Keys.history(u, id, ctx.position), type) }
         }
         func create(_ m: MemoryRecord, vector: QuantizedVector?) throws {
             let text = indexedText(m)
@@ -339,7 +357,7 @@ public enum Fold {
         user.events += 1
         user.lastPosition = ctx.position
         user.lastEventTime = max(user.lastEventTime, ctx.time)
-        try kv.put(.users, Keys.user(u), user.encoded())
+        if let users { users.records[u] = user } else { try kv.put(.users, Keys.user(u), user.encoded()) }
     }
 }
 
@@ -364,6 +382,18 @@ final class AnalysisCache {
     }
 
     func take(_ text: String) -> Analysis? { current.removeValue(forKey: text) ?? previous.removeValue(forKey: text) }
+}
+
+/// User records the fold has changed in the current transaction and not yet written: every event
+/// changes its user's record, so a transaction writes each user's record once, at ``flush(_:)``,
+/// instead of once per event. Only for one transaction: a retried transaction starts a new one.
+final class UserRecords {
+    var records: [ID128: UserRecord] = [:]
+
+    func flush(_ kv: some KVWriting) throws {
+        for (u, r) in records { try kv.put(.users, Keys.user(u), r.encoded()) }
+        records.removeAll()
+    }
 }
 
 /// Pages of journal events read and decoded ahead of the fold. Threaded, one thread reads page n + 1

@@ -126,9 +126,12 @@ public final class ProjectionStore: @unchecked Sendable {
             try writeWithGrowth { w in
                 changes.removeAll()
                 local = CatchUpReport()
+                let users = UserRecords()
+                defer { users.records.removeAll() }
                 func fold(_ page: ReadAhead.Page) throws {
                     try ProjectionStore.fold(
-                        page.events, page.decoded, journal, w, names: &streamNames, changes: &changes, report: &local, analyses: analyses)
+                        page.events, page.decoded, journal, w, names: &streamNames, changes: &changes, report: &local, analyses: analyses,
+                        users: users)
                 }
                 for page in batch { try fold(page) }  // again, after the map grew
                 var events = batch.reduce(0) { $0 + $1.events.count }
@@ -142,6 +145,7 @@ public final class ProjectionStore: @unchecked Sendable {
                     events += page.events.count
                     try fold(page)
                 }
+                try users.flush(w)
             }
             report.applied += local.applied
             report.skipped += local.skipped
@@ -211,7 +215,8 @@ public final class ProjectionStore: @unchecked Sendable {
     /// texts analyzed ahead.
     static func fold(
         _ events: [StoredEvent], _ decoded: [Decoded], _ journal: some EventSource, _ kv: some KVWriting, names: inout [ID128: StreamName],
-        changes: inout [IndexChange], report: inout CatchUpReport, checkpoint: Bool = true, analyses: AnalysisCache? = nil
+        changes: inout [IndexChange], report: inout CatchUpReport, checkpoint: Bool = true, analyses: AnalysisCache? = nil,
+        users: UserRecords? = nil
     ) throws {
         for (e, d) in zip(events, decoded) {
             let event: MemoryEvent
@@ -241,7 +246,7 @@ public final class ProjectionStore: @unchecked Sendable {
                         let n = try journal.streamName(sid)
                         names[sid] = n
                         return n
-                    }, changes: &changes, analyses: analyses)
+                    }, changes: &changes, analyses: analyses, users: users)
                 report.applied += 1
             } catch let a as FoldAnomaly {
                 try kv.put(.anomalies, Keys.position(e.position), Array(a.reason.utf8))
