@@ -162,14 +162,20 @@ public enum Fold {
             type.appendLE(event.type.rawValue)
             for (i, id) in ids.enumerated() where !ids[..<i].contains(id) { try kv.put(.history, Keys.history(u, id, ctx.position), type) }
         }
+        /// Writes a new memory: its record first, and only if no memory has its id (the one check
+        /// left after the caller validated everything else, made by the write itself).
         func create(_ m: MemoryRecord, vector: QuantizedVector?) throws {
+            var m = m
+            m.updatedPosition = ctx.position
+            guard try kv.insert(.memories, Keys.pair(u, m.id), m.encoded()) else {
+                throw FoldAnomaly(reason: "\(event.type): memory \(m.id) already exists")
+            }
             let text = indexedText(m)
             let (terms, length) = analyses?.take(text) ?? termCounts(text)
             try kv.put(.slots, Keys.slot(u, m.slot), IndexEntry(memory: m.id, length: length, terms: terms, vector: vector).encoded())
             user.nextSlot += 1
             user.indexedDocuments += 1
             user.indexedLength += UInt64(length)
-            try save(m)
             changes.append(.add(user: u, slot: m.slot, memory: m.id, terms: terms, length: length, vector: vector))
         }
         func checkVector(_ v: QuantizedVector?) throws {
@@ -178,9 +184,6 @@ public enum Fold {
             if user.dimension != 0 && Int(user.dimension) != v.values.count {
                 throw FoldAnomaly(reason: "\(event.type): vector of dimension \(v.values.count), the user's vectors have \(user.dimension)")
             }
-        }
-        func checkNew(_ id: ID128) throws {
-            if try kv.get(.memories, Keys.pair(u, id)) != nil { throw FoldAnomaly(reason: "\(event.type): memory \(id) already exists") }
         }
 
         switch event {
@@ -200,7 +203,6 @@ public enum Fold {
             var o = try ObservationRecord(decoding: ob)
             guard o.status == .pending else { throw FoldAnomaly(reason: "gated: observation \(g.observation) was already \(o.status)") }
             if g.kept {
-                try checkNew(g.memory)
                 try checkVector(g.vector)
                 if let v = g.vector, user.dimension == 0 { user.dimension = UInt32(v.values.count) }
                 var m = MemoryRecord(
@@ -267,7 +269,6 @@ public enum Fold {
             try history([m.id] + (e.related.isZero ? [] : [e.related]))
 
         case .consolidated(let c):
-            try checkNew(c.memory)
             try checkVector(c.vector)
             let sources = try c.sources.map { try memory($0) }
             if let v = c.vector, user.dimension == 0 { user.dimension = UInt32(v.values.count) }

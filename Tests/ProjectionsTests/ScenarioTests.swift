@@ -166,3 +166,57 @@ func parseEvent(_ kind: String, _ o: [String: Any], _ at: String) throws -> Memo
     default: throw ProjectionError.invalidArgument("\(at): unknown event \(kind)")
     }
 }
+
+/// Events the fold must refuse (SPEC.md §11.5): each becomes exactly one anomaly naming why, and
+/// writes nothing else — the user's state hash (every per-user table) is unchanged by it.
+@Suite struct RefusedEventTests {
+    static let base: [String] = [
+        #"{"event":"observation","id":"o1","text":"I keep bees in the garden.","speaker":"Ana"}"#,
+        #"{"event":"gated","id":"g1","observation":"o1","memory":"m1","tier":"episodic","vector":[1,0,0,0]}"#,
+        #"{"event":"observation","id":"o2","text":"The hives are painted blue.","speaker":"Ana"}"#,
+        #"{"event":"gated","id":"g2","observation":"o2","memory":"m2","tier":"episodic","vector":[0,1,0,0]}"#,
+        #"{"event":"observation","id":"o3","text":"A third observation, still pending."}"#,
+        #"{"event":"recall_request","id":"r1","query":"bees"}"#,
+        #"{"event":"recalled","id":"rd1","request":"r1","items":[["m1",0.9]]}"#,
+        #"{"event":"superseded","id":"s1","old":"m1","new":"m2"}"#,
+    ]
+    static let refused: [(line: String, reason: String)] = [
+        (#"{"event":"gated","id":"x1","observation":"nobody","memory":"m9","tier":"episodic"}"#, "unknown observation"),
+        (#"{"event":"gated","id":"x2","observation":"o1","memory":"m9","tier":"episodic"}"#, "already kept"),
+        (#"{"event":"gated","id":"x3","observation":"o3","memory":"m1","tier":"episodic","vector":[0,0,1,0]}"#, "already exists"),
+        (#"{"event":"gated","id":"x4","observation":"o3","memory":"m9","tier":"episodic","vector":[0,0,1,0,1]}"#, "dimension"),
+        (#"{"event":"consolidated","id":"x5","memory":"m9","text":"bees","sources":["m1","nothing"]}"#, "unknown memory"),
+        (#"{"event":"consolidated","id":"x6","memory":"m2","text":"bees","sources":["m1"]}"#, "already exists"),
+        (#"{"event":"feedback","id":"x7","recall":"r1","memory":"m2","kind":"helped"}"#, "was not surfaced"),
+        (#"{"event":"encoded","id":"x8","memory":"nothing","tier":"semantic"}"#, "unknown memory"),
+        (#"{"event":"superseded","id":"x9","old":"m1","new":"m2"}"#, "already superseded"),
+        (#"{"event":"recalled","id":"x10","request":"r1","items":[["m2",0.5]]}"#, "already answered"),
+    ]
+
+    @Test func refusedEventsWriteNothing() throws {
+        let h = try Harness()
+        defer { h.close() }
+        let user = try UserRef(tenant: "fixtures", user: "ana")
+        var time = t0
+        func append(_ line: String) throws {
+            let o = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+            time += 1_000_000
+            try h.append(user, try parseEvent(o["event"] as! String, o, line), id: named(o["id"] as! String), time: time)
+        }
+        for line in Self.base { try append(line) }
+        #expect(try h.projections.catchUp(h.journal).anomalies == 0)
+        #expect(try h.projections.anomalies().isEmpty)
+        for (n, r) in Self.refused.enumerated() {
+            let before = try h.projections.userStateHash(user.key)
+            try append(r.line)
+            let report = try h.projections.catchUp(h.journal)
+            #expect(report.anomalies == 1 && report.applied == 0, "\(r.line)")
+            #expect(try h.projections.userStateHash(user.key) == before, "\(r.line) changed the user's state")
+            let anomalies = try h.projections.anomalies()
+            #expect(anomalies.count == n + 1)
+            #expect(anomalies.last?.reason.contains(r.reason) == true, "\(r.line): \(anomalies.last?.reason ?? "none")")
+        }
+        let problems = try h.projections.read { kv in try Invariants.check(kv, user: user.key) }
+        #expect(problems.isEmpty, "\(problems)")
+    }
+}

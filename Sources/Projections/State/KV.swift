@@ -36,6 +36,8 @@ public protocol KVReading {
 
 public protocol KVWriting: KVReading {
     func put(_ table: Table, _ key: [UInt8], _ value: [UInt8]) throws
+    /// Stores `value` under `key` unless the key exists; false (and nothing written) if it does.
+    func insert(_ table: Table, _ key: [UInt8], _ value: [UInt8]) throws -> Bool
     func delete(_ table: Table, _ key: [UInt8]) throws
 }
 
@@ -70,6 +72,12 @@ public final class MemoryKV: KVWriting, @unchecked Sendable {
     public func put(_ table: Table, _ key: [UInt8], _ value: [UInt8]) throws {
         let t = table.rawValue
         if values[t].updateValue(value, forKey: key) == nil { sortedKeys[t].insert(key, at: lowerBound(t, key)) }
+    }
+
+    public func insert(_ table: Table, _ key: [UInt8], _ value: [UInt8]) throws -> Bool {
+        guard values[table.rawValue][key] == nil else { return false }
+        try put(table, key, value)
+        return true
     }
 
     public func delete(_ table: Table, _ key: [UInt8]) throws {
@@ -129,6 +137,14 @@ struct LMDBWriter: KVWriting {
     func get(_ table: Table, _ key: [UInt8]) throws -> [UInt8]? { try reader.get(table, key) }
     func scan(_ table: Table, prefix: [UInt8], _ body: ([UInt8], [UInt8]) throws -> Bool) throws { try reader.scan(table, prefix: prefix, body) }
     func put(_ table: Table, _ key: [UInt8], _ value: [UInt8]) throws { try txn.put(tables[table], key, value) }
+    func insert(_ table: Table, _ key: [UInt8], _ value: [UInt8]) throws -> Bool {
+        do {
+            try txn.put(tables[table], key, value, .noOverwrite)
+            return true
+        } catch let e as LMDBError where e.isKeyExists {
+            return false
+        }
+    }
     func delete(_ table: Table, _ key: [UInt8]) throws { _ = try txn.delete(tables[table], key) }
 }
 
