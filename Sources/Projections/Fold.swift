@@ -416,6 +416,7 @@ final class ReadAhead: @unchecked Sendable {
     private var queue: [Result<Page, any Error>] = []
     private var finished = false
     private var stopped = false
+    private var trash: [Any] = []
     private let exited = DispatchSemaphore(value: 0)
     static let depth = 3
 
@@ -452,6 +453,16 @@ final class ReadAhead: @unchecked Sendable {
         return Page(events: events, decoded: decoded, analyses: analyses)
     }
 
+    /// Hands values the caller is done with (folded pages, index changes) to the reading thread,
+    /// which releases them between pages: freeing a transaction's worth of decoded events is work
+    /// the folding thread need not do.
+    func discard(_ values: [Any]) {
+        guard threaded else { return }
+        condition.lock()
+        if !finished { trash.append(contentsOf: values) }
+        condition.unlock()
+    }
+
     private func run() {
         defer {
             condition.lock()
@@ -461,6 +472,11 @@ final class ReadAhead: @unchecked Sendable {
             exited.signal()
         }
         while true {
+            condition.lock()
+            var garbage = trash
+            trash = []
+            condition.unlock()
+            garbage.removeAll()
             let page: Result<Page, any Error>
             do {
                 guard let p = try read() else { return }

@@ -154,6 +154,9 @@ public final class ProjectionStore: @unchecked Sendable {
             guard let last = batch.last?.events.last else { break }
             report.checkpoint = last.position
             progress?(last.position, end)
+            pages.discard([batch, changes])
+            batch = []
+            changes = []
         }
         return report
     }
