@@ -122,7 +122,7 @@ public enum Fold {
     /// Throws ``FoldAnomaly`` (having written nothing) when the event cannot be applied.
     static func apply(
         _ event: MemoryEvent, _ ctx: EventContext, _ kv: some KVWriting, name: () throws -> StreamName?, changes: inout [IndexChange],
-        analyses: AnalysisCache? = nil, users: UserRecords? = nil
+        prepared: PreparedEntries? = nil, users: UserRecords? = nil
     ) throws {
         if case .modelActivation(let m) = event {
             try kv.put(.meta, Array("active_model".utf8), m.model + Array(m.name.utf8))
@@ -171,8 +171,14 @@ public enum Fold {
                 throw FoldAnomaly(reason: "\(event.type): memory \(m.id) already exists")
             }
             let text = indexedText(m)
-            let (terms, length) = analyses?.take(text) ?? termCounts(text)
-            try kv.put(.slots, Keys.slot(u, m.slot), IndexEntry(memory: m.id, length: length, terms: terms, vector: vector).encoded())
+            let terms: [(term: String, tf: UInt16)], length: UInt16, entry: [UInt8]
+            if let p = prepared?.entries.removeValue(forKey: ctx.position), p.memory == m.id, p.text == text, p.vector == vector {
+                (terms, length, entry) = (p.terms, p.length, p.encoded)
+            } else {
+                (terms, length) = termCounts(text)
+                entry = IndexEntry(memory: m.id, length: length, terms: terms, vector: vector).encoded()
+            }
+            try kv.put(.slots, Keys.slot(u, m.slot), entry)
             user.nextSlot += 1
             user.indexedDocuments += 1
             user.indexedLength += UInt64(length)
@@ -362,27 +368,39 @@ public enum Fold {
     }
 }
 
-/// Analyses of texts the fold will index, computed ahead of it (by ``ReadAhead``'s thread): the
-/// analysis is a pure function of the text, so one taken from here equals one computed in place.
-/// Bounded: texts never indexed (observations the gate dropped) age out after two generations of
-/// `limit` entries.
-final class AnalysisCache {
-    typealias Analysis = (terms: [(term: String, tf: UInt16)], length: UInt16)
-    static let limit = 1 << 16
-    private var current: [String: Analysis] = [:]
-    private var previous: [String: Analysis] = [:]
+/// Index entries encoded ahead of the fold (by ``ReadAhead``'s thread), by the position of the event
+/// that creates the memory. The fold uses one only when it names the same memory, text and vector it
+/// is about to index, so a prepared entry is byte for byte the one it would encode.
+final class PreparedEntries {
+    struct Entry {
+        var memory: ID128
+        var text: String
+        var vector: QuantizedVector?
+        var terms: [(term: String, tf: UInt16)]
+        var length: UInt16
+        var encoded: [UInt8]
+    }
+    var entries: [Position: Entry] = [:]
+}
 
-    func add(_ items: [(text: String, analysis: Analysis)]) {
-        for (text, a) in items {
-            current[text] = a
-            if current.count >= AnalysisCache.limit {
-                previous = current
-                current = [:]
-            }
+/// A bounded map: entries age out after two generations of `limit` insertions (an observation the
+/// gate dropped is never taken).
+struct Generations<Key: Hashable, Value> {
+    let limit: Int
+    private var current: [Key: Value] = [:]
+    private var previous: [Key: Value] = [:]
+
+    init(limit: Int) { self.limit = limit }
+
+    mutating func insert(_ key: Key, _ value: Value) {
+        current[key] = value
+        if current.count >= limit {
+            previous = current
+            current = [:]
         }
     }
 
-    func take(_ text: String) -> Analysis? { current.removeValue(forKey: text) ?? previous.removeValue(forKey: text) }
+    mutating func take(_ key: Key) -> Value? { current.removeValue(forKey: key) ?? previous.removeValue(forKey: key) }
 }
 
 /// User records the fold has changed in the current transaction and not yet written: every event
@@ -403,8 +421,8 @@ final class ReadAhead: @unchecked Sendable {
     struct Page {
         var events: [StoredEvent]
         var decoded: [ProjectionStore.Decoded]
-        /// The texts memories created from these events will index, analyzed.
-        var analyses: [(text: String, analysis: AnalysisCache.Analysis)]
+        /// Index entries of the memories these events create, where the reader saw their text.
+        var entries: [(Position, PreparedEntries.Entry)]
     }
 
     private let journal: Journal
@@ -418,6 +436,8 @@ final class ReadAhead: @unchecked Sendable {
     private var stopped = false
     private var trash: [Any] = []
     private let exited = DispatchSemaphore(value: 0)
+    /// Texts of observations read (and their analyses), until their gate decision is read.
+    private var observed = Generations<EventID, (String, (terms: [(term: String, tf: UInt16)], length: UInt16))>(limit: 1 << 16)
     static let depth = 3
 
     init(journal: Journal, from: Position, through end: Position, pageSize: Int, threaded: Bool) {
@@ -440,17 +460,26 @@ final class ReadAhead: @unchecked Sendable {
         guard let last = events.last else { return nil }
         from = last.position + 1
         let decoded = ProjectionStore.decode(events, journal)
-        var analyses: [(text: String, analysis: AnalysisCache.Analysis)] = []
-        for d in decoded {
-            let text: String
-            switch d {
-            case .event(.observation(let o)): text = Fold.indexedText(speaker: o.speaker, text: o.text)
-            case .event(.consolidated(let c)): text = c.text
+        var entries: [(Position, PreparedEntries.Entry)] = []
+        for (e, d) in zip(events, decoded) {
+            guard case .event(let m) = d else { continue }
+            func prepare(_ memory: ID128, _ text: String, _ vector: QuantizedVector?, _ a: (terms: [(term: String, tf: UInt16)], length: UInt16)) {
+                let bytes = IndexEntry(memory: memory, length: a.length, terms: a.terms, vector: vector).encoded()
+                entries.append((e.position, .init(memory: memory, text: text, vector: vector, terms: a.terms, length: a.length, encoded: bytes)))
+            }
+            switch m {
+            case .observation(let o):
+                let text = Fold.indexedText(speaker: o.speaker, text: o.text)
+                observed.insert(e.header.eventID, (text, Fold.termCounts(text)))
+            case .gated(let g) where g.kept:
+                guard let (text, a) = observed.take(g.observation) else { continue }
+                prepare(g.memory, text, g.vector, a)
+            case .consolidated(let c):
+                prepare(c.memory, c.text, c.vector, Fold.termCounts(c.text))
             default: continue
             }
-            analyses.append((text, Fold.termCounts(text)))
         }
-        return Page(events: events, decoded: decoded, analyses: analyses)
+        return Page(events: events, decoded: decoded, entries: entries)
     }
 
     /// Hands values the caller is done with (folded pages, index changes) to the reading thread,

@@ -115,7 +115,7 @@ public final class ProjectionStore: @unchecked Sendable {
         guard start <= end else { return report }
         let pages = ReadAhead(journal: journal, from: start, through: end, pageSize: pageSize, threaded: end - start + 1 > UInt64(pageSize))
         defer { pages.stop() }
-        let analyses = AnalysisCache()
+        let prepared = PreparedEntries()
         var exhausted = false
         while !exhausted {
             // One transaction folds pages as they arrive until it holds `transactionEvents` events:
@@ -129,8 +129,9 @@ public final class ProjectionStore: @unchecked Sendable {
                 let users = UserRecords()
                 defer { users.records.removeAll() }
                 func fold(_ page: ReadAhead.Page) throws {
+                    for (position, entry) in page.entries { prepared.entries[position] = entry }
                     try ProjectionStore.fold(
-                        page.events, page.decoded, journal, w, names: &streamNames, changes: &changes, report: &local, analyses: analyses,
+                        page.events, page.decoded, journal, w, names: &streamNames, changes: &changes, report: &local, prepared: prepared,
                         users: users)
                 }
                 for page in batch { try fold(page) }  // again, after the map grew
@@ -140,12 +141,12 @@ public final class ProjectionStore: @unchecked Sendable {
                         exhausted = true
                         break
                     }
-                    analyses.add(page.analyses)
                     batch.append(page)
                     events += page.events.count
                     try fold(page)
                 }
                 try users.flush(w)
+                prepared.entries.removeAll(keepingCapacity: true)  // those of refused events
             }
             report.applied += local.applied
             report.skipped += local.skipped
@@ -214,11 +215,11 @@ public final class ProjectionStore: @unchecked Sendable {
 
     static func decode(_ events: [StoredEvent], _ source: some EventSource) -> [Decoded] { events.map { decode($0, source) } }
 
-    /// ``fold(_:_:_:names:changes:report:checkpoint:)`` over events already decoded; `analyses` holds
-    /// texts analyzed ahead.
+    /// ``fold(_:_:_:names:changes:report:checkpoint:)`` over events already decoded; `prepared` holds
+    /// index entries encoded ahead.
     static func fold(
         _ events: [StoredEvent], _ decoded: [Decoded], _ journal: some EventSource, _ kv: some KVWriting, names: inout [ID128: StreamName],
-        changes: inout [IndexChange], report: inout CatchUpReport, checkpoint: Bool = true, analyses: AnalysisCache? = nil,
+        changes: inout [IndexChange], report: inout CatchUpReport, checkpoint: Bool = true, prepared: PreparedEntries? = nil,
         users: UserRecords? = nil
     ) throws {
         for (e, d) in zip(events, decoded) {
@@ -249,7 +250,7 @@ public final class ProjectionStore: @unchecked Sendable {
                         let n = try journal.streamName(sid)
                         names[sid] = n
                         return n
-                    }, changes: &changes, analyses: analyses, users: users)
+                    }, changes: &changes, prepared: prepared, users: users)
                 report.applied += 1
             } catch let a as FoldAnomaly {
                 try kv.put(.anomalies, Keys.position(e.position), Array(a.reason.utf8))

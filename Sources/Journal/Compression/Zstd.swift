@@ -105,35 +105,22 @@ public enum Zstd {
             if declared != UInt64.max && declared != UInt64(size) {
                 throw Error.declaredSizeMismatch(expected: size, declared: declared)
             }
-            var out = [UInt8](repeating: 0, count: size)
-            // One extra byte of room lets us notice a frame that would produce more than `size`.
-            var sink: UInt8 = 0
+            // Exactly one frame: trailing bytes (another frame or junk) are refused before decoding.
+            let frame = ZSTD_findFrameCompressedSize(input.baseAddress, input.count)
+            if ZSTD_isError(frame) != 0 { throw Error.decompressionFailed(Zstd.name(frame)) }
+            if frame != input.count { throw Error.decompressionFailed("\(input.count - frame) trailing bytes after the frame") }
+            // One-shot into room for `size` + 1 bytes, so a frame producing more than `size` is caught
+            // either way (one byte more, or zstd's "destination buffer too small").
             var produced = 0
-            try out.withUnsafeMutableBytes { o in
-                var inBuf = ZSTD_inBuffer(src: input.baseAddress, size: input.count, pos: 0)
-                var outBuf = ZSTD_outBuffer(dst: o.baseAddress, size: o.count, pos: 0)
-                ZSTD_DCtx_reset(dctx, ZSTD_reset_session_only)
-                while true {
-                    let rc = ZSTD_decompressStream(dctx, &outBuf, &inBuf)
-                    if ZSTD_isError(rc) != 0 { throw Error.decompressionFailed(Zstd.name(rc)) }
-                    if rc == 0 { break }  // frame complete
-                    if outBuf.pos == outBuf.size {
-                        // Output full but the frame is not done: it would exceed `size`.
-                        let (rc2, extraPos) = withUnsafeMutablePointer(to: &sink) { s in
-                            var extra = ZSTD_outBuffer(dst: s, size: 1, pos: 0)
-                            let rc = ZSTD_decompressStream(dctx, &extra, &inBuf)
-                            return (rc, extra.pos)
-                        }
-                        if ZSTD_isError(rc2) != 0 { throw Error.decompressionFailed(Zstd.name(rc2)) }
-                        if extraPos > 0 { throw Error.sizeMismatch(expected: size, found: size + 1) }
-                        if rc2 == 0 { break }
-                        if inBuf.pos == inBuf.size { throw Error.decompressionFailed("truncated frame") }
-                        continue
-                    }
-                    if inBuf.pos == inBuf.size { throw Error.decompressionFailed("truncated frame") }
+            let out = try [UInt8](unsafeUninitializedCapacity: size + 1) { o, count in
+                let rc = ZSTD_decompressDCtx(dctx, o.baseAddress, size + 1, input.baseAddress, input.count)
+                if ZSTD_isError(rc) != 0 {
+                    // More than size + 1 bytes: the frame expands past the bound.
+                    if ZSTD_getErrorCode(rc) == ZSTD_error_dstSize_tooSmall { throw Error.sizeMismatch(expected: size, found: size + 1) }
+                    throw Error.decompressionFailed(Zstd.name(rc))
                 }
-                produced = outBuf.pos
-                if inBuf.pos != inBuf.size { throw Error.decompressionFailed("\(inBuf.size - inBuf.pos) trailing bytes after the frame") }
+                produced = rc
+                count = min(rc, size)
             }
             if produced != size { throw Error.sizeMismatch(expected: size, found: produced) }
             return out

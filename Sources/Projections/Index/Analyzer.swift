@@ -102,15 +102,32 @@ public enum Analyzer {
     static func isStopWord(_ w: UnsafePointer<UInt8>, _ count: Int) -> Bool {
         var key: UInt64 = 0
         for i in 0..<count { key |= UInt64(w[i]) << (8 * UInt64(i)) }
-        return stopWordKeys.contains(key)
+        return stopWordTable.withUnsafeBufferPointer { t in
+            var i = stopWordSlot(key)
+            while true {
+                if t[i] == key { return true }
+                if t[i] == 0 { return false }
+                i = (i + 1) & (t.count - 1)
+            }
+        }
     }
 
-    /// The stop words packed little-endian into a UInt64 each (words never contain a 0 byte).
-    static let stopWordKeys: Set<UInt64> = Set(stopWords.map { w in
-        var key: UInt64 = 0
-        for (i, b) in w.utf8.enumerated() { key |= UInt64(b) << (8 * UInt64(i)) }
-        return key
-    })
+    /// The stop words packed little-endian into a UInt64 each (words never contain a 0 byte), in an
+    /// open-addressing table of 512 slots (0 = empty), probed linearly from ``stopWordSlot(_:)``.
+    static let stopWordTable: [UInt64] = {
+        var t = [UInt64](repeating: 0, count: 512)
+        for w in stopWords {
+            var key: UInt64 = 0
+            for (i, b) in w.utf8.enumerated() { key |= UInt64(b) << (8 * UInt64(i)) }
+            var i = stopWordSlot(key)
+            while t[i] != 0 && t[i] != key { i = (i + 1) & 511 }
+            t[i] = key
+        }
+        return t
+    }()
+
+    @inline(__always)
+    static func stopWordSlot(_ key: UInt64) -> Int { Int(truncatingIfNeeded: (key &* 0x9E37_79B9_7F4A_7C15) >> 55) }
 
     /// Stop words (at most 5 bytes): a word is dropped when it or its stem is one.
     static let stopWords: Set<String> = [
@@ -143,6 +160,21 @@ enum Porter {
         ("icate", "ic"), ("ative", ""), ("alize", "al"), ("iciti", "ic"), ("ical", "ic"), ("ful", ""),
         ("ness", ""),
     ]
+    /// Each step's rules by the last letter of their suffix (a - z), in list order: a suffix can only
+    /// match a word ending in its last letter, and the first matching rule in list order still wins.
+    static let step2Buckets = buckets(step2Rules) { $0.0 }
+    static let step3Buckets = buckets(step3Rules) { $0.0 }
+    static let step4Buckets = buckets(step4Suffixes) { $0 }
+
+    static func buckets<T>(_ rules: [T], _ suffix: (T) -> StaticString) -> [[T]] {
+        var out = Array(repeating: [T](), count: 26)
+        for r in rules {
+            let s = suffix(r)
+            out[Int(s.utf8Start[s.utf8CodeUnitCount - 1] - 0x61)].append(r)
+        }
+        return out
+    }
+
     static let step4Suffixes: [StaticString] = [
         "al", "ance", "ence", "er", "ic", "able", "ible", "ant", "ement", "ment", "ent", "ion", "ou",
         "ism", "ate", "iti",
@@ -262,16 +294,21 @@ enum Porter {
         mutating func step1c() {
             if ends("y") && vowelInStem() { b[k] = 0x69 }
         }
+        /// The bucket of rules whose suffix ends in the word's last letter.
+        func bucket<T>(_ buckets: [[T]]) -> [T] {
+            let c = b[k]
+            return c >= 0x61 && c <= 0x7A ? buckets[Int(c - 0x61)] : []
+        }
         mutating func step2() {
             guard k >= 1 else { return }
-            let rules = Porter.step2Rules
+            let rules = bucket(Porter.step2Buckets)
             for (suffix, replacement) in rules where ends(suffix) {
                 r(replacement)
                 return
             }
         }
         mutating func step3() {
-            let rules = Porter.step3Rules
+            let rules = bucket(Porter.step3Buckets)
             for (suffix, replacement) in rules where ends(suffix) {
                 r(replacement)
                 return
@@ -279,7 +316,7 @@ enum Porter {
         }
         mutating func step4() {
             guard k >= 1 else { return }
-            let suffixes = Porter.step4Suffixes
+            let suffixes = bucket(Porter.step4Buckets)
             for suffix in suffixes where ends(suffix) {
                 if suffix.utf8CodeUnitCount == 3 && b[k] == 0x6E
                     && !(j >= 0 && (b[j] == 0x73 || b[j] == 0x74))
