@@ -47,7 +47,8 @@ public struct EventContext: Sendable {
 
 /// A change the fast in-memory candidate index must follow.
 enum IndexChange {
-    case add(user: ID128, slot: UInt32, memory: ID128, terms: [(term: String, tf: UInt16)], length: UInt16, vector: QuantizedVector?)
+    /// A memory's new index entry (its ``IndexEntry`` encoding), decoded only where an index is loaded.
+    case add(user: ID128, slot: UInt32, entry: [UInt8])
     case dropUser(ID128)
 }
 
@@ -94,22 +95,7 @@ public enum Fold {
     /// The analyzed terms of `text` with their frequencies (sorted by term) and the document length.
     public static func termCounts(_ text: String) -> (terms: [(term: String, tf: UInt16)], length: UInt16) {
         let all = Analyzer.analyze(text)
-        // Sort the terms' byte ranges, then count runs of equal terms: one String per distinct term.
-        let order = all.bytes.withUnsafeBufferPointer { b in
-            (0..<all.count).sorted { x, y in
-                UnsafeBufferPointer(rebasing: b[all.starts[x]..<all.starts[x + 1]])
-                    .lexicographicallyPrecedes(UnsafeBufferPointer(rebasing: b[all.starts[y]..<all.starts[y + 1]]))
-            }
-        }
-        var terms: [(term: String, tf: UInt16)] = []
-        var i = 0
-        while i < order.count {
-            let first = all.bytes[all.starts[order[i]]..<all.starts[order[i] + 1]]
-            var j = i + 1
-            while j < order.count && all.bytes[all.starts[order[j]]..<all.starts[order[j] + 1]].elementsEqual(first) { j += 1 }
-            terms.append((String(decoding: first, as: UTF8.self), UInt16(min(j - i, Int(UInt16.max)))))
-            i = j
-        }
+        let terms = all.counted().map { (term: String(decoding: all.bytes[$0.range], as: UTF8.self), tf: $0.tf) }
         return (terms, UInt16(min(all.count, Int(UInt16.max))))
     }
 
@@ -171,18 +157,17 @@ public enum Fold {
                 throw FoldAnomaly(reason: "\(event.type): memory \(m.id) already exists")
             }
             let text = indexedText(m)
-            let terms: [(term: String, tf: UInt16)], length: UInt16, entry: [UInt8]
+            let length: UInt16, entry: [UInt8]
             if let p = prepared?.entries.removeValue(forKey: ctx.position), p.memory == m.id, p.text == text, p.vector == vector {
-                (terms, length, entry) = (p.terms, p.length, p.encoded)
+                (entry, length) = (p.encoded, p.length)
             } else {
-                (terms, length) = termCounts(text)
-                entry = IndexEntry(memory: m.id, length: length, terms: terms, vector: vector).encoded()
+                (entry, length) = IndexEntry.encode(memory: m.id, text: text, vector: vector)
             }
             try kv.put(.slots, Keys.slot(u, m.slot), entry)
             user.nextSlot += 1
             user.indexedDocuments += 1
             user.indexedLength += UInt64(length)
-            changes.append(.add(user: u, slot: m.slot, memory: m.id, terms: terms, length: length, vector: vector))
+            changes.append(.add(user: u, slot: m.slot, entry: entry))
         }
         func checkVector(_ v: QuantizedVector?) throws {
             guard let v else { return }
@@ -376,7 +361,6 @@ final class PreparedEntries {
         var memory: ID128
         var text: String
         var vector: QuantizedVector?
-        var terms: [(term: String, tf: UInt16)]
         var length: UInt16
         var encoded: [UInt8]
     }
@@ -436,8 +420,8 @@ final class ReadAhead: @unchecked Sendable {
     private var stopped = false
     private var trash: [Any] = []
     private let exited = DispatchSemaphore(value: 0)
-    /// Texts of observations read (and their analyses), until their gate decision is read.
-    private var observed = Generations<EventID, (String, (terms: [(term: String, tf: UInt16)], length: UInt16))>(limit: 1 << 16)
+    /// Indexed texts of observations read, until their gate decision is read.
+    private var observed = Generations<EventID, String>(limit: 1 << 16)
     static let depth = 3
 
     init(journal: Journal, from: Position, through end: Position, pageSize: Int, threaded: Bool) {
@@ -463,19 +447,16 @@ final class ReadAhead: @unchecked Sendable {
         var entries: [(Position, PreparedEntries.Entry)] = []
         for (e, d) in zip(events, decoded) {
             guard case .event(let m) = d else { continue }
-            func prepare(_ memory: ID128, _ text: String, _ vector: QuantizedVector?, _ a: (terms: [(term: String, tf: UInt16)], length: UInt16)) {
-                let bytes = IndexEntry(memory: memory, length: a.length, terms: a.terms, vector: vector).encoded()
-                entries.append((e.position, .init(memory: memory, text: text, vector: vector, terms: a.terms, length: a.length, encoded: bytes)))
+            func prepare(_ memory: ID128, _ text: String, _ vector: QuantizedVector?) {
+                let (bytes, length) = IndexEntry.encode(memory: memory, text: text, vector: vector)
+                entries.append((e.position, .init(memory: memory, text: text, vector: vector, length: length, encoded: bytes)))
             }
             switch m {
-            case .observation(let o):
-                let text = Fold.indexedText(speaker: o.speaker, text: o.text)
-                observed.insert(e.header.eventID, (text, Fold.termCounts(text)))
+            case .observation(let o): observed.insert(e.header.eventID, Fold.indexedText(speaker: o.speaker, text: o.text))
             case .gated(let g) where g.kept:
-                guard let (text, a) = observed.take(g.observation) else { continue }
-                prepare(g.memory, text, g.vector, a)
-            case .consolidated(let c):
-                prepare(c.memory, c.text, c.vector, Fold.termCounts(c.text))
+                guard let text = observed.take(g.observation) else { continue }
+                prepare(g.memory, text, g.vector)
+            case .consolidated(let c): prepare(c.memory, c.text, c.vector)
             default: continue
             }
         }

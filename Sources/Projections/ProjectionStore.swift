@@ -339,8 +339,15 @@ public final class ProjectionStore: @unchecked Sendable {
         cacheLock.write {
             for c in changes {
                 switch c {
-                case .add(let user, let slot, let memory, let terms, let length, let vector):
-                    caches[user]?.apply(slot: slot, memory: memory, terms: terms, length: length, vector: vector)
+                case .add(let user, let slot, let entry):
+                    guard let index = caches[user] else { continue }
+                    // The entry was encoded by the fold just now; should it not decode, the index is
+                    // dropped and reloaded from the store on next use rather than left stale.
+                    guard let e = try? IndexEntry(decoding: entry) else {
+                        caches[user] = nil
+                        continue
+                    }
+                    index.apply(slot: slot, memory: e.memory, terms: e.terms, length: e.length, vector: e.vector)
                 case .dropUser(let user):
                     caches[user] = nil
                 }

@@ -51,6 +51,11 @@ public struct PayloadWriter: Sendable {
         varint(UInt64(value.count))
         bytes.append(contentsOf: value)
     }
+    public mutating func bytes(_ field: UInt32, _ value: UnsafeBufferPointer<UInt8>) {
+        key(field, 2)
+        varint(UInt64(value.count))
+        bytes.append(contentsOf: value)
+    }
     public mutating func string(_ field: UInt32, _ value: String) {
         key(field, 2)
         varint(UInt64(value.utf8.count))

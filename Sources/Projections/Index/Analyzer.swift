@@ -11,6 +11,24 @@ public enum Analyzer {
         var starts: [Int] = [0]
         var count: Int { starts.count - 1 }
         func term(_ i: Int) -> String { String(decoding: bytes[starts[i]..<starts[i + 1]], as: UTF8.self) }
+
+        /// The distinct terms (byte ranges into `bytes`) sorted by their bytes, each with its count.
+        func counted() -> [(range: Range<Int>, tf: UInt16)] {
+            bytes.withUnsafeBufferPointer { b in
+                func term(_ i: Int) -> UnsafeBufferPointer<UInt8> { UnsafeBufferPointer(rebasing: b[starts[i]..<starts[i + 1]]) }
+                let order = (0..<count).sorted { term($0).lexicographicallyPrecedes(term($1)) }
+                var out: [(range: Range<Int>, tf: UInt16)] = []
+                out.reserveCapacity(order.count)
+                var i = 0
+                while i < order.count {
+                    var j = i + 1
+                    while j < order.count && term(order[j]).elementsEqual(term(order[i])) { j += 1 }
+                    out.append((starts[order[i]]..<starts[order[i] + 1], UInt16(min(j - i, Int(UInt16.max)))))
+                    i = j
+                }
+                return out
+            }
+        }
     }
 
     /// The terms of `text` in order (with repeats).

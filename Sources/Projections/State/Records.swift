@@ -267,6 +267,28 @@ struct IndexEntry: Sendable {
         return w.bytes
     }
 
+    /// The encoding of the entry of `memory` indexing `text`, straight from the analysis (no term
+    /// strings), and its document length. Equal to encoding the entry built from ``Fold/termCounts(_:)``.
+    static func encode(memory: ID128, text: String, vector: QuantizedVector?) -> (bytes: [UInt8], length: UInt16) {
+        let all = Analyzer.analyze(text)
+        let counted = all.counted()
+        let length = UInt16(min(all.count, Int(UInt16.max)))
+        var w = PayloadWriter(capacity: 32 + all.bytes.count + 6 * counted.count + (vector.map { 8 + $0.values.count } ?? 0))
+        w.id(1, memory)
+        w.uint(2, UInt64(length))
+        all.bytes.withUnsafeBufferPointer { b in
+            for t in counted { w.bytes(3, UnsafeBufferPointer(rebasing: b[t.range])) }
+        }
+        if !counted.isEmpty {
+            var tfs: [UInt8] = []
+            tfs.reserveCapacity(2 * counted.count)
+            for t in counted { tfs.appendLE(t.tf) }
+            w.bytes(4, tfs)
+        }
+        if let v = vector { w.bytes(5, v.encoded) }
+        return (w.bytes, length)
+    }
+
     init(memory: ID128, length: UInt16, terms: [(term: String, tf: UInt16)], vector: QuantizedVector?) {
         self.memory = memory; self.length = length; self.terms = terms; self.vector = vector
     }
