@@ -98,6 +98,20 @@ import CKernels
 }
 
 @Suite struct DenseSearchTests {
+    /// Sign-bit codes against the definition (bit i of a vector's code is whether value i > 0), for
+    /// dimensions that fill whole words and ones that leave a partial last word.
+    @Test(arguments: [1, 8, 63, 64, 65, 384, 400]) func codesMatchTheDefinition(dimension d: Int) {
+        var rng = SplitMix64(seed: UInt64(d))
+        let n = 37
+        let vectors = (0..<(n * d)).map { _ in Int8(truncatingIfNeeded: rng.next()) }
+        let w = DenseSearch.words(d)
+        var expected = [UInt64](repeating: 0, count: n * w)
+        for slot in 0..<n {
+            for i in 0..<d where vectors[slot * d + i] > 0 { expected[slot * w + i / 64] |= 1 << UInt64(i % 64) }
+        }
+        #expect(DenseSearch.codes(vectors, dimension: d) == expected)
+    }
+
     /// The C kernel (POPCNT or portable, chosen at run time) counts exactly what Swift counts.
     @Test func hammingKernelMatchesReference() {
         var rng = SplitMix64(seed: 9)

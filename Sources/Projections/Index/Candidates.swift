@@ -260,8 +260,18 @@ public enum DenseSearch {
         guard d > 0 else { return [] }
         let n = vectors.count / d, w = words(d)
         var out = [UInt64](repeating: 0, count: n * w)
-        for slot in 0..<n {
-            for i in 0..<d where vectors[slot * d + i] > 0 { out[slot * w + i / 64] |= 1 << UInt64(i % 64) }
+        vectors.withUnsafeBufferPointer { v in
+            out.withUnsafeMutableBufferPointer { o in
+                for slot in 0..<n {
+                    let row = v.baseAddress! + slot * d
+                    for word in 0..<w {
+                        // Branch-free: bit b of the word is whether value 64·word + b is positive.
+                        var bits: UInt64 = 0
+                        for b in 0..<min(64, d - word * 64) { bits |= UInt64(row[word * 64 + b] > 0 ? 1 : 0) << UInt64(b) }
+                        o[slot * w + word] = bits
+                    }
+                }
+            }
         }
         return out
     }
