@@ -98,10 +98,12 @@ public final class ProjectionStore: @unchecked Sendable {
 
     /// Folds every journal event after the checkpoint (up to `through`). `progress` gets (checkpoint, end).
     ///
-    /// With more than one page to fold, a second thread reads and decodes the next page (payloads
-    /// decrypted, decompressed and decoded; the texts that memories will index analyzed) while this
-    /// one folds the current page into LMDB. Decoding is a pure function of the journal, so the
-    /// read-ahead changes when work happens, never what is folded.
+    /// With more than one page to fold, a second thread reads and decodes the next pages (payloads
+    /// decrypted, decompressed and decoded; the index entries of the memories they create encoded)
+    /// while this one folds into LMDB, and releases what this one has folded. Decoding is a pure
+    /// function of the journal, so the read-ahead changes when work happens, never what is folded.
+    /// A transaction spans pages up to ``transactionEvents``; an error anywhere in it (a journal read,
+    /// a payload) rolls the whole transaction back and is thrown, and the checkpoint stays before it.
     @discardableResult
     public func catchUp(
         _ journal: Journal, through: Position = .max, pageSize: Int = 4096, progress: ((Position, Position) -> Void)? = nil
