@@ -22,6 +22,23 @@ import Testing
         return p
     }
 
+    /// "YYYY-MM-DDTHH" of hour `hour` after 2026-01-01T00 UTC: strictly increasing in `hour` for any
+    /// number of rounds (an earlier month/day formula wrapped at hour 672 and sent time backwards).
+    static func hourStamp(_ hour: Int) -> String {
+        var calendar = Calendar(identifier: .gregorian)
+        calendar.timeZone = TimeZone(identifier: "UTC")!
+        let d = calendar.dateComponents([.year, .month, .day, .hour], from: Date(timeIntervalSince1970: 1_767_225_600 + Double(hour) * 3600))
+        return String(format: "%04d-%02d-%02dT%02d", d.year!, d.month!, d.day!, d.hour!)
+    }
+
+    @Test func hourStampsOnlyGrow() {
+        #expect(CrashCLITests.hourStamp(0) == "2026-01-01T00")
+        #expect(CrashCLITests.hourStamp(25) == "2026-01-02T01")
+        #expect(CrashCLITests.hourStamp(24 * 59) == "2026-03-01T00")
+        let stamps = (0..<20_000).map(CrashCLITests.hourStamp)
+        #expect(zip(stamps, stamps.dropFirst()).allSatisfy { $0 < $1 })
+    }
+
     @Test func sigkillDuringIngestSleepRebuildAndErasure() throws {
         let rounds = Int(ProcessInfo.processInfo.environment["PSM_CRASH_KILLS"] ?? "") ?? 30
         let store = NSTemporaryDirectory() + "psm-crash-cli-\(getpid())-\(UInt64.random(in: 0...UInt64.max))"
@@ -43,14 +60,14 @@ import Testing
                 ingestFile = store + "/r\(round).jsonl"
                 lines = 300
                 hour += 1
-                let base = String(format: "2026-%02d-%02dT%02d", 1 + hour / 500 % 12, 1 + hour / 24 % 28, hour % 24)
+                let base = CrashCLITests.hourStamp(hour)
                 try (0..<lines).map { n in
                     #"{"text":"round \#(round) turn \#(n): we talked about the garden, the boat and plan \#(n % 9)","id":"\#(String(format: "%08x%08x%016x", 0xFEED, round, n))","at":"\#(base):\#(String(format: "%02d:%02d", n / 60, n % 60))Z"}"#
                 }.joined(separator: "\n").write(toFile: ingestFile!, atomically: true, encoding: .utf8)
                 args = ["ingest", ingestFile!, "--user", user]
             case 1:
                 hour += 1
-                args = ["sleep", "--at", String(format: "2026-%02d-%02dT%02d:59:59Z", 1 + hour / 500 % 12, 1 + hour / 24 % 28, hour % 24)]
+                args = ["sleep", "--at", CrashCLITests.hourStamp(hour) + ":59:59Z"]
             default:
                 args = ["rebuild"]
             }
