@@ -252,23 +252,8 @@ struct IndexEntry: Sendable {
     var terms: [(term: String, tf: UInt16)]
     var vector: QuantizedVector?
 
-    func encoded() -> [UInt8] {
-        var w = PayloadWriter(capacity: 32 + terms.reduce(0) { $0 + 4 + $1.term.utf8.count } + (vector.map { 8 + $0.values.count } ?? 0))
-        w.id(1, memory)
-        w.uint(2, UInt64(length))
-        for t in terms { w.string(3, t.term) }
-        if !terms.isEmpty {
-            var tfs: [UInt8] = []
-            tfs.reserveCapacity(2 * terms.count)
-            for t in terms { tfs.appendLE(t.tf) }
-            w.bytes(4, tfs)
-        }
-        if let v = vector { w.bytes(5, v.encoded) }
-        return w.bytes
-    }
-
     /// The encoding of the entry of `memory` indexing `text`, straight from the analysis (no term
-    /// strings), and its document length. Equal to encoding the entry built from ``Fold/termCounts(_:)``.
+    /// strings), and its document length. Its terms decode to ``Fold/termCounts(_:)`` of the text (checked by `Invariants`).
     static func encode(memory: ID128, text: String, vector: QuantizedVector?) -> (bytes: [UInt8], length: UInt16) {
         let all = Analyzer.analyze(text)
         let counted = all.counted()
@@ -287,10 +272,6 @@ struct IndexEntry: Sendable {
         }
         if let v = vector { w.bytes(5, v.encoded) }
         return (w.bytes, length)
-    }
-
-    init(memory: ID128, length: UInt16, terms: [(term: String, tf: UInt16)], vector: QuantizedVector?) {
-        self.memory = memory; self.length = length; self.terms = terms; self.vector = vector
     }
 
     init(decoding b: [UInt8]) throws(ProjectionError) {
