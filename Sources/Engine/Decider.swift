@@ -37,7 +37,41 @@ public struct Decider: Sendable {
     }
 
     /// What an observation is embedded as: who said it and what (SPEC.md §11.4).
-    static func embeddedText(_ o: MemoryEvent.Observation) -> String { o.speaker.isEmpty ? o.text : o.speaker + ": " + o.text }
+    static func embeddedText(_ o: MemoryEvent.Observation) -> String { Fold.indexedText(speaker: o.speaker, text: o.text) }
+
+    /// An observation's context and vector, computed before the write lock is taken; ``observe`` checks
+    /// the context is still the state's and recomputes both if not.
+    public struct Reading: Sendable {
+        public var context: ObservationRecord?
+        public var vector: QuantizedVector?
+    }
+
+    /// The turn a contextual policy reads `o` with: the user's latest observation, when it is of the same
+    /// non-empty session (else nil, and always nil for a policy that does not read context).
+    public func context(_ user: UserRef, _ o: MemoryEvent.Observation, state: ProjectionStore) throws -> ObservationRecord? {
+        guard policy.readsContext, !o.session.isEmpty else { return nil }
+        return try state.read { kv in
+            let reader = UserReader(kv: kv, user: user.key)
+            guard let last = try reader.userRecord()?.lastObservation, !last.isZero, let r = try reader.observation(last) else { return nil }
+            return r.session == o.session ? r : nil
+        }
+    }
+
+    /// The vector of `o`: its embedding alone, or with a context turn the normalized sum of its embedding
+    /// alone and of "context speaker: context text\nspeaker: text" (one batch, SPEC.md §11.4).
+    public func vector(_ o: MemoryEvent.Observation, context: ObservationRecord?) -> QuantizedVector? {
+        guard let encoder else { return nil }
+        let own = Decider.embeddedText(o)
+        guard let c = context else { return QuantizedVector(normalizing: encoder.embed([own])[0]) }
+        let e = encoder.embed([own, Fold.indexedText(speaker: c.speaker, text: c.text) + "\n" + own])
+        return QuantizedVector(normalizing: zip(e[0], e[1]).map { $0 + $1 })
+    }
+
+    /// The context and vector of `o` against `state`.
+    public func read(_ user: UserRef, _ o: MemoryEvent.Observation, state: ProjectionStore) throws -> Reading {
+        let c = try context(user, o, state: state)
+        return Reading(context: c, vector: vector(o, context: c))
+    }
 
     static func userExists(_ user: UserRef, _ state: ProjectionStore) throws -> Bool {
         try state.read { kv in try UserReader(kv: kv, user: user.key).userRecord() != nil }
@@ -46,24 +80,34 @@ public struct Decider: Sendable {
     private func decision(_ digest: [UInt8]) -> MemoryEvent.Decision { .init(model: modelID, inputDigest: digest) }
 
     /// The gate's decision on an observation (one `gated` event), and the memory it creates if kept.
+    /// `reading` is what ``read(_:_:state:)`` gave before the lock (nil: compute it now).
     public func observe(
-        _ user: UserRef, _ o: MemoryEvent.Observation, id obsID: EventID, at time: Int64, state: ProjectionStore, vector: QuantizedVector?
+        _ user: UserRef, _ o: MemoryEvent.Observation, id obsID: EventID, at time: Int64, state: ProjectionStore, reading: Reading? = nil
     ) throws -> (events: [EventData], gate: GateDecision, memory: ID128) {
+        var r = try reading ?? read(user, o, state: state)
+        if reading != nil, policy.readsContext {
+            let c = try context(user, o, state: state)
+            if c?.id != r.context?.id { r = Reading(context: c, vector: vector(o, context: c)) }
+        }
+        let vector = r.vector, context = r.context
         let neighbours = try Decider.userExists(user, state)
-            ? try state.candidates(user, CandidateQuery(text: o.text, vector: vector, at: time, perList: 5)) : []
-        let g = policy.gate(GateInput(text: o.text, session: o.session, speaker: o.speaker, vector: vector, neighbours: neighbours))
+            ? try state.candidates(user, CandidateQuery(text: o.text, vector: vector, at: time, perList: 5, fusion: policy.fusionConstant)) : []
+        let g = policy.gate(
+            GateInput(text: o.text, session: o.session, speaker: o.speaker, vector: vector, neighbours: neighbours, context: context?.text ?? ""))
         let memory = ID128.derived(domain: "psm.memory.v1", obsID.bytes)
         let digest = policy.digest { w in
             w.string(1, o.text)
             if !o.session.isEmpty { w.string(2, o.session) }
             if let v = vector { w.bytes(3, v.encoded) }
             for n in neighbours { w.id(4, n.memory) }
+            if let c = context { w.id(5, c.id) }
         }
         let gated = MemoryEvent.gated(
             .init(
                 decision: decision(digest), observation: obsID, kept: g.kept, memory: g.kept ? memory : .zero, tier: g.tier, type: g.type,
                 emotionalWeight: g.emotionalWeight, confidence: g.confidence, strength: g.strength, stability: g.stability,
-                vector: g.kept ? vector : nil, scores: g.scores))
+                vector: g.kept ? vector : nil, scores: g.scores, context: g.kept ? context?.id ?? .zero : .zero,
+                dated: g.kept && policy.readsContext))
         let event = EventData(
             id: ID128.derived(domain: "psm.decision.v1", obsID.bytes), type: MemoryEventType.gated.rawValue, time: time, causation: obsID,
             payload: gated.payload())
@@ -94,7 +138,7 @@ public struct Decider: Sendable {
     public func recall(
         _ user: UserRef, _ r: MemoryEvent.RecallRequest, id requestID: EventID, at time: Int64, state: ProjectionStore
     ) throws -> (events: [EventData], ranked: [(Candidate, Fixed)], considered: Int) {
-        let q = CandidateQuery(text: r.query, vector: embed(r.query), at: time, perList: max(50, Int(r.k)))
+        let q = recallQuery(r.query, k: Int(r.k), at: time)
         let candidates = try state.candidates(user, q)
         let ranked = rank(candidates, query: r.query, at: time, k: Int(r.k))
         let digest = policy.digest { w in
@@ -107,6 +151,12 @@ public struct Decider: Sendable {
             id: ID128.derived(domain: "psm.decision.v1", requestID.bytes), type: MemoryEventType.recalled.rawValue, time: time,
             causation: requestID, payload: recalled.payload())
         return ([event], ranked, candidates.count)
+    }
+
+    /// The candidate query of a recall (journaled, peeked or as of a past point alike): `perList`
+    /// max(50, k) and the policy's fusion constant.
+    public func recallQuery(_ query: String, k: Int, at time: Int64) -> CandidateQuery {
+        CandidateQuery(text: query, vector: embed(query), at: time, perList: max(50, k), fusion: policy.fusionConstant)
     }
 
     /// The policy's ranking of `candidates`: the `k` highest weights, ties by memory id.

@@ -172,9 +172,11 @@ public final class Engine: @unchecked Sendable {
                 observation: obsID, position: original, kept: o?.status == .kept, memory: o.flatMap { $0.memory.isZero ? nil : $0.memory },
                 tier: nil, wasDuplicate: true)
         }
-        let vector = decider.embed(Decider.embeddedText(observation))
+        // Embedded before the write lock; observe checks the context is still the state's.
+        if decider.policy.readsContext { try await catchUp(user.key) }
+        let reading = try decider.read(user, observation, state: projections)
         return try await withRetries(user, at: time) { revision in
-            let (decisions, g, memory) = try self.decider.observe(user, observation, id: obsID, at: time, state: self.projections, vector: vector)
+            let (decisions, g, memory) = try self.decider.observe(user, observation, id: obsID, at: time, state: self.projections, reading: reading)
             let r = try await self.appendRecord(AppendRequest(stream: user.stream, expected: revision, events: [command] + decisions, encrypted: true))
             return ObserveResult(
                 observation: obsID, position: r.positions[0], kept: g.kept, memory: g.kept ? memory : nil, tier: g.kept ? g.tier : nil,
@@ -233,7 +235,7 @@ public final class Engine: @unchecked Sendable {
     public func peek(_ user: UserRef, query: String, k: Int, at time: Int64) throws -> RecallResult {
         guard (1...MemoryEvent.maxItems).contains(k) else { throw EngineError.invalidArgument("k must be 1...\(MemoryEvent.maxItems), got \(k)") }
         if record == nil { try projections.catchUp(journal) }
-        let candidates = try projections.candidates(user, CandidateQuery(text: query, vector: embed(query), at: time, perList: max(50, k)))
+        let candidates = try projections.candidates(user, decider.recallQuery(query, k: k, at: time))
         let ranked = decider.rank(candidates, query: query, at: time, k: k)
         return try projections.read { kv in
             let reader = UserReader(kv: kv, user: user.key)
@@ -250,7 +252,7 @@ public final class Engine: @unchecked Sendable {
         let reader = UserReader(kv: kv, user: user.key)
         guard let u = try reader.userRecord() else { throw EngineError.notFound("user \(user) had no events as of \(asOf)") }
         let at = time ?? u.lastEventTime
-        let candidates = try reader.candidates(CandidateQuery(text: query, vector: embed(query), at: at, perList: max(50, k)), name: user.description)
+        let candidates = try reader.candidates(decider.recallQuery(query, k: k, at: at), name: user.description)
         let ranked = decider.rank(candidates, query: query, at: at, k: k)
         return RecallResult(
             recall: nil, position: nil,

@@ -8,8 +8,10 @@ import Projections
 public enum RecallFeatures {
     public static let names = [
         "lexical_log1p", "lexical_hit", "lexical_rrf", "dense", "dense_hit", "dense_rrf", "strength", "age_log1p_days",
-        "recalls_log1p", "confidence", "valid", "semantic", "archival", "speaker_named",
+        "recalls_log1p", "confidence", "valid", "semantic", "archival", "speaker_named", "fused",
     ]
+    /// Heads of recipe 4 and earlier weigh the first 14 features (no `fused`); both lengths load.
+    public static let firstVersionCount = 14
     public static var count: Int { names.count }
 
     /// The query's terms, computed once per query.
@@ -23,7 +25,7 @@ public enum RecallFeatures {
             DeterministicMath.log(1 + max(0, c.lexical)), c.lexicalRank > 0 ? 1 : 0, c.lexicalRank > 0 ? 60 / (60 + Double(c.lexicalRank)) : 0,
             c.dense, c.denseRank > 0 ? 1 : 0, c.denseRank > 0 ? 60 / (60 + Double(c.denseRank)) : 0, c.view.strength,
             DeterministicMath.log(1 + ageDays), DeterministicMath.log(1 + Double(m.recallCount)), m.confidence.value, m.isValid ? 1 : 0,
-            m.tier == .semantic ? 1 : 0, m.tier == .archival ? 1 : 0, speakerNamed ? 1 : 0,
+            m.tier == .semantic ? 1 : 0, m.tier == .archival ? 1 : 0, speakerNamed ? 1 : 0, c.fused,
         ]
     }
 }
@@ -102,6 +104,10 @@ public struct PSMPolicy: MemoryPolicy {
     /// The gate head (optional): the probability that an observation states something worth keeping,
     /// which sets its type, confidence and stability (decay scheduling).
     public let gateHead: LinearHead?
+    /// Read observations in context (tensor `psm.context`, SPEC.md §11.4) and the fusion constant
+    /// (tensor `psm.recall.fusion`); models without them read turns alone and fuse with k = 60.
+    public let readsContext: Bool
+    public let fusionConstant: Double
     let base = RuleBaseline()
 
     /// Stability given to an observation the gate head rates as worth keeping, and to one it does not.
@@ -110,6 +116,7 @@ public struct PSMPolicy: MemoryPolicy {
 
     public static let tensorNames = (weights: "psm.recall.weight", bias: "psm.recall.bias", mean: "psm.recall.mean", scale: "psm.recall.scale")
     public static let manifestTensor = "psm.manifest"
+    public static let contextTensor = "psm.context", fusionTensor = "psm.recall.fusion"
     public static let gateNames = (weights: "psm.gate.weight", bias: "psm.gate.bias", mean: "psm.gate.mean", scale: "psm.gate.scale")
     public static let interferenceNames = (
         weights: "psm.interference.weight", bias: "psm.interference.bias", mean: "psm.interference.mean", scale: "psm.interference.scale",
@@ -118,9 +125,13 @@ public struct PSMPolicy: MemoryPolicy {
 
     /// Loads the heads of a PSM model file; throws when it has none (a bare encoder).
     public init(model: ModelFile) throws {
-        let n = RecallFeatures.count
-        guard model.tensors[PSMPolicy.tensorNames.weights] != nil else {
+        guard let recallInfo = model.tensors[PSMPolicy.tensorNames.weights] else {
             throw EngineError.invalidArgument("\(model.path) has no PSM heads (psm.recall.*): it is a bare encoder; run `psm train`")
+        }
+        let n = recallInfo.shape.first ?? 0
+        guard recallInfo.shape.count == 1, n == RecallFeatures.count || n == RecallFeatures.firstVersionCount else {
+            throw EngineError.invalidArgument(
+                "\(model.path): recall head of shape \(recallInfo.shape), expected [\(RecallFeatures.count)] or [\(RecallFeatures.firstVersionCount)]")
         }
         func f(_ name: String, _ shape: [Int]) throws -> [Double] {
             do { return try model.f32(name, shape).map(Double.init) } catch { throw EngineError.invalidArgument("\(model.path): \(error)") }
@@ -132,6 +143,20 @@ public struct PSMPolicy: MemoryPolicy {
         }
         recall = LinearHead(weights: w, bias: b[0], mean: mean, scale: scale)
         modelID = Decider.bytes(hex: model.id)
+        if model.tensors[PSMPolicy.contextTensor] != nil {
+            let c = try model.i8(PSMPolicy.contextTensor, [1])
+            guard c[0] == 0 || c[0] == 1 else { throw EngineError.invalidArgument("\(model.path): \(PSMPolicy.contextTensor) is \(c[0]), not 0 or 1") }
+            readsContext = c[0] == 1
+        } else {
+            readsContext = false
+        }
+        if model.tensors[PSMPolicy.fusionTensor] != nil {
+            let k = try f(PSMPolicy.fusionTensor, [1])[0]
+            guard k.isFinite, k >= 0, k <= 1000 else { throw EngineError.invalidArgument("\(model.path): fusion constant \(k) outside 0...1000") }
+            fusionConstant = k
+        } else {
+            fusionConstant = CandidateQuery.defaultFusionConstant
+        }
         if let info = model.tensors[PSMPolicy.gateNames.weights] {
             let m = GateFeatures.count(dimension: model.config.hidden)
             guard info.shape == [m] else { throw EngineError.invalidArgument("\(model.path): gate head of shape \(info.shape), expected [\(m)]") }

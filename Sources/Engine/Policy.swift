@@ -21,6 +21,8 @@ public struct GateInput: Sendable {
     public var vector: QuantizedVector?
     /// The user's closest existing memories (by dense or lexical similarity), for novelty.
     public var neighbours: [Candidate]
+    /// The text of the turn before it in the same session, for a contextual policy (else empty).
+    public var context: String = ""
 }
 
 /// The gate's answer (without ids; the engine assigns them).
@@ -52,6 +54,16 @@ public protocol MemoryPolicy: Sendable {
     /// Sleep-time decisions for one user (tier moves, consolidation, pruning), given its memories by
     /// tier, the vectors of its working and episodic memories, and the time of its previous sleep.
     func sleep(_ input: SleepInput) -> [MemoryEvent]
+    /// Whether observations are read in context (SPEC.md §11.4): embedded together with the turn before
+    /// them in their session, and indexed after their date and that turn. A property of the model version.
+    var readsContext: Bool { get }
+    /// The reciprocal-rank fusion constant candidates are ordered with (SPEC.md §11.4).
+    var fusionConstant: Double { get }
+}
+
+extension MemoryPolicy {
+    public var readsContext: Bool { false }
+    public var fusionConstant: Double { CandidateQuery.defaultFusionConstant }
 }
 
 extension MemoryPolicy {
@@ -75,7 +87,13 @@ extension MemoryPolicy {
 ///   prunes non-semantic memories whose strength fell below 0.02.
 public struct RuleBaseline: MemoryPolicy {
     public let modelID = [UInt8](repeating: 0, count: 32)
-    public init() {}
+    public let readsContext: Bool
+    public let fusionConstant: Double
+    public init() { readsContext = false; fusionConstant = CandidateQuery.defaultFusionConstant }
+    /// The baseline reading turns in context and fusing with `fusion`: what training collects
+    /// candidates with, so they match the model it writes. Its decisions record the encoder's id like
+    /// the plain baseline's, so it is not for stores meant to be replayed.
+    public init(readsContext: Bool, fusion: Double) { self.readsContext = readsContext; fusionConstant = fusion }
 
     public func gate(_ input: GateInput) -> GateDecision {
         let terms = Analyzer.terms(input.text)

@@ -196,7 +196,7 @@ public enum Replayer {
         let id = e.header.eventID, time = e.header.eventTime
         switch event {
         case .observation(let o):
-            return try decider.observe(user, o, id: id, at: time, state: state, vector: decider.embed(Decider.embeddedText(o))).events
+            return try decider.observe(user, o, id: id, at: time, state: state).events
         case .recallRequest(let r):
             return try decider.recall(user, r, id: id, at: time, state: state).events
         case .feedback(let f):

@@ -101,8 +101,30 @@ public enum Fold {
 
     /// What the lexical index sees of a memory: the speaker (when known) and the text, so questions
     /// that name a person find what that person said.
-    public static func indexedText(_ m: MemoryRecord) -> String { indexedText(speaker: m.speaker, text: m.text) }
-    static func indexedText(speaker: String, text: String) -> String { speaker.isEmpty ? text : speaker + ": " + text }
+    /// A memory made by a contextual gate decision is indexed after its context: the observation's date
+    /// and the text of the turn before it (``MemoryRecord/indexContext``).
+    public static func indexedText(_ m: MemoryRecord) -> String {
+        let base = indexedText(speaker: m.speaker, text: m.text)
+        return m.indexContext.isEmpty ? base : m.indexContext + " " + base
+    }
+    public static func indexedText(speaker: String, text: String) -> String { speaker.isEmpty ? text : speaker + ": " + text }
+
+    /// The UTC calendar date of an event time (µs since the epoch) as the index holds it: "8 May 2023".
+    public static func dateText(_ time: Int64) -> String {
+        let months = ["January", "February", "March", "April", "May", "June", "July", "August", "September", "October", "November", "December"]
+        // Days since 1970-01-01 to a proleptic Gregorian civil date (Howard Hinnant's days_from_civil inverse).
+        let days = time >= 0 ? time / 86_400_000_000 : (time + 1) / 86_400_000_000 - 1
+        let z = days + 719_468
+        let era = (z >= 0 ? z : z - 146_096) / 146_097
+        let doe = z - era * 146_097
+        let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
+        let mp = (5 * doy + 2) / 153
+        let day = doy - (153 * mp + 2) / 5 + 1
+        let month = mp < 10 ? mp + 3 : mp - 9
+        let year = yoe + era * 400 + (month <= 2 ? 1 : 0)
+        return "\(day) \(months[Int(month) - 1]) \(year)"
+    }
 
     /// Applies `event`. `name` resolves the stream's name the first time a user is seen.
     /// Throws ``FoldAnomaly`` (having written nothing) when the event cannot be applied.
@@ -187,6 +209,7 @@ public enum Fold {
                 sourceID: o.sourceID)
             try kv.put(.observations, key, r.encoded())
             user.observations += 1
+            user.lastObservation = ctx.id
 
         case .gated(let g):
             let key = Keys.pair(u, g.observation)
@@ -203,6 +226,14 @@ public enum Fold {
                 m.validFrom = o.time
                 m.session = o.session
                 m.speaker = o.speaker
+                var context: [String] = g.dated ? [dateText(o.time)] : []
+                if !g.context.isZero {
+                    guard g.context != g.observation, let cb = try kv.get(.observations, Keys.pair(u, g.context)) else {
+                        throw FoldAnomaly(reason: "gated: context \(g.context) is not an earlier observation of this user")
+                    }
+                    context.append(try ObservationRecord(decoding: cb).text)
+                }
+                m.indexContext = context.joined(separator: " ")
                 try create(m, vector: g.vector)
                 try kv.put(.provenance, Keys.provenance(u, o.id, m.id), [])
                 o.status = .kept

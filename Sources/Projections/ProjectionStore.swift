@@ -10,7 +10,7 @@ import LMDB
 /// Writes happen only in ``catchUp(_:pageSize:progress:)``, which folds journal events after the
 /// checkpoint in one transaction per page; callers serialize through an internal lock.
 public final class ProjectionStore: @unchecked Sendable {
-    public static let formatMarker = "psm-projections/2"
+    public static let formatMarker = "psm-projections/3"
     /// The most events one catch-up transaction folds.
     static let transactionEvents = 16384
     /// Tables of earlier formats, dropped when an outdated store is reset.
@@ -368,7 +368,7 @@ public final class ProjectionStore: @unchecked Sendable {
             return try read { kv in
                 let reader = UserReader(kv: kv, user: user.key)
                 _ = try reader.liveUser(user.description)
-                return try Scoring.fuse(lexical: lexical, dense: dense, at: query.at) { slot in
+                return try Scoring.fuse(lexical: lexical, dense: dense, at: query.at, fusion: query.fusion) { slot in
                     guard Int(slot) < index.memories.count, let m = try reader.memoryRecord(index.memories[Int(slot)]) else {
                         throw ProjectionError.corrupt("index slot \(slot) of \(user) names no memory")
                     }

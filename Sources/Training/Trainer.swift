@@ -10,12 +10,18 @@ import Projections
 public enum Trainer {
     /// Bumped whenever the curriculum, the features, the training or the baseline decisions it trains
     /// against change, so a cached default model from an older recipe is rebuilt, not reused.
-    public static let recipe = 4
+    public static let recipe = 5
 
     /// Recall features held at weight 0: the curriculum's tiers, ages and confidences are artefacts of
     /// the rule baseline's decay on synthetic time spans; learned on it, they did not transfer (a strong
     /// archival penalty cost R_any@10 on real conversations). Learning from utility may still move them.
     public static let frozenRecallFeatures = ["archival", "semantic", "confidence", "age_log1p_days"]
+
+    /// The features recipe 5 weighs: the fused rank and whether the query names the memory's speaker.
+    /// Both mean the same on any conversation. The raw scores (BM25, cosine), the rank shapes and
+    /// strength fit the curriculum's templates and time spans: with them the held-out curriculum MRR is
+    /// 0.619 against 0.488, but LoCoMo dev R_all@10 falls from 0.693 to 0.604 (SPEC.md §12.7).
+    public static let defaultRecallFeatures = ["fused", "speaker_named"]
     public struct Options: Sendable, Codable {
         public var seed: UInt64 = 1
         public var conversations = 48
@@ -29,15 +35,56 @@ public enum Trainer {
         public var gate = false
         /// Also train the interference head (off by default: on real conversations it over-fires, see SPEC.md §12.7).
         public var interference = false
+        /// Read observations in context (SPEC.md §11.4): the model file gets `psm.context` = 1.
+        public var context = true
+        /// The fusion constant; nil chooses it from ``fusionGrid`` by held-out MRR of the fused order.
+        public var fusion: Double? = nil
+        /// The recall features the head may weigh (the rest stay 0); nil: all but ``frozenRecallFeatures``.
+        public var recallFeatures: [String]? = Trainer.defaultRecallFeatures
         public init() {}
     }
 
-    /// One question's candidates: features and whether each reaches an evidence turn.
+    /// Fusion constants the trainer chooses from (SPEC.md §12.7).
+    public static let fusionGrid: [Double] = [1, 2, 5, 10, 20, 60]
+
+    /// One question's candidates: features, their ranks in the lexical and dense lists (0 = absent), and
+    /// whether each reaches an evidence turn.
     public struct Group: Sendable {
         public var features: [[Double]]
         public var labels: [Bool]
         public var baselineWeights: [Int64]
         public var heldOut: Bool
+        public var ranks: [(lexical: Int, dense: Int)] = []
+
+        public init(features: [[Double]], labels: [Bool], baselineWeights: [Int64], heldOut: Bool, ranks: [(lexical: Int, dense: Int)]) {
+            self.features = features; self.labels = labels; self.baselineWeights = baselineWeights; self.heldOut = heldOut; self.ranks = ranks
+        }
+
+        /// The same group with the `fused` feature and the baseline's weights for fusion constant `k`.
+        public func fused(_ k: Double) -> Group {
+            var g = self
+            let valid = RecallFeatures.names.firstIndex(of: "valid")!, fused = RecallFeatures.names.firstIndex(of: "fused")!
+            for i in g.features.indices {
+                let (l, d) = ranks[i]
+                var f = 0.0
+                if l > 0 { f += 1 / (k + Double(l)) }
+                if d > 0 { f += 1 / (k + Double(d)) }
+                g.features[i][fused] = f
+                g.baselineWeights[i] = Fixed(f * 30 * (g.features[i][valid] == 1 ? 1 : 0.5)).raw
+            }
+            return g
+        }
+    }
+
+    /// The fusion constant of ``fusionGrid`` whose fused order has the best held-out MRR (ties: the first).
+    public static func chooseFusion(_ groups: [Group]) -> (k: Double, mrr: [String: Double]) {
+        var best = (k: fusionGrid[0], mrr: -1.0), table: [String: Double] = [:]
+        for k in fusionGrid {
+            let m = evaluate(groups.map { $0.fused(k) }, head: nil).mrr
+            table[String(format: "%g", k)] = m
+            if m > best.mrr { best = (k, m) }
+        }
+        return (best.k, table)
     }
 
     public struct Metrics: Sendable, Codable, Equatable {
@@ -60,13 +107,17 @@ public enum Trainer {
         public var bias: Double
         public var interference: InterferenceMetrics?
         public var gate: GateMetrics?
+        public var context: Bool?
+        public var fusion: Double?
+        /// Held-out MRR of the fused order for each constant of the grid (when it was chosen).
+        public var fusion_mrr: [String: Double]?
     }
 
     /// Ingests the curriculum through an engine (rule baseline, the given encoder) in `scratch` and
     /// collects every question's recall candidates with their features and labels.
     public static func collect(_ curriculum: Curriculum, encoder: Encoder, options: Options, scratch: String, progress: ((Int, Int) -> Void)? = nil) async throws -> [Group] {
         try? FileManager.default.removeItem(atPath: scratch)
-        let engine = try Engine(directory: scratch, encoder: encoder)
+        let engine = try Engine(directory: scratch, encoder: encoder, policy: RuleBaseline(readsContext: options.context, fusion: CandidateQuery.defaultFusionConstant))
         defer {
             engine.close()
             try? FileManager.default.removeItem(atPath: scratch)
@@ -96,7 +147,7 @@ public enum Trainer {
                         features: candidates.map { RecallFeatures.vector($0, queryTerms: terms, at: askAt) },
                         labels: candidates.map { !evidence.isDisjoint(with: $0.view.record.sourceIDs) },
                         baselineWeights: base.weigh(candidates, query: q.text, at: askAt).map(\.raw),
-                        heldOut: ci % options.heldOutEvery == options.heldOutEvery - 1))
+                        heldOut: ci % options.heldOutEvery == options.heldOutEvery - 1, ranks: candidates.map { ($0.lexicalRank, $0.denseRank) }))
             }
             progress?(ci + 1, curriculum.conversations.count)
         }
@@ -111,7 +162,9 @@ public enum Trainer {
             labels += g.labels
         }
         // Features the curriculum cannot teach transferably stay at weight 0 (SPEC.md §12.7).
-        let frozen = Set(Trainer.frozenRecallFeatures.compactMap { RecallFeatures.names.firstIndex(of: $0) })
+        let frozen = Set(
+            options.recallFeatures.map { keep in RecallFeatures.names.indices.filter { !keep.contains(RecallFeatures.names[$0]) } }
+                ?? Trainer.frozenRecallFeatures.compactMap { RecallFeatures.names.firstIndex(of: $0) })
         return logistic(rows, labels, dimension: RecallFeatures.count, frozen: frozen, epochs: options.epochs, learningRate: options.learningRate, l2: options.l2)
     }
 
@@ -288,12 +341,15 @@ public enum Trainer {
     ) throws -> (id: String, bytes: Int) {
         let enc = JSONEncoder()
         enc.outputFormatting = [.sortedKeys]
-        return try writeModel(encoder: encoder, head: head, gate: gate, interference: interference, manifestJSON: Array(try enc.encode(manifest)), to: path)
+        return try writeModel(
+            encoder: encoder, head: head, gate: gate, interference: interference, context: manifest.context ?? false, fusion: manifest.fusion,
+            manifestJSON: Array(try enc.encode(manifest)), to: path)
     }
 
     /// Writes `encoder`'s tensors (not its `psm.*` heads) plus `head` and the manifest bytes.
     public static func writeModel(
-        encoder: ModelFile, head: LinearHead, gate: LinearHead? = nil, interference: InterferenceResult? = nil, manifestJSON json: [UInt8], to path: String
+        encoder: ModelFile, head: LinearHead, gate: LinearHead? = nil, interference: InterferenceResult? = nil, context: Bool = false, fusion: Double? = nil,
+        manifestJSON json: [UInt8], to path: String
     ) throws -> (id: String, bytes: Int) {
         var config = encoder.config
         if !config.source.hasPrefix("psm: ") { config.source = "psm: \(encoder.config.source) + recall head" }
@@ -304,7 +360,7 @@ public enum Trainer {
             case .i8: w.add(name, i8: Array(try encoder.i8(name, info.shape)), shape: info.shape)
             }
         }
-        let n = RecallFeatures.count
+        let n = head.weights.count
         w.add(PSMPolicy.tensorNames.weights, f32: head.weights.map(Float.init), shape: [n])
         w.add(PSMPolicy.tensorNames.bias, f32: [Float(head.bias)], shape: [1])
         w.add(PSMPolicy.tensorNames.mean, f32: head.mean.map(Float.init), shape: [n])
@@ -324,6 +380,8 @@ public enum Trainer {
             w.add(PSMPolicy.interferenceNames.scale, f32: i.head.scale.map(Float.init), shape: [m])
             w.add(PSMPolicy.interferenceNames.threshold, f32: [Float(i.threshold)], shape: [1])
         }
+        if context { w.add(PSMPolicy.contextTensor, i8: [1], shape: [1]) }
+        if let fusion { w.add(PSMPolicy.fusionTensor, f32: [Float(fusion)], shape: [1]) }
         w.add(PSMPolicy.manifestTensor, i8: json.map { Int8(bitPattern: $0) }, shape: [json.count])
         return try w.write(to: path)
     }
@@ -334,7 +392,9 @@ public enum Trainer {
     ) async throws -> (id: String, report: Report) {
         let curriculum = Curriculum(seed: options.seed, count: options.conversations)
         let encoder = try Encoder(model: encoderFile)
-        let groups = try await collect(curriculum, encoder: encoder, options: options, scratch: scratch, progress: progress)
+        let collected = try await collect(curriculum, encoder: encoder, options: options, scratch: scratch, progress: progress)
+        let chosen = options.fusion.map { (k: $0, mrr: [String: Double]()) } ?? chooseFusion(collected)
+        let groups = collected.map { $0.fused(chosen.k) }
         let head = fit(groups, options: options)
         let interference = options.interference ? fitInterference(interferencePairs(curriculum, encoder: encoder)) : nil
         let gate = options.gate ? fitGate(gateExamples(curriculum, encoder: encoder)) : nil
@@ -342,7 +402,8 @@ public enum Trainer {
             curriculum_digest: curriculum.digest, options: options, encoder: encoderFile.id, questions: groups.count,
             examples: groups.reduce(0) { $0 + $1.labels.count }, positives: groups.reduce(0) { $0 + $1.labels.filter { $0 }.count },
             held_out_baseline: evaluate(groups, head: nil), held_out_trained: evaluate(groups, head: head),
-            weights: Dictionary(uniqueKeysWithValues: zip(RecallFeatures.names, head.weights)), bias: head.bias, interference: interference?.metrics, gate: gate?.1)
+            weights: Dictionary(uniqueKeysWithValues: zip(RecallFeatures.names, head.weights)), bias: head.bias, interference: interference?.metrics, gate: gate?.1,
+            context: options.context, fusion: chosen.k, fusion_mrr: chosen.mrr.isEmpty ? nil : chosen.mrr)
         let (id, _) = try write(encoder: encoderFile, head: head, gate: gate?.0, interference: interference, manifest: report, to: out)
         return (id, report)
     }

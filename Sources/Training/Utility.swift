@@ -54,7 +54,7 @@ public enum UtilityLearning {
                     guard case .recallRequest(let r)? = try journal.readablePayload(of: e).flatMap({ try MemoryEvent.decode(type: e.header.eventType, payload: $0) }) else { continue }
                     try state.catchUp(journal, through: e.position - 1)
                     let time = e.header.eventTime
-                    let q = CandidateQuery(text: r.query, vector: decider.embed(r.query), at: time, perList: max(50, Int(r.k)))
+                    let q = decider.recallQuery(r.query, k: Int(r.k), at: time)
                     let terms = RecallFeatures.queryTerms(r.query)
                     var byMemory: [ID128: [Double]] = [:]
                     for c in try state.candidates(user, q) { byMemory[c.memory] = RecallFeatures.vector(c, queryTerms: terms, at: time) }
@@ -133,7 +133,9 @@ public enum UtilityLearning {
                 head: $0, threshold: policy.interferenceThreshold,
                 metrics: .init(train_pairs: 0, train_positives: 0, held_out_pairs: 0, held_out_positives: 0, held_out_precision: 0, held_out_recall: 0, threshold: policy.interferenceThreshold))
         }
-        let (id, _) = try Trainer.writeModel(encoder: model, head: head, gate: policy.gateHead, interference: interference, manifestJSON: json, to: out)
+        let (id, _) = try Trainer.writeModel(
+            encoder: model, head: head, gate: policy.gateHead, interference: interference, context: policy.readsContext,
+            fusion: model.tensors[PSMPolicy.fusionTensor] != nil ? policy.fusionConstant : nil, manifestJSON: json, to: out)
         return (id, report)
     }
 }

@@ -15,6 +15,9 @@ public struct MemoryEventGenerator {
 
     struct UserState {
         var pending: [EventID] = []
+        /// The observation before each one (for contextual gate decisions).
+        var before: [EventID: EventID] = [:]
+        var lastObservation: EventID = .zero
         var memories: [ID128] = []
         var tier: [ID128: Tier] = [:]
         var valid: Set<ID128> = []
@@ -28,6 +31,10 @@ public struct MemoryEventGenerator {
     public let dimension: Int
     public var erasureRate: Double
     public var textBytes: Int
+    /// Kept gate decisions name the user's previous observation as their context and index their date,
+    /// as a contextual model's do (SPEC.md §11.4). Off by default; consumes no randomness, so the stream
+    /// is otherwise the same.
+    public var contextual = false
     var rng: SplitMix64
     var text: SampleConversation
     var states: [UserState]
@@ -78,6 +85,8 @@ public struct MemoryEventGenerator {
         if s.memories.isEmpty && s.pending.isEmpty || roll < 0.28 {
             let st = step(.observation(.init(text: text.observation(targetBytes: textBytes), session: "s\(time / 86_400_000_000)", speaker: text.speaker(), sourceID: "src-\(counter)")))
             s.pending.append(st.id)
+            if !s.lastObservation.isZero { s.before[st.id] = s.lastObservation }
+            s.lastObservation = st.id
             return st
         }
         if roll < 0.55, !s.pending.isEmpty {
@@ -93,7 +102,7 @@ public struct MemoryEventGenerator {
                     .init(
                         decision: d, observation: obs, kept: true, memory: mem, tier: tier, type: MemoryType(rawValue: UInt8(1 + rng.next() % 6))!,
                         emotionalWeight: fixed(0, 1), confidence: fixed(0.3, 1), strength: fixed(0.2, 1), stability: 3_600 + rng.next() % (90 * 86_400),
-                        vector: unit() < 0.9 ? vector() : nil)), cause: obs)
+                        vector: unit() < 0.9 ? vector() : nil, context: contextual ? s.before[obs] ?? .zero : .zero, dated: contextual)), cause: obs)
         }
         if roll < 0.60, let m = active.first(where: { s.tier[$0] == .working }) {
             s.tier[m] = .episodic

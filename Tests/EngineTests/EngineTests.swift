@@ -480,3 +480,132 @@ struct KeepEverything: MemoryPolicy {
         #expect(replay.divergent == 0)
     }
 }
+
+@Suite struct ContextTests {
+    /// A recall head that weighs only the fused rank (recipe 5's feature layout).
+    static func fusedOnlyHead(count n: Int = RecallFeatures.count) -> LinearHead {
+        var w = [Double](repeating: 0, count: n)
+        if n == RecallFeatures.count { w[RecallFeatures.names.firstIndex(of: "fused")!] = 1 }
+        return LinearHead(weights: w, bias: 0, mean: [Double](repeating: 0, count: n), scale: [Double](repeating: 1, count: n))
+    }
+
+    /// A model that reads context embeds each turn with the one before it in its session (and not across
+    /// sessions), records that turn in its gate decision, indexes the turn's words and date with the
+    /// memory, fuses with its own constant, and replays without divergence.
+    @Test func contextualModelReadsTurnsInContext() async throws {
+        guard !SharedEncoder.skip else { return }
+        let encoder = try #require(SharedEncoder.encoder, "the all-MiniLM-L6-v2 package is missing: run scripts/setup.sh")
+        let dir = TempStore()
+        defer { dir.remove() }
+        try FileManager.default.createDirectory(atPath: dir.path, withIntermediateDirectories: true)
+        _ = try Trainer.writeModel(encoder: encoder.model, head: Self.fusedOnlyHead(), context: true, fusion: 5, manifestJSON: Array("{}".utf8), to: dir.path + "/c.psm")
+        let file = try ModelFile(path: dir.path + "/c.psm")
+        let policy = try PSMPolicy(model: file)
+        #expect(policy.readsContext && policy.fusionConstant == 5)
+        let engine = try Engine(directory: dir.path + "/store", encoder: try Encoder(model: file), policy: policy)
+        defer { engine.close() }
+        let u = try UserRef(tenant: "t", user: "u")
+        let question = MemoryEvent.Observation(text: "What did you think of the pottery class on Saturday?", session: "s1", speaker: "Ben")
+        let answer = MemoryEvent.Observation(text: "Loved it, I'm going back next week with my sister!", session: "s1", speaker: "Ana")
+        let later = MemoryEvent.Observation(text: "Hi again, the weather is lovely in Porto today.", session: "s2", speaker: "Ana")
+        let q = try await engine.observe(u, question, at: t0)
+        let a = try await engine.observe(u, answer, at: t0 + minute)
+        let l = try await engine.observe(u, later, at: t0 + day)
+        func gated(_ r: Engine.ObserveResult) throws -> MemoryEvent.Gated {
+            let h = try engine.history(u, try #require(r.memory, "observation \(r.observation) was dropped"))
+            guard case .gated(let g) = h.first?.event else { throw EngineError.invalidArgument("first event is not gated") }
+            return g
+        }
+        let (gq, ga, gl) = (try gated(q), try gated(a), try gated(l))
+        #expect(gq.context.isZero && ga.context == q.observation && gl.context.isZero, "context only within a session")
+        #expect(gq.dated && ga.dated && gl.dated)
+        // The vector is the normalized sum of the turn alone and the turn after its context.
+        let qRecord = try #require(try engine.projections.read { kv in try UserReader(kv: kv, user: u.key).observation(q.observation) })
+        #expect(ga.vector == engine.decider.vector(answer, context: qRecord))
+        #expect(gl.vector == engine.decider.vector(later, context: nil))
+        #expect(ga.vector != engine.decider.vector(answer, context: nil))
+        let m = try engine.memory(u, try #require(a.memory))
+        #expect(m.record.indexContext == "1 January 2026 " + question.text)
+        // The answer is found by the words of the question it answers.
+        let r = try await engine.recall(u, query: "pottery class Saturday", k: 1, at: t0 + 2 * day)
+        #expect(r.memories.first?.candidate.memory == a.memory || r.memories.first?.candidate.memory == q.memory)
+        let both = try await engine.recall(u, query: "pottery class Saturday", k: 2, at: t0 + 2 * day + 1)
+        #expect(Set(both.memories.map(\.candidate.memory)) == Set([q.memory, a.memory].compactMap { $0 }))
+        #expect(both.memories.allSatisfy { $0.candidate.lexicalRank > 0 }, "the answer matches the question's words lexically")
+        let replay = try Replayer.verify(journal: engine.journal, decider: engine.decider, scratch: dir.path + "/replay")
+        #expect(replay.divergent == 0 && replay.checked == 5)
+        // The same turns through a model that does not read context: no context, no date, the plain vector.
+        _ = try Trainer.writeModel(encoder: encoder.model, head: Self.fusedOnlyHead(count: RecallFeatures.firstVersionCount), manifestJSON: Array("{}".utf8), to: dir.path + "/p.psm")
+        let plainFile = try ModelFile(path: dir.path + "/p.psm")
+        let plain = try PSMPolicy(model: plainFile)
+        #expect(!plain.readsContext && plain.fusionConstant == CandidateQuery.defaultFusionConstant && plain.recall.weights.count == RecallFeatures.firstVersionCount)
+        let e2 = try Engine(directory: dir.path + "/plain", encoder: try Encoder(model: plainFile), policy: plain)
+        defer { e2.close() }
+        _ = try await e2.observe(u, question, at: t0)
+        let a2 = try await e2.observe(u, answer, at: t0 + minute)
+        guard case .gated(let g2) = try e2.history(u, try #require(a2.memory)).first?.event else { Issue.record("no gated event"); return }
+        #expect(g2.context.isZero && !g2.dated && g2.vector == e2.decider.vector(answer, context: nil))
+        #expect(try e2.memory(u, try #require(a2.memory)).record.indexContext.isEmpty)
+    }
+
+    /// Model files with a context flag other than 0/1, a fusion constant out of range, or a recall head
+    /// of another length are refused with the value named.
+    @Test func refusesBadContextAndFusionTensors() throws {
+        guard !SharedEncoder.skip else { return }
+        let encoder = try #require(SharedEncoder.encoder, "the all-MiniLM-L6-v2 package is missing: run scripts/setup.sh")
+        let dir = TempStore()
+        defer { dir.remove() }
+        try FileManager.default.createDirectory(atPath: dir.path, withIntermediateDirectories: true)
+        func write(_ name: String, head: LinearHead = ContextTests.fusedOnlyHead(), extra: (inout ModelFileWriter) -> Void) throws -> String {
+            var w = ModelFileWriter(config: encoder.model.config, vocabulary: encoder.model.vocabulary)
+            for (n, info) in encoder.model.tensors.sorted(by: { $0.key < $1.key }) {
+                switch info.dtype {
+                case .f32: w.add(n, f32: Array(try encoder.model.f32(n, info.shape)), shape: info.shape)
+                case .i8: w.add(n, i8: Array(try encoder.model.i8(n, info.shape)), shape: info.shape)
+                }
+            }
+            let k = head.weights.count
+            w.add(PSMPolicy.tensorNames.weights, f32: head.weights.map(Float.init), shape: [k])
+            w.add(PSMPolicy.tensorNames.bias, f32: [0], shape: [1])
+            w.add(PSMPolicy.tensorNames.mean, f32: head.mean.map(Float.init), shape: [k])
+            w.add(PSMPolicy.tensorNames.scale, f32: head.scale.map(Float.init), shape: [k])
+            extra(&w)
+            let path = dir.path + "/" + name
+            _ = try w.write(to: path)
+            return path
+        }
+        let cases: [(String, String)] = [
+            (try write("ctx.psm") { $0.add(PSMPolicy.contextTensor, i8: [2], shape: [1]) }, "is 2, not 0 or 1"),
+            (try write("fusion.psm") { $0.add(PSMPolicy.fusionTensor, f32: [-1], shape: [1]) }, "fusion constant -1.0 outside"),
+            (try write("big.psm") { $0.add(PSMPolicy.fusionTensor, f32: [5000], shape: [1]) }, "fusion constant 5000.0 outside"),
+            (try write("head.psm", head: ContextTests.fusedOnlyHead(count: 9)) { _ in }, "recall head of shape [9]"),
+        ]
+        // A non-finite constant does not get that far: the model file loader refuses it.
+        let nan = try write("nan.psm") { $0.add(PSMPolicy.fusionTensor, f32: [.nan], shape: [1]) }
+        do { _ = try PSMPolicy(model: try ModelFile(path: nan)); Issue.record("a NaN fusion constant loaded") } catch { #expect("\(error)".contains("is nan"), "\(error)") }
+        for (path, needle) in cases {
+            #expect(throws: EngineError.self) { try PSMPolicy(model: try ModelFile(path: path)) }
+            do { _ = try PSMPolicy(model: try ModelFile(path: path)) } catch { #expect("\(error)".contains(needle), "\(error)") }
+        }
+    }
+}
+
+@Suite struct FusionChoiceTests {
+    /// The trainer recomputes the fused feature and the baseline's weights for each constant from the
+    /// ranks, and chooses the constant whose fused order has the best held-out MRR.
+    @Test func choosesTheConstantWithTheBestHeldOutOrder() {
+        let n = RecallFeatures.count, valid = RecallFeatures.names.firstIndex(of: "valid")!, fused = RecallFeatures.names.firstIndex(of: "fused")!
+        func row() -> [Double] { var r = [Double](repeating: 0, count: n); r[valid] = 1; return r }
+        // The evidence is rank 1 lexically and absent densely; a distractor is rank 4 in both lists.
+        // 1/(k+1) beats 2/(k+4) only for k < 2 (k = 2 ties, and ties go to the earlier candidate).
+        let g = Trainer.Group(features: [row(), row()], labels: [true, false], baselineWeights: [0, 0], heldOut: true, ranks: [(1, 0), (4, 4)])
+        let small = g.fused(1), large = g.fused(60)
+        #expect(small.features[0][fused] == 0.5 && small.features[1][fused] == 0.4)
+        #expect(large.features[0][fused] == 1.0 / 61 && large.features[1][fused] == 2.0 / 64)
+        #expect(small.baselineWeights[0] > small.baselineWeights[1] && large.baselineWeights[0] < large.baselineWeights[1])
+        let h = Trainer.Group(features: [row(), row()], labels: [true, false], baselineWeights: [0, 0], heldOut: true, ranks: [(1, 1), (0, 2)])
+        let (k, table) = Trainer.chooseFusion([g, h])
+        #expect(table == ["1": 1, "2": 1, "5": 0.75, "10": 0.75, "20": 0.75, "60": 0.75])
+        #expect(k == 1)
+    }
+}

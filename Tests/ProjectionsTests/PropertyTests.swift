@@ -8,10 +8,12 @@ import Projections
 @Suite struct PropertyTests {
     /// Rebuild from empty equals the incrementally maintained state at every prefix, and the
     /// invariants hold after every event.
-    @Test func rebuildEqualsIncrementalAtEveryPrefix() throws {
+    /// With `contextual`, kept memories are indexed after their date and the observation before them.
+    @Test(arguments: [false, true]) func rebuildEqualsIncrementalAtEveryPrefix(contextual: Bool) throws {
         let h = try Harness()
         defer { h.close() }
         var gen = MemoryEventGenerator(seed: 7, users: 3, erasureRate: 0.002)
+        gen.contextual = contextual
         let reference = InMemoryFold()
         var kinds = Set<MemoryEventType>()
         var last: [UInt8] = []
@@ -44,10 +46,11 @@ import Projections
     /// Catch-up over a long backlog (read ahead on a second thread, transactions of many pages, user
     /// and observation records written once per transaction, erasures in the middle of one) reaches
     /// the state of the event-by-event reference fold, for several page sizes.
-    @Test(arguments: [97, 4096]) func backlogCatchUpEqualsTheReference(pageSize: Int) throws {
+    @Test(arguments: [(97, false), (4096, false), (4096, true)]) func backlogCatchUpEqualsTheReference(pageSize: Int, contextual: Bool) throws {
         let h = try Harness()
         defer { h.close() }
         var gen = MemoryEventGenerator(seed: 23, users: 4, erasureRate: 0.004)
+        gen.contextual = contextual
         var requests: [AppendRequest] = []
         var erasures = 0
         for _ in 0..<20_000 {
@@ -86,6 +89,7 @@ import Projections
         let h = try Harness()
         defer { h.close() }
         var gen = MemoryEventGenerator(seed: 11, users: 2, erasureRate: 0)
+        gen.contextual = true
         var snapshots: [Snapshot] = []
         var rng = SplitMix64(seed: 3)
         for i in 0..<500 {

@@ -138,7 +138,8 @@ func parseEvent(_ kind: String, _ o: [String: Any], _ at: String) throws -> Memo
             .init(
                 decision: d, observation: try id("observation"), kept: kept, memory: kept ? try id("memory") : .zero,
                 tier: kept ? try tier("tier") : .episodic, type: try type(), emotionalWeight: fx("emotional", 0), confidence: fx("confidence", 1),
-                strength: fx("strength", 1), stability: days("stability_days", 30), vector: vector()))
+                strength: fx("strength", 1), stability: days("stability_days", 30), vector: vector(),
+                context: o["context"] == nil ? .zero : try id("context"), dated: o["dated"] as? Bool ?? false))
     case "encoded": return .encoded(.init(decision: d, memory: try id("memory"), tier: try tier("tier")))
     case "reinforced": return .reinforced(.init(decision: d, memory: try id("memory"), boost: fx("boost", 0.2), stability: days("stability_days", 60)))
     case "weakened": return .weakened(.init(decision: d, memory: try id("memory"), factor: fx("factor", 0.5), stability: days("stability_days", 10)))
@@ -169,6 +170,41 @@ func parseEvent(_ kind: String, _ o: [String: Any], _ at: String) throws -> Memo
 
 /// Events the fold must refuse (SPEC.md §11.5): each becomes exactly one anomaly naming why, and
 /// writes nothing else — the user's state hash (every per-user table) is unchanged by it.
+@Suite struct ContextIndexTests {
+    /// A contextual gate decision indexes the memory after its date and the turn it names as context,
+    /// so a question in the words of that turn finds the answer; a plain one indexes the text alone.
+    @Test func contextualMemoriesAreIndexedWithTheirContextAndDate() throws {
+        let h = try Harness()
+        defer { h.close() }
+        let user = try UserRef(tenant: "fixtures", user: "ana")
+        let lines = [
+            #"{"event":"observation","id":"q","text":"What did you think of the pottery class?","speaker":"Ben","session":"s1"}"#,
+            #"{"event":"observation","id":"a","text":"Loved it, I'm going back next week!","speaker":"Ana","session":"s1"}"#,
+            #"{"event":"gated","id":"ga","observation":"a","memory":"ma","tier":"working","context":"q","dated":true}"#,
+            #"{"event":"observation","id":"b","text":"Loved it, I'm going back next week!","speaker":"Ana","session":"s1"}"#,
+            #"{"event":"gated","id":"gb","observation":"b","memory":"mb","tier":"working"}"#,
+        ]
+        var time = t0
+        for line in lines {
+            let o = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+            time += 1_000_000
+            try h.append(user, try parseEvent(o["event"] as! String, o, line), id: named(o["id"] as! String), time: time)
+        }
+        #expect(try h.projections.catchUp(h.journal).anomalies == 0)
+        let ma = try #require(try h.projections.read { kv in try UserReader(kv: kv, user: user.key).memory(named("ma"), at: time) })
+        #expect(ma.record.indexContext == "1 January 2026 What did you think of the pottery class?")
+        #expect(Fold.indexedText(ma.record) == "1 January 2026 What did you think of the pottery class? Ana: Loved it, I'm going back next week!")
+        for query in ["pottery class", "January 2026"] {
+            let c = try h.projections.candidates(user, CandidateQuery(text: query, vector: nil, at: time))
+            #expect(c.map(\.memory) == [named("ma")], "\(query): \(c.map(\.memory))")
+        }
+        let problems = try h.projections.read { kv in try Invariants.check(kv, user: user.key) }
+        #expect(problems.isEmpty, "\(problems)")
+        let rebuilt = try ProjectionStore.rebuild(journal: h.journal, directory: h.dir.path + "/rebuilt")
+        #expect(rebuilt.stateHash == (try h.projections.stateHash()))
+    }
+}
+
 @Suite struct RefusedEventTests {
     static let base: [String] = [
         #"{"event":"observation","id":"o1","text":"I keep bees in the garden.","speaker":"Ana"}"#,
@@ -191,6 +227,8 @@ func parseEvent(_ kind: String, _ o: [String: Any], _ at: String) throws -> Memo
         (#"{"event":"encoded","id":"x8","memory":"nothing","tier":"semantic"}"#, "unknown memory"),
         (#"{"event":"superseded","id":"x9","old":"m1","new":"m2"}"#, "already superseded"),
         (#"{"event":"recalled","id":"x10","request":"r1","items":[["m2",0.5]]}"#, "already answered"),
+        (#"{"event":"gated","id":"x11","observation":"o3","memory":"m9","tier":"episodic","context":"nobody"}"#, "is not an earlier observation"),
+        (#"{"event":"gated","id":"x12","observation":"o3","memory":"m9","tier":"episodic","context":"o3"}"#, "is not an earlier observation"),
     ]
 
     @Test func refusedEventsWriteNothing() throws {

@@ -59,6 +59,16 @@ import CKernels
             #expect(try MemoryEvent.decode(type: s.event.type.rawValue, payload: p) == s.event)
         }
         #expect(kinds.count >= 15)
+        // Contextual gate decisions (context observation, dated index) round-trip too.
+        var contextual = MemoryEventGenerator(seed: 6, users: 2, erasureRate: 0)
+        contextual.contextual = true
+        var withContext = 0
+        for _ in 0..<1000 {
+            let s = contextual.next()
+            if case .gated(let g) = s.event, !g.context.isZero, g.dated { withContext += 1 }
+            #expect(try MemoryEvent.decode(type: s.event.type.rawValue, payload: s.event.payload()) == s.event)
+        }
+        #expect(withContext >= 50)
         let model = MemoryEvent.modelActivation(.init(model: [UInt8](repeating: 7, count: 32), name: "psm-1"))
         #expect(try MemoryEvent.decode(type: model.type.rawValue, payload: model.payload()) == model)
         let obs = MemoryEvent.observation(.init(text: "hi", session: "s", speaker: "A", role: "user", sourceID: "x", metadata: ["b": "2", "a": "1"]))
@@ -85,6 +95,7 @@ import CKernels
             (0x0203, payload { $0.bytes(1, .init(repeating: 0, count: 32)); $0.bytes(2, .init(repeating: 0, count: 32)); $0.id(3, ID128(high: 1, low: 1)); $0.int(4, 20_000); $0.uint(5, 10) }, "outside"),
             (0x0203, payload { $0.bytes(1, .init(repeating: 0, count: 32)); $0.bytes(2, .init(repeating: 0, count: 32)); $0.id(3, ID128(high: 1, low: 1)); $0.int(4, 1); $0.uint(5, 0) }, "stability 0"),
             (0x0101, [0xFF], "non-canonical"),
+            (0x0201, payload { $0.bytes(1, .init(repeating: 0, count: 32)); $0.bytes(2, .init(repeating: 0, count: 32)); $0.id(3, ID128(high: 1, low: 1)); $0.bool(4, true); $0.id(5, ID128(high: 2, low: 2)); $0.uint(6, 1); $0.uint(7, 1); $0.int(8, 0); $0.int(9, 0); $0.int(10, 0); $0.uint(11, 60); $0.uint(15, 0) }, "a flag must be 1 or omitted"),
         ]
         for (type, bytes, needle) in cases {
             do {
@@ -93,6 +104,24 @@ import CKernels
             } catch {
                 #expect("\(error)".contains(needle), "\(error)")
             }
+        }
+    }
+}
+
+@Suite struct DateTextTests {
+    /// The index's date text equals Foundation's UTC calendar for times across four centuries,
+    /// including negative times and the last microsecond of a day.
+    @Test func matchesTheGregorianCalendar() {
+        let f = DateFormatter()
+        f.locale = Locale(identifier: "en_US_POSIX")
+        f.timeZone = TimeZone(identifier: "UTC")
+        f.dateFormat = "d MMMM yyyy"
+        var rng = SplitMix64(seed: 4)
+        var times: [Int64] = [0, -1, 86_400_000_000 - 1, 86_400_000_000, 951_782_400_000_000, 4_107_542_400_000_000 - 1]
+        for _ in 0..<5000 { times.append(Int64(rng.next() % 12_600_000_000_000_000) - 6_300_000_000_000_000) }
+        for t in times {
+            let micro = t % 1_000_000 < 0 ? t / 1_000_000 - 1 : t / 1_000_000
+            #expect(Fold.dateText(t) == f.string(from: Date(timeIntervalSince1970: Double(micro))), "time \(t)")
         }
     }
 }

@@ -179,6 +179,12 @@ struct Fields {
         guard x <= 1 else { throw fail(f, "bool \(x)") }
         return x == 1
     }
+    /// An optional flag: absent is false, present must be 1 (a false flag is omitted).
+    mutating func flag(_ f: UInt32) throws(ProjectionError) -> Bool {
+        guard let v = try one(f) else { return false }
+        guard case .varint(let x) = v, x == 1 else { throw fail(f, "a flag must be 1 or omitted") }
+        return true
+    }
     /// Every value of a repeated field, in order.
     mutating func repeated(_ f: UInt32) throws(ProjectionError) -> [PayloadValue] {
         var out: [PayloadValue] = []
@@ -246,6 +252,10 @@ extension MemoryEvent {
                 if let v = g.vector { w.bytes(12, v.encoded) }
             }
             for x in g.scores { fx(13, x) }
+            if g.kept {
+                id(14, g.context)
+                if g.dated { w.bool(15, true) }
+            }
         case .encoded(let e): decision(e.decision); id(3, e.memory); w.uint(4, UInt64(e.tier.rawValue))
         case .reinforced(let e): decision(e.decision); id(3, e.memory); fx(4, e.boost); w.uint(5, e.stability)
         case .weakened(let e): decision(e.decision); id(3, e.memory); fx(4, e.factor); w.uint(5, e.stability)
@@ -353,6 +363,10 @@ extension MemoryEvent {
             g.scores = try f.repeated(13).map { v throws(ProjectionError) in
                 guard let x = v.zigzag, abs(x) <= 1 << 40 else { throw .malformed("gated score is not a bounded signed varint") }
                 return Fixed(raw: x)
+            }
+            if kept {
+                g.context = try f.id(14)
+                g.dated = try f.flag(15)
             }
             event = .gated(g)
         case .encoded: event = .encoded(Encoded(decision: try decision(), memory: try f.requiredID(3), tier: try tier(4)))

@@ -234,14 +234,19 @@ public enum MemoryEvent: Sendable, Equatable {
         public var stability: UInt64
         public var vector: QuantizedVector?
         public var scores: [Fixed]
+        /// The earlier observation of the same session whose text the memory was embedded with and is
+        /// indexed with (zero for none), and whether the index also holds the observation's date
+        /// (SPEC.md §11.4). Set by models that read turns in context; the fold indexes what this says.
+        public var context: EventID
+        public var dated: Bool
         public init(
             decision: Decision, observation: EventID, kept: Bool, memory: ID128 = .zero, tier: Tier = .episodic, type: MemoryType = .other,
             emotionalWeight: Fixed = .zero, confidence: Fixed = .one, strength: Fixed = .one, stability: UInt64 = 30 * 86_400,
-            vector: QuantizedVector? = nil, scores: [Fixed] = []
+            vector: QuantizedVector? = nil, scores: [Fixed] = [], context: EventID = .zero, dated: Bool = false
         ) {
             self.decision = decision; self.observation = observation; self.kept = kept; self.memory = memory; self.tier = tier
             self.type = type; self.emotionalWeight = emotionalWeight; self.confidence = confidence; self.strength = strength
-            self.stability = stability; self.vector = vector; self.scores = scores
+            self.stability = stability; self.vector = vector; self.scores = scores; self.context = context; self.dated = dated
         }
     }
     public struct Encoded: Sendable, Equatable {

@@ -30,12 +30,16 @@ public struct CandidateQuery: Sendable {
     public var at: Int64
     /// Hits kept from each of the lexical and dense lists before fusion.
     public var perList: Int
+    /// The reciprocal-rank fusion constant k: a hit at rank r adds 1 / (k + r).
+    public var fusion: Double
 
-    public init(text: String, vector: QuantizedVector?, at: Int64, perList: Int = 50) {
-        self.text = text; self.vector = vector; self.at = at; self.perList = perList
+    public init(text: String, vector: QuantizedVector?, at: Int64, perList: Int = 50, fusion: Double = CandidateQuery.defaultFusionConstant) {
+        self.text = text; self.vector = vector; self.at = at; self.perList = perList; self.fusion = fusion
     }
 
-    static let k1 = 1.2, b = 0.75, rrf = 60.0
+    static let k1 = 1.2, b = 0.75
+    /// The fusion constant of the rule baseline and of models that do not set one.
+    public static let defaultFusionConstant = 60.0
 }
 
 /// A bounded selection of the best (score, slot) pairs: higher score first, then lower slot.
@@ -86,7 +90,7 @@ enum Scoring {
     /// Fuses the two ranked lists and reads the candidates' records. Shared by both paths, so they
     /// agree exactly once their lists agree.
     static func fuse(
-        lexical: [(score: Double, slot: UInt32)], dense: [(score: Double, slot: UInt32)], at: Int64,
+        lexical: [(score: Double, slot: UInt32)], dense: [(score: Double, slot: UInt32)], at: Int64, fusion: Double,
         memory: (UInt32) throws -> MemoryView
     ) throws -> [Candidate] {
         var bySlot: [UInt32: Candidate] = [:]
@@ -110,8 +114,8 @@ enum Scoring {
         var out = Array(bySlot.values)
         for i in out.indices {
             var f = 0.0
-            if out[i].lexicalRank > 0 { f += 1 / (CandidateQuery.rrf + Double(out[i].lexicalRank)) }
-            if out[i].denseRank > 0 { f += 1 / (CandidateQuery.rrf + Double(out[i].denseRank)) }
+            if out[i].lexicalRank > 0 { f += 1 / (fusion + Double(out[i].lexicalRank)) }
+            if out[i].denseRank > 0 { f += 1 / (fusion + Double(out[i].denseRank)) }
             out[i].fused = f
         }
         out.sort { $0.fused != $1.fused ? $0.fused > $1.fused : $0.memory < $1.memory }
@@ -127,7 +131,7 @@ extension UserReader {
         _ = try liveUser(name)
         let index = try UserIndex.load(kv, user: user)
         let (lexical, dense) = index.lists(q)
-        return try Scoring.fuse(lexical: lexical, dense: dense, at: q.at) { slot in
+        return try Scoring.fuse(lexical: lexical, dense: dense, at: q.at, fusion: q.fusion) { slot in
             guard Int(slot) < index.memories.count, let m = try memoryRecord(index.memories[Int(slot)]) else {
                 throw ProjectionError.corrupt("slot \(slot) of user \(name) names no memory")
             }

@@ -22,6 +22,9 @@ public struct UserRecord: Sendable, Equatable {
     public var lastSleep: Int64 = 0
     public var erased: Bool = false
     public var erasedAt: Position = 0
+    /// The user's latest observation (zero before the first): the context a contextual model reads the
+    /// next observation of the same session with (SPEC.md §11.4).
+    public var lastObservation: EventID = .zero
 
     public init(tenant: String, user: String) { self.tenant = tenant; self.user = user }
 
@@ -31,6 +34,7 @@ public struct UserRecord: Sendable, Equatable {
         w.uint(3, events); w.uint(4, lastPosition); w.int(5, lastEventTime); w.uint(6, observations)
         w.uint(7, UInt64(nextSlot)); w.uint(8, indexedDocuments); w.uint(9, indexedLength); w.uint(10, UInt64(dimension))
         w.uint(11, sleeps); w.int(12, lastSleep); w.bool(13, erased); w.uint(14, erasedAt)
+        if !lastObservation.isZero { w.id(15, lastObservation) }
         return w.bytes
     }
 
@@ -40,7 +44,7 @@ public struct UserRecord: Sendable, Equatable {
         events = try f.uint(3); lastPosition = try f.uint(4); lastEventTime = try f.int(5); observations = try f.uint(6)
         nextSlot = UInt32(truncatingIfNeeded: try f.uint(7)); indexedDocuments = try f.uint(8); indexedLength = try f.uint(9)
         dimension = UInt32(truncatingIfNeeded: try f.uint(10)); sleeps = try f.uint(11); lastSleep = try f.int(12)
-        erased = try f.bool(13); erasedAt = try f.uint(14)
+        erased = try f.bool(13); erasedAt = try f.uint(14); lastObservation = try f.id(15)
         try f.finish()
     }
 }
@@ -138,6 +142,9 @@ public struct MemoryRecord: Sendable, Equatable {
     public var archivedAt: Int64 = 0
     public var pruned: Bool = false
     public var updatedPosition: Position
+    /// What the lexical index holds before the speaker and text (the date and the context turn a
+    /// contextual gate decision named, SPEC.md §11.4); empty for most memories.
+    public var indexContext: String = ""
 
     /// Strength at `time` (µs): exponential decay from the anchor. Before the anchor it is the anchor.
     public func strength(at time: Int64) -> Double {
@@ -151,7 +158,7 @@ public struct MemoryRecord: Sendable, Equatable {
     public var isValid: Bool { validTo == 0 }
 
     func encoded() -> [UInt8] {
-        var w = PayloadWriter(capacity: 192 + text.utf8.count + 20 * (sources.count + observations.count) + sourceIDs.reduce(0) { $0 + 4 + $1.utf8.count })
+        var w = PayloadWriter(capacity: 192 + text.utf8.count + indexContext.utf8.count + 20 * (sources.count + observations.count) + sourceIDs.reduce(0) { $0 + 4 + $1.utf8.count })
         w.id(1, id); w.uint(2, UInt64(slot)); w.uint(3, UInt64(tier.rawValue)); w.uint(4, UInt64(type.rawValue))
         w.string(5, text); w.int(6, createdAt); w.uint(7, createdPosition); w.int(8, anchorStrength.raw); w.int(9, anchorTime)
         w.uint(10, stability); w.uint(11, recallCount); w.int(12, lastRecalled); w.int(13, emotionalWeight.raw)
@@ -167,6 +174,7 @@ public struct MemoryRecord: Sendable, Equatable {
         for fl in flags { w.string(29, fl) }
         if !consolidatedInto.isZero { w.id(30, consolidatedInto) }
         w.int(31, archivedAt); w.bool(32, pruned); w.uint(33, updatedPosition)
+        if !indexContext.isEmpty { w.string(34, indexContext) }
         return w.bytes
     }
 
@@ -198,7 +206,7 @@ public struct MemoryRecord: Sendable, Equatable {
         session = try f.string(22); speaker = try f.string(23)
         reinforcements = try f.uint(24); weakenings = try f.uint(25); helped = try f.uint(26); irrelevant = try f.uint(27)
         corrected = try f.uint(28); flags = try f.strings(29); consolidatedInto = try f.id(30); archivedAt = try f.int(31)
-        pruned = try f.bool(32); updatedPosition = try f.uint(33)
+        pruned = try f.bool(32); updatedPosition = try f.uint(33); indexContext = try f.string(34)
         guard stability > 0 else { throw .malformed("memory \(id) has stability 0") }
         try f.finish()
     }

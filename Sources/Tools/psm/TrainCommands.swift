@@ -48,6 +48,14 @@ struct TrainCommand: AsyncParsableCommand {
     var interference = false
     @Flag(help: "Also train the gate head (type, confidence and stability per observation); off by default because it does not transfer yet.")
     var gate = false
+    @Flag(name: .customLong("no-context"), help: "Read observations alone (no psm.context): embed and index each turn without the turn before it and its date.")
+    var noContext = false
+    @Option(help: ArgumentHelp("Fusion constant k (0...1000) instead of choosing it from 1, 2, 5, 10, 20, 60 by held-out MRR.", valueName: "K"))
+    var fusion: Double?
+    @Option(
+        name: .customLong("recall-features"),
+        help: ArgumentHelp("Comma-separated recall features the head may weigh (the others stay 0), or `all` for every feature but the frozen ones; default: fused,speaker_named.", valueName: "LIST"))
+    var recallFeatures: String?
     @Option(
         name: .customLong("from-journal"),
         help: ArgumentHelp("Learn from utility instead: the feedback on recalls in this store's journal fine-tunes --base.", valueName: "STORE"))
@@ -58,6 +66,13 @@ struct TrainCommand: AsyncParsableCommand {
     func validate() throws {
         guard (5...10_000).contains(conversations) else { throw ValidationError("--conversations must be 5...10000, got \(conversations)") }
         guard (1...100_000).contains(epochs) else { throw ValidationError("--epochs must be 1...100000, got \(epochs)") }
+        if let fusion, !(fusion.isFinite && (0...1000).contains(fusion)) { throw ValidationError("--fusion must be 0...1000, got \(fusion)") }
+        if let names = recallFeatures?.split(separator: ",").map(String.init), names != ["all"] {
+            guard !names.isEmpty else { throw ValidationError("--recall-features needs at least one feature") }
+            for n in names where !RecallFeatures.names.contains(n) {
+                throw ValidationError("--recall-features: unknown feature \(n); features: \(RecallFeatures.names.joined(separator: ", "))")
+            }
+        }
     }
 
     func run() async throws {
@@ -90,6 +105,9 @@ struct TrainCommand: AsyncParsableCommand {
             options.epochs = epochs
             options.interference = interference
             options.gate = gate
+            options.context = !noContext
+            options.fusion = fusion
+            if let list = recallFeatures { options.recallFeatures = list == "all" ? nil : list.split(separator: ",").map(String.init) }
             let bar = Progress(label: "curriculum", total: UInt64(conversations), enabled: !json)
             let (id, report) = try await Trainer.train(encoderFile: enc, options: options, out: out, scratch: scratchStore.storePath + "/train") { d, _ in bar.update(UInt64(d)) }
             bar.finish()
