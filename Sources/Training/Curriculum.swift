@@ -128,6 +128,19 @@ struct Generator {
         "Lol, classic.", "Sorry, I was busy all day.", "Anyway, what's new with you?", "Nice!", "I know, right?", "Totally agree.",
         "Ha, you always say that.", "Tell me more!", "Oh no, that's rough.", "Congrats!!", "Talk soon!", "Ok, see you later.",
         "It's been raining all day here.", "I'm so tired today.", "Did you watch the game last night?", "Thanks, that means a lot.",
+        // Longer reactions and questions back, as real conversations have between the facts.
+        "Wow, that's so cool! How did it feel when you finally got there?", "Hey! Long time no talk, how have you been doing lately?",
+        "That's amazing, I'm really happy for you! You totally deserve it after all that hard work.",
+        "Oh I love that! What made you decide to do it?", "Haha, I can totally picture that. You always find the funniest things!",
+        "Thanks so much for asking, it really means a lot to me that you remember these things.",
+        "That must have been really tough. How are you holding up with everything going on?",
+        "Honestly same, this week has been a lot. Let's catch up properly soon, okay?",
+        "Aww, that's so sweet! Do you have any pictures? I'd love to see them.", "Good luck with everything, keep me posted!",
+        "What have you been up to since we last talked? Anything exciting happening?",
+        "I totally get what you mean, it's hard to find the time for everything these days.",
+        "Sounds like you had a really great time! Would you do it again?", "Take care of yourself, talk to you soon!",
+        "Ha, that's hilarious. I can't believe that actually happened!", "That's really inspiring, thanks for sharing that with me.",
+        "Oh really? I didn't know that about you! Tell me more about it.", "Have a great weekend, and say hi to everyone for me!",
     ]
 
     mutating func conversation() -> Curriculum.Conversation {
