@@ -108,7 +108,10 @@ public struct PSMPolicy: MemoryPolicy {
     /// (tensor `psm.recall.fusion`); models without them read turns alone and fuse with k = 60.
     public let readsContext: Bool
     public let fusionConstant: Double
-    let base = RuleBaseline()
+    /// Seconds an inactive episode stays in the active tiers (tensor `psm.sleep.episodic_lifespan_days`,
+    /// SPEC.md §12.7); nil without the tensor (until its strength falls below the floor).
+    public let episodicLifespan: UInt64?
+    let base: RuleBaseline
 
     /// Stability given to an observation the gate head rates as worth keeping, and to one it does not.
     public static let factStability: UInt64 = 180 * 86_400
@@ -117,6 +120,7 @@ public struct PSMPolicy: MemoryPolicy {
     public static let tensorNames = (weights: "psm.recall.weight", bias: "psm.recall.bias", mean: "psm.recall.mean", scale: "psm.recall.scale")
     public static let manifestTensor = "psm.manifest"
     public static let contextTensor = "psm.context", fusionTensor = "psm.recall.fusion"
+    public static let lifespanTensor = "psm.sleep.episodic_lifespan_days"
     public static let gateNames = (weights: "psm.gate.weight", bias: "psm.gate.bias", mean: "psm.gate.mean", scale: "psm.gate.scale")
     public static let interferenceNames = (
         weights: "psm.interference.weight", bias: "psm.interference.bias", mean: "psm.interference.mean", scale: "psm.interference.scale",
@@ -157,6 +161,16 @@ public struct PSMPolicy: MemoryPolicy {
         } else {
             fusionConstant = CandidateQuery.defaultFusionConstant
         }
+        if model.tensors[PSMPolicy.lifespanTensor] != nil {
+            let days = try f(PSMPolicy.lifespanTensor, [1])[0]
+            guard days.isFinite, days >= 1, days <= 3650 else {
+                throw EngineError.invalidArgument("\(model.path): episodic lifespan \(days) days outside 1...3650")
+            }
+            episodicLifespan = UInt64((days * 86_400).rounded())
+        } else {
+            episodicLifespan = nil
+        }
+        base = RuleBaseline(readsContext: readsContext, fusion: fusionConstant, episodicLifespan: episodicLifespan)
         if let info = model.tensors[PSMPolicy.gateNames.weights] {
             let m = GateFeatures.count(dimension: model.config.hidden)
             guard info.shape == [m] else { throw EngineError.invalidArgument("\(model.path): gate head of shape \(info.shape), expected [\(m)]") }

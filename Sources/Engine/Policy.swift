@@ -83,17 +83,23 @@ extension MemoryPolicy {
 /// - feedback: helped reinforces (+0.2, stability ×2), irrelevant weakens (×0.8, stability ×0.8),
 ///   corrected weakens hard (×0.3, stability ÷4);
 /// - sleep: moves working memories to episodic, consolidates groups of near-identical episodes (cosine ≥ 0.9,
-///   seeded by episodes new since the previous sleep) into semantic memories and archives them into it, and
-///   prunes non-semantic memories whose strength fell below 0.02.
+///   seeded by episodes new since the previous sleep) into semantic memories and archives them into it,
+///   prunes non-semantic memories whose strength fell below 0.02, and (with an episodic lifespan)
+///   archives episodes inactive for longer than it.
 public struct RuleBaseline: MemoryPolicy {
     public let modelID = [UInt8](repeating: 0, count: 32)
     public let readsContext: Bool
     public let fusionConstant: Double
-    public init() { readsContext = false; fusionConstant = CandidateQuery.defaultFusionConstant }
-    /// The baseline reading turns in context and fusing with `fusion`: what training collects
-    /// candidates with, so they match the model it writes. Its decisions record the encoder's id like
-    /// the plain baseline's, so it is not for stores meant to be replayed.
-    public init(readsContext: Bool, fusion: Double) { self.readsContext = readsContext; fusionConstant = fusion }
+    /// Seconds an episode stays in the working and episodic tiers without activity (creation,
+    /// reinforcement or recall) before sleep archives it; nil: until its strength falls below the floor.
+    public let episodicLifespan: UInt64?
+    public init() { readsContext = false; fusionConstant = CandidateQuery.defaultFusionConstant; episodicLifespan = nil }
+    /// The baseline with a model's reading, fusion and lifespan: what a PSM file falls back to for the
+    /// decisions it has no head for, and what training collects candidates with. Used alone its
+    /// decisions record the encoder's id like the plain baseline's, so it is not for stores meant to be replayed.
+    public init(readsContext: Bool, fusion: Double, episodicLifespan: UInt64? = nil) {
+        self.readsContext = readsContext; fusionConstant = fusion; self.episodicLifespan = episodicLifespan
+    }
 
     public func gate(_ input: GateInput) -> GateDecision {
         let terms = Analyzer.terms(input.text)
@@ -161,9 +167,20 @@ public struct RuleBaseline: MemoryPolicy {
             for s in sources { out.append(.archived(.init(decision: d, memory: s, into: id))) }
         }
         for tier in [Tier.working, .episodic] {
-            for m in tiers.memories[tier] ?? [] where m.strength < 0.02 && !used.contains(m.record.id) {
-                let d = MemoryEvent.Decision(model: modelID, inputDigest: digest { $0.id(1, m.record.id); $0.int(2, Fixed(m.strength).raw) })
-                out.append(.pruned(.init(decision: d, memory: m.record.id, strength: Fixed(m.strength))))
+            for m in tiers.memories[tier] ?? [] where !used.contains(m.record.id) {
+                if m.strength < 0.02 {
+                    let d = MemoryEvent.Decision(model: modelID, inputDigest: digest { $0.id(1, m.record.id); $0.int(2, Fixed(m.strength).raw) })
+                    out.append(.pruned(.init(decision: d, memory: m.record.id, strength: Fixed(m.strength))))
+                    continue
+                }
+                // The episodic store holds days to weeks (the seed's tier table): an episode inactive for
+                // longer than the lifespan leaves for the archival tier, where recall still finds it.
+                let r = m.record
+                let active = max(r.createdAt, r.anchorTime, r.lastRecalled)
+                if let life = episodicLifespan, input.at - active > Int64(clamping: life) * 1_000_000 {
+                    let d = MemoryEvent.Decision(model: modelID, inputDigest: digest { $0.id(1, r.id); $0.int(3, active) })
+                    out.append(.archived(.init(decision: d, memory: r.id, into: .zero)))
+                }
             }
         }
         return out

@@ -39,6 +39,9 @@ public enum Trainer {
         public var context = true
         /// The fusion constant; nil chooses it from ``fusionGrid`` by held-out MRR of the fused order.
         public var fusion: Double? = nil
+        /// Days an inactive episode stays in the active tiers before sleep archives it (tensor
+        /// `psm.sleep.episodic_lifespan_days`): four weeks, the seed's "days–weeks" for the episodic store.
+        public var episodicLifespanDays: Double? = 28
         /// The recall features the head may weigh (the rest stay 0); nil: all but ``frozenRecallFeatures``.
         public var recallFeatures: [String]? = Trainer.defaultRecallFeatures
         public init() {}
@@ -117,7 +120,9 @@ public enum Trainer {
     /// collects every question's recall candidates with their features and labels.
     public static func collect(_ curriculum: Curriculum, encoder: Encoder, options: Options, scratch: String, progress: ((Int, Int) -> Void)? = nil) async throws -> [Group] {
         try? FileManager.default.removeItem(atPath: scratch)
-        let engine = try Engine(directory: scratch, encoder: encoder, policy: RuleBaseline(readsContext: options.context, fusion: CandidateQuery.defaultFusionConstant))
+        let engine = try Engine(directory: scratch, encoder: encoder, policy: RuleBaseline(
+                readsContext: options.context, fusion: CandidateQuery.defaultFusionConstant,
+                episodicLifespan: options.episodicLifespanDays.map { UInt64(($0 * 86_400).rounded()) }))
         defer {
             engine.close()
             try? FileManager.default.removeItem(atPath: scratch)
@@ -343,13 +348,13 @@ public enum Trainer {
         enc.outputFormatting = [.sortedKeys]
         return try writeModel(
             encoder: encoder, head: head, gate: gate, interference: interference, context: manifest.context ?? false, fusion: manifest.fusion,
-            manifestJSON: Array(try enc.encode(manifest)), to: path)
+            episodicLifespanDays: manifest.options.episodicLifespanDays, manifestJSON: Array(try enc.encode(manifest)), to: path)
     }
 
     /// Writes `encoder`'s tensors (not its `psm.*` heads) plus `head` and the manifest bytes.
     public static func writeModel(
         encoder: ModelFile, head: LinearHead, gate: LinearHead? = nil, interference: InterferenceResult? = nil, context: Bool = false, fusion: Double? = nil,
-        manifestJSON json: [UInt8], to path: String
+        episodicLifespanDays: Double? = nil, manifestJSON json: [UInt8], to path: String
     ) throws -> (id: String, bytes: Int) {
         var config = encoder.config
         if !config.source.hasPrefix("psm: ") { config.source = "psm: \(encoder.config.source) + recall head" }
@@ -382,6 +387,7 @@ public enum Trainer {
         }
         if context { w.add(PSMPolicy.contextTensor, i8: [1], shape: [1]) }
         if let fusion { w.add(PSMPolicy.fusionTensor, f32: [Float(fusion)], shape: [1]) }
+        if let days = episodicLifespanDays { w.add(PSMPolicy.lifespanTensor, f32: [Float(days)], shape: [1]) }
         w.add(PSMPolicy.manifestTensor, i8: json.map { Int8(bitPattern: $0) }, shape: [json.count])
         return try w.write(to: path)
     }

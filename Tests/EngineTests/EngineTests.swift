@@ -359,6 +359,43 @@ struct KeepEverything: MemoryPolicy {
         let replay = try Replayer.verify(journal: engine.journal, decider: engine.decider, scratch: store.path + "-replay")
         #expect(replay.divergent == 0, "\(String(describing: replay.first))")
     }
+
+    /// With an episodic lifespan (a model property), sleep archives episodes inactive for longer than it
+    /// (not into anything, not pruned); a recalled or recent episode stays; recall still finds the archived
+    /// one; and replay agrees. Without the tensor nothing ages out.
+    @Test func inactiveEpisodesAgeIntoTheArchive() async throws {
+        guard !SharedEncoder.skip else { return }
+        let encoder = try #require(SharedEncoder.encoder, "the all-MiniLM-L6-v2 package is missing: run scripts/setup.sh")
+        let dir = TempStore()
+        defer { dir.remove() }
+        try FileManager.default.createDirectory(atPath: dir.path, withIntermediateDirectories: true)
+        _ = try Trainer.writeModel(
+            encoder: encoder.model, head: ContextTests.fusedOnlyHead(), episodicLifespanDays: 28, manifestJSON: Array("{}".utf8), to: dir.path + "/l.psm")
+        let file = try ModelFile(path: dir.path + "/l.psm")
+        let policy = try PSMPolicy(model: file)
+        #expect(policy.episodicLifespan == 28 * 86_400)
+        let engine = try Engine(directory: dir.path + "/store", encoder: try Encoder(model: file), policy: policy)
+        defer { engine.close() }
+        let u = try UserRef(tenant: "t", user: "u")
+        let old = try await engine.observe(u, .init(text: "My cousin Lars repairs vintage motorcycles in Bergen.", session: "s1", speaker: "Kim"), at: t0)
+        let used = try await engine.observe(u, .init(text: "I am allergic to sesame, please remember that.", session: "s1", speaker: "Kim"), at: t0 + minute)
+        let r = try await engine.recall(u, query: "What is Kim allergic to?", k: 1, at: t0 + 10 * day)
+        #expect(r.memories.first?.candidate.memory == used.memory)
+        let recent = try await engine.observe(u, .init(text: "We booked a cabin near the glacier for the holidays.", session: "s2", speaker: "Kim"), at: t0 + 25 * day)
+        let slept = try await engine.sleep(u, at: t0 + 30 * day)
+        #expect(slept.decisions[.archived] == 1 && slept.decisions[.pruned] == nil, "\(slept.decisions)")
+        let aged = try engine.memory(u, try #require(old.memory))
+        #expect(aged.record.tier == .archival && aged.record.consolidatedInto.isZero && !aged.record.pruned)
+        #expect(try engine.memory(u, try #require(used.memory)).record.tier == .episodic, "recalled 20 days before the sleep")
+        #expect(try engine.memory(u, try #require(recent.memory)).record.tier == .episodic)
+        let found = try engine.peek(u, query: "Who repairs motorcycles in Bergen?", k: 1, at: t0 + 31 * day)
+        #expect(found.memories.first?.candidate.memory == old.memory, "archived memories are still recalled")
+        let replay = try Replayer.verify(journal: engine.journal, decider: engine.decider, scratch: dir.path + "/replay")
+        #expect(replay.divergent == 0 && replay.checked >= 5, "\(String(describing: replay.first))")
+        // The model without the tensor keeps them all active.
+        _ = try Trainer.writeModel(encoder: encoder.model, head: ContextTests.fusedOnlyHead(), manifestJSON: Array("{}".utf8), to: dir.path + "/n.psm")
+        #expect(try PSMPolicy(model: try ModelFile(path: dir.path + "/n.psm")).episodicLifespan == nil)
+    }
 }
 
 @Suite struct UpgradeTests {
@@ -579,6 +616,7 @@ struct KeepEverything: MemoryPolicy {
             (try write("fusion.psm") { $0.add(PSMPolicy.fusionTensor, f32: [-1], shape: [1]) }, "fusion constant -1.0 outside"),
             (try write("big.psm") { $0.add(PSMPolicy.fusionTensor, f32: [5000], shape: [1]) }, "fusion constant 5000.0 outside"),
             (try write("head.psm", head: ContextTests.fusedOnlyHead(count: 9)) { _ in }, "recall head of shape [9]"),
+            (try write("life.psm") { $0.add(PSMPolicy.lifespanTensor, f32: [0.5], shape: [1]) }, "episodic lifespan 0.5 days outside 1...3650"),
         ]
         // A non-finite constant does not get that far: the model file loader refuses it.
         let nan = try write("nan.psm") { $0.add(PSMPolicy.fusionTensor, f32: [.nan], shape: [1]) }
