@@ -179,7 +179,9 @@ public struct Decider: Sendable {
             let reader = UserReader(kv: kv, user: user.key)
             let listing = try reader.tiers(at: time, name: user.description)
             var vectors: [ID128: QuantizedVector] = [:]
-            for m in (listing.memories[.working] ?? []) + (listing.memories[.episodic] ?? []) {
+            // Resting episodes (aged into the archive, not consolidated or pruned) can still join a group.
+            let resting = (listing.memories[.archival] ?? []).filter { $0.record.consolidatedInto.isZero && !$0.record.pruned }
+            for m in (listing.memories[.working] ?? []) + (listing.memories[.episodic] ?? []) + resting {
                 if let v = try reader.vector(slot: m.record.slot) { vectors[m.record.id] = v }
             }
             return SleepInput(tiers: listing, vectors: vectors, at: time, previousSleep: listing.user.lastSleep)

@@ -143,7 +143,11 @@ public struct RuleBaseline: MemoryPolicy {
         // Consolidation: each episode new since the previous sleep seeds a group of the valid episodes
         // (in slot order) within the cosine threshold; a group of two or more becomes one semantic
         // memory whose text and vector are the seed's (extractive), and its episodes are archived into it.
-        let episodes = ((tiers.memories[.working] ?? []) + (tiers.memories[.episodic] ?? [])).filter { $0.record.isValid && input.vectors[$0.record.id] != nil }
+        // With a lifespan, episodes that aged into the archive still join groups (a theme that recurs
+        // over months consolidates), though only new episodes seed them.
+        let resting = episodicLifespan == nil ? [] : (tiers.memories[.archival] ?? []).filter { $0.record.consolidatedInto.isZero && !$0.record.pruned }
+        let episodes = ((tiers.memories[.working] ?? []) + (tiers.memories[.episodic] ?? []) + resting)
+            .filter { $0.record.isValid && input.vectors[$0.record.id] != nil }
             .sorted { $0.record.slot < $1.record.slot }
         var used = Set<ID128>()
         for seed in episodes where seed.record.createdAt > input.previousSleep && !used.contains(seed.record.id) {

@@ -310,10 +310,12 @@ public enum Fold {
 
         case .archived(let e):
             var m = try memory(e.memory)
-            guard m.tier != .archival else { throw FoldAnomaly(reason: "archived: memory \(e.memory) is already archived") }
+            // An episode that aged into the archive (into nothing, not pruned) may later be consolidated.
+            let resting = m.tier == .archival && m.consolidatedInto.isZero && !m.pruned
+            guard m.tier != .archival || (resting && !e.into.isZero) else { throw FoldAnomaly(reason: "archived: memory \(e.memory) is already archived") }
             if !e.into.isZero { _ = try memory(e.into) }
+            if m.tier != .archival { m.archivedAt = ctx.time }
             m.tier = .archival
-            m.archivedAt = ctx.time
             m.consolidatedInto = e.into
             try save(m)
             try history([m.id])

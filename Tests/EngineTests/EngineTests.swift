@@ -390,8 +390,17 @@ struct KeepEverything: MemoryPolicy {
         #expect(try engine.memory(u, try #require(recent.memory)).record.tier == .episodic)
         let found = try engine.peek(u, query: "Who repairs motorcycles in Bergen?", k: 1, at: t0 + 31 * day)
         #expect(found.memories.first?.candidate.memory == old.memory, "archived memories are still recalled")
+        // The same thing said again months later consolidates with the resting episode.
+        let again = try await engine.observe(u, .init(text: "My cousin Lars repairs vintage motorcycles in Bergen.", session: "s3", speaker: "Kim"), at: t0 + 60 * day)
+        let second = try await engine.sleep(u, at: t0 + 61 * day)
+        #expect(second.decisions[.consolidated] == 1, "\(second.decisions)")
+        let semantic = try #require(try engine.tiers(u).memories[.semantic]?.first)
+        #expect(Set(semantic.record.sources) == Set([old.memory, again.memory].compactMap { $0 }))
+        #expect(try engine.memory(u, try #require(old.memory)).record.consolidatedInto == semantic.record.id)
+        let third = try await engine.sleep(u, at: t0 + 62 * day)
+        #expect(third.decisions[.consolidated] == nil, "a consolidated episode does not join another group")
         let replay = try Replayer.verify(journal: engine.journal, decider: engine.decider, scratch: dir.path + "/replay")
-        #expect(replay.divergent == 0 && replay.checked >= 5, "\(String(describing: replay.first))")
+        #expect(replay.divergent == 0 && replay.checked >= 8, "\(String(describing: replay.first))")
         // The model without the tensor keeps them all active.
         _ = try Trainer.writeModel(encoder: encoder.model, head: ContextTests.fusedOnlyHead(), manifestJSON: Array("{}".utf8), to: dir.path + "/n.psm")
         #expect(try PSMPolicy(model: try ModelFile(path: dir.path + "/n.psm")).episodicLifespan == nil)
