@@ -418,6 +418,7 @@ struct Generations<Key: Hashable, Value> {
     }
 
     mutating func take(_ key: Key) -> Value? { current.removeValue(forKey: key) ?? previous.removeValue(forKey: key) }
+    func get(_ key: Key) -> Value? { current[key] ?? previous[key] }
 }
 
 /// User records the fold has changed in the current transaction and not yet written: every event
@@ -453,8 +454,10 @@ final class ReadAhead: @unchecked Sendable {
     private var stopped = false
     private var trash: [Any] = []
     private let exited = DispatchSemaphore(value: 0)
-    /// Indexed texts of observations read, until their gate decision is read.
-    private var observed = Generations<EventID, String>(limit: 1 << 16)
+    /// Indexed texts and times of observations read, until their gate decision is read.
+    private var observed = Generations<EventID, (text: String, time: Int64)>(limit: 1 << 16)
+    /// Texts of observations read, for the gate decisions that name them as context.
+    private var texts = Generations<EventID, String>(limit: 1 << 16)
     static let depth = 3
 
     init(journal: Journal, from: Position, through end: Position, pageSize: Int, threaded: Bool) {
@@ -485,10 +488,18 @@ final class ReadAhead: @unchecked Sendable {
                 entries.append((e.position, .init(memory: memory, text: text, vector: vector, length: length, encoded: bytes)))
             }
             switch m {
-            case .observation(let o): observed.insert(e.header.eventID, Fold.indexedText(speaker: o.speaker, text: o.text))
+            case .observation(let o):
+                observed.insert(e.header.eventID, (Fold.indexedText(speaker: o.speaker, text: o.text), e.header.eventTime))
+                texts.insert(e.header.eventID, o.text)
             case .gated(let g) where g.kept:
-                guard let text = observed.take(g.observation) else { continue }
-                prepare(g.memory, text, g.vector)
+                guard let (text, time) = observed.take(g.observation) else { continue }
+                // As the fold builds it (``Fold/indexedText(_:)``): date, context text, then the turn.
+                var context: [String] = g.dated ? [Fold.dateText(time)] : []
+                if !g.context.isZero {
+                    guard let c = texts.get(g.context) else { continue }
+                    context.append(c)
+                }
+                prepare(g.memory, context.isEmpty ? text : context.joined(separator: " ") + " " + text, g.vector)
             case .consolidated(let c): prepare(c.memory, c.text, c.vector)
             default: continue
             }
