@@ -29,6 +29,8 @@ struct ProjectionsBench: ParsableCommand {
     @Option(help: "Queries per user for the latency percentiles (10...100000).") var queries: Int = 300
     @Option(help: "Vector dimension (8...4096).") var dimension: Int = 384
     @Option(help: "Workload seed.") var seed: UInt64 = 42
+    @Flag(help: "Gate decisions read turns in context, as recipe-5 models do: each names the previous turn of its session and indexes the date with it.")
+    var contextual = false
     @Option(help: ArgumentHelp("Keep the store under DIR instead of a temporary directory.", valueName: "DIR")) var keep: String?
     @Flag(help: "Print JSON.") var json = false
 
@@ -44,6 +46,7 @@ struct ProjectionsBench: ParsableCommand {
         var memories_small: Int
         var journal_events: Int
         var dimension: Int
+        var contextual: Bool
         var rebuild_events_per_s: Double
         var rebuild_seconds: Double
         var journal_scan_events_per_s: Double
@@ -75,6 +78,7 @@ struct ProjectionsBench: ParsableCommand {
             var written: UInt64 = 0
             for (user, n) in zip(users, sizes) {
                 var i = 0
+                var previous = EventID.zero
                 while i < n {
                     var events: [EventData] = []
                     for _ in 0..<min(500, n - i) {
@@ -85,7 +89,9 @@ struct ProjectionsBench: ParsableCommand {
                         let g = MemoryEvent.gated(
                             .init(
                                 decision: .baseline, observation: obs, kept: true, memory: ID128.derived(domain: "psm.memory.v1", obs.bytes), tier: .episodic,
-                                type: .event, strength: Fixed(0.6), stability: 30 * 86_400, vector: v))
+                                type: .event, strength: Fixed(0.6), stability: 30 * 86_400, vector: v,
+                                context: contextual && i % 20 != 0 ? previous : .zero, dated: contextual))
+                        previous = obs
                         events.append(EventData(id: obs, type: o.type.rawValue, time: time, payload: o.payload()))
                         events.append(EventData(id: ID128.derived(domain: "psm.decision.v1", obs.bytes), type: g.type.rawValue, time: time, causation: obs, payload: g.payload()))
                         i += 1
@@ -140,7 +146,7 @@ struct ProjectionsBench: ParsableCommand {
             let counts = try store.counts()
             let total = memories + small
             let r = Report(
-                memories_large: memories, memories_small: small, journal_events: jstats.events, dimension: dimension,
+                memories_large: memories, memories_small: small, journal_events: jstats.events, dimension: dimension, contextual: contextual,
                 rebuild_events_per_s: Double(jstats.events) / rebuildSecs, rebuild_seconds: rebuildSecs,
                 journal_scan_events_per_s: Double(scanned) / scanSecs, rebuild_vs_scan: (Double(jstats.events) / rebuildSecs) / (Double(scanned) / scanSecs),
                 candidates_p50_ms_10k: pct(latencies[0], 0.5), candidates_p99_ms_10k: pct(latencies[0], 0.99),
