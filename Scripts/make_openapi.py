@@ -38,6 +38,7 @@ memory_example = {
     "source_ids": ["msg-17"], "flags": [], "session": "s1", "speaker": "Alice", "created_at": T,
     "created_position": 2, "updated_position": 9, "reinforcements": 0, "weakenings": 0, "helped": 0,
     "irrelevant": 0, "corrected": 0, "archived_at": None, "pruned": False,
+    "index_context": "8 March 2026 Where did you end up moving?",
 }
 node_example = {"kind": "memory", "id": M, "text": memory_example["text"], "tier": "episodic", "time": T,
                 "sources": [{"kind": "observation", "id": O, "text": memory_example["text"], "source_id": "msg-17",

@@ -27,6 +27,8 @@ public struct MemoryJSON: Codable, Sendable, Equatable {
     public var reinforcements, weakenings, helped, irrelevant, corrected: UInt64
     public var archived_at: String?
     public var pruned: Bool
+    /// What the lexical index holds before the speaker and text (date and context turn, SPEC.md §11.4).
+    public var index_context: String?
 
     public init(_ v: MemoryView) {
         let m = v.record
@@ -43,6 +45,7 @@ public struct MemoryJSON: Codable, Sendable, Equatable {
         created_position = m.createdPosition; updated_position = m.updatedPosition
         reinforcements = m.reinforcements; weakenings = m.weakenings; helped = m.helped; irrelevant = m.irrelevant; corrected = m.corrected
         archived_at = time(m.archivedAt); pruned = m.pruned
+        index_context = m.indexContext.isEmpty ? nil : m.indexContext
     }
 }
 
