@@ -226,14 +226,16 @@ public enum Fold {
                 m.validFrom = o.time
                 m.session = o.session
                 m.speaker = o.speaker
-                var context: [String] = g.dated ? [dateText(o.time)] : []
-                if !g.context.isZero {
-                    guard g.context != g.observation, let cb = try kv.get(.observations, Keys.pair(u, g.context)) else {
-                        throw FoldAnomaly(reason: "gated: context \(g.context) is not an earlier observation of this user")
+                if g.dated || !g.context.isZero {
+                    var context: [String] = g.dated ? [dateText(o.time)] : []
+                    if !g.context.isZero {
+                        guard g.context != g.observation, let cb = try kv.get(.observations, Keys.pair(u, g.context)) else {
+                            throw FoldAnomaly(reason: "gated: context \(g.context) is not an earlier observation of this user")
+                        }
+                        context.append(try ObservationRecord(decoding: cb).text)
                     }
-                    context.append(try ObservationRecord(decoding: cb).text)
+                    m.indexContext = context.joined(separator: " ")
                 }
-                m.indexContext = context.joined(separator: " ")
                 try create(m, vector: g.vector)
                 try kv.put(.provenance, Keys.provenance(u, o.id, m.id), [])
                 o.status = .kept
@@ -418,7 +420,6 @@ struct Generations<Key: Hashable, Value> {
     }
 
     mutating func take(_ key: Key) -> Value? { current.removeValue(forKey: key) ?? previous.removeValue(forKey: key) }
-    func get(_ key: Key) -> Value? { current[key] ?? previous[key] }
 }
 
 /// User records the fold has changed in the current transaction and not yet written: every event
@@ -456,8 +457,9 @@ final class ReadAhead: @unchecked Sendable {
     private let exited = DispatchSemaphore(value: 0)
     /// Indexed texts and times of observations read, until their gate decision is read.
     private var observed = Generations<EventID, (text: String, time: Int64)>(limit: 1 << 16)
-    /// Texts of observations read, for the gate decisions that name them as context.
-    private var texts = Generations<EventID, String>(limit: 1 << 16)
+    /// Each stream's last two observations read (id and text), newest first: the context a contextual
+    /// gate decision names is the observation before the one it gates.
+    private var latest: [ID128: [(id: EventID, text: String)]] = [:]
     static let depth = 3
 
     init(journal: Journal, from: Position, through end: Position, pageSize: Int, threaded: Bool) {
@@ -490,14 +492,15 @@ final class ReadAhead: @unchecked Sendable {
             switch m {
             case .observation(let o):
                 observed.insert(e.header.eventID, (Fold.indexedText(speaker: o.speaker, text: o.text), e.header.eventTime))
-                texts.insert(e.header.eventID, o.text)
+                latest[e.header.streamID, default: []].insert((e.header.eventID, o.text), at: 0)
+                if latest[e.header.streamID]!.count > 2 { latest[e.header.streamID]!.removeLast() }
             case .gated(let g) where g.kept:
                 guard let (text, time) = observed.take(g.observation) else { continue }
                 // As the fold builds it (``Fold/indexedText(_:)``): date, context text, then the turn.
                 var context: [String] = g.dated ? [Fold.dateText(time)] : []
                 if !g.context.isZero {
-                    guard let c = texts.get(g.context) else { continue }
-                    context.append(c)
+                    guard let c = latest[e.header.streamID]?.first(where: { $0.id == g.context }) else { continue }
+                    context.append(c.text)
                 }
                 prepare(g.memory, context.isEmpty ? text : context.joined(separator: " ") + " " + text, g.vector)
             case .consolidated(let c): prepare(c.memory, c.text, c.vector)
