@@ -154,22 +154,17 @@ public struct PSMPolicy: MemoryPolicy {
         } else {
             readsContext = false
         }
-        if model.tensors[PSMPolicy.fusionTensor] != nil {
-            let k = try f(PSMPolicy.fusionTensor, [1])[0]
-            guard k.isFinite, k >= 0, k <= 1000 else { throw EngineError.invalidArgument("\(model.path): fusion constant \(k) outside 0...1000") }
-            fusionConstant = k
-        } else {
-            fusionConstant = CandidateQuery.defaultFusionConstant
-        }
-        if model.tensors[PSMPolicy.lifespanTensor] != nil {
-            let days = try f(PSMPolicy.lifespanTensor, [1])[0]
-            guard days.isFinite, days >= 1, days <= 3650 else {
-                throw EngineError.invalidArgument("\(model.path): episodic lifespan \(days) days outside 1...3650")
+        /// An optional f32 [1] tensor, refused outside `range`.
+        func scalar(_ name: String, _ what: String, unit: String = "", in range: ClosedRange<Int>) throws -> Double? {
+            guard model.tensors[name] != nil else { return nil }
+            let x = try f(name, [1])[0]
+            guard x.isFinite, x >= Double(range.lowerBound), x <= Double(range.upperBound) else {
+                throw EngineError.invalidArgument("\(model.path): \(what) \(x)\(unit) outside \(range)")
             }
-            episodicLifespan = UInt64((days * 86_400).rounded())
-        } else {
-            episodicLifespan = nil
+            return x
         }
+        fusionConstant = try scalar(PSMPolicy.fusionTensor, "fusion constant", in: 0...1000) ?? CandidateQuery.defaultFusionConstant
+        episodicLifespan = try scalar(PSMPolicy.lifespanTensor, "episodic lifespan", unit: " days", in: 1...3650).map { UInt64(($0 * 86_400).rounded()) }
         base = RuleBaseline(readsContext: readsContext, fusion: fusionConstant, episodicLifespan: episodicLifespan)
         if let info = model.tensors[PSMPolicy.gateNames.weights] {
             let m = GateFeatures.count(dimension: model.config.hidden)

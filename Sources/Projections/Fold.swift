@@ -109,9 +109,11 @@ public enum Fold {
     }
     public static func indexedText(speaker: String, text: String) -> String { speaker.isEmpty ? text : speaker + ": " + text }
 
+    /// English month names, as the index's date text writes them.
+    public static let monthNames = ["January", "February", "March", "April", "May", "June", "July", "August", "September", "October", "November", "December"]
+
     /// The UTC calendar date of an event time (µs since the epoch) as the index holds it: "8 May 2023".
     public static func dateText(_ time: Int64) -> String {
-        let months = ["January", "February", "March", "April", "May", "June", "July", "August", "September", "October", "November", "December"]
         // Days since 1970-01-01 to a proleptic Gregorian civil date (Howard Hinnant's days_from_civil inverse).
         let days = time >= 0 ? time / 86_400_000_000 : (time + 1) / 86_400_000_000 - 1
         let z = days + 719_468
@@ -123,7 +125,7 @@ public enum Fold {
         let day = doy - (153 * mp + 2) / 5 + 1
         let month = mp < 10 ? mp + 3 : mp - 9
         let year = yoe + era * 400 + (month <= 2 ? 1 : 0)
-        return "\(day) \(months[Int(month) - 1]) \(year)"
+        return "\(day) \(monthNames[Int(month) - 1]) \(year)"
     }
 
     /// Applies `event`. `name` resolves the stream's name the first time a user is seen.

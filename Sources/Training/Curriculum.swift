@@ -1,4 +1,5 @@
 import Foundation
+import Projections
 import Workloads
 
 /// The project's own training curriculum (SPEC.md §12.7): seeded multi-session conversations between
@@ -70,7 +71,6 @@ struct Generator {
         "Aria", "Bastian", "Carmen", "Dmitri", "Elif", "Farid", "Greta", "Hugo", "Ingrid", "Jamal", "Keiko", "Liam", "Marisol", "Nikolai",
         "Odette", "Pavel", "Quinn", "Rosa", "Sven", "Tamsin", "Umar", "Vera", "Wes", "Ximena", "Yusuf", "Zara", "Noor", "Theo", "Lena", "Matteo",
     ]
-    static let months = ["January", "February", "March", "April", "May", "June", "July", "August", "September", "October", "November", "December"]
 
     /// One fact kind: how it is said (several phrasings, `{v}` = value, `{x}` = extra), asked, and its values.
     struct FactKind {
@@ -177,7 +177,7 @@ struct Generator {
                     var value = pick(kind.values)
                     if let old = known[key2] { while value == old.0 && kind.values.count > 1 { value = pick(kind.values) } }
                     let extra = kind.key == "pet" || kind.key == "sibling" ? pick(Self.firstNames) : (known[key2]?.0 ?? "")
-                    let month = Self.months[int(0...11)]
+                    let month = Fold.monthNames[int(0...11)]
                     let template = isUpdate ? pick(kind.updates) : pick(kind.statements)
                     let text = template.replacingOccurrences(of: "{v}", with: value).replacingOccurrences(of: "{x}", with: extra)
                         .replacingOccurrences(of: "{m}", with: month)
