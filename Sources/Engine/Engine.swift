@@ -418,7 +418,7 @@ public final class Engine: @unchecked Sendable {
         return f.string(from: Date(timeIntervalSince1970: Double(micros) / 1_000_000))
     }
 
-    private func userExists(_ user: UserRef) throws -> Bool { try Decider.userExists(user, projections) }
+    public func userExists(_ user: UserRef) throws -> Bool { try Decider.userExists(user, projections) }
 
     /// Deterministic id entropy from the content, so the same command retried gets the same id.
     private func contentEntropy(_ user: UserRef, _ time: Int64, _ text: String) -> (UInt64, UInt64) {

@@ -8,24 +8,69 @@ import Projections
 public enum RecallFeatures {
     public static let names = [
         "lexical_log1p", "lexical_hit", "lexical_rrf", "dense", "dense_hit", "dense_rrf", "strength", "age_log1p_days",
-        "recalls_log1p", "confidence", "valid", "semantic", "archival", "speaker_named", "fused",
+        "recalls_log1p", "confidence", "valid", "semantic", "archival", "speaker_named", "fused", "lexical_z", "dense_z",
     ]
-    /// Heads of recipe 4 and earlier weigh the first 14 features (no `fused`); both lengths load.
+    /// Heads of recipe 4 and earlier weigh the first 14 features (no `fused`), recipe 5 the first 15
+    /// (no `lexical_z`, `dense_z`); every length here loads, and a head weighs its first features.
+    public static let loadableCounts = [14, 15, 17]
     public static let firstVersionCount = 14
     public static var count: Int { names.count }
+    /// The pool the standardized scores are measured over: candidates ranked 1...50 in either list,
+    /// which is every candidate of a recall with k ≤ 50, so the features do not depend on k.
+    public static let poolRank = 50
 
-    /// The query's terms, computed once per query.
-    public static func queryTerms(_ query: String) -> Set<String> { Set(Analyzer.terms(query)) }
+    /// What the features of one query share: its terms, and the mean and population standard
+    /// deviation of the pooled `lexical_log1p` and `dense` scores over the pool (mean 0 / deviation 1 when the pool has
+    /// fewer than two candidates or no spread).
+    public struct Query: Sendable {
+        public var terms: Set<String>
+        public var lexical: (mean: Double, sd: Double)
+        public var dense: (mean: Double, sd: Double)
+    }
 
-    public static func vector(_ c: Candidate, queryTerms: Set<String>, at: Int64) -> [Double] {
+    /// The query's terms and its candidates' score statistics, computed once per query.
+    public static func query(_ text: String, _ candidates: [Candidate]) -> Query {
+        // Summed in slot order, not candidate order: a larger recall reorders the pool (its members gain
+        // fused score from ranks past 50), and the sums must not depend on that.
+        let pool = candidates.filter { (1...poolRank).contains($0.lexicalRank) || (1...poolRank).contains($0.denseRank) }.sorted { $0.slot < $1.slot }
+        let lexical = pool.map(pooledLexical), dense = pool.map(pooledDense)
+        func stats(_ x: [Double]) -> (mean: Double, sd: Double) {
+            guard x.count >= 2 else { return (0, 1) }
+            var sum = 0.0
+            for v in x { sum += v }
+            let mean = sum / Double(x.count)
+            var sq = 0.0
+            for v in x { sq += (v - mean) * (v - mean) }
+            let sd = (sq / Double(x.count)).squareRoot()
+            return (mean, sd > 1e-12 ? sd : 1)
+        }
+        return Query(terms: Set(Analyzer.terms(text)), lexical: stats(lexical), dense: stats(dense))
+    }
+
+    @inline(__always) static func lexicalLog1p(_ c: Candidate) -> Double { DeterministicMath.log(1 + max(0, c.lexical)) }
+    /// A score counts only from a rank within ``poolRank``; past it (or in neither list) it is 0. A list
+    /// only scores its own members, so a rank past 50 has a score only when the recall asked for more
+    /// candidates; ignoring it keeps the features the same for every k.
+    @inline(__always) static func pooledLexical(_ c: Candidate) -> Double { (1...poolRank).contains(c.lexicalRank) ? lexicalLog1p(c) : 0 }
+    @inline(__always) static func pooledDense(_ c: Candidate) -> Double { (1...poolRank).contains(c.denseRank) ? c.dense : 0 }
+
+    /// The feature vectors of a query's candidates.
+    public static func vectors(_ candidates: [Candidate], query text: String, at: Int64) -> [[Double]] {
+        let q = query(text, candidates)
+        return candidates.map { vector($0, q, at: at) }
+    }
+
+    public static func vector(_ c: Candidate, _ q: Query, at: Int64) -> [Double] {
         let m = c.view.record
         let ageDays = Double(max(0, at - m.createdAt)) / 86_400_000_000
-        let speakerNamed = !m.speaker.isEmpty && !queryTerms.isDisjoint(with: Analyzer.terms(m.speaker))
+        let speakerNamed = !m.speaker.isEmpty && !q.terms.isDisjoint(with: Analyzer.terms(m.speaker))
+        let lexical = lexicalLog1p(c)
         return [
-            DeterministicMath.log(1 + max(0, c.lexical)), c.lexicalRank > 0 ? 1 : 0, c.lexicalRank > 0 ? 60 / (60 + Double(c.lexicalRank)) : 0,
+            lexical, c.lexicalRank > 0 ? 1 : 0, c.lexicalRank > 0 ? 60 / (60 + Double(c.lexicalRank)) : 0,
             c.dense, c.denseRank > 0 ? 1 : 0, c.denseRank > 0 ? 60 / (60 + Double(c.denseRank)) : 0, c.view.strength,
             DeterministicMath.log(1 + ageDays), DeterministicMath.log(1 + Double(m.recallCount)), m.confidence.value, m.isValid ? 1 : 0,
             m.tier == .semantic ? 1 : 0, m.tier == .archival ? 1 : 0, speakerNamed ? 1 : 0, c.fused,
+            (pooledLexical(c) - q.lexical.mean) / q.lexical.sd, (pooledDense(c) - q.dense.mean) / q.dense.sd,
         ]
     }
 }
@@ -133,9 +178,9 @@ public struct PSMPolicy: MemoryPolicy {
             throw EngineError.invalidArgument("\(model.path) has no PSM heads (psm.recall.*): it is a bare encoder; run `psm train`")
         }
         let n = recallInfo.shape.first ?? 0
-        guard recallInfo.shape.count == 1, n == RecallFeatures.count || n == RecallFeatures.firstVersionCount else {
+        guard recallInfo.shape.count == 1, RecallFeatures.loadableCounts.contains(n) else {
             throw EngineError.invalidArgument(
-                "\(model.path): recall head of shape \(recallInfo.shape), expected [\(RecallFeatures.count)] or [\(RecallFeatures.firstVersionCount)]")
+                "\(model.path): recall head of shape \(recallInfo.shape), expected one of \(RecallFeatures.loadableCounts.map { "[\($0)]" }.joined(separator: ", "))")
         }
         func f(_ name: String, _ shape: [Int]) throws -> [Double] {
             do { return try model.f32(name, shape).map(Double.init) } catch { throw EngineError.invalidArgument("\(model.path): \(error)") }
@@ -233,9 +278,9 @@ public struct PSMPolicy: MemoryPolicy {
     }
 
     public func weigh(_ candidates: [Candidate], query: String, at: Int64) -> [Fixed] {
-        let terms = RecallFeatures.queryTerms(query)
+        let q = RecallFeatures.query(query, candidates)
         return candidates.map { c in
-            let s = recall.score(RecallFeatures.vector(c, queryTerms: terms, at: at))
+            let s = recall.score(RecallFeatures.vector(c, q, at: at))
             return Fixed(max(-1e6, min(1e6, s)))
         }
     }

@@ -10,18 +10,19 @@ import Projections
 public enum Trainer {
     /// Bumped whenever the curriculum, the features, the training or the baseline decisions it trains
     /// against change, so a cached default model from an older recipe is rebuilt, not reused.
-    public static let recipe = 5
+    public static let recipe = 6
 
     /// Recall features held at weight 0: the curriculum's tiers, ages and confidences are artefacts of
     /// the rule baseline's decay on synthetic time spans; learned on it, they did not transfer (a strong
     /// archival penalty cost R_any@10 on real conversations). Learning from utility may still move them.
     public static let frozenRecallFeatures = ["archival", "semantic", "confidence", "age_log1p_days"]
 
-    /// The features recipe 5 weighs: the fused rank and whether the query names the memory's speaker.
-    /// Both mean the same on any conversation. The raw scores (BM25, cosine), the rank shapes and
-    /// strength fit the curriculum's templates and time spans: with them the held-out curriculum MRR is
-    /// 0.619 against 0.488, but LoCoMo dev R_all@10 falls from 0.693 to 0.604 (SPEC.md §12.7).
-    public static let defaultRecallFeatures = ["fused", "speaker_named"]
+    /// The features recipe 6 weighs: the fused rank, whether the query names the memory's speaker, and
+    /// the BM25 score standardized over the query's candidate pool (`lexical_z`). All three mean the
+    /// same on any conversation. The raw scores, the rank shapes, strength and the standardized cosine
+    /// fit the curriculum's templates and time spans: with `dense_z` the held-out curriculum MRR is
+    /// 0.541 against 0.462, but LoCoMo dev R_all@10 falls from 0.708 to 0.624 (SPEC.md §12.7).
+    public static let defaultRecallFeatures = ["fused", "speaker_named", "lexical_z"]
     public struct Options: Sendable, Codable {
         public var seed: UInt64 = 1
         public var conversations = 48
@@ -145,11 +146,10 @@ public enum Trainer {
             let askAt = last + 86_400_000_000
             for q in c.questions {
                 let candidates = try engine.projections.candidates(user, CandidateQuery(text: q.text, vector: engine.embed(q.text), at: askAt, perList: 50))
-                let terms = RecallFeatures.queryTerms(q.text)
                 let evidence = Set(q.evidence)
                 groups.append(
                     Group(
-                        features: candidates.map { RecallFeatures.vector($0, queryTerms: terms, at: askAt) },
+                        features: RecallFeatures.vectors(candidates, query: q.text, at: askAt),
                         labels: candidates.map { !evidence.isDisjoint(with: $0.view.record.sourceIDs) },
                         baselineWeights: base.weigh(candidates, query: q.text, at: askAt).map(\.raw),
                         heldOut: ci % options.heldOutEvery == options.heldOutEvery - 1, ranks: candidates.map { ($0.lexicalRank, $0.denseRank) }))

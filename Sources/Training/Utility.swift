@@ -55,9 +55,9 @@ public enum UtilityLearning {
                     try state.catchUp(journal, through: e.position - 1)
                     let time = e.header.eventTime
                     let q = decider.recallQuery(r.query, k: Int(r.k), at: time)
-                    let terms = RecallFeatures.queryTerms(r.query)
+                    let candidates = try state.candidates(user, q)
                     var byMemory: [ID128: [Double]] = [:]
-                    for c in try state.candidates(user, q) { byMemory[c.memory] = RecallFeatures.vector(c, queryTerms: terms, at: time) }
+                    for (c, x) in zip(candidates, RecallFeatures.vectors(candidates, query: r.query, at: time)) { byMemory[c.memory] = x }
                     features[e.header.eventID] = byMemory
                 case MemoryEventType.feedback.rawValue:
                     guard case .feedback(let f)? = try journal.readablePayload(of: e).flatMap({ try MemoryEvent.decode(type: e.header.eventType, payload: $0) }),

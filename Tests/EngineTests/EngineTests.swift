@@ -252,6 +252,44 @@ struct KeepEverything: MemoryPolicy {
             #expect(rep["divergent"] as? Int == 0 && (rep["checked"] as? Int ?? 0) >= 6, "\(rep)")
             #expect((rep["state_hash"] as? String)?.count == 64)
         }
+        // The questions again over the kept store, without ingesting: the same scores, and every
+        // candidate with its features; the journal is not written to.
+        let before = try FileManager.default.attributesOfItem(atPath: dir.path + "/store/journal/data.mdb")[.size] as? Int
+        func run(_ args: [String]) throws -> (Int32, Data, String) {
+            let q = Process()
+            q.executableURL = URL(fileURLWithPath: Self.psm)
+            q.arguments = args
+            q.environment = e
+            let o = Pipe(), err = Pipe()
+            q.standardOutput = o
+            q.standardError = err
+            try q.run()
+            let d = o.fileHandleForReading.readDataToEndOfFile()
+            let m = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            q.waitUntilExit()
+            return (q.terminationStatus, d, m)
+        }
+        let candidates = dir.path + "/candidates.jsonl"
+        let (status, again, _) = try run(["eval", "locomo", file, "--json", "--questions-only", "--store", dir.path + "/store", "--candidates", candidates])
+        #expect(status == 0)
+        let second = try #require(try JSONSerialization.jsonObject(with: again) as? [String: Any])
+        #expect(NSDictionary(dictionary: try #require(second["overall"] as? [String: Any])).isEqual(to: overall))
+        #expect(second["evidence_kept_fraction"] as? Double == report["evidence_kept_fraction"] as? Double)
+        #expect(try FileManager.default.attributesOfItem(atPath: dir.path + "/store/journal/data.mdb")[.size] as? Int == before)
+        let cl = try String(contentsOfFile: candidates, encoding: .utf8).split(separator: "\n")
+        #expect(cl.count == 3)
+        let c0 = try #require(try JSONSerialization.jsonObject(with: Data(cl[0].utf8)) as? [String: Any])
+        let items = try #require(c0["candidates"] as? [[String: Any]])
+        #expect(c0["qa_id"] as? String == "tiny:0" && items.count >= 3)
+        #expect(items.allSatisfy { ($0["features"] as? [Double])?.count == RecallFeatures.count && $0["weight"] is Double })
+        #expect(items.contains { ($0["sources"] as? [String]) == ["D1:1"] })
+        // Without a store, or over a store that does not hold the conversation: a clear error.
+        let (s1, _, m1) = try run(["eval", "locomo", file, "--questions-only"])
+        #expect(s1 != 0 && m1.contains("--questions-only needs --store"), "\(m1)")
+        let (s2, _, m2) = try run(["eval", "locomo", file, "--questions-only", "--store", dir.path + "/nothing"])
+        #expect(s2 != 0 && m2.contains("no store at"), "\(m2)")
+        let (s3, _, m3) = try run(["eval", "locomo", file, "--store", dir.path + "/store"])
+        #expect(s3 != 0 && m3.contains("already exists"), "\(m3)")
     }
 }
 
@@ -277,6 +315,9 @@ struct KeepEverything: MemoryPolicy {
         var options = Trainer.Options()
         options.conversations = 10
         options.epochs = 150
+        // Every feature but the frozen four: the set the curriculum can teach (the shipped default is
+        // chosen for transfer and need not beat the fused order on the curriculum, SPEC.md §12.7).
+        options.recallFeatures = nil
         let (id1, report) = try await Trainer.train(encoderFile: encoder.model, options: options, out: dir.path + "/a.psm", scratch: dir.path + "/s1")
         let (id2, _) = try await Trainer.train(encoderFile: encoder.model, options: options, out: dir.path + "/b.psm", scratch: dir.path + "/s2")
         #expect(id1 == id2, "training is not deterministic")
@@ -324,6 +365,12 @@ struct KeepEverything: MemoryPolicy {
         let candidates = try engine.projections.candidates(u, CandidateQuery(text: "What pet does Ana have?", vector: engine.embed("What pet does Ana have?"), at: at))
         let ranked = Decider(policy: newer, encoder: nil).rank(candidates, query: "What pet does Ana have?", at: at, k: 2)
         #expect(ranked.first?.0.memory == second)
+
+        // The default recipe weighs only its chosen features; the rest of the head stays 0.
+        options.recallFeatures = Trainer.defaultRecallFeatures
+        let (_, chosen) = try await Trainer.train(encoderFile: encoder.model, options: options, out: dir.path + "/d.psm", scratch: dir.path + "/s3")
+        #expect(Set(chosen.weights.filter { $0.value != 0 }.keys) == Set(Trainer.defaultRecallFeatures), "\(chosen.weights)")
+        #expect(try PSMPolicy(model: try ModelFile(path: dir.path + "/d.psm")).recall.weights.count == RecallFeatures.count)
     }
 }
 
@@ -654,5 +701,64 @@ struct KeepEverything: MemoryPolicy {
         let (k, table) = Trainer.chooseFusion([g, h])
         #expect(table == ["1": 1, "2": 1, "5": 0.75, "10": 0.75, "20": 0.75, "60": 0.75])
         #expect(k == 1)
+    }
+}
+
+@Suite struct StandardizedScoreTests {
+    /// `lexical_z` and `dense_z` standardize a candidate's scores over the candidates ranked 1…50 in
+    /// either list: the pool's z-scores have mean 0 and deviation 1, and a recall that asks for more
+    /// candidates (a larger k) gives every shared candidate the same features. A 15-weight head (recipe 5)
+    /// still loads and weighs its first 15 features; a 16-weight head is refused.
+    @Test func scoresAreStandardizedOverTheFirstFifty() async throws {
+        guard !SharedEncoder.skip else { return }
+        let encoder = try #require(SharedEncoder.encoder, "the all-MiniLM-L6-v2 package is missing: run scripts/setup.sh")
+        let dir = TempStore()
+        defer { dir.remove() }
+        try FileManager.default.createDirectory(atPath: dir.path, withIntermediateDirectories: true)
+        let engine = try Engine(directory: dir.path + "/store", encoder: try Encoder(model: encoder.model), policy: RuleBaseline())
+        defer { engine.close() }
+        let u = try UserRef(tenant: "t", user: "u")
+        let places = ["Lisbon", "Oslo", "Kyoto", "Lima", "Accra", "Hanoi", "Quito", "Perth", "Bergen", "Cusco", "Tunis", "Riga"]
+        let things = ["a red bike", "two violins", "a garden table", "hiking boots", "a sourdough starter", "a kayak", "old maps"]
+        for i in 0..<160 {
+            let text = "I bought \(things[i % things.count]) in \(places[i % places.count]) on trip \(i) with my brother."
+            _ = try await engine.observe(u, .init(text: text, session: "s\(i / 12)", speaker: "Ana"), at: t0 + Int64(i) * minute)
+        }
+        let query = "Where did Ana buy the violins on her trip?"
+        let at = t0 + day
+        let small = try engine.projections.candidates(u, engine.decider.recallQuery(query, k: 50, at: at))
+        let large = try engine.projections.candidates(u, engine.decider.recallQuery(query, k: 200, at: at))
+        #expect(large.count > small.count, "the larger recall sees more candidates (\(large.count) vs \(small.count))")
+        let lz = RecallFeatures.names.firstIndex(of: "lexical_z")!, dz = RecallFeatures.names.firstIndex(of: "dense_z")!
+        let fs = RecallFeatures.vectors(small, query: query, at: at), fl = RecallFeatures.vectors(large, query: query, at: at)
+        let bySmall = Dictionary(uniqueKeysWithValues: zip(small.map(\.memory), fs))
+        var shared = 0
+        for (c, x) in zip(large, fl) {
+            guard let y = bySmall[c.memory] else { continue }
+            #expect(x[lz] == y[lz] && x[dz] == y[dz], "memory \(c.memory): \(x[lz]), \(x[dz]) vs \(y[lz]), \(y[dz])")
+            shared += 1
+        }
+        #expect(shared == small.count)
+        // Over the pool, the z-scores have mean 0 and population deviation 1.
+        let pool = zip(large, fl).filter { (1...50).contains($0.0.lexicalRank) || (1...50).contains($0.0.denseRank) }.map(\.1)
+        #expect(pool.count >= 50 && pool.count <= 100 && pool.count < large.count, "pool \(pool.count) of \(large.count)")
+        for i in [lz, dz] {
+            let v = pool.map { $0[i] }
+            let mean = v.reduce(0, +) / Double(v.count)
+            let sd = (v.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Double(v.count)).squareRoot()
+            #expect(abs(mean) < 1e-9 && abs(sd - 1) < 1e-9, "\(RecallFeatures.names[i]): mean \(mean), sd \(sd)")
+        }
+        // The best lexical match stands above the pool; candidates outside it below.
+        let best = try #require(zip(large, fl).first { $0.0.lexicalRank == 1 })
+        #expect(best.1[lz] > 1)
+        // Head lengths: 15 loads (recipe 5), 16 does not.
+        let weights: [Int: String] = [15: "r5.psm", 16: "bad.psm"]
+        for (n, name) in weights {
+            _ = try Trainer.writeModel(encoder: encoder.model, head: ContextTests.fusedOnlyHead(count: n), manifestJSON: Array("{}".utf8), to: dir.path + "/" + name)
+        }
+        #expect(try PSMPolicy(model: try ModelFile(path: dir.path + "/r5.psm")).recall.weights.count == 15)
+        do { _ = try PSMPolicy(model: try ModelFile(path: dir.path + "/bad.psm")); Issue.record("a 16-weight head loaded") } catch {
+            #expect("\(error)".contains("recall head of shape [16]"), "\(error)")
+        }
     }
 }

@@ -23,7 +23,11 @@ struct EvalCommand: AsyncParsableCommand {
 
                 Reports per category and overall (categories 1-4): R_all@k and R_any@k for k = 1, 5, 10, 20,
                 NDCG@10 and MRR; the fraction of turns in the active tiers, the fraction of evidence turns the
-                gate kept, and ingest and recall timing. `--store DIR` keeps the store for inspection.
+                gate kept, and ingest and recall timing. `--store DIR` keeps the store for inspection;
+                `--questions-only --store DIR` asks the questions again over a store an earlier run kept
+                (no ingest: for trying another model's recall weighting on the same memories; a memory's
+                sources count as kept). `--candidates OUT.jsonl` writes each question's recalled
+                candidates with their retrieval scores and recall features, for ranking analysis.
 
                 Example:
                   psm eval locomo ../shared/data/locomo-dev.json --json --rankings rankings.jsonl
@@ -33,6 +37,9 @@ struct EvalCommand: AsyncParsableCommand {
         @Option(help: ArgumentHelp("Encoder model file (default: $PSM_MODEL, else imported from $PSM_MINILM_DIR).", valueName: "FILE"))
         var model: String?
         @Option(help: ArgumentHelp("Write one ranking per question to FILE (JSON lines).", valueName: "FILE")) var rankings: String?
+        @Option(help: ArgumentHelp("Write each question's candidates with their features to FILE (JSON lines).", valueName: "FILE"))
+        var candidates: String?
+        @Flag(help: "Ask the questions over the existing --store DIR (built by an earlier run), without ingesting.") var questionsOnly = false
         @Option(help: "Evaluate only the first N conversations.") var limit: Int?
         @Option(help: "Memories recalled per question (50...1024).") var k: Int = 60
         @Flag(help: "Print JSON.") var json = false
@@ -40,6 +47,7 @@ struct EvalCommand: AsyncParsableCommand {
         func validate() throws {
             guard (50...1024).contains(k) else { throw ValidationError("--k must be 50...1024, got \(k)") }
             if let limit, limit < 1 { throw ValidationError("--limit must be at least 1, got \(limit)") }
+            if questionsOnly && store == nil { throw ValidationError("--questions-only needs --store DIR (a store an earlier run kept)") }
         }
 
         struct Turn { var speaker, id, text: String }
@@ -143,16 +151,20 @@ struct EvalCommand: AsyncParsableCommand {
             var conversations = try Self.parse(file)
             if let limit { conversations = Array(conversations.prefix(limit)) }
             let dir = store ?? NSTemporaryDirectory() + "psm-eval-\(getpid())"
-            if store != nil, FileManager.default.fileExists(atPath: dir) { throw CLIError.usage("--store \(dir) already exists; give a new directory") }
+            if questionsOnly {
+                guard FileManager.default.fileExists(atPath: dir) else { throw CLIError.usage("--questions-only: no store at \(dir)") }
+            } else if store != nil, FileManager.default.fileExists(atPath: dir) {
+                throw CLIError.usage("--store \(dir) already exists; give a new directory (or pass --questions-only to reuse it)")
+            }
             defer { if store == nil { try? FileManager.default.removeItem(atPath: dir) } }
-            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+            if !questionsOnly { try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) }
             let storeOptions = try StoreOptions.parse(["--store", dir])
             guard let file = try storeOptions.encoderModel(model, quiet: json) else {
                 throw CLIError.usage("no encoder: pass --model FILE, set PSM_MODEL, or run scripts/setup.sh (PSM_MINILM_DIR)")
             }
             let engine = try Engine(directory: dir, encoder: try Encoder(model: file), policy: try policy(for: file))
             defer { engine.close() }
-            if let first = conversations.first?.sessions.first?.time {
+            if !questionsOnly, let first = conversations.first?.sessions.first?.time {
                 try await engine.ensureActiveModel(name: URL(fileURLWithPath: file.path).lastPathComponent, at: first)
             }
             let totalTurns = conversations.reduce(0) { $0 + $1.sessions.reduce(0) { $0 + $1.turns.count } }
@@ -163,12 +175,21 @@ struct EvalCommand: AsyncParsableCommand {
             var latencies: [Double] = []
             var activeTurns = 0, evidenceTotal = 0, evidenceKept = 0
             var out = rankings.map { _ in [String]() }
+            var candidateLines = candidates.map { _ in [String]() }
             for c in conversations {
                 let user = try UserRef(tenant: "locomo", user: c.sample)
                 var kept: [String: Bool] = [:]
                 let start = Date()
                 var last: Int64 = 0
-                for s in c.sessions {
+                if questionsOnly {
+                    guard try engine.userExists(user) else { throw CLIError.data("--questions-only: the store has no user \(user); was it built from \(self.file)?") }
+                    let listing = try engine.tiers(user)
+                    last = listing.user.lastEventTime
+                    for m in listing.memories.values.joined() { for id in m.record.sourceIDs { kept[id] = true } }
+                    done += UInt64(c.sessions.reduce(0) { $0 + $1.turns.count })
+                    bar.update(done)
+                }
+                for s in c.sessions where !questionsOnly {
                     var t = max(s.time, last + 1_000_000)
                     for turn in s.turns {
                         let r = try await engine.observe(
@@ -203,6 +224,21 @@ struct EvalCommand: AsyncParsableCommand {
                         let line = try JSONSerialization.data(withJSONObject: ["qa_id": q.id, "ranked": ranked], options: [.sortedKeys])
                         out?.append(String(decoding: line, as: UTF8.self))
                     }
+                    if candidates != nil {
+                        // Every candidate of the recall (not only the k ranked), with the policy's weight.
+                        let all = try engine.projections.candidates(user, engine.decider.recallQuery(q.text, k: k, at: askAt))
+                        let weights = engine.policy.weigh(all, query: q.text, at: askAt)
+                        let provenance = Dictionary(r.memories.map { ($0.candidate.memory, $0.provenance?.sourceIDs) }, uniquingKeysWith: { a, _ in a })
+                        let items: [[String: Any]] = zip(all, zip(weights, RecallFeatures.vectors(all, query: q.text, at: askAt))).map { (c, wx) in
+                            [
+                                "memory": c.memory.description, "sources": (provenance[c.memory] ?? nil) ?? c.view.record.sourceIDs,
+                                "speaker": c.view.record.speaker, "tier": c.view.record.tier.description, "weight": wx.0.value, "features": wx.1,
+                            ]
+                        }
+                        let line = try JSONSerialization.data(
+                            withJSONObject: ["qa_id": q.id, "category": q.category, "evidence": q.evidence, "candidates": items], options: [.sortedKeys])
+                        candidateLines?.append(String(decoding: line, as: UTF8.self))
+                    }
                     guard !evidence.isEmpty else { continue }
                     categories[q.category, default: Scores()].add(ranked: ranked, evidence: evidence)
                     if (1...4).contains(q.category) { overall.add(ranked: ranked, evidence: evidence) }
@@ -210,6 +246,9 @@ struct EvalCommand: AsyncParsableCommand {
             }
             bar.finish()
             if let rankings, let out { try (out.joined(separator: "\n") + "\n").write(toFile: rankings, atomically: true, encoding: .utf8) }
+            if let candidates, let candidateLines {
+                try (candidateLines.joined(separator: "\n") + "\n").write(toFile: candidates, atomically: true, encoding: .utf8)
+            }
             latencies.sort()
             let report = Report(
                 conversations: conversations.count, turns: totalTurns, overall: overall.averaged(),
