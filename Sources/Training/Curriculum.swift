@@ -72,53 +72,55 @@ struct Generator {
         "Odette", "Pavel", "Quinn", "Rosa", "Sven", "Tamsin", "Umar", "Vera", "Wes", "Ximena", "Yusuf", "Zara", "Noor", "Theo", "Lena", "Matteo",
     ]
 
-    /// One fact kind: how it is said (several phrasings, `{v}` = value, `{x}` = extra), asked, and its values.
+    /// One fact kind: how it is said (several phrasings, `{v}` = value, `{x}` = extra, `{m}` = month), asked,
+    /// and its values. Each statement and update comes with an echo question in its own words, asked the
+    /// way a person who read the conversation asks (`{p}` = the speaker); `questions` are paraphrases.
     struct FactKind {
         var key: String
-        var statements: [String]
-        var updates: [String]
+        var statements: [(String, String)]
+        var updates: [(String, String)]
         var questions: [String]
         var values: [String]
     }
 
     static let facts: [FactKind] = [
         FactKind(
-            key: "pet", statements: ["We just adopted a {v} named {x}!", "Meet {x}, our new {v}, it has taken over the sofa.", "My {v} {x} kept me up all night again.", "I finally got a {v}; I called it {x}."],
+            key: "pet", statements: [("We just adopted a {v} named {x}!", "What is the name of the {v} {p} just adopted?"), ("Meet {x}, our new {v}, it has taken over the sofa.", "Which new pet has taken over {p}'s sofa?"), ("My {v} {x} kept me up all night again.", "Which pet kept {p} up all night?"), ("I finally got a {v}; I called it {x}.", "What did {p} call the {v} they finally got?")],
             updates: [], questions: ["What kind of pet does {p} have?", "What is the name of {p}'s pet?", "Does {p} have any animals at home?"],
             values: ["puppy", "kitten", "rabbit", "parrot", "tortoise", "hamster", "beagle", "tabby cat"]),
         FactKind(
-            key: "job", statements: ["I started a new job as a {v} last week.", "Work as a {v} is intense but I love it.", "Being a {v} means I'm on call a lot.", "I've been working as a {v} for a few years now."],
-            updates: ["Big news, I quit and now I work as a {v}.", "I switched careers, I'm a {v} now."],
+            key: "job", statements: [("I started a new job as a {v} last week.", "What new job did {p} start?"), ("Work as a {v} is intense but I love it.", "What work does {p} find intense but love?"), ("Being a {v} means I'm on call a lot.", "Why is {p} on call a lot?"), ("I've been working as a {v} for a few years now.", "What has {p} been working as for a few years?")],
+            updates: [("Big news, I quit and now I work as a {v}.", "What does {p} work as after quitting?"), ("I switched careers, I'm a {v} now.", "What career did {p} switch to?")],
             questions: ["What does {p} do for work?", "What is {p}'s job?", "What is {p}'s current profession?"],
             values: ["nurse", "software engineer", "pastry chef", "high school teacher", "architect", "paramedic", "lawyer", "graphic designer", "electrician", "pharmacist"]),
         FactKind(
-            key: "city", statements: ["I live in {v} now, close to the river.", "Life in {v} is expensive but fun.", "Our apartment in {v} finally has heating."],
-            updates: ["We moved to {v} last month!", "Guess what, I relocated to {v} for good."],
+            key: "city", statements: [("I live in {v} now, close to the river.", "Which city does {p} live in, close to the river?"), ("Life in {v} is expensive but fun.", "Where does {p} find life expensive but fun?"), ("Our apartment in {v} finally has heating.", "Where is the apartment of {p} that finally has heating?")],
+            updates: [("We moved to {v} last month!", "Where did {p} move last month?"), ("Guess what, I relocated to {v} for good.", "Where did {p} relocate for good?")],
             questions: ["Where does {p} live?", "Which city is {p} based in?", "In what city does {p} live now?"],
             values: ["Lisbon", "Toronto", "Osaka", "Nairobi", "Krakow", "Austin", "Melbourne", "Edinburgh", "Bogota", "Hamburg"]),
         FactKind(
-            key: "hobby", statements: ["I've gotten really into {v} lately.", "Spent the whole weekend {v}, it clears my head.", "My new obsession is {v}."],
+            key: "hobby", statements: [("I've gotten really into {v} lately.", "What has {p} gotten really into lately?"), ("Spent the whole weekend {v}, it clears my head.", "What does {p} spend weekends doing to clear their head?"), ("My new obsession is {v}.", "What is {p}'s new obsession?")],
             updates: [], questions: ["What hobby has {p} taken up?", "What does {p} like to do in free time?", "What is {p} into lately?"],
             values: ["rock climbing", "pottery", "birdwatching", "salsa dancing", "woodworking", "baking sourdough", "playing the cello", "trail running", "knitting", "chess"]),
         FactKind(
-            key: "allergy", statements: ["Just so you know, I'm allergic to {v}.", "Ugh, had a reaction to {v} again, my allergy is bad.", "I can't have {v}, I'm seriously allergic."],
+            key: "allergy", statements: [("Just so you know, I'm allergic to {v}.", "What did {p} say they are allergic to?"), ("Ugh, had a reaction to {v} again, my allergy is bad.", "What did {p} have a bad reaction to again?"), ("I can't have {v}, I'm seriously allergic.", "What can't {p} have?")],
             updates: [], questions: ["What is {p} allergic to?", "Which allergy does {p} have?", "What should {p} avoid eating?"],
             values: ["peanuts", "shellfish", "gluten", "strawberries", "sesame", "eggs", "penicillin"]),
         FactKind(
-            key: "sibling", statements: ["My {v} {x} is coming to visit.", "I had dinner with my {v} {x} yesterday.", "My {v} {x} just got engaged!"],
+            key: "sibling", statements: [("My {v} {x} is coming to visit.", "Who is coming to visit {p}?"), ("I had dinner with my {v} {x} yesterday.", "Who did {p} have dinner with?"), ("My {v} {x} just got engaged!", "Which relative of {p} just got engaged?")],
             updates: [], questions: ["Who is {p}'s {v}?", "What is the name of {p}'s {v}?", "Which family member of {p} is named {x}?"],
             values: ["sister", "brother", "cousin", "grandmother", "uncle"]),
         FactKind(
-            key: "food", statements: ["My favorite food has to be {v}.", "I could eat {v} every single day.", "Nothing beats a plate of {v} after work."],
-            updates: ["Honestly I'm over {x}, these days I prefer {v}."],
+            key: "food", statements: [("My favorite food has to be {v}.", "What does {p} say their favorite food has to be?"), ("I could eat {v} every single day.", "What could {p} eat every single day?"), ("Nothing beats a plate of {v} after work.", "What does {p} like a plate of after work?")],
+            updates: [("Honestly I'm over {x}, these days I prefer {v}.", "What does {p} prefer these days?")],
             questions: ["What is {p}'s favorite food?", "What does {p} love to eat?", "Which dish does {p} like most?"],
             values: ["ramen", "paella", "dumplings", "lasagna", "tacos al pastor", "pho", "shakshuka", "sushi", "mushroom risotto"]),
         FactKind(
-            key: "plan", statements: ["I'm going to {v} in {m}, already booked the tickets.", "Planning a trip to {v} in {m}.", "In {m} I'm finally visiting {v}."],
+            key: "plan", statements: [("I'm going to {v} in {m}, already booked the tickets.", "Where has {p} already booked tickets to?"), ("Planning a trip to {v} in {m}.", "Where is {p} planning a trip to in {m}?"), ("In {m} I'm finally visiting {v}.", "Which place is {p} finally visiting in {m}?")],
             updates: [], questions: ["Where is {p} traveling to?", "When is {p} going to {v}?", "What trip is {p} planning?"],
             values: ["Iceland", "Peru", "Vietnam", "Morocco", "New Zealand", "Norway", "Japan", "Greece", "Chile"]),
         FactKind(
-            key: "event", statements: ["Yesterday I ran my first {v}!", "I went to a {v} last weekend, it was amazing.", "We hosted a {v} on Saturday."],
+            key: "event", statements: [("Yesterday I ran my first {v}!", "What did {p} run for the first time?"), ("I went to a {v} last weekend, it was amazing.", "What amazing event did {p} go to last weekend?"), ("We hosted a {v} on Saturday.", "What did {p} host on Saturday?")],
             updates: [], questions: ["What did {p} do recently?", "When did {p} go to the {v}?", "What event did {p} attend?"],
             values: ["half marathon", "jazz concert", "charity gala", "pottery workshop", "book club meeting", "farmers market", "surprise party", "film festival"]),
     ]
@@ -151,8 +153,8 @@ struct Generator {
         var time: Int64 = 1_672_531_200_000_000 + Int64(int(0...300)) * 86_400_000_000  // from 2023
         var sessions: [Curriculum.Session] = []
         var questions: [Curriculum.Question] = []
-        /// (speaker, fact key) → (value, extra, turn id), the latest statement.
-        var known: [String: (String, String, String)] = [:]
+        /// (speaker, fact key) → (value, extra, turn id, echo question), the latest statement.
+        var known: [String: (String, String, String, String)] = [:]
         let n = int(sessionCount)
         for s in 1...n {
             var turns: [Curriculum.Turn] = []
@@ -178,14 +180,17 @@ struct Generator {
                     if let old = known[key2] { while value == old.0 && kind.values.count > 1 { value = pick(kind.values) } }
                     let extra = kind.key == "pet" || kind.key == "sibling" ? pick(Self.firstNames) : (known[key2]?.0 ?? "")
                     let month = Fold.monthNames[int(0...11)]
-                    let template = isUpdate ? pick(kind.updates) : pick(kind.statements)
-                    let text = template.replacingOccurrences(of: "{v}", with: value).replacingOccurrences(of: "{x}", with: extra)
-                        .replacingOccurrences(of: "{m}", with: month)
+                    let (template, echo) = isUpdate ? pick(kind.updates) : pick(kind.statements)
+                    func fill(_ t: String) -> String {
+                        t.replacingOccurrences(of: "{v}", with: value).replacingOccurrences(of: "{x}", with: extra)
+                            .replacingOccurrences(of: "{m}", with: month).replacingOccurrences(of: "{p}", with: who)
+                    }
+                    let text = fill(template)
                     let previous = known[key2]?.2
                     let id = say(who, chance(0.3) ? text + " " + pick(Self.smallTalk) : text)
                     turns[turns.count - 1].fact = kind.key
                     turns[turns.count - 1].replaces = isUpdate ? previous : nil
-                    known[key2] = (value, extra, id)
+                    known[key2] = (value, extra, id, fill(echo))
                 } else {
                     _ = say(who, pick(Self.smallTalk))
                 }
@@ -193,11 +198,13 @@ struct Generator {
             sessions.append(.init(index: s, time: time, turns: turns))
             time += Int64(int(3...30)) * 86_400_000_000
         }
-        for (key, (value, extra, turn)) in known.sorted(by: { $0.key < $1.key }) {
+        for (key, (value, extra, turn, echo)) in known.sorted(by: { $0.key < $1.key }) {
             let parts = key.split(separator: "|")
             let who = String(parts[0])
             guard let kind = Self.facts.first(where: { $0.key == parts[1] }) else { continue }
-            let q = pick(kind.questions).replacingOccurrences(of: "{p}", with: who).replacingOccurrences(of: "{v}", with: value)
+            // Half the questions echo the evidence's own words, as questions written by someone who read
+            // the conversation do; the other half paraphrase it.
+            let q = chance(0.5) ? echo : pick(kind.questions).replacingOccurrences(of: "{p}", with: who).replacingOccurrences(of: "{v}", with: value)
                 .replacingOccurrences(of: "{x}", with: extra)
             questions.append(.init(text: q, evidence: [turn], kind: kind.key))
         }

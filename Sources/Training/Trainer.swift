@@ -20,8 +20,8 @@ public enum Trainer {
     /// The features recipe 6 weighs: the fused rank, whether the query names the memory's speaker, and
     /// the BM25 score standardized over the query's candidate pool (`lexical_z`). All three mean the
     /// same on any conversation. The raw scores, the rank shapes, strength and the standardized cosine
-    /// fit the curriculum's templates and time spans: with `dense_z` the held-out curriculum MRR is
-    /// 0.541 against 0.462, but LoCoMo dev R_all@10 falls from 0.708 to 0.624 (SPEC.md §12.7).
+    /// fit the curriculum's templates and time spans: weighing every feature, the held-out curriculum MRR
+    /// is 0.716 against 0.701, but LoCoMo dev R_all@10 falls from 0.707 to 0.684 (SPEC.md §12.7).
     public static let defaultRecallFeatures = ["fused", "speaker_named", "lexical_z"]
     public struct Options: Sendable, Codable {
         public var seed: UInt64 = 1

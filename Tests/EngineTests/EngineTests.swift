@@ -296,7 +296,7 @@ struct KeepEverything: MemoryPolicy {
 /// Training the PSM's recall head on the curriculum: deterministic, better than the baseline on
 /// held-out curriculum, loadable as a policy whose decisions replay exactly.
 @Suite struct TrainingTests {
-    @Test func curriculumIsSeededAndLabelled() {
+    @Test func curriculumIsSeededAndLabelled() throws {
         let a = Curriculum(seed: 3, count: 4), b = Curriculum(seed: 3, count: 4), c = Curriculum(seed: 4, count: 4)
         #expect(a.conversations == b.conversations && a.digest == b.digest && a.digest != c.digest)
         for conv in a.conversations {
@@ -304,6 +304,20 @@ struct KeepEverything: MemoryPolicy {
             #expect(conv.sessions.count >= 5 && !conv.questions.isEmpty)
             #expect(conv.questions.allSatisfy { !$0.evidence.isEmpty && ids.isSuperset(of: $0.evidence) })
         }
+        // About half the questions echo a content word of their evidence turn (beyond the speaker's
+        // name), as people who read a conversation ask; the rest are paraphrases.
+        let big = Curriculum(seed: 1, count: 24)
+        var echoing = 0, total = 0
+        for conv in big.conversations {
+            let text = Dictionary(uniqueKeysWithValues: conv.sessions.flatMap { $0.turns.map { ($0.id, $0) } })
+            for q in conv.questions {
+                let turn = try #require(text[q.evidence[0]])
+                let shared = Set(Analyzer.terms(q.text)).intersection(Analyzer.terms(turn.text)).subtracting(Analyzer.terms(turn.speaker))
+                echoing += shared.isEmpty ? 0 : 1
+                total += 1
+            }
+        }
+        #expect(total >= 100 && Double(echoing) / Double(total) > 0.45 && Double(echoing) / Double(total) < 0.85, "\(echoing) of \(total)")
     }
 
     @Test func sameSeedSameModelAndTheHeadBeatsTheBaseline() async throws {
