@@ -8,43 +8,37 @@ import Projections
 public enum RecallFeatures {
     public static let names = [
         "lexical_log1p", "lexical_hit", "lexical_rrf", "dense", "dense_hit", "dense_rrf", "strength", "age_log1p_days",
-        "recalls_log1p", "confidence", "valid", "semantic", "archival", "speaker_named", "fused", "lexical_z", "dense_z",
+        "recalls_log1p", "confidence", "valid", "semantic", "archival", "speaker_named", "fused", "lexical_rel", "dense_rel",
     ]
     /// Heads of recipe 4 and earlier weigh the first 14 features (no `fused`), recipe 5 the first 15
-    /// (no `lexical_z`, `dense_z`); every length here loads, and a head weighs its first features.
+    /// (no `lexical_rel`, `dense_rel`); every length here loads, and a head weighs its first features.
     public static let loadableCounts = [14, 15, 17]
     public static let firstVersionCount = 14
     public static var count: Int { names.count }
-    /// The pool the standardized scores are measured over: candidates ranked 1...50 in either list,
+    /// The pool the relative scores are measured against: candidates ranked 1...50 in either list,
     /// which is every candidate of a recall with k ≤ 50, so the features do not depend on k.
     public static let poolRank = 50
 
-    /// What the features of one query share: its terms, and the mean and population standard
-    /// deviation of the pooled `lexical_log1p` and `dense` scores over the pool (mean 0 / deviation 1 when the pool has
-    /// fewer than two candidates or no spread).
+    /// What the features of one query share: its terms, and the mean of the pooled `lexical_log1p` and
+    /// `dense` scores over the pool (0 for an empty pool).
     public struct Query: Sendable {
         public var terms: Set<String>
-        public var lexical: (mean: Double, sd: Double)
-        public var dense: (mean: Double, sd: Double)
+        public var lexicalMean: Double
+        public var denseMean: Double
     }
 
-    /// The query's terms and its candidates' score statistics, computed once per query.
+    /// The query's terms and its candidates' mean scores, computed once per query.
     public static func query(_ text: String, _ candidates: [Candidate]) -> Query {
         // Summed in slot order, not candidate order: a larger recall reorders the pool (its members gain
         // fused score from ranks past 50), and the sums must not depend on that.
         let pool = candidates.filter { (1...poolRank).contains($0.lexicalRank) || (1...poolRank).contains($0.denseRank) }.sorted { $0.slot < $1.slot }
-        let lexical = pool.map(pooledLexical), dense = pool.map(pooledDense)
-        func stats(_ x: [Double]) -> (mean: Double, sd: Double) {
-            guard x.count >= 2 else { return (0, 1) }
-            var sum = 0.0
-            for v in x { sum += v }
-            let mean = sum / Double(x.count)
-            var sq = 0.0
-            for v in x { sq += (v - mean) * (v - mean) }
-            let sd = (sq / Double(x.count)).squareRoot()
-            return (mean, sd > 1e-12 ? sd : 1)
+        var lexical = 0.0, dense = 0.0
+        for c in pool {
+            lexical += pooledLexical(c)
+            dense += pooledDense(c)
         }
-        return Query(terms: Set(Analyzer.terms(text)), lexical: stats(lexical), dense: stats(dense))
+        let n = Double(max(1, pool.count))
+        return Query(terms: Set(Analyzer.terms(text)), lexicalMean: lexical / n, denseMean: dense / n)
     }
 
     @inline(__always) static func lexicalLog1p(_ c: Candidate) -> Double { DeterministicMath.log(1 + max(0, c.lexical)) }
@@ -70,7 +64,7 @@ public enum RecallFeatures {
             c.dense, c.denseRank > 0 ? 1 : 0, c.denseRank > 0 ? 60 / (60 + Double(c.denseRank)) : 0, c.view.strength,
             DeterministicMath.log(1 + ageDays), DeterministicMath.log(1 + Double(m.recallCount)), m.confidence.value, m.isValid ? 1 : 0,
             m.tier == .semantic ? 1 : 0, m.tier == .archival ? 1 : 0, speakerNamed ? 1 : 0, c.fused,
-            (pooledLexical(c) - q.lexical.mean) / q.lexical.sd, (pooledDense(c) - q.dense.mean) / q.dense.sd,
+            pooledLexical(c) - q.lexicalMean, pooledDense(c) - q.denseMean,
         ]
     }
 }

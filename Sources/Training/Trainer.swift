@@ -18,11 +18,12 @@ public enum Trainer {
     public static let frozenRecallFeatures = ["archival", "semantic", "confidence", "age_log1p_days"]
 
     /// The features recipe 6 weighs: the fused rank, whether the query names the memory's speaker, and
-    /// the BM25 score standardized over the query's candidate pool (`lexical_z`). All three mean the
-    /// same on any conversation. The raw scores, the rank shapes, strength and the standardized cosine
-    /// fit the curriculum's templates and time spans: weighing every feature, the held-out curriculum MRR
-    /// is 0.716 against 0.701, but LoCoMo dev R_all@10 falls from 0.707 to 0.684 (SPEC.md §12.7).
-    public static let defaultRecallFeatures = ["fused", "speaker_named", "lexical_z"]
+    /// how far the BM25 score stands above the mean of the query's candidate pool (`lexical_rel`). All
+    /// three mean the same on any conversation. The raw scores, the rank shapes, strength and the
+    /// relative cosine fit the curriculum's templates and time spans: weighing every feature, the
+    /// held-out curriculum MRR is 0.719 against 0.706, but LoCoMo dev R_all@10 falls from 0.705 to 0.696
+    /// (SPEC.md §12.7).
+    public static let defaultRecallFeatures = ["fused", "speaker_named", "lexical_rel"]
     public struct Options: Sendable, Codable {
         public var seed: UInt64 = 1
         public var conversations = 48

@@ -718,12 +718,12 @@ struct KeepEverything: MemoryPolicy {
     }
 }
 
-@Suite struct StandardizedScoreTests {
-    /// `lexical_z` and `dense_z` standardize a candidate's scores over the candidates ranked 1…50 in
-    /// either list: the pool's z-scores have mean 0 and deviation 1, and a recall that asks for more
-    /// candidates (a larger k) gives every shared candidate the same features. A 15-weight head (recipe 5)
-    /// still loads and weighs its first 15 features; a 16-weight head is refused.
-    @Test func scoresAreStandardizedOverTheFirstFifty() async throws {
+@Suite struct RelativeScoreTests {
+    /// `lexical_rel` and `dense_rel` measure a candidate's scores against their mean over the candidates
+    /// ranked 1…50 in either list: over the pool they average 0, a score past rank 50 counts as 0, and a
+    /// recall that asks for more candidates (a larger k) gives every shared candidate the same features.
+    /// A 15-weight head (recipe 5) still loads and weighs its first 15 features; a 16-weight head is refused.
+    @Test func scoresAreRelativeToTheFirstFifty() async throws {
         guard !SharedEncoder.skip else { return }
         let encoder = try #require(SharedEncoder.encoder, "the all-MiniLM-L6-v2 package is missing: run scripts/setup.sh")
         let dir = TempStore()
@@ -743,7 +743,7 @@ struct KeepEverything: MemoryPolicy {
         let small = try engine.projections.candidates(u, engine.decider.recallQuery(query, k: 50, at: at))
         let large = try engine.projections.candidates(u, engine.decider.recallQuery(query, k: 200, at: at))
         #expect(large.count > small.count, "the larger recall sees more candidates (\(large.count) vs \(small.count))")
-        let lz = RecallFeatures.names.firstIndex(of: "lexical_z")!, dz = RecallFeatures.names.firstIndex(of: "dense_z")!
+        let lz = RecallFeatures.names.firstIndex(of: "lexical_rel")!, dz = RecallFeatures.names.firstIndex(of: "dense_rel")!
         let fs = RecallFeatures.vectors(small, query: query, at: at), fl = RecallFeatures.vectors(large, query: query, at: at)
         let bySmall = Dictionary(uniqueKeysWithValues: zip(small.map(\.memory), fs))
         var shared = 0
@@ -753,18 +753,20 @@ struct KeepEverything: MemoryPolicy {
             shared += 1
         }
         #expect(shared == small.count)
-        // Over the pool, the z-scores have mean 0 and population deviation 1.
-        let pool = zip(large, fl).filter { (1...50).contains($0.0.lexicalRank) || (1...50).contains($0.0.denseRank) }.map(\.1)
+        // Over the pool the relative scores average 0; past rank 50 a list's score counts as 0.
+        let pool = zip(large, fl).filter { (1...50).contains($0.0.lexicalRank) || (1...50).contains($0.0.denseRank) }
         #expect(pool.count >= 50 && pool.count <= 100 && pool.count < large.count, "pool \(pool.count) of \(large.count)")
         for i in [lz, dz] {
-            let v = pool.map { $0[i] }
-            let mean = v.reduce(0, +) / Double(v.count)
-            let sd = (v.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Double(v.count)).squareRoot()
-            #expect(abs(mean) < 1e-9 && abs(sd - 1) < 1e-9, "\(RecallFeatures.names[i]): mean \(mean), sd \(sd)")
+            let mean = pool.map { $0.1[i] }.reduce(0, +) / Double(pool.count)
+            #expect(abs(mean) < 1e-9, "\(RecallFeatures.names[i]): mean \(mean)")
         }
-        // The best lexical match stands above the pool; candidates outside it below.
+        let lexicalMean = pool.map { (1...50).contains($0.0.lexicalRank) ? $0.1[0] : 0 }.reduce(0, +) / Double(pool.count)
+        for (c, x) in zip(large, fl) where c.lexicalRank > 50 || c.lexicalRank == 0 {
+            #expect(abs(x[lz] + lexicalMean) < 1e-9, "rank \(c.lexicalRank): \(x[lz]) vs −\(lexicalMean)")
+        }
+        // The best lexical match stands above the pool.
         let best = try #require(zip(large, fl).first { $0.0.lexicalRank == 1 })
-        #expect(best.1[lz] > 1)
+        #expect(best.1[lz] > 0.5, "\(best.1[lz])")
         // Head lengths: 15 loads (recipe 5), 16 does not.
         let weights: [Int: String] = [15: "r5.psm", 16: "bad.psm"]
         for (n, name) in weights {
