@@ -39,6 +39,18 @@ public final class Journal: @unchecked Sendable {
     public static let formatMarker = "psm-journal/2"
     static let previousFormatMarker = "psm-journal/1"
 
+    /// The error for a format marker this version cannot open: another version's marker
+    /// (`psm-journal/N`) is the caller's mismatch; anything else is a damaged meta table, reported as
+    /// corruption (exit 65), not as a usage error. A flipped bit in the marker is the second kind.
+    static func unknownFormat(_ found: String, directory: String) -> JournalError {
+        let prefix = "psm-journal/"
+        if found.hasPrefix(prefix), let n = Int(found.dropFirst(prefix.count)), n > 0 {
+            return .invalidArgument("\(directory) holds a \(found) journal; this psm reads \(formatMarker) (and migrates \(previousFormatMarker))")
+        }
+        let shown = found.unicodeScalars.map { $0.isASCII && $0.value >= 0x20 && $0.value < 0x7F ? String($0) : "\\u{\(String($0.value, radix: 16))}" }.joined()
+        return .corruptIndex(position: nil, "the format marker in \(directory) is \"\(shown.prefix(64))\", not \(formatMarker): the meta table is damaged")
+    }
+
     public let directory: String
     let env: Environment
     let events: Database
@@ -88,9 +100,7 @@ public final class Journal: @unchecked Sendable {
                         _ = try Journal.migrateStreamIndex(txn, runs: streamRuns, meta: meta)
                         return
                     }
-                    guard found == Journal.formatMarker else {
-                        throw JournalError.invalidArgument("\(directory) holds \(found), not \(Journal.formatMarker)")
-                    }
+                    guard found == Journal.formatMarker else { throw Journal.unknownFormat(found, directory: directory) }
                 } else {
                     guard try txn.count(events) == 0 else {
                         throw JournalError.corruptIndex(position: nil, "events exist but the format marker is missing")

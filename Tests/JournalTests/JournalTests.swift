@@ -316,4 +316,40 @@ import Testing
             #expect(try txn.count(runs) < allBefore.count)
         }
     }
+
+    /// A format marker of another version is the caller's mismatch (invalid argument); a marker that is
+    /// not one at all — a flipped bit, say — is reported as a damaged index (exit 65), and nothing is
+    /// written to the store.
+    @Test func unknownFormatMarkersAreClassified() throws {
+        let dir = TempDir("psm-marker")
+        defer { dir.remove() }
+        do {
+            let j = try Journal(directory: dir.path)
+            _ = try interleavedJournal(j)
+            j.close()
+        }
+        for (marker, expectCorrupt) in [("psm-hournal/2", true), ("psm-journal/9", false), ("psm-journal/x\u{1}", true)] {
+            do {
+                let env = try Environment(path: dir.path)
+                defer { env.close() }
+                let meta = try env.openDatabase("meta", flags: [])
+                try env.write { txn in try txn.put(meta, Array("format".utf8), Array(marker.utf8)) }
+            }
+            do {
+                _ = try Journal(directory: dir.path)
+                Issue.record("opened a journal marked \(marker)")
+            } catch let e as JournalError {
+                switch e {
+                case .corruptIndex(_, let m): #expect(expectCorrupt && m.contains("meta table is damaged"), "\(marker): \(m)")
+                case .invalidArgument(let m): #expect(!expectCorrupt && m.contains("psm-journal/9 journal"), "\(marker): \(m)")
+                default: Issue.record("\(marker): \(e)")
+                }
+            }
+            let env = try Environment(path: dir.path)
+            defer { env.close() }
+            let meta = try env.openDatabase("meta", flags: [])
+            let stored: [UInt8]? = try env.read { txn in try txn.get(meta, Array("format".utf8)).map { Array($0) } }
+            #expect(stored == [UInt8](marker.utf8), "the marker was left as found")
+        }
+    }
 }
