@@ -47,8 +47,7 @@ public final class Journal: @unchecked Sendable {
         if found.hasPrefix(prefix), let n = Int(found.dropFirst(prefix.count)), n > 0 {
             return .invalidArgument("\(directory) holds a \(found) journal; this psm reads \(formatMarker) (and migrates \(previousFormatMarker))")
         }
-        let shown = found.unicodeScalars.map { $0.isASCII && $0.value >= 0x20 && $0.value < 0x7F ? String($0) : "\\u{\(String($0.value, radix: 16))}" }.joined()
-        return .corruptIndex(position: nil, "the format marker in \(directory) is \"\(shown.prefix(64))\", not \(formatMarker): the meta table is damaged")
+        return .corruptIndex(position: nil, "the format marker in \(directory) is \(String(found.prefix(64)).debugDescription), not \(formatMarker): the meta table is damaged")
     }
 
     public let directory: String
