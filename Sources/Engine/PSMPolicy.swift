@@ -69,6 +69,54 @@ public enum RecallFeatures {
     }
 }
 
+/// Context spreading (SPEC.md §12.7): a turn is often relevant because of the turns around it — a
+/// question about a cake is answered by "dairy-free vanilla with strawberry filling", two turns after the
+/// one that names the cake. After the head has scored the candidates, each of the `top` best pooled
+/// candidates lends `beta` × (its score − the lowest pooled score) to every other candidate of the same
+/// non-empty session whose slot is within `window` of its own. Slots are kept memories in the order they
+/// were made, so a dropped turn does not count as distance. Semantic memories have no session and
+/// neither lend nor borrow. Sums run in source order (score, then slot), over the scores before spreading.
+public struct RecallSpread: Sendable, Equatable, Codable {
+    public var beta: Double
+    public var window: Int
+    public var top: Int
+
+    public init(beta: Double, window: Int, top: Int = RecallSpread.defaultTop) {
+        self.beta = beta; self.window = window; self.top = top
+    }
+
+    /// Tensor `psm.recall.spread`, f32 [3]: beta, window, top. Absent: no spreading.
+    public static let tensor = "psm.recall.spread"
+    public static let defaultTop = 10
+    /// Bounds a model file's values are checked against.
+    public static let betaRange = 0.0...10.0, windowRange = 0...16, topRange = 0...RecallFeatures.poolRank
+
+    /// `scores` after spreading. `slots` and `sessions` describe each candidate's memory; `pooled` says
+    /// whether it ranks within ``RecallFeatures/poolRank`` in either list (only those lend, and the floor is
+    /// theirs, so the result does not depend on how many candidates a recall asked for).
+    public func apply(_ scores: [Double], slots: [UInt32], sessions: [String], pooled: [Bool]) -> [Double] {
+        guard beta > 0, window > 0, top > 0 else { return scores }
+        let lenders = scores.indices.filter { pooled[$0] && !sessions[$0].isEmpty }
+        guard let floor = scores.indices.filter({ pooled[$0] }).map({ scores[$0] }).min() else { return scores }
+        let sources = lenders.sorted { scores[$0] != scores[$1] ? scores[$0] > scores[$1] : slots[$0] < slots[$1] }.prefix(top)
+        var out = scores
+        for j in sources {
+            let lend = beta * (scores[j] - floor)
+            guard lend > 0 else { continue }
+            for i in scores.indices where i != j && sessions[i] == sessions[j] {
+                let d = slots[i] > slots[j] ? slots[i] - slots[j] : slots[j] - slots[i]
+                if d <= UInt32(window) { out[i] += lend }
+            }
+        }
+        return out
+    }
+
+    /// Whether a candidate belongs to the pool the spread lends from.
+    public static func pooled(_ c: Candidate) -> Bool {
+        (1...RecallFeatures.poolRank).contains(c.lexicalRank) || (1...RecallFeatures.poolRank).contains(c.denseRank)
+    }
+}
+
 /// Features of the interference head for a new memory and an existing one (SPEC.md §12.7): the
 /// element-wise product and absolute difference of their dequantized vectors, their cosine, whether the
 /// same person said both, and the Jaccard overlap of their analyzed terms.
@@ -150,6 +198,8 @@ public struct PSMPolicy: MemoryPolicy {
     /// Seconds an inactive episode stays in the active tiers (tensor `psm.sleep.episodic_lifespan_days`,
     /// SPEC.md §12.7); nil without the tensor (until its strength falls below the floor).
     public let episodicLifespan: UInt64?
+    /// Context spreading after the head (tensor `psm.recall.spread`); nil without the tensor.
+    public let spread: RecallSpread?
     let base: RuleBaseline
 
     /// Stability given to an observation the gate head rates as worth keeping, and to one it does not.
@@ -204,6 +254,18 @@ public struct PSMPolicy: MemoryPolicy {
         }
         fusionConstant = try scalar(PSMPolicy.fusionTensor, "fusion constant", in: 0...1000) ?? CandidateQuery.defaultFusionConstant
         episodicLifespan = try scalar(PSMPolicy.lifespanTensor, "episodic lifespan", unit: " days", in: 1...3650).map { UInt64(($0 * 86_400).rounded()) }
+        if model.tensors[RecallSpread.tensor] != nil {
+            let v = try f(RecallSpread.tensor, [3])
+            guard v.allSatisfy(\.isFinite), RecallSpread.betaRange.contains(v[0]), v[1] == v[1].rounded(), v[2] == v[2].rounded(),
+                RecallSpread.windowRange.contains(Int(v[1])), RecallSpread.topRange.contains(Int(v[2]))
+            else {
+                throw EngineError.invalidArgument(
+                    "\(model.path): \(RecallSpread.tensor) is \(v): expected beta in \(RecallSpread.betaRange), a whole window in \(RecallSpread.windowRange) and a whole top in \(RecallSpread.topRange)")
+            }
+            spread = RecallSpread(beta: v[0], window: Int(v[1]), top: Int(v[2]))
+        } else {
+            spread = nil
+        }
         base = RuleBaseline(readsContext: readsContext, fusion: fusionConstant, episodicLifespan: episodicLifespan)
         if let info = model.tensors[PSMPolicy.gateNames.weights] {
             let m = GateFeatures.count(dimension: model.config.hidden)
@@ -273,10 +335,12 @@ public struct PSMPolicy: MemoryPolicy {
 
     public func weigh(_ candidates: [Candidate], query: String, at: Int64) -> [Fixed] {
         let q = RecallFeatures.query(query, candidates)
-        return candidates.map { c in
-            let s = recall.score(RecallFeatures.vector(c, q, at: at))
-            return Fixed(max(-1e6, min(1e6, s)))
+        var scores = candidates.map { recall.score(RecallFeatures.vector($0, q, at: at)) }
+        if let spread {
+            scores = spread.apply(
+                scores, slots: candidates.map(\.slot), sessions: candidates.map(\.view.record.session), pooled: candidates.map(RecallSpread.pooled))
         }
+        return scores.map { Fixed(max(-1e6, min(1e6, $0))) }
     }
 
     public func feedback(_ kind: FeedbackKind, on memory: MemoryView) -> MemoryEvent? { base.feedback(kind, on: memory) }

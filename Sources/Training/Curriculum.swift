@@ -125,6 +125,55 @@ struct Generator {
             values: ["half marathon", "jazz concert", "charity gala", "pottery workshop", "book club meeting", "farmers market", "surprise party", "film festival"]),
     ]
 
+    /// A fact told as an exchange, as people mostly tell things (SPEC.md §12.7): an opener that names the
+    /// topic but not the value, the other person's follow-up question, and the answer holding the value
+    /// (the evidence) in words that need the opener to be understood. The echo question mixes the
+    /// opener's words and the answer's, as a reader of the whole exchange asks.
+    struct Exchange {
+        var opener: String
+        var followUp: String
+        var answer: String
+        var echo: String
+    }
+
+    static let exchanges: [String: [Exchange]] = [
+        "pet": [
+            .init(opener: "Guess what, we got a new pet!", followUp: "No way! What kind? What's its name?", answer: "A {v}! We named it {x} and it already rules the house.", echo: "What did {p} name the new pet?"),
+            .init(opener: "There's a new furry member of the family at our place.", followUp: "Aww, tell me everything!", answer: "It's a little {v} called {x}, so cute.", echo: "What is the little new family member of {p} called?"),
+        ],
+        "job": [
+            .init(opener: "So I have some news about work, I changed jobs.", followUp: "Oh wow, what are you doing now?", answer: "I'm a {v} now, still learning the ropes.", echo: "What job is {p} still learning the ropes of?"),
+            .init(opener: "My first day at the new workplace was today.", followUp: "How exciting! What's the role?", answer: "{v}, which is what I always wanted.", echo: "What role at the new workplace had {p} always wanted?"),
+        ],
+        "city": [
+            .init(opener: "We finally found a place to live!", followUp: "That's great news! Where is it?", answer: "In {v}, close to the old town.", echo: "Where is {p}'s new place, close to the old town?"),
+            .init(opener: "The move is done, all the boxes are unpacked.", followUp: "Finally! Which city did you end up in?", answer: "{v}. It already feels like home.", echo: "Which city already feels like home to {p} after the move?"),
+        ],
+        "hobby": [
+            .init(opener: "I picked up a new hobby this month.", followUp: "Ooh, which one?", answer: "It's {v}, I'm hooked already.", echo: "Which new hobby is {p} hooked on?"),
+            .init(opener: "I've been looking for something to do on weekends and I found it.", followUp: "Yeah? What is it?", answer: "{v}! It's harder than it looks but so much fun.", echo: "What weekend activity is harder than it looks for {p}?"),
+        ],
+        "allergy": [
+            .init(opener: "The doctor finally told me what my allergy is.", followUp: "Oh no, what is it?", answer: "It's {v}, so no more of that for me.", echo: "What can {p} have no more of because of the allergy?"),
+            .init(opener: "I had to go to the ER last night because of an allergic reaction.", followUp: "That's scary! What caused it?", answer: "{v}. I didn't even know it was in the dish.", echo: "What was in the dish that caused {p}'s allergic reaction?"),
+        ],
+        "sibling": [
+            .init(opener: "Someone from my family is coming to stay with us.", followUp: "Fun! Who is it?", answer: "My {v} {x}, for a whole week.", echo: "Who from {p}'s family is coming to stay for a whole week?"),
+        ],
+        "food": [
+            .init(opener: "I think I found my new favorite food.", followUp: "Ha, what is it?", answer: "{v}! I could eat it every day.", echo: "What new favorite food could {p} eat every day?"),
+            .init(opener: "There's a dish I keep cooking over and over lately.", followUp: "Which one? I need ideas!", answer: "{v}, I've made it four times this month.", echo: "Which dish has {p} made four times this month?"),
+        ],
+        "plan": [
+            .init(opener: "I booked a big trip for this year!", followUp: "Exciting! Where to?", answer: "{v}, in {m}. I can't wait.", echo: "Where is the big trip {p} can't wait for?"),
+            .init(opener: "We're finally taking that vacation we always talked about.", followUp: "Where are you going?", answer: "To {v} in {m}, already counting the days.", echo: "Where is {p} going on the vacation they are counting the days to?"),
+        ],
+        "event": [
+            .init(opener: "I did something last weekend I had never done before.", followUp: "Oh? What was it?", answer: "I went to a {v}, it was amazing.", echo: "What amazing thing did {p} go to last weekend for the first time?"),
+            .init(opener: "Saturday was such a special day for me.", followUp: "Why, what happened?", answer: "We went to a {v} and stayed until the end.", echo: "What did {p} stay at until the end on Saturday?"),
+        ],
+    ]
+
     static let smallTalk = [
         "Haha, that's great!", "Oh wow, really?", "How was your week?", "Same here, honestly.", "That sounds fun!", "Good morning!",
         "Lol, classic.", "Sorry, I was busy all day.", "Anyway, what's new with you?", "Nice!", "I know, right?", "Totally agree.",
@@ -166,8 +215,10 @@ struct Generator {
             let turnsInSession = int(8...16)
             var factSlots = Set<Int>()
             for _ in 0..<int(2...4) { factSlots.insert(int(1...(turnsInSession - 1))) }
-            for t in 0..<turnsInSession {
+            var t = 0
+            while t < turnsInSession {
                 let who = speakers[t % 2]
+                defer { t += 1 }
                 if factSlots.contains(t) {
                     let kind = pick(Self.facts)
                     let key2 = "\(who)|\(kind.key)"
@@ -185,8 +236,19 @@ struct Generator {
                         t.replacingOccurrences(of: "{v}", with: value).replacingOccurrences(of: "{x}", with: extra)
                             .replacingOccurrences(of: "{m}", with: month).replacingOccurrences(of: "{p}", with: who)
                     }
-                    let text = fill(template)
                     let previous = known[key2]?.2
+                    if !isUpdate, let forms = Self.exchanges[kind.key], chance(0.4) {
+                        // Told as an exchange: opener, the other speaker's follow-up, the answer (evidence).
+                        let x = pick(forms)
+                        _ = say(who, fill(x.opener))
+                        _ = say(speakers[(t + 1) % 2], x.followUp)
+                        let id = say(who, fill(x.answer))
+                        turns[turns.count - 1].fact = kind.key
+                        known[key2] = (value, extra, id, fill(x.echo))
+                        t += 2
+                        continue
+                    }
+                    let text = fill(template)
                     let id = say(who, chance(0.3) ? text + " " + pick(Self.smallTalk) : text)
                     turns[turns.count - 1].fact = kind.key
                     turns[turns.count - 1].replaces = isUpdate ? previous : nil

@@ -10,7 +10,7 @@ import Projections
 public enum Trainer {
     /// Bumped whenever the curriculum, the features, the training or the baseline decisions it trains
     /// against change, so a cached default model from an older recipe is rebuilt, not reused.
-    public static let recipe = 6
+    public static let recipe = 7
 
     /// Recall features held at weight 0: the curriculum's tiers, ages and confidences are artefacts of
     /// the rule baseline's decay on synthetic time spans; learned on it, they did not transfer (a strong
@@ -26,7 +26,10 @@ public enum Trainer {
     public static let defaultRecallFeatures = ["fused", "speaker_named", "lexical_rel"]
     public struct Options: Sendable, Codable {
         public var seed: UInt64 = 1
-        public var conversations = 48
+        /// 144: with 48 the held-out set (104 questions) could not tell the context-spreading settings
+        /// apart (their MRRs within 0.01, the choice moving with the seed's noise); with 96 and 144 the
+        /// choice settles on beta 0.15, window 2 (SPEC.md §12.7).
+        public var conversations = 144
         /// Every `heldOutEvery`-th conversation is held out for the manifest's metrics.
         public var heldOutEvery = 5
         public var epochs = 300
@@ -46,6 +49,9 @@ public enum Trainer {
         public var episodicLifespanDays: Double? = 28
         /// The recall features the head may weigh (the rest stay 0); nil: all but ``frozenRecallFeatures``.
         public var recallFeatures: [String]? = Trainer.defaultRecallFeatures
+        /// Context spreading after the head; nil chooses it from ``spreadBetas`` × ``spreadWindows`` by
+        /// held-out MRR (beta 0: none).
+        public var spread: RecallSpread? = nil
         public init() {}
     }
 
@@ -60,9 +66,27 @@ public enum Trainer {
         public var baselineWeights: [Int64]
         public var heldOut: Bool
         public var ranks: [(lexical: Int, dense: Int)] = []
+        /// Each candidate's slot and session, for context spreading (empty: no spreading).
+        public var slots: [UInt32] = []
+        public var sessions: [String] = []
 
-        public init(features: [[Double]], labels: [Bool], baselineWeights: [Int64], heldOut: Bool, ranks: [(lexical: Int, dense: Int)]) {
+        public init(
+            features: [[Double]], labels: [Bool], baselineWeights: [Int64], heldOut: Bool, ranks: [(lexical: Int, dense: Int)], slots: [UInt32] = [],
+            sessions: [String] = []
+        ) {
             self.features = features; self.labels = labels; self.baselineWeights = baselineWeights; self.heldOut = heldOut; self.ranks = ranks
+            self.slots = slots; self.sessions = sessions
+        }
+
+        /// The head's scores of the candidates, spread as ``PSMPolicy`` spreads them, as fixed-point raw values.
+        func scores(_ head: LinearHead, spread: RecallSpread?) -> [Double] {
+            var s = features.map { head.score($0) }
+            if let spread, slots.count == s.count {
+                s = spread.apply(
+                    s, slots: slots, sessions: sessions,
+                    pooled: ranks.map { (1...RecallFeatures.poolRank).contains($0.lexical) || (1...RecallFeatures.poolRank).contains($0.dense) })
+            }
+            return s.map { Double(Fixed(max(-1e6, min(1e6, $0))).raw) }
         }
 
         /// The same group with the `fused` feature and the baseline's weights for fusion constant `k`.
@@ -92,6 +116,27 @@ public enum Trainer {
         return (best.k, table)
     }
 
+    /// Context-spreading settings the trainer chooses from (SPEC.md §12.7): beta 0 (no spreading) first,
+    /// so a tie keeps the plainer ranking; the 10 best pooled candidates lend.
+    public static let spreadBetas: [Double] = [0, 0.05, 0.1, 0.15, 0.2, 0.3, 0.5]
+    public static let spreadWindows = [1, 2, 3]
+
+    /// The spreading of the grid whose ranking by `head` has the best held-out MRR (ties: the first;
+    /// nil when that is beta 0), and the table ("beta/window" → MRR).
+    public static func chooseSpread(_ groups: [Group], head: LinearHead) -> (spread: RecallSpread?, mrr: [String: Double]) {
+        var best: (spread: RecallSpread?, mrr: Double) = (nil, evaluate(groups, head: head).mrr)
+        var table = ["0": best.mrr]
+        for beta in spreadBetas where beta > 0 {
+            for window in spreadWindows {
+                let s = RecallSpread(beta: beta, window: window)
+                let m = evaluate(groups, head: head, spread: s).mrr
+                table[String(format: "%g/%d", beta, window)] = m
+                if m > best.mrr { best = (s, m) }
+            }
+        }
+        return (best.spread, table)
+    }
+
     public struct Metrics: Sendable, Codable, Equatable {
         public var questions: Int
         public var r_any_1: Double
@@ -116,6 +161,9 @@ public enum Trainer {
         public var fusion: Double?
         /// Held-out MRR of the fused order for each constant of the grid (when it was chosen).
         public var fusion_mrr: [String: Double]?
+        /// The context spreading written to the model (nil: none) and the held-out MRR of each setting tried.
+        public var spread: RecallSpread?
+        public var spread_mrr: [String: Double]?
     }
 
     /// Ingests the curriculum through an engine (rule baseline, the given encoder) in `scratch` and
@@ -153,7 +201,8 @@ public enum Trainer {
                         features: RecallFeatures.vectors(candidates, query: q.text, at: askAt),
                         labels: candidates.map { !evidence.isDisjoint(with: $0.view.record.sourceIDs) },
                         baselineWeights: base.weigh(candidates, query: q.text, at: askAt).map(\.raw),
-                        heldOut: ci % options.heldOutEvery == options.heldOutEvery - 1, ranks: candidates.map { ($0.lexicalRank, $0.denseRank) }))
+                        heldOut: ci % options.heldOutEvery == options.heldOutEvery - 1, ranks: candidates.map { ($0.lexicalRank, $0.denseRank) },
+                        slots: candidates.map(\.slot), sessions: candidates.map(\.view.record.session)))
             }
             progress?(ci + 1, curriculum.conversations.count)
         }
@@ -213,11 +262,11 @@ public enum Trainer {
     }
 
     /// Ranking quality on the held-out groups: by the baseline's weights, or by `head`.
-    public static func evaluate(_ groups: [Group], head: LinearHead?) -> Metrics {
+    public static func evaluate(_ groups: [Group], head: LinearHead?, spread: RecallSpread? = nil) -> Metrics {
         let held = groups.filter(\.heldOut)
         var any1 = 0.0, any10 = 0.0, mrr = 0.0
         for g in held {
-            let scores: [Double] = head.map { h in g.features.map { Double(Fixed(h.score($0)).raw) } } ?? g.baselineWeights.map(Double.init)
+            let scores: [Double] = head.map { g.scores($0, spread: spread) } ?? g.baselineWeights.map(Double.init)
             let order = scores.indices.sorted { scores[$0] != scores[$1] ? scores[$0] > scores[$1] : $0 < $1 }
             if let r = order.firstIndex(where: { g.labels[$0] }) {
                 if r < 1 { any1 += 1 }
@@ -349,13 +398,13 @@ public enum Trainer {
         enc.outputFormatting = [.sortedKeys]
         return try writeModel(
             encoder: encoder, head: head, gate: gate, interference: interference, context: manifest.context ?? false, fusion: manifest.fusion,
-            episodicLifespanDays: manifest.options.episodicLifespanDays, manifestJSON: Array(try enc.encode(manifest)), to: path)
+            spread: manifest.spread, episodicLifespanDays: manifest.options.episodicLifespanDays, manifestJSON: Array(try enc.encode(manifest)), to: path)
     }
 
     /// Writes `encoder`'s tensors (not its `psm.*` heads) plus `head` and the manifest bytes.
     public static func writeModel(
         encoder: ModelFile, head: LinearHead, gate: LinearHead? = nil, interference: InterferenceResult? = nil, context: Bool = false, fusion: Double? = nil,
-        episodicLifespanDays: Double? = nil, manifestJSON json: [UInt8], to path: String
+        spread: RecallSpread? = nil, episodicLifespanDays: Double? = nil, manifestJSON json: [UInt8], to path: String
     ) throws -> (id: String, bytes: Int) {
         var config = encoder.config
         if !config.source.hasPrefix("psm: ") { config.source = "psm: \(encoder.config.source) + recall head" }
@@ -388,6 +437,9 @@ public enum Trainer {
         }
         if context { w.add(PSMPolicy.contextTensor, i8: [1], shape: [1]) }
         if let fusion { w.add(PSMPolicy.fusionTensor, f32: [Float(fusion)], shape: [1]) }
+        if let spread, spread.beta > 0 {
+            w.add(RecallSpread.tensor, f32: [Float(spread.beta), Float(spread.window), Float(spread.top)], shape: [3])
+        }
         if let days = episodicLifespanDays { w.add(PSMPolicy.lifespanTensor, f32: [Float(days)], shape: [1]) }
         w.add(PSMPolicy.manifestTensor, i8: json.map { Int8(bitPattern: $0) }, shape: [json.count])
         return try w.write(to: path)
@@ -403,14 +455,16 @@ public enum Trainer {
         let chosen = options.fusion.map { (k: $0, mrr: [String: Double]()) } ?? chooseFusion(collected)
         let groups = collected.map { $0.fused(chosen.k) }
         let head = fit(groups, options: options)
+        let spread = options.spread.map { (spread: $0.beta > 0 ? $0 : nil, mrr: [String: Double]()) } ?? chooseSpread(groups, head: head)
         let interference = options.interference ? fitInterference(interferencePairs(curriculum, encoder: encoder)) : nil
         let gate = options.gate ? fitGate(gateExamples(curriculum, encoder: encoder)) : nil
         let report = Report(
             curriculum_digest: curriculum.digest, options: options, encoder: encoderFile.id, questions: groups.count,
             examples: groups.reduce(0) { $0 + $1.labels.count }, positives: groups.reduce(0) { $0 + $1.labels.filter { $0 }.count },
-            held_out_baseline: evaluate(groups, head: nil), held_out_trained: evaluate(groups, head: head),
+            held_out_baseline: evaluate(groups, head: nil), held_out_trained: evaluate(groups, head: head, spread: spread.spread),
             weights: Dictionary(uniqueKeysWithValues: zip(RecallFeatures.names, head.weights)), bias: head.bias, interference: interference?.metrics, gate: gate?.1,
-            context: options.context, fusion: chosen.k, fusion_mrr: chosen.mrr.isEmpty ? nil : chosen.mrr)
+            context: options.context, fusion: chosen.k, fusion_mrr: chosen.mrr.isEmpty ? nil : chosen.mrr,
+            spread: spread.spread, spread_mrr: spread.mrr.isEmpty ? nil : spread.mrr)
         let (id, _) = try write(encoder: encoderFile, head: head, gate: gate?.0, interference: interference, manifest: report, to: out)
         return (id, report)
     }

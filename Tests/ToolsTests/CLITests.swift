@@ -174,6 +174,12 @@ import Testing
         #expect(badStream.status == 64 && badStream.err.contains("TENANT/NAME"))
         let help = try run(["journal", "dump", "--help"])
         #expect(help.status == 0 && help.out.contains("Examples:"))
+        // `psm train --spread` takes BETA/WINDOW or none; anything else is refused before any work.
+        for bad in ["0.2", "0.2/x", "-1/2", "0.2/99", "11/2"] {
+            let r = try run(["train", "--out", missing + ".psm", "--spread=" + bad])
+            #expect(r.status == 64 && r.err.contains("--spread must be BETA/WINDOW") && r.err.contains(bad), "\(bad): \(r.status) \(r.err)")
+        }
+        #expect(!FileManager.default.fileExists(atPath: missing + ".psm"))
     }
 
     @Test func benchJournalJSONHasTheDocumentedKeys() throws {

@@ -158,11 +158,20 @@ struct EvalCommand: AsyncParsableCommand {
             }
             defer { if store == nil { try? FileManager.default.removeItem(atPath: dir) } }
             if !questionsOnly { try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) }
-            let storeOptions = try StoreOptions.parse(["--store", dir])
-            guard let file = try storeOptions.encoderModel(model, quiet: json) else {
-                throw CLIError.usage("no encoder: pass --model FILE, set PSM_MODEL, or run scripts/setup.sh (PSM_MINILM_DIR)")
+            // A store this run created is removed again if it fails before ingesting anything (no encoder,
+            // a bad model file), so the same command can simply be run again.
+            let opened: (file: ModelFile, engine: Engine)
+            do {
+                let storeOptions = try StoreOptions.parse(["--store", dir])
+                guard let file = try storeOptions.encoderModel(model, quiet: json) else {
+                    throw CLIError.usage("no encoder: pass --model FILE, set PSM_MODEL, or run scripts/setup.sh (PSM_MINILM_DIR)")
+                }
+                opened = (file, try Engine(directory: dir, encoder: try Encoder(model: file), policy: try policy(for: file)))
+            } catch {
+                if !questionsOnly, store != nil { try? FileManager.default.removeItem(atPath: dir) }
+                throw error
             }
-            let engine = try Engine(directory: dir, encoder: try Encoder(model: file), policy: try policy(for: file))
+            let (file, engine) = opened
             defer { engine.close() }
             if !questionsOnly, let first = conversations.first?.sessions.first?.time {
                 try await engine.ensureActiveModel(name: URL(fileURLWithPath: file.path).lastPathComponent, at: first)

