@@ -188,6 +188,10 @@ public struct PSMPolicy: MemoryPolicy {
     /// The interference head and the logit at or above which a new memory supersedes an old one (optional).
     public let interference: LinearHead?
     public let interferenceThreshold: Double
+    /// The consolidation head and the score at or above which sleep groups an episode with a seed
+    /// (optional; without it the rule's cosine ≥ 0.9).
+    public let consolidation: LinearHead?
+    public let consolidationThreshold: Double
     /// The gate head (optional): the probability that an observation states something worth keeping,
     /// which sets its type, confidence and stability (decay scheduling).
     public let gateHead: LinearHead?
@@ -214,6 +218,10 @@ public struct PSMPolicy: MemoryPolicy {
     public static let interferenceNames = (
         weights: "psm.interference.weight", bias: "psm.interference.bias", mean: "psm.interference.mean", scale: "psm.interference.scale",
         threshold: "psm.interference.threshold"
+    )
+    public static let consolidationNames = (
+        weights: "psm.consolidation.weight", bias: "psm.consolidation.bias", mean: "psm.consolidation.mean", scale: "psm.consolidation.scale",
+        threshold: "psm.consolidation.threshold"
     )
 
     /// Loads the heads of a PSM model file; throws when it has none (a bare encoder).
@@ -279,23 +287,29 @@ public struct PSMPolicy: MemoryPolicy {
         } else {
             gateHead = nil
         }
-        if let info = model.tensors[PSMPolicy.interferenceNames.weights] {
+        /// An optional pairwise head over ``InterferenceFeatures`` with its threshold.
+        func pairHead(
+            _ what: String, _ names: (weights: String, bias: String, mean: String, scale: String, threshold: String)
+        ) throws -> (LinearHead, Double)? {
+            guard let info = model.tensors[names.weights] else { return nil }
             let m = info.shape.first ?? 0
             guard info.shape.count == 1, m == InterferenceFeatures.count(dimension: model.config.hidden) else {
-                throw EngineError.invalidArgument("\(model.path): interference head of shape \(info.shape), expected [\(InterferenceFeatures.count(dimension: model.config.hidden))]")
+                throw EngineError.invalidArgument("\(model.path): \(what) head of shape \(info.shape), expected [\(InterferenceFeatures.count(dimension: model.config.hidden))]")
             }
-            let iw = try f(PSMPolicy.interferenceNames.weights, [m]), ib = try f(PSMPolicy.interferenceNames.bias, [1])
-            let im = try f(PSMPolicy.interferenceNames.mean, [m]), isc = try f(PSMPolicy.interferenceNames.scale, [m])
-            let t = try f(PSMPolicy.interferenceNames.threshold, [1])
+            let iw = try f(names.weights, [m]), ib = try f(names.bias, [1])
+            let im = try f(names.mean, [m]), isc = try f(names.scale, [m])
+            let t = try f(names.threshold, [1])
             guard isc.allSatisfy({ $0 > 0 && $0.isFinite }), iw.allSatisfy(\.isFinite), im.allSatisfy(\.isFinite), ib[0].isFinite, t[0].isFinite else {
-                throw EngineError.invalidArgument("\(model.path): interference head has non-finite values or a non-positive scale")
+                throw EngineError.invalidArgument("\(model.path): \(what) head has non-finite values or a non-positive scale")
             }
-            interference = LinearHead(weights: iw, bias: ib[0], mean: im, scale: isc)
-            interferenceThreshold = t[0]
-        } else {
-            interference = nil
-            interferenceThreshold = .infinity
+            return (LinearHead(weights: iw, bias: ib[0], mean: im, scale: isc), t[0])
         }
+        let i = try pairHead("interference", PSMPolicy.interferenceNames)
+        interference = i?.0
+        interferenceThreshold = i?.1 ?? .infinity
+        let c = try pairHead("consolidation", PSMPolicy.consolidationNames)
+        consolidation = c?.0
+        consolidationThreshold = c?.1 ?? .infinity
     }
 
     /// The training manifest stored in the model file (JSON), if any.
@@ -344,7 +358,19 @@ public struct PSMPolicy: MemoryPolicy {
     }
 
     public func feedback(_ kind: FeedbackKind, on memory: MemoryView) -> MemoryEvent? { base.feedback(kind, on: memory) }
-    public func sleep(_ input: SleepInput) -> [MemoryEvent] { base.sleep(input) }
+    /// The rule baseline's sleep; with a consolidation head, an episode joins a seed's group when the head
+    /// scores the pair (seed as new, episode as old) at or above its threshold, instead of cosine ≥ 0.9.
+    public func sleep(_ input: SleepInput) -> [MemoryEvent] {
+        guard let head = consolidation else { return base.sleep(input) }
+        let threshold = consolidationThreshold
+        return base.sleep(input) { seed, sv, other, ov in
+            guard sv.values.count == ov.values.count else { return false }
+            let x = InterferenceFeatures.vector(
+                new: sv, old: ov, sameSpeaker: !seed.record.speaker.isEmpty && seed.record.speaker == other.record.speaker,
+                newText: seed.record.text, oldText: other.record.text)
+            return head.score(x) >= threshold
+        }
+    }
 }
 
 /// The policy a model file implies: the PSM when it has heads, else the rule baseline over its encoder.

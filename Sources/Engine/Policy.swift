@@ -135,6 +135,12 @@ public struct RuleBaseline: MemoryPolicy {
     public static let consolidationThreshold = 0.9
 
     public func sleep(_ input: SleepInput) -> [MemoryEvent] {
+        sleep(input) { _, sv, _, ov in Self.cosine(sv, ov) >= Self.consolidationThreshold }
+    }
+
+    /// Sleep with `joins(seed, seed vector, episode, episode vector)` deciding whether an episode joins a
+    /// seed's consolidation group (the rule: cosine ≥ 0.9; a PSM model's consolidation head).
+    public func sleep(_ input: SleepInput, joins: (MemoryView, QuantizedVector, MemoryView, QuantizedVector) -> Bool) -> [MemoryEvent] {
         var out: [MemoryEvent] = []
         let tiers = input.tiers
         for m in tiers.memories[.working] ?? [] {
@@ -154,7 +160,7 @@ public struct RuleBaseline: MemoryPolicy {
             let sv = input.vectors[seed.record.id]!
             var group = [seed]
             for other in episodes where other.record.id != seed.record.id && !used.contains(other.record.id) {
-                if Self.cosine(sv, input.vectors[other.record.id]!) >= Self.consolidationThreshold { group.append(other) }
+                if joins(seed, sv, other, input.vectors[other.record.id]!) { group.append(other) }
             }
             guard group.count >= 2 else { continue }
             group.sort { $0.record.slot < $1.record.slot }

@@ -14,6 +14,9 @@ public struct Curriculum: Sendable {
         public var fact: String? = nil
         /// For an update: the turn whose value it replaces.
         public var replaces: String? = nil
+        /// For a repeat: the earlier turn that stated the same fact (same speaker, kind and value), which
+        /// sleep should consolidate it with.
+        public var repeats: String? = nil
     }
     public struct Session: Sendable, Codable, Equatable {
         public var index: Int
@@ -35,12 +38,15 @@ public struct Curriculum: Sendable {
 
     public let conversations: [Conversation]
 
-    /// `count` conversations from `seed`. The same arguments always give the same conversations.
-    public init(seed: UInt64, count: Int, sessions: ClosedRange<Int> = 5...9) {
+    /// `count` conversations from `seed`. The same arguments always give the same conversations. With
+    /// `repeats`, a fact already stated is, half the time it comes up again, repeated in other words
+    /// (the episodes sleep should consolidate) instead of updated; the consolidation head trains on that
+    /// variant. Without it the conversations are exactly those of recipe 7.
+    public init(seed: UInt64, count: Int, sessions: ClosedRange<Int> = 5...9, repeats: Bool = false) {
         var rng = SplitMix64(seed: seed)
         var out: [Conversation] = []
         for i in 0..<count {
-            var g = Generator(rng: SplitMix64(seed: rng.next()), id: "cur-\(seed)-\(i)", sessionCount: sessions)
+            var g = Generator(rng: SplitMix64(seed: rng.next()), id: "cur-\(seed)-\(i)", sessionCount: sessions, repeats: repeats)
             out.append(g.conversation())
         }
         conversations = out
@@ -62,6 +68,7 @@ struct Generator {
     var rng: SplitMix64
     let id: String
     let sessionCount: ClosedRange<Int>
+    var repeats = false
 
     mutating func pick<T>(_ a: [T]) -> T { a[Int(rng.next() % UInt64(a.count))] }
     mutating func chance(_ p: Double) -> Bool { Double(rng.next() >> 11) / Double(1 << 53) < p }
@@ -194,6 +201,11 @@ struct Generator {
         "Oh really? I didn't know that about you! Tell me more about it.", "Have a great weekend, and say hi to everyone for me!",
     ]
 
+    /// A statement template filled with a known value and extra (no month: facts with a month are not repeated).
+    func fillStatement(_ t: String, _ v: String, _ x: String, who: String = "") -> String {
+        t.replacingOccurrences(of: "{v}", with: v).replacingOccurrences(of: "{x}", with: x).replacingOccurrences(of: "{p}", with: who)
+    }
+
     mutating func conversation() -> Curriculum.Conversation {
         let a = pick(Self.firstNames)
         var b = pick(Self.firstNames)
@@ -204,6 +216,8 @@ struct Generator {
         var questions: [Curriculum.Question] = []
         /// (speaker, fact key) → (value, extra, turn id, echo question), the latest statement.
         var known: [String: (String, String, String, String)] = [:]
+        /// (speaker, fact key) → every turn stating the current value (a repeat adds one, an update resets).
+        var stating: [String: [String]] = [:]
         let n = int(sessionCount)
         for s in 1...n {
             var turns: [Curriculum.Turn] = []
@@ -223,6 +237,18 @@ struct Generator {
                     let kind = pick(Self.facts)
                     let key2 = "\(who)|\(kind.key)"
                     let isUpdate = known[key2] != nil
+                    if repeats, let old = known[key2], !kind.statements.contains(where: { $0.0.contains("{m}") }), chance(0.5) {
+                        // A repeated episode: the same fact again in other words (sleep should consolidate it).
+                        let said = (sessions.flatMap(\.turns) + turns).first { $0.id == old.2 }?.text
+                        let phrasings = kind.statements.filter { fillStatement($0.0, old.0, old.1) != said }
+                        let (template, echo) = pick(phrasings.isEmpty ? kind.statements : phrasings)
+                        let id = say(who, fillStatement(template, old.0, old.1, who: who))
+                        turns[turns.count - 1].fact = kind.key
+                        turns[turns.count - 1].repeats = old.2
+                        stating[key2, default: []].append(id)
+                        known[key2] = (old.0, old.1, id, fillStatement(echo, old.0, old.1, who: who))
+                        continue
+                    }
                     if isUpdate && kind.updates.isEmpty {
                         _ = say(who, pick(Self.smallTalk))
                         continue
@@ -245,6 +271,7 @@ struct Generator {
                         let id = say(who, fill(x.answer))
                         turns[turns.count - 1].fact = kind.key
                         known[key2] = (value, extra, id, fill(x.echo))
+                        stating[key2] = [id]
                         t += 2
                         continue
                     }
@@ -253,6 +280,7 @@ struct Generator {
                     turns[turns.count - 1].fact = kind.key
                     turns[turns.count - 1].replaces = isUpdate ? previous : nil
                     known[key2] = (value, extra, id, fill(echo))
+                    stating[key2] = [id]
                 } else {
                     _ = say(who, pick(Self.smallTalk))
                 }
@@ -268,7 +296,7 @@ struct Generator {
             // the conversation do; the other half paraphrase it.
             let q = chance(0.5) ? echo : pick(kind.questions).replacingOccurrences(of: "{p}", with: who).replacingOccurrences(of: "{v}", with: value)
                 .replacingOccurrences(of: "{x}", with: extra)
-            questions.append(.init(text: q, evidence: [turn], kind: kind.key))
+            questions.append(.init(text: q, evidence: stating[key] ?? [turn], kind: kind.key))
         }
         return .init(id: id, speakers: speakers, sessions: sessions, questions: questions)
     }

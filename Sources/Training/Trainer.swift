@@ -40,6 +40,9 @@ public enum Trainer {
         public var gate = false
         /// Also train the interference head (off by default: on real conversations it over-fires, see SPEC.md §12.7).
         public var interference = false
+        /// Also train the consolidation head (which episodes sleep groups into one semantic memory), in place
+        /// of the rule's cosine ≥ 0.9. Optional so that a manifest without it keeps recipe 7's bytes.
+        public var consolidation: Bool? = nil
         /// Read observations in context (SPEC.md §11.4): the model file gets `psm.context` = 1.
         public var context = true
         /// The fusion constant; nil chooses it from ``fusionGrid`` by held-out MRR of the fused order.
@@ -156,6 +159,10 @@ public enum Trainer {
         public var weights: [String: Double]
         public var bias: Double
         public var interference: InterferenceMetrics?
+        /// The consolidation head's pairs and held-out precision/recall (same shape as interference's).
+        public var consolidation: InterferenceMetrics?
+        /// The digest of the curriculum variant with repeated episodes the consolidation head learned from.
+        public var consolidation_curriculum_digest: String?
         public var gate: GateMetrics?
         public var context: Bool?
         public var fusion: Double?
@@ -331,6 +338,37 @@ public enum Trainer {
         return out
     }
 
+    /// Pairs (a fact turn, an earlier turn) for the consolidation head: a repeat and every earlier turn
+    /// stating the same fact (same speaker, kind and value) are positive; the speaker's other facts
+    /// (another kind, or the value an update replaced), the other speaker's facts and up to 6 turns of
+    /// small talk are negative. Features are ``InterferenceFeatures`` of the two turns as the engine embeds them.
+    public static func consolidationPairs(_ c: Curriculum, encoder: Encoder) -> [(x: [Double], y: Bool, heldOut: Bool)] {
+        var out: [(x: [Double], y: Bool, heldOut: Bool)] = []
+        for (ci, conv) in c.conversations.enumerated() {
+            let (turns, vectors) = embeddedTurns(conv, encoder: encoder)
+            let index = Dictionary(uniqueKeysWithValues: turns.enumerated().map { ($1.id, $0) })
+            let heldOut = ci % 5 == 4
+            for (i, t) in turns.enumerated() where t.fact != nil {
+                // The chain of turns this one repeats (a repeat of a repeat reaches the first statement).
+                var same = Set<String>(), next = t.repeats
+                while let r = next, let j = index[r], same.insert(r).inserted { next = turns[j].repeats }
+                var negatives = 0
+                for j in stride(from: i - 1, through: 0, by: -1) {
+                    let o = turns[j]
+                    let positive = same.contains(o.id)
+                    if !positive {
+                        guard o.fact == nil ? negatives < 6 : true else { continue }
+                        negatives += 1
+                        if negatives > 8 { continue }
+                    }
+                    let x = InterferenceFeatures.vector(new: vectors[i], old: vectors[j], sameSpeaker: o.speaker == t.speaker, newText: t.text, oldText: o.text)
+                    out.append((x, positive, heldOut))
+                }
+            }
+        }
+        return out
+    }
+
     public static func fitInterference(_ pairs: [(x: [Double], y: Bool, heldOut: Bool)], epochs: Int = 200, learningRate: Double = 0.3, l2: Double = 1e-2) -> InterferenceResult {
         let train = pairs.filter { !$0.heldOut }, held = pairs.filter(\.heldOut)
         let head = logistic(train.map(\.x), train.map(\.y), dimension: pairs.first?.x.count ?? 0, epochs: epochs, learningRate: learningRate, l2: l2)
@@ -392,18 +430,20 @@ public enum Trainer {
 
     /// Writes the PSM model file: every tensor of `encoder` plus the heads and the manifest.
     public static func write(
-        encoder: ModelFile, head: LinearHead, gate: LinearHead?, interference: InterferenceResult?, manifest: Report, to path: String
+        encoder: ModelFile, head: LinearHead, gate: LinearHead?, interference: InterferenceResult?, consolidation: InterferenceResult? = nil, manifest: Report,
+        to path: String
     ) throws -> (id: String, bytes: Int) {
         let enc = JSONEncoder()
         enc.outputFormatting = [.sortedKeys]
         return try writeModel(
-            encoder: encoder, head: head, gate: gate, interference: interference, context: manifest.context ?? false, fusion: manifest.fusion,
+            encoder: encoder, head: head, gate: gate, interference: interference, consolidation: consolidation, context: manifest.context ?? false, fusion: manifest.fusion,
             spread: manifest.spread, episodicLifespanDays: manifest.options.episodicLifespanDays, manifestJSON: Array(try enc.encode(manifest)), to: path)
     }
 
     /// Writes `encoder`'s tensors (not its `psm.*` heads) plus `head` and the manifest bytes.
     public static func writeModel(
-        encoder: ModelFile, head: LinearHead, gate: LinearHead? = nil, interference: InterferenceResult? = nil, context: Bool = false, fusion: Double? = nil,
+        encoder: ModelFile, head: LinearHead, gate: LinearHead? = nil, interference: InterferenceResult? = nil, consolidation: InterferenceResult? = nil,
+        context: Bool = false, fusion: Double? = nil,
         spread: RecallSpread? = nil, episodicLifespanDays: Double? = nil, manifestJSON json: [UInt8], to path: String
     ) throws -> (id: String, bytes: Int) {
         var config = encoder.config
@@ -435,6 +475,14 @@ public enum Trainer {
             w.add(PSMPolicy.interferenceNames.scale, f32: i.head.scale.map(Float.init), shape: [m])
             w.add(PSMPolicy.interferenceNames.threshold, f32: [Float(i.threshold)], shape: [1])
         }
+        if let c = consolidation {
+            let m = c.head.weights.count
+            w.add(PSMPolicy.consolidationNames.weights, f32: c.head.weights.map(Float.init), shape: [m])
+            w.add(PSMPolicy.consolidationNames.bias, f32: [Float(c.head.bias)], shape: [1])
+            w.add(PSMPolicy.consolidationNames.mean, f32: c.head.mean.map(Float.init), shape: [m])
+            w.add(PSMPolicy.consolidationNames.scale, f32: c.head.scale.map(Float.init), shape: [m])
+            w.add(PSMPolicy.consolidationNames.threshold, f32: [Float(c.threshold)], shape: [1])
+        }
         if context { w.add(PSMPolicy.contextTensor, i8: [1], shape: [1]) }
         if let fusion { w.add(PSMPolicy.fusionTensor, f32: [Float(fusion)], shape: [1]) }
         if let spread, spread.beta > 0 {
@@ -457,15 +505,19 @@ public enum Trainer {
         let head = fit(groups, options: options)
         let spread = options.spread.map { (spread: $0.beta > 0 ? $0 : nil, mrr: [String: Double]()) } ?? chooseSpread(groups, head: head)
         let interference = options.interference ? fitInterference(interferencePairs(curriculum, encoder: encoder)) : nil
+        // The consolidation head learns from the curriculum's variant with repeated episodes (same seed and size).
+        let repeated = options.consolidation == true ? Curriculum(seed: options.seed, count: options.conversations, repeats: true) : nil
+        let consolidation = repeated.map { fitInterference(consolidationPairs($0, encoder: encoder)) }
         let gate = options.gate ? fitGate(gateExamples(curriculum, encoder: encoder)) : nil
         let report = Report(
             curriculum_digest: curriculum.digest, options: options, encoder: encoderFile.id, questions: groups.count,
             examples: groups.reduce(0) { $0 + $1.labels.count }, positives: groups.reduce(0) { $0 + $1.labels.filter { $0 }.count },
             held_out_baseline: evaluate(groups, head: nil), held_out_trained: evaluate(groups, head: head, spread: spread.spread),
-            weights: Dictionary(uniqueKeysWithValues: zip(RecallFeatures.names, head.weights)), bias: head.bias, interference: interference?.metrics, gate: gate?.1,
+            weights: Dictionary(uniqueKeysWithValues: zip(RecallFeatures.names, head.weights)), bias: head.bias, interference: interference?.metrics, consolidation: consolidation?.metrics,
+            consolidation_curriculum_digest: repeated?.digest, gate: gate?.1,
             context: options.context, fusion: chosen.k, fusion_mrr: chosen.mrr.isEmpty ? nil : chosen.mrr,
             spread: spread.spread, spread_mrr: spread.mrr.isEmpty ? nil : spread.mrr)
-        let (id, _) = try write(encoder: encoderFile, head: head, gate: gate?.0, interference: interference, manifest: report, to: out)
+        let (id, _) = try write(encoder: encoderFile, head: head, gate: gate?.0, interference: interference, consolidation: consolidation, manifest: report, to: out)
         return (id, report)
     }
 }

@@ -706,6 +706,7 @@ struct KeepEverything: MemoryPolicy {
             (try write("big.psm") { $0.add(PSMPolicy.fusionTensor, f32: [5000], shape: [1]) }, "fusion constant 5000.0 outside"),
             (try write("head.psm", head: ContextTests.fusedOnlyHead(count: 9)) { _ in }, "recall head of shape [9]"),
             (try write("life.psm") { $0.add(PSMPolicy.lifespanTensor, f32: [0.5], shape: [1]) }, "episodic lifespan 0.5 days outside 1...3650"),
+            (try write("cons.psm") { $0.add(PSMPolicy.consolidationNames.weights, f32: [1, 2, 3], shape: [3]) }, "consolidation head of shape [3]"),
             (try write("spread.psm") { $0.add(RecallSpread.tensor, f32: [-1, 2, 10], shape: [3]) }, "psm.recall.spread is [-1.0, 2.0, 10.0]"),
             (try write("window.psm") { $0.add(RecallSpread.tensor, f32: [0.2, 2.5, 10], shape: [3]) }, "a whole window in 0...16"),
             (try write("top.psm") { $0.add(RecallSpread.tensor, f32: [0.2, 2, 99], shape: [3]) }, "a whole top in 0...50"),
@@ -894,5 +895,64 @@ struct KeepEverything: MemoryPolicy {
         try await engine.feedback(u, recall: try #require(r.recall), memory: answer.candidate.memory, kind: .helped, at: at + 1)
         _ = try UtilityLearning.train(journal: engine.journal, model: spreadFile, out: dir.path + "/v2.psm", scratch: dir.path + "/u")
         #expect(try PSMPolicy(model: try ModelFile(path: dir.path + "/v2.psm")).spread == spreading.spread)
+    }
+}
+
+@Suite struct ConsolidationHeadTests {
+    /// The curriculum's variant with repeated episodes, the consolidation head learned from it (held-out
+    /// floors), and a PSM carrying it: sleep groups two phrasings of one fact from different sessions,
+    /// which the rule's cosine ≥ 0.9 leaves apart; replay agrees.
+    @Test func repeatedEpisodesTrainTheConsolidationHead() async throws {
+        guard !SharedEncoder.skip else { return }
+        let encoder = try #require(SharedEncoder.encoder, "the all-MiniLM-L6-v2 package is missing: run scripts/setup.sh")
+        let plain = Curriculum(seed: 1, count: 24), repeated = Curriculum(seed: 1, count: 24, repeats: true)
+        #expect(plain.conversations.allSatisfy { $0.sessions.allSatisfy { $0.turns.allSatisfy { $0.repeats == nil } } })
+        var repeats = 0
+        for conv in repeated.conversations {
+            let all = conv.sessions.flatMap(\.turns)
+            let byID = Dictionary(uniqueKeysWithValues: all.map { ($0.id, $0) })
+            for t in all {
+                guard let r = t.repeats else { continue }
+                repeats += 1
+                let o = try #require(byID[r])
+                #expect(o.speaker == t.speaker && o.fact == t.fact && o.text != t.text, "\(t.text) repeats \(o.text)")
+            }
+            // A question about a repeated fact has every statement of it as evidence.
+            for q in conv.questions { #expect(Set(q.evidence).count == q.evidence.count && !q.evidence.isEmpty) }
+        }
+        #expect(repeats >= 20, "\(repeats) repeats")
+        let result = Trainer.fitInterference(Trainer.consolidationPairs(Curriculum(seed: 1, count: 48, repeats: true), encoder: encoder))
+        #expect(result.metrics.held_out_positives >= 10)
+        #expect(result.metrics.held_out_precision >= 0.8 && result.metrics.held_out_recall >= 0.8, "\(result.metrics)")
+
+        let dir = TempStore()
+        defer { dir.remove() }
+        try FileManager.default.createDirectory(atPath: dir.path, withIntermediateDirectories: true)
+        _ = try Trainer.writeModel(encoder: encoder.model, head: ContextTests.fusedOnlyHead(), consolidation: result, manifestJSON: Array("{}".utf8), to: dir.path + "/c.psm")
+        let file = try ModelFile(path: dir.path + "/c.psm")
+        let policy = try PSMPolicy(model: file)
+        #expect(policy.consolidation != nil && policy.consolidationThreshold == Double(Float(result.threshold)))
+        let turns: [(String, String)] = [
+            ("s1", "We just adopted a beagle named Theo!"), ("s1", "Just so you know, I'm allergic to peanuts."),
+            ("s2", "My beagle Theo kept me up all night again."), ("s2", "I started a new job as a pharmacist last week."),
+        ]
+        func run(_ p: any MemoryPolicy, _ name: String) async throws -> (Engine.SleepResult, [String]) {
+            let engine = try Engine(directory: dir.path + "/" + name, encoder: try Encoder(model: file), policy: p)
+            defer { engine.close() }
+            let u = try UserRef(tenant: "t", user: "u")
+            for (i, (session, text)) in turns.enumerated() {
+                _ = try await engine.observe(u, .init(text: text, session: session, speaker: "Ana", sourceID: "turn-\(i)"), at: t0 + Int64(i) * day)
+            }
+            let slept = try await engine.sleep(u, at: t0 + 5 * day)
+            let semantic = try engine.tiers(u).memories[.semantic] ?? []
+            let sources = try semantic.flatMap { try engine.provenance(u, $0.record.id).sourceIDs }
+            let replay = try Replayer.verify(journal: engine.journal, decider: engine.decider, scratch: dir.path + "/" + name + "-replay")
+            #expect(replay.divergent == 0, "\(String(describing: replay.first))")
+            return (slept, sources)
+        }
+        let (withHead, grouped) = try await run(policy, "head")
+        #expect(withHead.decisions[.consolidated] == 1 && grouped == ["turn-0", "turn-2"], "\(withHead.decisions) \(grouped)")
+        let (byRule, _) = try await run(RuleBaseline(readsContext: false, fusion: 60), "rule")
+        #expect(byRule.decisions[.consolidated] == nil, "\(byRule.decisions)")
     }
 }

@@ -47,6 +47,8 @@ struct TrainCommand: AsyncParsableCommand {
     @Option(help: "Gradient-descent epochs (1...100000).") var epochs: Int = 300
     @Flag(help: "Also train the interference head (supersession of knowledge updates); off by default because it over-fires on real conversations.")
     var interference = false
+    @Flag(help: "Also train the consolidation head (which episodes sleep groups into one semantic memory), in place of the rule's cosine ≥ 0.9.")
+    var consolidation = false
     @Flag(help: "Also train the gate head (type, confidence and stability per observation); off by default because it does not transfer yet.")
     var gate = false
     @Flag(name: .customLong("no-context"), help: "Read observations alone (no psm.context): embed and index each turn without the turn before it and its date.")
@@ -125,6 +127,7 @@ struct TrainCommand: AsyncParsableCommand {
             options.conversations = conversations
             options.epochs = epochs
             options.interference = interference
+            options.consolidation = consolidation ? true : nil
             options.gate = gate
             options.context = !noContext
             options.fusion = fusion
