@@ -202,6 +202,9 @@ public struct PSMPolicy: MemoryPolicy {
     /// Seconds an inactive episode stays in the active tiers (tensor `psm.sleep.episodic_lifespan_days`,
     /// SPEC.md §12.7); nil without the tensor (until its strength falls below the floor).
     public let episodicLifespan: UInt64?
+    /// Spaced reinforcement (tensor `psm.decay.spaced` = 1): `helped` raises stability by the time since
+    /// the memory's strength was last anchored, at most doubling it, instead of always doubling it.
+    public let spacedReinforcement: Bool
     /// Context spreading after the head (tensor `psm.recall.spread`); nil without the tensor.
     public let spread: RecallSpread?
     let base: RuleBaseline
@@ -212,7 +215,7 @@ public struct PSMPolicy: MemoryPolicy {
 
     public static let tensorNames = (weights: "psm.recall.weight", bias: "psm.recall.bias", mean: "psm.recall.mean", scale: "psm.recall.scale")
     public static let manifestTensor = "psm.manifest"
-    public static let contextTensor = "psm.context", fusionTensor = "psm.recall.fusion"
+    public static let contextTensor = "psm.context", fusionTensor = "psm.recall.fusion", spacedTensor = "psm.decay.spaced"
     public static let lifespanTensor = "psm.sleep.episodic_lifespan_days"
     public static let gateNames = (weights: "psm.gate.weight", bias: "psm.gate.bias", mean: "psm.gate.mean", scale: "psm.gate.scale")
     public static let interferenceNames = (
@@ -250,6 +253,13 @@ public struct PSMPolicy: MemoryPolicy {
             readsContext = c[0] == 1
         } else {
             readsContext = false
+        }
+        if model.tensors[PSMPolicy.spacedTensor] != nil {
+            let c = try model.i8(PSMPolicy.spacedTensor, [1])
+            guard c[0] == 0 || c[0] == 1 else { throw EngineError.invalidArgument("\(model.path): \(PSMPolicy.spacedTensor) is \(c[0]), not 0 or 1") }
+            spacedReinforcement = c[0] == 1
+        } else {
+            spacedReinforcement = false
         }
         /// An optional f32 [1] tensor, refused outside `range`.
         func scalar(_ name: String, _ what: String, unit: String = "", in range: ClosedRange<Int>) throws -> Double? {
@@ -357,7 +367,18 @@ public struct PSMPolicy: MemoryPolicy {
         return scores.map { Fixed(max(-1e6, min(1e6, $0))) }
     }
 
-    public func feedback(_ kind: FeedbackKind, on memory: MemoryView) -> MemoryEvent? { base.feedback(kind, on: memory) }
+    /// The rule baseline's feedback, except that with spaced reinforcement `helped` raises stability s by
+    /// the seconds Δ since the strength was last anchored (creation, reinforcement, weakening): s + min(Δ, s),
+    /// capped like the rule. A memory helped again right away gains little; one helped after a gap of
+    /// its stability doubles it, as the rule always does (SPEC.md §12.7).
+    public func feedback(_ kind: FeedbackKind, on memory: MemoryView) -> MemoryEvent? {
+        guard spacedReinforcement, kind == .helped else { return base.feedback(kind, on: memory) }
+        let s = memory.record.stability
+        let elapsed = UInt64(max(0, memory.at - memory.record.anchorTime) / 1_000_000)
+        let d = MemoryEvent.Decision(
+            model: modelID, inputDigest: digest { $0.uint(1, UInt64(kind.rawValue)); $0.id(2, memory.record.id); $0.uint(3, elapsed) })
+        return .reinforced(.init(decision: d, memory: memory.record.id, boost: Fixed(0.2), stability: min(MemoryEvent.maxStability, s + min(elapsed, s))))
+    }
     /// The rule baseline's sleep; with a consolidation head, an episode joins a seed's group when the head
     /// scores the pair (seed as new, episode as old) at or above its threshold, instead of cosine ≥ 0.9.
     public func sleep(_ input: SleepInput) -> [MemoryEvent] {

@@ -10,7 +10,7 @@ import Projections
 public enum Trainer {
     /// Bumped whenever the curriculum, the features, the training or the baseline decisions it trains
     /// against change, so a cached default model from an older recipe is rebuilt, not reused.
-    public static let recipe = 7
+    public static let recipe = 8
 
     /// Recall features held at weight 0: the curriculum's tiers, ages and confidences are artefacts of
     /// the rule baseline's decay on synthetic time spans; learned on it, they did not transfer (a strong
@@ -45,6 +45,8 @@ public enum Trainer {
         public var consolidation: Bool? = nil
         /// Read observations in context (SPEC.md §11.4): the model file gets `psm.context` = 1.
         public var context = true
+        /// Spaced reinforcement (SPEC.md §12.7): the model file gets `psm.decay.spaced` = 1 (recipe 8).
+        public var spaced: Bool? = true
         /// The fusion constant; nil chooses it from ``fusionGrid`` by held-out MRR of the fused order.
         public var fusion: Double? = nil
         /// Days an inactive episode stays in the active tiers before sleep archives it (tensor
@@ -437,14 +439,14 @@ public enum Trainer {
         enc.outputFormatting = [.sortedKeys]
         return try writeModel(
             encoder: encoder, head: head, gate: gate, interference: interference, consolidation: consolidation, context: manifest.context ?? false, fusion: manifest.fusion,
-            spread: manifest.spread, episodicLifespanDays: manifest.options.episodicLifespanDays, manifestJSON: Array(try enc.encode(manifest)), to: path)
+            spread: manifest.spread, spaced: manifest.options.spaced == true, episodicLifespanDays: manifest.options.episodicLifespanDays, manifestJSON: Array(try enc.encode(manifest)), to: path)
     }
 
     /// Writes `encoder`'s tensors (not its `psm.*` heads) plus `head` and the manifest bytes.
     public static func writeModel(
         encoder: ModelFile, head: LinearHead, gate: LinearHead? = nil, interference: InterferenceResult? = nil, consolidation: InterferenceResult? = nil,
         context: Bool = false, fusion: Double? = nil,
-        spread: RecallSpread? = nil, episodicLifespanDays: Double? = nil, manifestJSON json: [UInt8], to path: String
+        spread: RecallSpread? = nil, spaced: Bool = false, episodicLifespanDays: Double? = nil, manifestJSON json: [UInt8], to path: String
     ) throws -> (id: String, bytes: Int) {
         var config = encoder.config
         if !config.source.hasPrefix("psm: ") { config.source = "psm: \(encoder.config.source) + recall head" }
@@ -484,6 +486,7 @@ public enum Trainer {
             w.add(PSMPolicy.consolidationNames.threshold, f32: [Float(c.threshold)], shape: [1])
         }
         if context { w.add(PSMPolicy.contextTensor, i8: [1], shape: [1]) }
+        if spaced { w.add(PSMPolicy.spacedTensor, i8: [1], shape: [1]) }
         if let fusion { w.add(PSMPolicy.fusionTensor, f32: [Float(fusion)], shape: [1]) }
         if let spread, spread.beta > 0 {
             w.add(RecallSpread.tensor, f32: [Float(spread.beta), Float(spread.window), Float(spread.top)], shape: [3])

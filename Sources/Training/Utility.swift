@@ -135,7 +135,7 @@ public enum UtilityLearning {
         }
         let (id, _) = try Trainer.writeModel(
             encoder: model, head: head, gate: policy.gateHead, interference: interference, context: policy.readsContext,
-            fusion: model.tensors[PSMPolicy.fusionTensor] != nil ? policy.fusionConstant : nil, spread: policy.spread,
+            fusion: model.tensors[PSMPolicy.fusionTensor] != nil ? policy.fusionConstant : nil, spread: policy.spread, spaced: policy.spacedReinforcement,
             episodicLifespanDays: model.tensors[PSMPolicy.lifespanTensor] != nil ? try model.f32(PSMPolicy.lifespanTensor, [1]).map(Double.init)[0] : nil,
             manifestJSON: json, to: out)
         return (id, report)

