@@ -306,12 +306,27 @@ public enum Trainer {
 
     /// A conversation's turns in order with their vectors, embedded in batches of 32 as the engine
     /// embeds an observation ("speaker: text").
-    static func embeddedTurns(_ conv: Curriculum.Conversation, encoder: Encoder) -> (turns: [Curriculum.Turn], vectors: [QuantizedVector]) {
+    static func embeddedTurns(_ conv: Curriculum.Conversation, encoder: Encoder, context: Bool = false) -> (turns: [Curriculum.Turn], vectors: [QuantizedVector]) {
         let turns = conv.sessions.flatMap(\.turns)
-        let texts = turns.map { "\($0.speaker): \($0.text)" }
-        var vectors: [QuantizedVector] = []
-        for start in stride(from: 0, to: texts.count, by: 32) {
-            vectors += encoder.embed(Array(texts[start..<min(texts.count, start + 32)])).map { QuantizedVector(normalizing: $0) }
+        let texts = turns.map { Fold.indexedText(speaker: $0.speaker, text: $0.text) }
+        func embed(_ all: [String]) -> [[Float]] {
+            var out: [[Float]] = []
+            for start in stride(from: 0, to: all.count, by: 32) { out += encoder.embed(Array(all[start..<min(all.count, start + 32)])) }
+            return out
+        }
+        let own = embed(texts)
+        guard context else { return (turns, own.map { QuantizedVector(normalizing: $0) }) }
+        // A contextual model's vectors (SPEC.md §11.4): with the turn before it in its session, the
+        // normalized sum of the turn alone and of "previous\nturn", as ``Decider/vector(_:context:)`` makes them.
+        var previous: [Int?] = []
+        for s in conv.sessions { for i in s.turns.indices { previous.append(i > 0 ? previous.count - 1 : nil) } }
+        let withContext = turns.indices.compactMap { i in previous[i].map { texts[$0] + "\n" + texts[i] } }
+        let ctx = embed(withContext)
+        var k = 0
+        let vectors = turns.indices.map { i -> QuantizedVector in
+            guard previous[i] != nil else { return QuantizedVector(normalizing: own[i]) }
+            defer { k += 1 }
+            return QuantizedVector(normalizing: zip(own[i], ctx[k]).map { $0 + $1 })
         }
         return (turns, vectors)
     }
@@ -344,13 +359,26 @@ public enum Trainer {
     /// stating the same fact (same speaker, kind and value) are positive; the speaker's other facts
     /// (another kind, or the value an update replaced), the other speaker's facts and up to 6 turns of
     /// small talk are negative. Features are ``InterferenceFeatures`` of the two turns as the engine embeds them.
-    public static func consolidationPairs(_ c: Curriculum, encoder: Encoder) -> [(x: [Double], y: Bool, heldOut: Bool)] {
+    public static func consolidationPairs(_ c: Curriculum, encoder: Encoder, context: Bool = true) -> [(x: [Double], y: Bool, heldOut: Bool)] {
         var out: [(x: [Double], y: Bool, heldOut: Bool)] = []
         for (ci, conv) in c.conversations.enumerated() {
-            let (turns, vectors) = embeddedTurns(conv, encoder: encoder)
+            let (turns, vectors) = embeddedTurns(conv, encoder: encoder, context: context)
             let index = Dictionary(uniqueKeysWithValues: turns.enumerated().map { ($1.id, $0) })
             let heldOut = ci % 5 == 4
-            for (i, t) in turns.enumerated() where t.fact != nil {
+            for (i, t) in turns.enumerated() {
+                // Sleep seeds groups with any episode, small talk too: a chat turn is paired with up to 6
+                // earlier chat turns and 2 earlier facts, all negative (chat never consolidates).
+                if t.fact == nil {
+                    var chats = 0, facts = 0
+                    for j in stride(from: i - 1, through: 0, by: -1) {
+                        let o = turns[j]
+                        if o.fact == nil { guard chats < 6 else { continue }; chats += 1 } else { guard facts < 2 else { continue }; facts += 1 }
+                        let x = InterferenceFeatures.vector(new: vectors[i], old: vectors[j], sameSpeaker: o.speaker == t.speaker, newText: t.text, oldText: o.text)
+                        out.append((x, false, heldOut))
+                        if chats >= 6 && facts >= 2 { break }
+                    }
+                    continue
+                }
                 // The chain of turns this one repeats (a repeat of a repeat reaches the first statement).
                 var same = Set<String>(), next = t.repeats
                 while let r = next, let j = index[r], same.insert(r).inserted { next = turns[j].repeats }
@@ -510,7 +538,7 @@ public enum Trainer {
         let interference = options.interference ? fitInterference(interferencePairs(curriculum, encoder: encoder)) : nil
         // The consolidation head learns from the curriculum's variant with repeated episodes (same seed and size).
         let repeated = options.consolidation == true ? Curriculum(seed: options.seed, count: options.conversations, repeats: true) : nil
-        let consolidation = repeated.map { fitInterference(consolidationPairs($0, encoder: encoder)) }
+        let consolidation = repeated.map { fitInterference(consolidationPairs($0, encoder: encoder, context: options.context)) }
         let gate = options.gate ? fitGate(gateExamples(curriculum, encoder: encoder)) : nil
         let report = Report(
             curriculum_digest: curriculum.digest, options: options, encoder: encoderFile.id, questions: groups.count,
