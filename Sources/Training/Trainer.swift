@@ -334,6 +334,8 @@ public enum Trainer {
     /// Pairs (new statement, earlier turn) from the curriculum: an update and the statement it replaces
     /// are positive; earlier facts of the same speaker of another kind, the other speaker's facts and
     /// small talk are negative. Vectors are the encoder's, of "speaker: text" as the engine embeds.
+    /// (Only fact turns are paired, with each turn's vector alone. Pairing small talk too and making the
+    /// vectors in context, as for consolidation, left a head of held-out recall 0.121: SPEC.md §12.7.)
     public static func interferencePairs(_ c: Curriculum, encoder: Encoder) -> [(x: [Double], y: Bool, heldOut: Bool)] {
         var out: [(x: [Double], y: Bool, heldOut: Bool)] = []
         for (ci, conv) in c.conversations.enumerated() {
@@ -355,6 +357,19 @@ public enum Trainer {
         return out
     }
 
+    /// Negative pairs of small-talk turn `i` with up to 6 earlier small-talk turns and 2 earlier facts.
+    static func chatNegatives(_ turns: [Curriculum.Turn], _ vectors: [QuantizedVector], _ i: Int, heldOut: Bool) -> [(x: [Double], y: Bool, heldOut: Bool)] {
+        var out: [(x: [Double], y: Bool, heldOut: Bool)] = []
+        var chats = 0, facts = 0
+        for j in stride(from: i - 1, through: 0, by: -1) {
+            let o = turns[j], t = turns[i]
+            if o.fact == nil { guard chats < 6 else { continue }; chats += 1 } else { guard facts < 2 else { continue }; facts += 1 }
+            out.append((InterferenceFeatures.vector(new: vectors[i], old: vectors[j], sameSpeaker: o.speaker == t.speaker, newText: t.text, oldText: o.text), false, heldOut))
+            if chats >= 6 && facts >= 2 { break }
+        }
+        return out
+    }
+
     /// Pairs (a fact turn, an earlier turn) for the consolidation head: a repeat and every earlier turn
     /// stating the same fact (same speaker, kind and value) are positive; the speaker's other facts
     /// (another kind, or the value an update replaced), the other speaker's facts and up to 6 turns of
@@ -369,14 +384,7 @@ public enum Trainer {
                 // Sleep seeds groups with any episode, small talk too: a chat turn is paired with up to 6
                 // earlier chat turns and 2 earlier facts, all negative (chat never consolidates).
                 if t.fact == nil {
-                    var chats = 0, facts = 0
-                    for j in stride(from: i - 1, through: 0, by: -1) {
-                        let o = turns[j]
-                        if o.fact == nil { guard chats < 6 else { continue }; chats += 1 } else { guard facts < 2 else { continue }; facts += 1 }
-                        let x = InterferenceFeatures.vector(new: vectors[i], old: vectors[j], sameSpeaker: o.speaker == t.speaker, newText: t.text, oldText: o.text)
-                        out.append((x, false, heldOut))
-                        if chats >= 6 && facts >= 2 { break }
-                    }
+                    out += chatNegatives(turns, vectors, i, heldOut: heldOut)
                     continue
                 }
                 // The chain of turns this one repeats (a repeat of a repeat reaches the first statement).
