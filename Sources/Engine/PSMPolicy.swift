@@ -247,20 +247,15 @@ public struct PSMPolicy: MemoryPolicy {
         }
         recall = LinearHead(weights: w, bias: b[0], mean: mean, scale: scale)
         modelID = Decider.bytes(hex: model.id)
-        if model.tensors[PSMPolicy.contextTensor] != nil {
-            let c = try model.i8(PSMPolicy.contextTensor, [1])
-            guard c[0] == 0 || c[0] == 1 else { throw EngineError.invalidArgument("\(model.path): \(PSMPolicy.contextTensor) is \(c[0]), not 0 or 1") }
-            readsContext = c[0] == 1
-        } else {
-            readsContext = false
+        /// An optional i8 [1] flag, 0 or 1 (absent = 0).
+        func flag(_ name: String) throws -> Bool {
+            guard model.tensors[name] != nil else { return false }
+            let c = try model.i8(name, [1])
+            guard c[0] == 0 || c[0] == 1 else { throw EngineError.invalidArgument("\(model.path): \(name) is \(c[0]), not 0 or 1") }
+            return c[0] == 1
         }
-        if model.tensors[PSMPolicy.spacedTensor] != nil {
-            let c = try model.i8(PSMPolicy.spacedTensor, [1])
-            guard c[0] == 0 || c[0] == 1 else { throw EngineError.invalidArgument("\(model.path): \(PSMPolicy.spacedTensor) is \(c[0]), not 0 or 1") }
-            spacedReinforcement = c[0] == 1
-        } else {
-            spacedReinforcement = false
-        }
+        readsContext = try flag(PSMPolicy.contextTensor)
+        spacedReinforcement = try flag(PSMPolicy.spacedTensor)
         /// An optional f32 [1] tensor, refused outside `range`.
         func scalar(_ name: String, _ what: String, unit: String = "", in range: ClosedRange<Int>) throws -> Double? {
             guard model.tensors[name] != nil else { return nil }

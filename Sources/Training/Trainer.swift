@@ -505,22 +505,18 @@ public enum Trainer {
             w.add(PSMPolicy.gateNames.mean, f32: g.mean.map(Float.init), shape: [m])
             w.add(PSMPolicy.gateNames.scale, f32: g.scale.map(Float.init), shape: [m])
         }
-        if let i = interference {
-            let m = i.head.weights.count
-            w.add(PSMPolicy.interferenceNames.weights, f32: i.head.weights.map(Float.init), shape: [m])
-            w.add(PSMPolicy.interferenceNames.bias, f32: [Float(i.head.bias)], shape: [1])
-            w.add(PSMPolicy.interferenceNames.mean, f32: i.head.mean.map(Float.init), shape: [m])
-            w.add(PSMPolicy.interferenceNames.scale, f32: i.head.scale.map(Float.init), shape: [m])
-            w.add(PSMPolicy.interferenceNames.threshold, f32: [Float(i.threshold)], shape: [1])
+        /// A pairwise head with its threshold, under `names`.
+        func pairHead(_ p: InterferenceResult?, _ names: (weights: String, bias: String, mean: String, scale: String, threshold: String)) {
+            guard let p else { return }
+            let m = p.head.weights.count
+            w.add(names.weights, f32: p.head.weights.map(Float.init), shape: [m])
+            w.add(names.bias, f32: [Float(p.head.bias)], shape: [1])
+            w.add(names.mean, f32: p.head.mean.map(Float.init), shape: [m])
+            w.add(names.scale, f32: p.head.scale.map(Float.init), shape: [m])
+            w.add(names.threshold, f32: [Float(p.threshold)], shape: [1])
         }
-        if let c = consolidation {
-            let m = c.head.weights.count
-            w.add(PSMPolicy.consolidationNames.weights, f32: c.head.weights.map(Float.init), shape: [m])
-            w.add(PSMPolicy.consolidationNames.bias, f32: [Float(c.head.bias)], shape: [1])
-            w.add(PSMPolicy.consolidationNames.mean, f32: c.head.mean.map(Float.init), shape: [m])
-            w.add(PSMPolicy.consolidationNames.scale, f32: c.head.scale.map(Float.init), shape: [m])
-            w.add(PSMPolicy.consolidationNames.threshold, f32: [Float(c.threshold)], shape: [1])
-        }
+        pairHead(interference, PSMPolicy.interferenceNames)
+        pairHead(consolidation, PSMPolicy.consolidationNames)
         if context { w.add(PSMPolicy.contextTensor, i8: [1], shape: [1]) }
         if spaced { w.add(PSMPolicy.spacedTensor, i8: [1], shape: [1]) }
         if let fusion { w.add(PSMPolicy.fusionTensor, f32: [Float(fusion)], shape: [1]) }
