@@ -79,6 +79,6 @@ import Workloads
             }
             counts[p.terminationStatus, default: 0] += 1
         }
-        print("page flips: \(trials) trials, \(inRecords) inside records (all reported), exit statuses \(counts.sorted { $0.key < $1.key })")
+        print("page flips: \(trials) trials, \(inRecords) inside records (all reported), exit statuses \(counts.sorted { $0.key < $1.key }.map { "\($0.key) × \($0.value)" }.joined(separator: ", "))")
     }
 }
