@@ -19,6 +19,12 @@ public enum RecallFeatures {
     /// which is every candidate of a recall with k ≤ 50, so the features do not depend on k.
     public static let poolRank = 50
 
+    /// Whether a candidate with these list ranks (0 = not in the list) is in the pool.
+    @inline(__always) public static func inPool(lexicalRank: Int, denseRank: Int) -> Bool {
+        (1...poolRank).contains(lexicalRank) || (1...poolRank).contains(denseRank)
+    }
+    @inline(__always) public static func inPool(_ c: Candidate) -> Bool { inPool(lexicalRank: c.lexicalRank, denseRank: c.denseRank) }
+
     /// What the features of one query share: its terms, and the mean of the pooled `lexical_log1p` and
     /// `dense` scores over the pool (0 for an empty pool).
     public struct Query: Sendable {
@@ -31,7 +37,7 @@ public enum RecallFeatures {
     public static func query(_ text: String, _ candidates: [Candidate]) -> Query {
         // Summed in slot order, not candidate order: a larger recall reorders the pool (its members gain
         // fused score from ranks past 50), and the sums must not depend on that.
-        let pool = candidates.filter { (1...poolRank).contains($0.lexicalRank) || (1...poolRank).contains($0.denseRank) }.sorted { $0.slot < $1.slot }
+        let pool = candidates.filter(inPool).sorted { $0.slot < $1.slot }
         var lexical = 0.0, dense = 0.0
         for c in pool {
             lexical += pooledLexical(c)
@@ -109,11 +115,6 @@ public struct RecallSpread: Sendable, Equatable, Codable {
             }
         }
         return out
-    }
-
-    /// Whether a candidate belongs to the pool the spread lends from.
-    public static func pooled(_ c: Candidate) -> Bool {
-        (1...RecallFeatures.poolRank).contains(c.lexicalRank) || (1...RecallFeatures.poolRank).contains(c.denseRank)
     }
 }
 
@@ -354,12 +355,16 @@ public struct PSMPolicy: MemoryPolicy {
 
     public func weigh(_ candidates: [Candidate], query: String, at: Int64) -> [Fixed] {
         let q = RecallFeatures.query(query, candidates)
-        var scores = candidates.map { recall.score(RecallFeatures.vector($0, q, at: at)) }
-        if let spread {
-            scores = spread.apply(
-                scores, slots: candidates.map(\.slot), sessions: candidates.map(\.view.record.session), pooled: candidates.map(RecallSpread.pooled))
-        }
-        return scores.map { Fixed(max(-1e6, min(1e6, $0))) }
+        return PSMPolicy.weights(
+            candidates.map { recall.score(RecallFeatures.vector($0, q, at: at)) }, spread: spread, slots: candidates.map(\.slot),
+            sessions: candidates.map(\.view.record.session), pooled: candidates.map(RecallFeatures.inPool))
+    }
+
+    /// The head's scores after the model's spreading (if any), clamped to ±10⁶ and made fixed-point: the
+    /// weights recall ranks by. The trainer measures its held-out metrics with this same function.
+    public static func weights(_ scores: [Double], spread: RecallSpread?, slots: [UInt32], sessions: [String], pooled: [Bool]) -> [Fixed] {
+        let spread = spread.map { $0.apply(scores, slots: slots, sessions: sessions, pooled: pooled) } ?? scores
+        return spread.map { Fixed(max(-1e6, min(1e6, $0))) }
     }
 
     /// The rule baseline's feedback, except that with spaced reinforcement `helped` raises stability s by

@@ -201,9 +201,11 @@ struct Generator {
         "Oh really? I didn't know that about you! Tell me more about it.", "Have a great weekend, and say hi to everyone for me!",
     ]
 
-    /// A statement template filled with a known value and extra (no month: facts with a month are not repeated).
-    func fillStatement(_ t: String, _ v: String, _ x: String, who: String = "") -> String {
-        t.replacingOccurrences(of: "{v}", with: v).replacingOccurrences(of: "{x}", with: x).replacingOccurrences(of: "{p}", with: who)
+    /// A template filled with a value, an extra, the speaker and a month (repeats pass none: facts with a
+    /// month are not repeated).
+    func fillStatement(_ t: String, _ v: String, _ x: String, who: String = "", month: String = "") -> String {
+        t.replacingOccurrences(of: "{v}", with: v).replacingOccurrences(of: "{x}", with: x)
+            .replacingOccurrences(of: "{m}", with: month).replacingOccurrences(of: "{p}", with: who)
     }
 
     mutating func conversation() -> Curriculum.Conversation {
@@ -258,10 +260,7 @@ struct Generator {
                     let extra = kind.key == "pet" || kind.key == "sibling" ? pick(Self.firstNames) : (known[key2]?.0 ?? "")
                     let month = Fold.monthNames[int(0...11)]
                     let (template, echo) = isUpdate ? pick(kind.updates) : pick(kind.statements)
-                    func fill(_ t: String) -> String {
-                        t.replacingOccurrences(of: "{v}", with: value).replacingOccurrences(of: "{x}", with: extra)
-                            .replacingOccurrences(of: "{m}", with: month).replacingOccurrences(of: "{p}", with: who)
-                    }
+                    func fill(_ t: String) -> String { fillStatement(t, value, extra, who: who, month: month) }
                     let previous = known[key2]?.2
                     if !isUpdate, let forms = Self.exchanges[kind.key], chance(0.4) {
                         // Told as an exchange: opener, the other speaker's follow-up, the answer (evidence).

@@ -85,13 +85,10 @@ public enum Trainer {
 
         /// The head's scores of the candidates, spread as ``PSMPolicy`` spreads them, as fixed-point raw values.
         func scores(_ head: LinearHead, spread: RecallSpread?) -> [Double] {
-            var s = features.map { head.score($0) }
-            if let spread, slots.count == s.count {
-                s = spread.apply(
-                    s, slots: slots, sessions: sessions,
-                    pooled: ranks.map { (1...RecallFeatures.poolRank).contains($0.lexical) || (1...RecallFeatures.poolRank).contains($0.dense) })
-            }
-            return s.map { Double(Fixed(max(-1e6, min(1e6, $0))).raw) }
+            PSMPolicy.weights(
+                features.map { head.score($0) }, spread: slots.count == features.count ? spread : nil, slots: slots, sessions: sessions,
+                pooled: ranks.map { RecallFeatures.inPool(lexicalRank: $0.lexical, denseRank: $0.dense) }
+            ).map { Double($0.raw) }
         }
 
         /// The same group with the `fused` feature and the baseline's weights for fusion constant `k`.
