@@ -14,9 +14,13 @@ public struct Decider: Sendable {
     /// the encoder whose vectors it used (all zero without one).
     public let modelID: [UInt8]
 
+    /// Token matching for a policy that weighs it (nil without an encoder or when the policy does not).
+    public let tokens: TokenMatcher?
+
     public init(policy: any MemoryPolicy, encoder: Encoder?) {
         self.policy = policy
         self.encoder = encoder
+        tokens = policy.matchesTokens ? encoder.map { TokenMatcher(encoder: $0) } : nil
         if policy.modelID.allSatisfy({ $0 == 0 }), let e = encoder {
             modelID = Decider.bytes(hex: e.model.id)
         } else {
@@ -161,8 +165,16 @@ public struct Decider: Sendable {
 
     /// The policy's ranking of `candidates`: the `k` highest weights, ties by memory id.
     public func rank(_ candidates: [Candidate], query: String, at: Int64, k: Int) -> [(Candidate, Fixed)] {
-        let weights = policy.weigh(candidates, query: query, at: at)
+        var candidates = candidates
+        let weights = weigh(&candidates, query: query, at: at)
         return Array(zip(candidates, weights).sorted { $0.1 != $1.1 ? $0.1 > $1.1 : $0.0.memory < $1.0.memory }.prefix(k))
+    }
+
+    /// The policy's weight of every candidate, after filling their token matching when the policy
+    /// weighs it. A policy that weighs token matching without an encoder to compute it sees 0.
+    public func weigh(_ candidates: inout [Candidate], query: String, at: Int64) -> [Fixed] {
+        tokens?.fill(&candidates, query: query)
+        return policy.weigh(candidates, query: query, at: at)
     }
 
     /// The answer to feedback (reinforce or weaken), or nothing.

@@ -318,6 +318,8 @@ public final class Engine: @unchecked Sendable {
             let e = EventData(id: id, type: MemoryEventType.erasureRequest.rawValue, time: time, payload: MemoryEvent.erasureRequest(.init(reason: reason)).payload())
             return try await self.appendRecord(AppendRequest(stream: user.stream, expected: revision, events: [e])).positions[0]
         }
+        // Token states are derived from memories' text: none of the erased user's may stay in memory.
+        decider.tokens?.forget()
         if let record {
             try await record.destroyKeys(user.key)
             try compactProjections()

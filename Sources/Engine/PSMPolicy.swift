@@ -9,10 +9,15 @@ public enum RecallFeatures {
     public static let names = [
         "lexical_log1p", "lexical_hit", "lexical_rrf", "dense", "dense_hit", "dense_rrf", "strength", "age_log1p_days",
         "recalls_log1p", "confidence", "valid", "semantic", "archival", "speaker_named", "fused", "lexical_rel", "dense_rel",
+        "token_match", "token_rel",
     ]
     /// Heads of recipe 4 and earlier weigh the first 14 features (no `fused`), recipe 5 the first 15
-    /// (no `lexical_rel`, `dense_rel`); every length here loads, and a head weighs its first features.
-    public static let loadableCounts = [14, 15, 17]
+    /// (no `lexical_rel`, `dense_rel`), recipe 8 the first 17 (no `token_match`, `token_rel`); every
+    /// length here loads, and a head weighs its first features.
+    public static let loadableCounts = [14, 15, 17, 19]
+    /// The token-matching features (``TokenMatcher``): a head that weighs either needs the engine to fill
+    /// ``Candidate/tokenMatch``.
+    public static let tokenFeatures = ["token_match", "token_rel"]
     public static let firstVersionCount = 14
     public static var count: Int { names.count }
     /// The pool the relative scores are measured against: candidates ranked 1...50 in either list,
@@ -25,12 +30,13 @@ public enum RecallFeatures {
     }
     @inline(__always) public static func inPool(_ c: Candidate) -> Bool { inPool(lexicalRank: c.lexicalRank, denseRank: c.denseRank) }
 
-    /// What the features of one query share: its terms, and the mean of the pooled `lexical_log1p` and
-    /// `dense` scores over the pool (0 for an empty pool).
+    /// What the features of one query share: its terms, and the mean of the pooled `lexical_log1p`,
+    /// `dense` and `token_match` scores over the pool (0 for an empty pool).
     public struct Query: Sendable {
         public var terms: Set<String>
         public var lexicalMean: Double
         public var denseMean: Double
+        public var tokenMean: Double
     }
 
     /// The query's terms and its candidates' mean scores, computed once per query.
@@ -38,13 +44,14 @@ public enum RecallFeatures {
         // Summed in slot order, not candidate order: a larger recall reorders the pool (its members gain
         // fused score from ranks past 50), and the sums must not depend on that.
         let pool = candidates.filter(inPool).sorted { $0.slot < $1.slot }
-        var lexical = 0.0, dense = 0.0
+        var lexical = 0.0, dense = 0.0, token = 0.0
         for c in pool {
             lexical += pooledLexical(c)
             dense += pooledDense(c)
+            token += pooledToken(c)
         }
         let n = Double(max(1, pool.count))
-        return Query(terms: Set(Analyzer.terms(text)), lexicalMean: lexical / n, denseMean: dense / n)
+        return Query(terms: Set(Analyzer.terms(text)), lexicalMean: lexical / n, denseMean: dense / n, tokenMean: token / n)
     }
 
     @inline(__always) static func lexicalLog1p(_ c: Candidate) -> Double { DeterministicMath.log(1 + max(0, c.lexical)) }
@@ -53,6 +60,8 @@ public enum RecallFeatures {
     /// candidates; ignoring it keeps the features the same for every k.
     @inline(__always) static func pooledLexical(_ c: Candidate) -> Double { (1...poolRank).contains(c.lexicalRank) ? lexicalLog1p(c) : 0 }
     @inline(__always) static func pooledDense(_ c: Candidate) -> Double { (1...poolRank).contains(c.denseRank) ? c.dense : 0 }
+    /// Token matching counts for pooled candidates only (``TokenMatcher/fill(_:query:)`` sets no other).
+    @inline(__always) static func pooledToken(_ c: Candidate) -> Double { inPool(c) ? c.tokenMatch : 0 }
 
     /// The feature vectors of a query's candidates.
     public static func vectors(_ candidates: [Candidate], query text: String, at: Int64) -> [[Double]] {
@@ -70,7 +79,7 @@ public enum RecallFeatures {
             c.dense, c.denseRank > 0 ? 1 : 0, c.denseRank > 0 ? 60 / (60 + Double(c.denseRank)) : 0, c.view.strength,
             DeterministicMath.log(1 + ageDays), DeterministicMath.log(1 + Double(m.recallCount)), m.confidence.value, m.isValid ? 1 : 0,
             m.tier == .semantic ? 1 : 0, m.tier == .archival ? 1 : 0, speakerNamed ? 1 : 0, c.fused,
-            pooledLexical(c) - q.lexicalMean, pooledDense(c) - q.denseMean,
+            pooledLexical(c) - q.lexicalMean, pooledDense(c) - q.denseMean, pooledToken(c), pooledToken(c) - q.tokenMean,
         ]
     }
 }
@@ -351,6 +360,13 @@ public struct PSMPolicy: MemoryPolicy {
         }
         // Recorded as a probability (the logistic of the score), which is what a superseded event holds.
         return best.map { ($0.0, Fixed(1 / (1 + DeterministicMath.exp(-$0.1)))) }
+    }
+
+    /// Whether the recall head weighs a token-matching feature (a non-zero weight on one).
+    public var matchesTokens: Bool {
+        RecallFeatures.tokenFeatures.contains { name in
+            RecallFeatures.names.firstIndex(of: name).map { $0 < recall.weights.count && recall.weights[$0] != 0 } ?? false
+        }
     }
 
     public func weigh(_ candidates: [Candidate], query: String, at: Int64) -> [Fixed] {

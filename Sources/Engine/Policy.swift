@@ -59,11 +59,15 @@ public protocol MemoryPolicy: Sendable {
     var readsContext: Bool { get }
     /// The reciprocal-rank fusion constant candidates are ordered with (SPEC.md §11.4).
     var fusionConstant: Double { get }
+    /// Whether ``weigh(_:query:at:)`` reads ``Candidate/tokenMatch``, which the engine then fills with
+    /// its encoder (``TokenMatcher``) before weighing.
+    var matchesTokens: Bool { get }
 }
 
 extension MemoryPolicy {
     public var readsContext: Bool { false }
     public var fusionConstant: Double { CandidateQuery.defaultFusionConstant }
+    public var matchesTokens: Bool { false }
 }
 
 extension MemoryPolicy {

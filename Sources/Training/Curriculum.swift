@@ -41,12 +41,14 @@ public struct Curriculum: Sendable {
     /// `count` conversations from `seed`. The same arguments always give the same conversations. With
     /// `repeats`, a fact already stated is, half the time it comes up again, repeated in other words
     /// (the episodes sleep should consolidate) instead of updated; the consolidation head trains on that
-    /// variant. Without it the conversations are exactly those of recipe 7.
-    public init(seed: UInt64, count: Int, sessions: ClosedRange<Int> = 5...9, repeats: Bool = false) {
+    /// variant. With `echoes` (recipe 9) the other speaker often reacts to a fact by repeating its value,
+    /// and some small talk is chatter about a fact's topic; without them (and without repeats) the
+    /// conversations are exactly those of recipes 7 and 8.
+    public init(seed: UInt64, count: Int, sessions: ClosedRange<Int> = 5...9, repeats: Bool = false, echoes: Bool = true) {
         var rng = SplitMix64(seed: seed)
         var out: [Conversation] = []
         for i in 0..<count {
-            var g = Generator(rng: SplitMix64(seed: rng.next()), id: "cur-\(seed)-\(i)", sessionCount: sessions, repeats: repeats)
+            var g = Generator(rng: SplitMix64(seed: rng.next()), id: "cur-\(seed)-\(i)", sessionCount: sessions, repeats: repeats, echoes: echoes)
             out.append(g.conversation())
         }
         conversations = out
@@ -69,6 +71,7 @@ struct Generator {
     let id: String
     let sessionCount: ClosedRange<Int>
     var repeats = false
+    var echoes = true
 
     mutating func pick<T>(_ a: [T]) -> T { a[Int(rng.next() % UInt64(a.count))] }
     mutating func chance(_ p: Double) -> Bool { Double(rng.next() >> 11) / Double(1 << 53) < p }
@@ -181,6 +184,31 @@ struct Generator {
         ],
     ]
 
+    /// How often a fact gets a reaction, and how often a small-talk turn is topic chatter instead.
+    static let reactionChance = 0.5, chatterChance = 0.25
+
+    /// The other speaker's reaction to a fact, repeating its value (recipe 9): people echo what they
+    /// hear, so the value's words are not only in the evidence, and who said them matters.
+    static let reactions = [
+        "Wait, {v}? That's so cool!", "Ooh, {v}! I've heard great things.", "Haha, {v}, of course. That's so you!",
+        "{v}, really? I never would have guessed.", "Oh nice, {v}! You have to tell me more about it sometime.",
+        "No way, {v}! My friend keeps talking about that too.",
+    ]
+
+    /// Chatter about a fact kind's topic with no value in it (recipe 9), said instead of small talk by
+    /// either speaker: it shares the topic's words with the questions and is never evidence.
+    static let topicChatter: [String: [String]] = [
+        "pet": ["I keep thinking about getting a pet, but it's such a commitment.", "Do you like animals? I could never decide between cats and dogs."],
+        "job": ["Work has been crazy for everyone lately.", "Do you ever think about changing jobs? I do all the time."],
+        "city": ["I sometimes wonder what it would be like to live in another city.", "Rent in this city is getting ridiculous."],
+        "hobby": ["I really need a new hobby, I'm so bored on weekends.", "You always have the most interesting hobbies."],
+        "allergy": ["My cousin has so many allergies, eating out with her is hard.", "Is it allergy season already? My eyes are killing me."],
+        "sibling": ["Family visits always wear me out, honestly.", "Do you see your family much these days?"],
+        "food": ["I'm starving, what's your favorite thing to eat these days?", "I tried cooking something new and it was a disaster."],
+        "plan": ["I really need a vacation, any travel tips?", "Booking trips is so stressful, there are too many options."],
+        "event": ["Did you do anything fun last weekend?", "There are so many events in town this month, I can't keep up."],
+    ]
+
     static let smallTalk = [
         "Haha, that's great!", "Oh wow, really?", "How was your week?", "Same here, honestly.", "That sounds fun!", "Good morning!",
         "Lol, classic.", "Sorry, I was busy all day.", "Anyway, what's new with you?", "Nice!", "I know, right?", "Totally agree.",
@@ -232,6 +260,15 @@ struct Generator {
             var factSlots = Set<Int>()
             for _ in 0..<int(2...4) { factSlots.insert(int(1...(turnsInSession - 1))) }
             var t = 0
+            /// The other speaker echoes the value just stated, in the next slot (if the session has one
+            /// and it is not a fact's).
+            func react(_ value: String) {
+                guard echoes, t + 1 < turnsInSession, !factSlots.contains(t + 1), chance(Self.reactionChance) else { return }
+                var line = pick(Self.reactions).replacingOccurrences(of: "{v}", with: value)
+                if let f = line.first, f.isLowercase { line = f.uppercased() + line.dropFirst() }
+                _ = say(speakers[(t + 1) % 2], line)
+                t += 1
+            }
             while t < turnsInSession {
                 let who = speakers[t % 2]
                 defer { t += 1 }
@@ -272,6 +309,7 @@ struct Generator {
                         known[key2] = (value, extra, id, fill(x.echo))
                         stating[key2] = [id]
                         t += 2
+                        react(value)
                         continue
                     }
                     let text = fill(template)
@@ -280,6 +318,9 @@ struct Generator {
                     turns[turns.count - 1].replaces = isUpdate ? previous : nil
                     known[key2] = (value, extra, id, fill(echo))
                     stating[key2] = [id]
+                    react(value)
+                } else if echoes, chance(Self.chatterChance) {
+                    _ = say(who, pick(Self.topicChatter[pick(Self.facts).key] ?? Self.smallTalk))
                 } else {
                     _ = say(who, pick(Self.smallTalk))
                 }

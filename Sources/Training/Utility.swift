@@ -55,7 +55,8 @@ public enum UtilityLearning {
                     try state.catchUp(journal, through: e.position - 1)
                     let time = e.header.eventTime
                     let q = decider.recallQuery(r.query, k: Int(r.k), at: time)
-                    let candidates = try state.candidates(user, q)
+                    var candidates = try state.candidates(user, q)
+                    decider.tokens?.fill(&candidates, query: r.query)
                     var byMemory: [ID128: [Double]] = [:]
                     for (c, x) in zip(candidates, RecallFeatures.vectors(candidates, query: r.query, at: time)) { byMemory[c.memory] = x }
                     features[e.header.eventID] = byMemory

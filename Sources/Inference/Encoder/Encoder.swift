@@ -129,6 +129,59 @@ public final class Encoder: @unchecked Sendable {
     /// whole batch are packed without padding for the dense layers.
     public func embed(tokens batch: [[Int32]]) -> [[Float]] {
         if batch.isEmpty { return [] }
+        let h = config.hidden
+        let (x, lengths) = hiddenStates(batch)
+        // Pooling and normalisation, per sequence.
+        var out: [[Float]] = []
+        var start = 0
+        for len in lengths {
+            var v = [Float](repeating: 0, count: h)
+            if config.pooling == .cls {
+                for c in 0..<h { v[c] = x[start * h + c] }
+            } else {
+                for p in 0..<len { for c in 0..<h { v[c] += x[(start + p) * h + c] } }
+                let inv = 1 / Float(max(len, 1))
+                for c in 0..<h { v[c] *= inv }
+            }
+            if config.normalize {
+                var sq: Float = 0
+                for c in 0..<h { sq += v[c] * v[c] }
+                let inv = 1 / max(sq.squareRoot(), 1e-12)
+                for c in 0..<h { v[c] *= inv }
+            }
+            out.append(v)
+            start += len
+        }
+        return out
+    }
+
+    /// The last layer's states of every token of a text, before pooling: what token matching reads.
+    public struct TokenStates: Sendable {
+        /// [CLS] tokens… [SEP] (truncated like ``embed(_:)``).
+        public var ids: [Int32]
+        /// `ids.count` rows of `hidden` values, row-major.
+        public var states: [Float]
+    }
+
+    /// Each text's token states (tokenized and truncated as ``embed(_:)`` does). Deterministic in the same
+    /// way as the embedding: a text's states depend only on the text and the model.
+    public func tokenStates(_ texts: [String]) -> [TokenStates] {
+        let batch = texts.map { Array(tokenizer.encode($0, maxLength: config.maxSequenceLength).ids.prefix(config.maxSequenceLength)) }
+        if batch.isEmpty { return [] }
+        let h = config.hidden
+        let (x, lengths) = hiddenStates(batch)
+        var out: [TokenStates] = []
+        var start = 0
+        for (s, len) in lengths.enumerated() {
+            out.append(TokenStates(ids: Array(batch[s].prefix(len)), states: Array(x[(start * h)..<((start + len) * h)])))
+            start += len
+        }
+        return out
+    }
+
+    /// The forward pass over a batch: the last layer's states of all tokens, packed (sequence after
+    /// sequence), and each sequence's length.
+    func hiddenStates(_ batch: [[Int32]]) -> (states: [Float], lengths: [Int]) {
         let h = config.hidden, inter = config.intermediate
         let lengths = batch.map { min($0.count, config.maxSequenceLength) }
         let total = lengths.reduce(0, +)
@@ -192,28 +245,7 @@ public final class Encoder: @unchecked Sendable {
             x.withUnsafeMutableBufferPointer { p in layerNorm(p.baseAddress!, rows: total, cols: h, gamma: layer.ln2g, beta: layer.ln2b, eps: eps) }
         }
 
-        // Pooling and normalisation, per sequence.
-        var out: [[Float]] = []
-        var start = 0
-        for len in lengths {
-            var v = [Float](repeating: 0, count: h)
-            if config.pooling == .cls {
-                for c in 0..<h { v[c] = x[start * h + c] }
-            } else {
-                for p in 0..<len { for c in 0..<h { v[c] += x[(start + p) * h + c] } }
-                let inv = 1 / Float(max(len, 1))
-                for c in 0..<h { v[c] *= inv }
-            }
-            if config.normalize {
-                var sq: Float = 0
-                for c in 0..<h { sq += v[c] * v[c] }
-                let inv = 1 / max(sq.squareRoot(), 1e-12)
-                for c in 0..<h { v[c] *= inv }
-            }
-            out.append(v)
-            start += len
-        }
-        return out
+        return (x, lengths)
     }
 
     /// One dense layer on `rows` tokens: per-token quantization of `input` to integers in ±levels,

@@ -15,6 +15,9 @@ public struct Candidate: Sendable, Equatable {
     /// Reciprocal-rank fusion of the two ranks: the order candidates are returned in.
     public var fused: Double
     public var view: MemoryView
+    /// Token matching of the query against the memory's text (SPEC.md §12.7), filled by the engine for
+    /// models that weigh it; 0 until then. Candidate generation never sets it.
+    public var tokenMatch: Double = 0
 
     public init(memory: ID128, slot: UInt32, lexical: Double, lexicalRank: Int, dense: Double, denseRank: Int, fused: Double, view: MemoryView) {
         self.memory = memory; self.slot = slot; self.lexical = lexical; self.lexicalRank = lexicalRank

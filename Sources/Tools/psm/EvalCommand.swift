@@ -27,7 +27,8 @@ struct EvalCommand: AsyncParsableCommand {
                 `--questions-only --store DIR` asks the questions again over a store an earlier run kept
                 (no ingest: for trying another model's recall weighting on the same memories; a memory's
                 sources count as kept). `--candidates OUT.jsonl` writes each question's recalled
-                candidates with their retrieval scores and recall features, for ranking analysis.
+                candidates with their recall features, weight, slot, session and whether it is in the pool
+                (rank 1-50 in either list), for ranking analysis.
 
                 Example:
                   psm eval locomo ../shared/data/locomo-dev.json --json --rankings rankings.jsonl
@@ -235,13 +236,14 @@ struct EvalCommand: AsyncParsableCommand {
                     }
                     if candidates != nil {
                         // Every candidate of the recall (not only the k ranked), with the policy's weight.
-                        let all = try engine.projections.candidates(user, engine.decider.recallQuery(q.text, k: k, at: askAt))
-                        let weights = engine.policy.weigh(all, query: q.text, at: askAt)
+                        var all = try engine.projections.candidates(user, engine.decider.recallQuery(q.text, k: k, at: askAt))
+                        let weights = engine.decider.weigh(&all, query: q.text, at: askAt)
                         let provenance = Dictionary(r.memories.map { ($0.candidate.memory, $0.provenance?.sourceIDs) }, uniquingKeysWith: { a, _ in a })
                         let items: [[String: Any]] = zip(all, zip(weights, RecallFeatures.vectors(all, query: q.text, at: askAt))).map { (c, wx) in
                             [
                                 "memory": c.memory.description, "sources": (provenance[c.memory] ?? nil) ?? c.view.record.sourceIDs,
-                                "speaker": c.view.record.speaker, "tier": c.view.record.tier.description, "weight": wx.0.value, "features": wx.1,
+                                "speaker": c.view.record.speaker, "tier": c.view.record.tier.description, "slot": Int(c.slot), "session": c.view.record.session,
+                                "pooled": RecallFeatures.inPool(c), "weight": wx.0.value, "features": wx.1,
                             ]
                         }
                         let line = try JSONSerialization.data(
