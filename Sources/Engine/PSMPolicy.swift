@@ -217,6 +217,9 @@ public struct PSMPolicy: MemoryPolicy {
     public let spacedReinforcement: Bool
     /// Context spreading after the head (tensor `psm.recall.spread`); nil without the tensor.
     public let spread: RecallSpread?
+    /// Decay learned from utility (tensor `psm.decay.stability_scale`, SPEC.md §12.8): the stability the
+    /// model gives a memory it creates (the gate's, a consolidation's) is multiplied by it; 1 without it.
+    public let stabilityScale: Double
     let base: RuleBaseline
 
     /// Stability given to an observation the gate head rates as worth keeping, and to one it does not.
@@ -226,6 +229,9 @@ public struct PSMPolicy: MemoryPolicy {
     public static let tensorNames = (weights: "psm.recall.weight", bias: "psm.recall.bias", mean: "psm.recall.mean", scale: "psm.recall.scale")
     public static let manifestTensor = "psm.manifest"
     public static let contextTensor = "psm.context", fusionTensor = "psm.recall.fusion", spacedTensor = "psm.decay.spaced"
+    public static let stabilityScaleTensor = "psm.decay.stability_scale"
+    /// Bounds a model file's stability scale is checked against.
+    public static let stabilityScaleRange = 0.01...100.0
     public static let lifespanTensor = "psm.sleep.episodic_lifespan_days"
     public static let gateNames = (weights: "psm.gate.weight", bias: "psm.gate.bias", mean: "psm.gate.mean", scale: "psm.gate.scale")
     public static let interferenceNames = (
@@ -289,6 +295,15 @@ public struct PSMPolicy: MemoryPolicy {
         } else {
             spread = nil
         }
+        if model.tensors[PSMPolicy.stabilityScaleTensor] != nil {
+            let x = try f(PSMPolicy.stabilityScaleTensor, [1])[0]
+            guard x.isFinite, PSMPolicy.stabilityScaleRange.contains(x) else {
+                throw EngineError.invalidArgument("\(model.path): \(PSMPolicy.stabilityScaleTensor) is \(x), outside \(PSMPolicy.stabilityScaleRange)")
+            }
+            stabilityScale = x
+        } else {
+            stabilityScale = 1
+        }
         base = RuleBaseline(readsContext: readsContext, fusion: fusionConstant, episodicLifespan: episodicLifespan)
         if let info = model.tensors[PSMPolicy.gateNames.weights] {
             let m = GateFeatures.count(dimension: model.config.hidden)
@@ -336,6 +351,19 @@ public struct PSMPolicy: MemoryPolicy {
     /// The rule baseline's keep/drop (a turn with fewer than three content terms is dropped), with type,
     /// confidence and stability from the gate head when the model has one.
     public func gate(_ input: GateInput) -> GateDecision {
+        var g = gateBeforeScaling(input)
+        g.stability = scaled(g.stability)
+        return g
+    }
+
+    /// A stability the model sets, times the stability scale: rounded to whole seconds, at least an hour
+    /// (the weakening rules' floor) and at most ``MemoryEvent/maxStability``; unchanged at scale 1.
+    func scaled(_ s: UInt64) -> UInt64 {
+        guard stabilityScale != 1 else { return s }
+        return min(MemoryEvent.maxStability, max(3_600, UInt64((Double(s) * stabilityScale).rounded())))
+    }
+
+    func gateBeforeScaling(_ input: GateInput) -> GateDecision {
         var g = base.gate(input)
         guard let head = gateHead, let v = input.vector else { return g }
         let p = 1 / (1 + DeterministicMath.exp(-head.score(GateFeatures.vector(v, text: input.text))))
@@ -398,6 +426,14 @@ public struct PSMPolicy: MemoryPolicy {
     /// The rule baseline's sleep; with a consolidation head, an episode joins a seed's group when the head
     /// scores the pair (seed as new, episode as old) at or above its threshold, instead of cosine ≥ 0.9.
     public func sleep(_ input: SleepInput) -> [MemoryEvent] {
+        sleepBeforeScaling(input).map { e in
+            guard case .consolidated(var c) = e, stabilityScale != 1 else { return e }
+            c.stability = scaled(c.stability)
+            return .consolidated(c)
+        }
+    }
+
+    func sleepBeforeScaling(_ input: SleepInput) -> [MemoryEvent] {
         guard let head = consolidation else { return base.sleep(input) }
         let threshold = consolidationThreshold
         return base.sleep(input) { seed, sv, other, ov in

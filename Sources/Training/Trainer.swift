@@ -490,7 +490,8 @@ public enum Trainer {
     public static func writeModel(
         encoder: ModelFile, head: LinearHead, gate: LinearHead? = nil, interference: InterferenceResult? = nil, consolidation: InterferenceResult? = nil,
         context: Bool = false, fusion: Double? = nil,
-        spread: RecallSpread? = nil, spaced: Bool = false, episodicLifespanDays: Double? = nil, manifestJSON json: [UInt8], to path: String
+        spread: RecallSpread? = nil, spaced: Bool = false, episodicLifespanDays: Double? = nil, stabilityScale: Double? = nil,
+        manifestJSON json: [UInt8], to path: String
     ) throws -> (id: String, bytes: Int) {
         var config = encoder.config
         if !config.source.hasPrefix("psm: ") { config.source = "psm: \(encoder.config.source) + recall head" }
@@ -532,6 +533,7 @@ public enum Trainer {
             w.add(RecallSpread.tensor, f32: [Float(spread.beta), Float(spread.window), Float(spread.top)], shape: [3])
         }
         if let days = episodicLifespanDays { w.add(PSMPolicy.lifespanTensor, f32: [Float(days)], shape: [1]) }
+        if let stabilityScale, stabilityScale != 1 { w.add(PSMPolicy.stabilityScaleTensor, f32: [Float(stabilityScale)], shape: [1]) }
         w.add(PSMPolicy.manifestTensor, i8: json.map { Int8(bitPattern: $0) }, shape: [json.count])
         return try w.write(to: path)
     }

@@ -6,13 +6,25 @@ import Projections
 
 /// Learning from utility (SPEC.md §12.8): recalls followed by feedback in a journal become labelled
 /// examples for the recall head — helped is positive, irrelevant negative, corrected a stronger
-/// negative — and the head is fine-tuned from the model's weights into a new model version.
+/// negative — and the head is fine-tuned from the model's weights into a new model version. The same
+/// examples, with each memory's strength at the recall, calibrate decay: the stability scale under which
+/// the memories' strengths best predict which were helped.
 public enum UtilityLearning {
     public struct Example: Sendable {
         public var recall: EventID
         public var features: [Double]
         public var label: Bool
         public var weight: Double
+        /// The memory's decay state at the recall: strength at its last anchor, seconds since then, and
+        /// stability (seconds); its strength was `anchor · exp(−elapsed / stability)`.
+        public var anchor: Double = 1
+        public var elapsed: Double = 0
+        public var stability: Double = 1
+
+        public init(recall: EventID, features: [Double], label: Bool, weight: Double, anchor: Double = 1, elapsed: Double = 0, stability: Double = 1) {
+            self.recall = recall; self.features = features; self.label = label; self.weight = weight
+            self.anchor = anchor; self.elapsed = elapsed; self.stability = stability
+        }
     }
 
     public struct Report: Sendable, Codable {
@@ -28,6 +40,11 @@ public enum UtilityLearning {
         public var epochs: Int
         public var learning_rate: Double
         public var anchor: Double
+        /// Decay: the base model's stability scale, the one written, and the weighted log-likelihood of
+        /// the feedback under each scale tried (keys: the factor on the base's scale).
+        public var stability_scale_base: Double
+        public var stability_scale: Double
+        public var decay_log_likelihood: [String: Double]
     }
 
     /// Walks `journal`: each recall request's candidates are recomputed on the state just before it (as
@@ -39,7 +56,7 @@ public enum UtilityLearning {
             state.close()
             try? FileManager.default.removeItem(atPath: scratch)
         }
-        var features: [EventID: [ID128: [Double]]] = [:]
+        var features: [EventID: [ID128: (x: [Double], decay: (Double, Double, Double))]] = [:]
         var out: [Example] = []
         let names = StreamNames(journal)
         let end = try journal.stats().lastPosition
@@ -57,14 +74,20 @@ public enum UtilityLearning {
                     let q = decider.recallQuery(r.query, k: Int(r.k), at: time)
                     var candidates = try state.candidates(user, q)
                     decider.tokens?.fill(&candidates, query: r.query)
-                    var byMemory: [ID128: [Double]] = [:]
-                    for (c, x) in zip(candidates, RecallFeatures.vectors(candidates, query: r.query, at: time)) { byMemory[c.memory] = x }
+                    var byMemory: [ID128: (x: [Double], decay: (Double, Double, Double))] = [:]
+                    for (c, x) in zip(candidates, RecallFeatures.vectors(candidates, query: r.query, at: time)) {
+                        let m = c.view.record
+                        byMemory[c.memory] = (x, (m.anchorStrength.value, Double(max(0, time - m.anchorTime)) / 1_000_000, Double(m.stability)))
+                    }
                     features[e.header.eventID] = byMemory
                 case MemoryEventType.feedback.rawValue:
                     guard case .feedback(let f)? = try journal.readablePayload(of: e).flatMap({ try MemoryEvent.decode(type: e.header.eventType, payload: $0) }),
                         let x = features[f.recall]?[f.memory]
                     else { continue }
-                    out.append(Example(recall: f.recall, features: x, label: f.kind == .helped, weight: f.kind == .corrected ? 2 : 1))
+                    out.append(
+                        Example(
+                            recall: f.recall, features: x.x, label: f.kind == .helped, weight: f.kind == .corrected ? 2 : 1, anchor: x.decay.0,
+                            elapsed: x.decay.1, stability: x.decay.2))
                 default:
                     continue
                 }
@@ -113,6 +136,42 @@ public enum UtilityLearning {
         return LinearHead(weights: w.map { Double(Float($0)) }, bias: Double(Float(b)), mean: base.mean, scale: base.scale)
     }
 
+    /// The factors tried on the base's stability scale: 2^(i/2) for i = −8…8 (1/16 … 16).
+    public static let decayFactors: [Double] = (-8...8).map { DeterministicMath.exp(Double($0) / 2 * 0.6931471805599453) }
+    /// How much better (in weighted log-likelihood) a factor must explain the feedback than the base's
+    /// scale to replace it: 1.92, half the 95% point of χ² with one degree of freedom.
+    public static let decayMargin = 1.92
+
+    /// Decay from utility, in the manner of half-life regression (Settles and Meeder 2016): a memory's
+    /// strength at the recall is read as the probability that it is still useful, so under a factor f on
+    /// every stability the feedback's weighted log-likelihood is Σ w·[y·ln p + (1 − y)·ln(1 − p)] with
+    /// p = anchor · exp(−elapsed / (f · stability)) clamped to [0.01, 0.99] (helped y = 1; irrelevant and
+    /// corrected y = 0, corrected weighing 2). The best factor (ties: the one nearest 1) is taken when it
+    /// beats f = 1 by ``decayMargin``, else 1; without both helped and not-helped feedback, 1. Since
+    /// the feedback rules scale stability proportionally, a factor on the stability a memory starts with
+    /// is, to first order, the same factor on every later stability (spaced reinforcement's s + min(Δ, s)
+    /// is not proportional, so this is an approximation there).
+    public static func fitDecay(_ examples: [Example]) -> (factor: Double, logLikelihood: [String: Double]) {
+        func ll(_ f: Double) -> Double {
+            var total = 0.0
+            for e in examples {
+                let p = min(0.99, max(0.01, e.anchor * DeterministicMath.exp(-e.elapsed / (f * e.stability))))
+                total += e.weight * (e.label ? DeterministicMath.log(p) : DeterministicMath.log(1 - p))
+            }
+            return total
+        }
+        var table: [String: Double] = [:]
+        let base = ll(1)
+        var best = (i: 0, ll: base)
+        for (i, f) in zip(-8...8, decayFactors) {
+            let v = ll(f)
+            table[String(format: "%.4f", f)] = (v * 1e4).rounded() / 1e4
+            if v > best.ll || (v == best.ll && abs(i) < abs(best.i)) { best = (i, v) }
+        }
+        guard examples.contains(where: \.label), examples.contains(where: { !$0.label }), best.ll >= base + decayMargin else { return (1, table) }
+        return (decayFactors[best.i + 8], table)
+    }
+
     /// Reads the feedback of `journal`, fine-tunes `model`'s recall head and writes the new version.
     public static func train(journal: Journal, model: ModelFile, out: String, scratch: String, epochs: Int = 200) throws -> (id: String, report: Report) {
         let policy = try PSMPolicy(model: model)
@@ -120,10 +179,13 @@ public enum UtilityLearning {
         let ex = try examples(journal, decider: decider, scratch: scratch)
         guard !ex.isEmpty else { throw EngineError.invalidArgument("the journal has no feedback on recalled memories to learn from") }
         let head = fineTune(policy.recall, ex, epochs: epochs)
+        let decay = fitDecay(ex)
+        let scale = min(PSMPolicy.stabilityScaleRange.upperBound, max(PSMPolicy.stabilityScaleRange.lowerBound, Double(Float(policy.stabilityScale * decay.factor))))
         let report = Report(
             base_model: model.id, recalls_with_feedback: Set(ex.map(\.recall)).count, examples: ex.count, helped: ex.filter(\.label).count,
             irrelevant: ex.filter { !$0.label && $0.weight == 1 }.count, corrected: ex.filter { $0.weight == 2 }.count,
-            pair_accuracy_before: pairAccuracy(ex, policy.recall), pair_accuracy_after: pairAccuracy(ex, head), epochs: epochs, learning_rate: 0.2, anchor: 0.05)
+            pair_accuracy_before: pairAccuracy(ex, policy.recall), pair_accuracy_after: pairAccuracy(ex, head), epochs: epochs, learning_rate: 0.2, anchor: 0.05,
+            stability_scale_base: policy.stabilityScale, stability_scale: scale, decay_log_likelihood: decay.logLikelihood)
         let base = PSMPolicy.manifest(model) ?? "{}"
         struct Manifest: Encodable { var utility: Report; var base_manifest: String }
         let enc = JSONEncoder()
@@ -134,11 +196,16 @@ public enum UtilityLearning {
                 head: $0, threshold: policy.interferenceThreshold,
                 metrics: .init(train_pairs: 0, train_positives: 0, held_out_pairs: 0, held_out_positives: 0, held_out_precision: 0, held_out_recall: 0, threshold: policy.interferenceThreshold))
         }
+        let consolidation = policy.consolidation.map {
+            Trainer.InterferenceResult(
+                head: $0, threshold: policy.consolidationThreshold,
+                metrics: .init(train_pairs: 0, train_positives: 0, held_out_pairs: 0, held_out_positives: 0, held_out_precision: 0, held_out_recall: 0, threshold: policy.consolidationThreshold))
+        }
         let (id, _) = try Trainer.writeModel(
-            encoder: model, head: head, gate: policy.gateHead, interference: interference, context: policy.readsContext,
+            encoder: model, head: head, gate: policy.gateHead, interference: interference, consolidation: consolidation, context: policy.readsContext,
             fusion: model.tensors[PSMPolicy.fusionTensor] != nil ? policy.fusionConstant : nil, spread: policy.spread, spaced: policy.spacedReinforcement,
             episodicLifespanDays: model.tensors[PSMPolicy.lifespanTensor] != nil ? try model.f32(PSMPolicy.lifespanTensor, [1]).map(Double.init)[0] : nil,
-            manifestJSON: json, to: out)
+            stabilityScale: scale, manifestJSON: json, to: out)
         return (id, report)
     }
 }

@@ -738,6 +738,8 @@ struct KeepEverything: MemoryPolicy {
             (try write("window.psm") { $0.add(RecallSpread.tensor, f32: [0.2, 2.5, 10], shape: [3]) }, "a whole window in 0...16"),
             (try write("top.psm") { $0.add(RecallSpread.tensor, f32: [0.2, 2, 99], shape: [3]) }, "a whole top in 0...50"),
             (try write("shape.psm") { $0.add(RecallSpread.tensor, f32: [0.2, 2], shape: [2]) }, "psm.recall.spread"),
+            (try write("scale.psm") { $0.add(PSMPolicy.stabilityScaleTensor, f32: [0], shape: [1]) }, "psm.decay.stability_scale is 0.0, outside 0.01...100.0"),
+            (try write("scale2.psm") { $0.add(PSMPolicy.stabilityScaleTensor, f32: [500], shape: [1]) }, "psm.decay.stability_scale is 500.0"),
         ]
         // A non-finite constant does not get that far: the model file loader refuses it.
         let nan = try write("nan.psm") { $0.add(PSMPolicy.fusionTensor, f32: [.nan], shape: [1]) }

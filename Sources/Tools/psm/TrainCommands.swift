@@ -36,7 +36,10 @@ struct TrainCommand: AsyncParsableCommand {
             memories' features become examples (helped positive, irrelevant negative, corrected a double-
             weight negative), and the base model's recall head is fine-tuned (pulled towards its old weights)
             into --out, a new model version whose manifest records the feedback counts and the pairwise
-            ranking accuracy on them before and after.
+            ranking accuracy on them before and after. Decay is calibrated on the same feedback: the
+            stability scale (1/16 to 16 times the base's) under which the fed-back memories' strengths
+            best predict which were helped, kept at the base's unless the feedback clearly favours
+            another (SPEC.md §12.8).
 
               psm train --from-journal ./psm-store --base psm-v1.psm --out psm-v2.psm
             """)
@@ -115,6 +118,7 @@ struct TrainCommand: AsyncParsableCommand {
                     print("model \(out)  id \(id)  (fine-tuned from \(report.base_model.prefix(16))…)")
                     print("\(report.recalls_with_feedback) recalls with feedback: \(report.helped) helped, \(report.irrelevant) irrelevant, \(report.corrected) corrected")
                     print("pairwise ranking accuracy on them: \(report.pair_accuracy_before) → \(report.pair_accuracy_after)")
+                    print("stability scale: \(report.stability_scale_base) → \(report.stability_scale)")
                 }
             }
             return
