@@ -48,6 +48,9 @@ public struct Decider: Sendable {
     public struct Reading: Sendable {
         public var context: ObservationRecord?
         public var vector: QuantizedVector?
+        /// The token matrix of the observation's text, for a policy that matches tokens (from the same
+        /// forward pass as the vector); cached under the memory's id if the gate keeps it.
+        public var tokens: TokenMatrix? = nil
     }
 
     /// The turn a contextual policy reads `o` with: the user's latest observation, when it is of the same
@@ -63,18 +66,29 @@ public struct Decider: Sendable {
 
     /// The vector of `o`: its embedding alone, or with a context turn the normalized sum of its embedding
     /// alone and of "context speaker: context text\nspeaker: text" (one batch, SPEC.md §11.4).
-    public func vector(_ o: MemoryEvent.Observation, context: ObservationRecord?) -> QuantizedVector? {
-        guard let encoder else { return nil }
+    public func vector(_ o: MemoryEvent.Observation, context: ObservationRecord?) -> QuantizedVector? { reading(o, context: context).vector }
+
+    /// The reading of `o` with `context`: its vector and, for a policy that matches tokens, its token matrix.
+    func reading(_ o: MemoryEvent.Observation, context c: ObservationRecord?) -> Reading {
+        guard let encoder else { return Reading(context: c, vector: nil) }
         let own = Decider.embeddedText(o)
-        guard let c = context else { return QuantizedVector(normalizing: encoder.embed([own])[0]) }
-        let e = encoder.embed([own, Fold.indexedText(speaker: c.speaker, text: c.text) + "\n" + own])
-        return QuantizedVector(normalizing: zip(e[0], e[1]).map { $0 + $1 })
+        let texts = c.map { [own, Fold.indexedText(speaker: $0.speaker, text: $0.text) + "\n" + own] } ?? [own]
+        var matrix: TokenMatrix? = nil
+        let e: [[Float]]
+        if let tokens {
+            let (embeddings, states) = encoder.embedWithStates(texts)
+            e = embeddings
+            matrix = tokens.memory(states: states[0])
+        } else {
+            e = encoder.embed(texts)
+        }
+        let v = e.count == 1 ? QuantizedVector(normalizing: e[0]) : QuantizedVector(normalizing: zip(e[0], e[1]).map { $0 + $1 })
+        return Reading(context: c, vector: v, tokens: matrix)
     }
 
     /// The context and vector of `o` against `state`.
     public func read(_ user: UserRef, _ o: MemoryEvent.Observation, state: ProjectionStore) throws -> Reading {
-        let c = try context(user, o, state: state)
-        return Reading(context: c, vector: vector(o, context: c))
+        try reading(o, context: context(user, o, state: state))
     }
 
     static func userExists(_ user: UserRef, _ state: ProjectionStore) throws -> Bool {
@@ -91,7 +105,7 @@ public struct Decider: Sendable {
         var r = try reading ?? read(user, o, state: state)
         if reading != nil, policy.readsContext {
             let c = try context(user, o, state: state)
-            if c?.id != r.context?.id { r = Reading(context: c, vector: vector(o, context: c)) }
+            if c?.id != r.context?.id { r = self.reading(o, context: c) }
         }
         let vector = r.vector, context = r.context
         let neighbours = try Decider.userExists(user, state)
@@ -99,6 +113,7 @@ public struct Decider: Sendable {
         let g = policy.gate(
             GateInput(text: o.text, session: o.session, speaker: o.speaker, vector: vector, neighbours: neighbours, context: context?.text ?? ""))
         let memory = ID128.derived(domain: "psm.memory.v1", obsID.bytes)
+        if g.kept, let m = r.tokens { tokens?.remember(memory, m) }
         let digest = policy.digest { w in
             w.string(1, o.text)
             if !o.session.isEmpty { w.string(2, o.session) }

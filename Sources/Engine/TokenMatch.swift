@@ -80,9 +80,18 @@ public final class TokenMatcher: @unchecked Sendable {
     /// Every token of a memory's text but [CLS] and [SEP].
     public func memory(_ text: String) -> TokenMatrix { memories([text])[0] }
 
-    func memories(_ texts: [String]) -> [TokenMatrix] {
+    func memories(_ texts: [String]) -> [TokenMatrix] { encoder.tokenStates(texts).map(memory(states:)) }
+
+    /// A memory's matrix from its text's token states (every token but [CLS] and [SEP]).
+    public func memory(states: Encoder.TokenStates) -> TokenMatrix {
         let t = encoder.tokenizer
-        return encoder.tokenStates(texts).map { matrix($0) { $0 != t.clsID && $0 != t.sepID } }
+        return matrix(states) { $0 != t.clsID && $0 != t.sepID }
+    }
+
+    /// Caches the matrix of a memory just made (the engine has its text's states from the pass that
+    /// embedded it), so its first recall does not encode it again.
+    public func remember(_ memory: ID128, _ m: TokenMatrix) {
+        lock.withLock { insert(memory, m) }
     }
 
     private func matrix(_ s: Encoder.TokenStates, keep: (Int32) -> Bool) -> TokenMatrix {

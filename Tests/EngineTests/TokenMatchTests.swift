@@ -48,7 +48,7 @@ import Training
     /// Through the engine: a model whose head weighs `token_rel` fills the feature for pooled candidates
     /// only (so a larger recall gives shared candidates the same features), the journaled weights are
     /// those of the filled candidates, replay agrees, a small cache gives the same values, and erasing a
-    /// user empties the cache.
+    /// user empties the cache. Memories are cached when they are made, from the pass that embedded them.
     @Test func engineWeighsTokenMatching() async throws {
         guard !SharedEncoder.skip else { return }
         let encoder = try #require(SharedEncoder.encoder, "the all-MiniLM-L6-v2 package is missing: run scripts/setup.sh")
@@ -78,6 +78,8 @@ import Training
             _ = try await engine.observe(u, .init(text: text, session: "s\(i / 12)", speaker: "Ana"), at: t0 + Int64(i) * minute)
         }
         _ = try await engine.observe(u, .init(text: "The cello lessons are going well, I practise every evening.", session: "s99", speaker: "Ana"), at: t0 + 200 * minute)
+        // Every memory kept was cached from the pass that embedded it, before any recall.
+        #expect(tokens.cached.memories == 121, "\(tokens.cached)")
         let query = "Which instrument is Ana learning?"
         let at = t0 + day
         var small = try engine.projections.candidates(u, engine.decider.recallQuery(query, k: 10, at: at))
@@ -101,7 +103,8 @@ import Training
         #expect(r.memories.map(\.candidate.memory) == expected.map(\.0.memory) && r.memories.map(\.weight) == expected.map(\.1))
         #expect(policy.weigh(plain, query: query, at: at) != weights)
         #expect(r.memories.first?.candidate.view.record.text.hasPrefix("The cello") == true, "\(r.memories.map(\.candidate.view.record.text))")
-        // A cache too small for more than a few memories gives the same values.
+        // A cold cache too small for more than a few memories (it encodes them at the recall) gives the
+        // values the engine's cache, filled at ingest, gave.
         let tiny = TokenMatcher(encoder: try Encoder(model: file), capacityBytes: 30_000)
         var again = plain
         tiny.fill(&again, query: query)

@@ -129,9 +129,22 @@ public final class Encoder: @unchecked Sendable {
     /// whole batch are packed without padding for the dense layers.
     public func embed(tokens batch: [[Int32]]) -> [[Float]] {
         if batch.isEmpty { return [] }
-        let h = config.hidden
         let (x, lengths) = hiddenStates(batch)
-        // Pooling and normalisation, per sequence.
+        return pool(x, lengths)
+    }
+
+    /// Each text's embedding and token states from one forward pass (what ``embed(_:)`` and
+    /// ``tokenStates(_:)`` give separately).
+    public func embedWithStates(_ texts: [String]) -> (embeddings: [[Float]], states: [TokenStates]) {
+        let batch = texts.map { Array(tokenizer.encode($0, maxLength: config.maxSequenceLength).ids.prefix(config.maxSequenceLength)) }
+        if batch.isEmpty { return ([], []) }
+        let (x, lengths) = hiddenStates(batch)
+        return (pool(x, lengths), split(x, lengths, batch))
+    }
+
+    /// Pooling and normalisation, per sequence of the packed states.
+    func pool(_ x: [Float], _ lengths: [Int]) -> [[Float]] {
+        let h = config.hidden
         var out: [[Float]] = []
         var start = 0
         for len in lengths {
@@ -168,8 +181,13 @@ public final class Encoder: @unchecked Sendable {
     public func tokenStates(_ texts: [String]) -> [TokenStates] {
         let batch = texts.map { Array(tokenizer.encode($0, maxLength: config.maxSequenceLength).ids.prefix(config.maxSequenceLength)) }
         if batch.isEmpty { return [] }
-        let h = config.hidden
         let (x, lengths) = hiddenStates(batch)
+        return split(x, lengths, batch)
+    }
+
+    /// The packed states cut into each sequence's tokens.
+    func split(_ x: [Float], _ lengths: [Int], _ batch: [[Int32]]) -> [TokenStates] {
+        let h = config.hidden
         var out: [TokenStates] = []
         var start = 0
         for (s, len) in lengths.enumerated() {
