@@ -301,6 +301,17 @@ public enum Trainer {
         public var head: LinearHead
         public var threshold: Double
         public var metrics: InterferenceMetrics
+
+        public init(head: LinearHead, threshold: Double, metrics: InterferenceMetrics) {
+            self.head = head; self.threshold = threshold; self.metrics = metrics
+        }
+
+        /// A head with its threshold and no training of its own (metrics 0): one a new version keeps.
+        public init(kept head: LinearHead, threshold: Double) {
+            self.init(
+                head: head, threshold: threshold,
+                metrics: .init(train_pairs: 0, train_positives: 0, held_out_pairs: 0, held_out_positives: 0, held_out_precision: 0, held_out_recall: 0, threshold: threshold))
+        }
     }
     public struct InterferenceMetrics: Sendable, Codable, Equatable {
         public var train_pairs: Int

@@ -191,16 +191,9 @@ public enum UtilityLearning {
         let enc = JSONEncoder()
         enc.outputFormatting = [.sortedKeys]
         let json = Array(try enc.encode(Manifest(utility: report, base_manifest: base)))
-        let interference = policy.interference.map {
-            Trainer.InterferenceResult(
-                head: $0, threshold: policy.interferenceThreshold,
-                metrics: .init(train_pairs: 0, train_positives: 0, held_out_pairs: 0, held_out_positives: 0, held_out_precision: 0, held_out_recall: 0, threshold: policy.interferenceThreshold))
-        }
-        let consolidation = policy.consolidation.map {
-            Trainer.InterferenceResult(
-                head: $0, threshold: policy.consolidationThreshold,
-                metrics: .init(train_pairs: 0, train_positives: 0, held_out_pairs: 0, held_out_positives: 0, held_out_precision: 0, held_out_recall: 0, threshold: policy.consolidationThreshold))
-        }
+        // The base's pairwise heads, kept as they are (their training metrics are in the base's manifest).
+        let interference = policy.interference.map { Trainer.InterferenceResult(kept: $0, threshold: policy.interferenceThreshold) }
+        let consolidation = policy.consolidation.map { Trainer.InterferenceResult(kept: $0, threshold: policy.consolidationThreshold) }
         let (id, _) = try Trainer.writeModel(
             encoder: model, head: head, gate: policy.gateHead, interference: interference, consolidation: consolidation, context: policy.readsContext,
             fusion: model.tensors[PSMPolicy.fusionTensor] != nil ? policy.fusionConstant : nil, spread: policy.spread, spaced: policy.spacedReinforcement,

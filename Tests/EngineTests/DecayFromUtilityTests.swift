@@ -47,7 +47,13 @@ import Training
         let dir = TempStore()
         defer { dir.remove() }
         try FileManager.default.createDirectory(atPath: dir.path, withIntermediateDirectories: true)
-        _ = try Trainer.writeModel(encoder: encoder.model, head: ContextTests.fusedOnlyHead(), manifestJSON: Array("{}".utf8), to: dir.path + "/v1.psm")
+        // With a consolidation head (one that never groups), which the new version must keep.
+        let n = InterferenceFeatures.count(dimension: encoder.config.hidden)
+        let pair = Trainer.InterferenceResult(
+            kept: LinearHead(weights: [Double](repeating: 0.5, count: n), bias: 0, mean: [Double](repeating: 0, count: n), scale: [Double](repeating: 1, count: n)),
+            threshold: 1e9)
+        _ = try Trainer.writeModel(
+            encoder: encoder.model, head: ContextTests.fusedOnlyHead(), consolidation: pair, manifestJSON: Array("{}".utf8), to: dir.path + "/v1.psm")
         let v1 = try ModelFile(path: dir.path + "/v1.psm")
         #expect(try PSMPolicy(model: v1).stabilityScale == 1)
         let engine = try Engine(directory: dir.path + "/store", encoder: try Encoder(model: v1), policy: try PSMPolicy(model: v1))
@@ -82,6 +88,7 @@ import Training
         let v2 = try ModelFile(path: dir.path + "/v2.psm")
         let p2 = try PSMPolicy(model: v2)
         #expect(p2.stabilityScale == report.stability_scale && p2.recall.weights.count == RecallFeatures.count)
+        #expect(p2.consolidation?.weights == pair.head.weights && p2.consolidationThreshold == 1e9)
         // The new version's gate: the rule's 45 days times the scale, rounded to seconds.
         let e2 = try Engine(directory: dir.path + "/store2", encoder: try Encoder(model: v2), policy: p2)
         defer { e2.close() }
