@@ -52,6 +52,9 @@ public final class TokenMatcher: @unchecked Sendable {
     private var order: [ID128] = []
     private var head = 0
     private var held = 0
+    /// Bumped by ``forget()``: matrices encoded before it are not cached after it (a recall that was
+    /// encoding while a user was erased must not put that user's states back).
+    private var generation = 0
     /// Whether each vocabulary entry is a content piece (see above).
     private let content: [Bool]
 
@@ -132,7 +135,9 @@ public final class TokenMatcher: @unchecked Sendable {
         let q = query(text, names: Set(pooled.map { candidates[$0].view.record.speaker }.filter { !$0.isEmpty }))
         var found: [ID128: TokenMatrix] = [:]
         var missing: [(ID128, String)] = []
+        var started = 0
         lock.withLock {
+            started = generation
             for i in pooled {
                 let c = candidates[i]
                 if let m = cache[c.memory] { found[c.memory] = m } else if !missing.contains(where: { $0.0 == c.memory }) {
@@ -145,7 +150,7 @@ public final class TokenMatcher: @unchecked Sendable {
             lock.withLock {
                 for ((id, _), m) in zip(missing, made) {
                     found[id] = m
-                    insert(id, m)
+                    if generation == started { insert(id, m) }
                 }
             }
         }
@@ -175,6 +180,7 @@ public final class TokenMatcher: @unchecked Sendable {
             order.removeAll()
             head = 0
             held = 0
+            generation += 1
         }
     }
 
