@@ -175,7 +175,16 @@ public struct Decider: Sendable {
     /// The candidate query of a recall (journaled, peeked or as of a past point alike): `perList`
     /// max(50, k) and the policy's fusion constant.
     public func recallQuery(_ query: String, k: Int, at time: Int64) -> CandidateQuery {
-        CandidateQuery(text: query, vector: embed(query), at: time, perList: max(50, k), fusion: policy.fusionConstant)
+        var vector: QuantizedVector? = nil
+        if let tokens, let encoder {
+            // One pass gives the query's vector and the token states token matching reads.
+            let (e, s) = encoder.embedWithStates([query])
+            tokens.note(query: query, states: s[0])
+            vector = QuantizedVector(normalizing: e[0])
+        } else {
+            vector = embed(query)
+        }
+        return CandidateQuery(text: query, vector: vector, at: time, perList: max(50, k), fusion: policy.fusionConstant)
     }
 
     /// The policy's ranking of `candidates`: the `k` highest weights, ties by memory id.

@@ -55,6 +55,7 @@ public final class TokenMatcher: @unchecked Sendable {
     /// Bumped by ``forget()``: matrices encoded before it are not cached after it (a recall that was
     /// encoding while a user was erased must not put that user's states back).
     private var generation = 0
+    private var recentQueries: [(text: String, states: Encoder.TokenStates)] = []
     /// Whether each vocabulary entry is a content piece (see above).
     private let content: [Bool]
 
@@ -77,7 +78,19 @@ public final class TokenMatcher: @unchecked Sendable {
     /// a short question's match).
     public func query(_ text: String, names: Set<String> = []) -> TokenMatrix {
         let drop = Set(names.flatMap { encoder.tokenizer.tokenize($0) })
-        return matrix(encoder.tokenStates([text])[0]) { self.content.indices.contains(Int($0)) && self.content[Int($0)] && !drop.contains($0) }
+        let noted = lock.withLock { recentQueries.first { $0.text == text }?.states }
+        return matrix(noted ?? encoder.tokenStates([text])[0]) { self.content.indices.contains(Int($0)) && self.content[Int($0)] && !drop.contains($0) }
+    }
+
+    /// Keeps a query's token states from the pass that embedded it for candidate generation, so
+    /// ``fill(_:query:)`` does not encode the query again (the last few queries; the states are the
+    /// same as a pass of their own).
+    public func note(query text: String, states: Encoder.TokenStates) {
+        lock.withLock {
+            recentQueries.removeAll { $0.text == text }
+            recentQueries.append((text, states))
+            if recentQueries.count > 8 { recentQueries.removeFirst() }
+        }
     }
 
     /// Every token of a memory's text but [CLS] and [SEP].
@@ -180,6 +193,7 @@ public final class TokenMatcher: @unchecked Sendable {
             order.removeAll()
             head = 0
             held = 0
+            recentQueries.removeAll()
             generation += 1
         }
     }

@@ -9,7 +9,7 @@ struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Benchmarks, each measured against a peer in the same run.",
-        subcommands: [JournalBench.self, EncoderBench.self, ProjectionsBench.self, ClusterBench.self]
+        subcommands: [JournalBench.self, EncoderBench.self, ProjectionsBench.self, RecallBench.self, ClusterBench.self]
     )
 }
 
