@@ -38,12 +38,14 @@ public struct TokenMatrix: Sendable, Equatable {
 /// `match(q, m)` = the mean, over the query's content tokens, of the best cosine with any token of the
 /// memory (its `speaker: text` without [CLS] and [SEP]). A query token is a content token when its word
 /// piece (without "##") gives a term to the ``Analyzer`` (letters or digits, not a stop word) and is not
-/// a piece of a pooled candidate's speaker name. Integer dot
-/// products, then Double in a fixed order: the value depends only on the two texts and the encoder.
+/// a piece of a pooled candidate's speaker name. Integer dot products, then Double in a fixed order: the
+/// value depends only on the two texts and the encoder.
 ///
 /// Memories' matrices are cached by memory id (a memory's text never changes) up to a byte bound, oldest
-/// out first; the cache only saves encoder time and never changes a value. ``forget()`` empties it
-/// (erasure: derived content must not outlive its memory).
+/// out first, filled when the engine makes a memory (``remember(_:_:)``) or at its first recall; the
+/// last few queries' states are kept from the pass that embedded them (``note(query:states:)``). The
+/// caches only save encoder time and never change a value. ``forget()`` empties them (erasure: derived
+/// content must not outlive its memory).
 public final class TokenMatcher: @unchecked Sendable {
     public let encoder: Encoder
     public let capacityBytes: Int
