@@ -264,7 +264,7 @@ struct Generator {
             /// and it is not a fact's).
             func react(_ value: String) {
                 guard echoes, t + 1 < turnsInSession, !factSlots.contains(t + 1), chance(Self.reactionChance) else { return }
-                var line = pick(Self.reactions).replacingOccurrences(of: "{v}", with: value)
+                var line = fillStatement(pick(Self.reactions), value, "")
                 if let f = line.first, f.isLowercase { line = f.uppercased() + line.dropFirst() }
                 _ = say(speakers[(t + 1) % 2], line)
                 t += 1

@@ -181,6 +181,19 @@ struct KeepEverything: MemoryPolicy {
             .first { FileManager.default.isExecutableFile(atPath: $0) } ?? "psm"
     }
 
+    /// Runs the `psm` binary with `args`; its exit status and standard output.
+    static func run(_ args: [String]) throws -> (status: Int32, out: Data) {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: psm)
+        p.arguments = args
+        let out = Pipe()
+        p.standardOutput = out
+        try p.run()
+        let data = out.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        return (p.terminationStatus, data)
+    }
+
     @Test func scoresEvidenceThroughProvenance() throws {
         guard !SharedEncoder.skip, SharedEncoder.encoder != nil else { return }
         let dir = TempStore()
@@ -550,15 +563,8 @@ struct KeepEverything: MemoryPolicy {
             j.close()
         }
         // Adopt through the CLI: the store now holds the new memories, the old one is kept aside.
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: EvalCommandTests.psm)
-        p.arguments = ["adopt", dir.path + "-new", "--store", dir.path, "--json"]
-        let out = Pipe()
-        p.standardOutput = out
-        try p.run()
-        let data = out.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        #expect(p.terminationStatus == 0)
+        let (status, data) = try EvalCommandTests.run(["adopt", dir.path + "-new", "--store", dir.path, "--json"])
+        #expect(status == 0)
         let o = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
         let previous = try #require(o["previous"] as? String)
         defer { try? FileManager.default.removeItem(atPath: previous) }

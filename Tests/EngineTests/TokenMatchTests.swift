@@ -116,15 +116,8 @@ import Training
         #expect(tokens.cached.memories == 0 && tokens.cached.bytes == 0)
 
         // `psm bench recall` with this model: every memory is cached at ingest, and the three ways are timed.
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: EvalCommandTests.psm)
-        p.arguments = ["bench", "recall", "--model", dir.path + "/t.psm", "--conversations", "2", "--json"]
-        let out = Pipe()
-        p.standardOutput = out
-        try p.run()
-        let data = out.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        #expect(p.terminationStatus == 0)
+        let (status, data) = try EvalCommandTests.run(["bench", "recall", "--model", dir.path + "/t.psm", "--conversations", "2", "--json"])
+        #expect(status == 0)
         let o = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
         let memories = try #require(o["memories"] as? Int)
         #expect(o["matches_tokens"] as? Bool == true && memories > 20 && o["cached_memories"] as? Int == memories, "\(o)")

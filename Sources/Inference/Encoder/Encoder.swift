@@ -122,8 +122,11 @@ public final class Encoder: @unchecked Sendable {
 
     /// Embeds each text (tokenized, truncated to the model's maximum sequence length).
     public func embed(_ texts: [String]) -> [[Float]] {
-        embed(tokens: texts.map { tokenizer.encode($0, maxLength: config.maxSequenceLength).ids })
+        embed(tokens: sequences(texts))
     }
+
+    /// Each text as [CLS] tokens… [SEP], truncated to the model's maximum sequence length.
+    func sequences(_ texts: [String]) -> [[Int32]] { texts.map { tokenizer.encode($0, maxLength: config.maxSequenceLength).ids } }
 
     /// Embeds token sequences ([CLS] … [SEP]), each at most `maxSequenceLength` long. The tokens of the
     /// whole batch are packed without padding for the dense layers.
@@ -136,7 +139,7 @@ public final class Encoder: @unchecked Sendable {
     /// Each text's embedding and token states from one forward pass (what ``embed(_:)`` and
     /// ``tokenStates(_:)`` give separately).
     public func embedWithStates(_ texts: [String]) -> (embeddings: [[Float]], states: [TokenStates]) {
-        let batch = texts.map { Array(tokenizer.encode($0, maxLength: config.maxSequenceLength).ids.prefix(config.maxSequenceLength)) }
+        let batch = sequences(texts)
         if batch.isEmpty { return ([], []) }
         let (x, lengths) = hiddenStates(batch)
         return (pool(x, lengths), split(x, lengths, batch))
@@ -179,7 +182,7 @@ public final class Encoder: @unchecked Sendable {
     /// Each text's token states (tokenized and truncated as ``embed(_:)`` does). Deterministic in the same
     /// way as the embedding: a text's states depend only on the text and the model.
     public func tokenStates(_ texts: [String]) -> [TokenStates] {
-        let batch = texts.map { Array(tokenizer.encode($0, maxLength: config.maxSequenceLength).ids.prefix(config.maxSequenceLength)) }
+        let batch = sequences(texts)
         if batch.isEmpty { return [] }
         let (x, lengths) = hiddenStates(batch)
         return split(x, lengths, batch)

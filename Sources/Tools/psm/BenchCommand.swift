@@ -402,6 +402,11 @@ final class RawLMDB {
 
 func now() -> Double { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }
 func round3(_ v: Double) -> Double { (v * 1000).rounded() / 1000 }
+/// The value at fraction `p` of the sorted samples (nearest rank); `xs` must not be empty.
+func percentile(_ xs: [Double], _ p: Double) -> Double {
+    let s = xs.sorted()
+    return s[min(s.count - 1, Int((Double(s.count - 1) * p).rounded()))]
+}
 
 final class ResultSlot: @unchecked Sendable {
     private let lock = NSLock()

@@ -139,18 +139,14 @@ struct ProjectionsBench: ParsableCommand {
                     guard !c.isEmpty else { throw CLIError.checkFailed("a query returned no candidates") }
                 }
             }
-            func pct(_ xs: [Double], _ p: Double) -> Double {
-                let s = xs.sorted()
-                return s[min(s.count - 1, Int((Double(s.count - 1) * p).rounded()))]
-            }
             let counts = try store.counts()
             let total = memories + small
             let r = Report(
                 memories_large: memories, memories_small: small, journal_events: jstats.events, dimension: dimension, contextual: contextual,
                 rebuild_events_per_s: Double(jstats.events) / rebuildSecs, rebuild_seconds: rebuildSecs,
                 journal_scan_events_per_s: Double(scanned) / scanSecs, rebuild_vs_scan: (Double(jstats.events) / rebuildSecs) / (Double(scanned) / scanSecs),
-                candidates_p50_ms_10k: pct(latencies[0], 0.5), candidates_p99_ms_10k: pct(latencies[0], 0.99),
-                candidates_p50_ms_100k: pct(latencies[1], 0.5), candidates_p99_ms_100k: pct(latencies[1], 0.99), index_load_ms_100k: loadMs,
+                candidates_p50_ms_10k: percentile(latencies[0], 0.5), candidates_p99_ms_10k: percentile(latencies[0], 0.99),
+                candidates_p50_ms_100k: percentile(latencies[1], 0.5), candidates_p99_ms_100k: percentile(latencies[1], 0.99), index_load_ms_100k: loadMs,
                 store_bytes: counts.bytes, store_bytes_per_memory: Double(counts.bytes) / Double(total),
                 journal_bytes_per_event: Double(jstats.usedBytes) / Double(jstats.events))
             if json { try printJSON(r); return }

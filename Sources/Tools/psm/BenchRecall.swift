@@ -54,13 +54,7 @@ struct RecallBench: AsyncParsableCommand {
 
     func run() async throws {
         try await guardedAsync {
-            let file: ModelFile
-            if let path = model ?? ProcessInfo.processInfo.environment["PSM_MODEL"].flatMap({ $0.isEmpty ? nil : $0 }) {
-                file = try ModelFile(path: path)
-            } else {
-                if !FileManager.default.fileExists(atPath: ModelDefault.path) { try await ModelDefault.parse([]).run() }
-                file = try ModelFile(path: ModelDefault.path)
-            }
+            let file = try await ModelDefault.resolve(model, progress: !json)
             let policy = try PSMPolicy(model: file)
             let dir = NSTemporaryDirectory() + "psm-bench-recall-\(getpid())"
             try? FileManager.default.removeItem(atPath: dir)
@@ -87,7 +81,6 @@ struct RecallBench: AsyncParsableCommand {
             let ingest = Double(turns) / (now() - start)
             let questions = curriculum.conversations.flatMap { $0.questions.map(\.text) }
             let at = t + 86_400_000_000
-            func pct(_ xs: [Double], _ p: Double) -> Double { let s = xs.sorted(); return round3(s[min(s.count - 1, Int((Double(s.count - 1) * p).rounded()))]) }
             func measure(_ body: (String) throws -> Void) rethrows -> Latency {
                 var ms: [Double] = []
                 for q in questions {
@@ -95,7 +88,7 @@ struct RecallBench: AsyncParsableCommand {
                     try body(q)
                     ms.append((now() - t0) * 1000)
                 }
-                return Latency(p50_ms: pct(ms, 0.5), p99_ms: pct(ms, 0.99))
+                return Latency(p50_ms: round3(percentile(ms, 0.5)), p99_ms: round3(percentile(ms, 0.99)))
             }
             let warm = try measure { _ = try engine!.peek(user, query: $0, k: k, at: at) }
             let cached = engine!.decider.tokens?.cached ?? (memories: 0, bytes: 0)

@@ -44,12 +44,9 @@ struct DemoCommand: AsyncParsableCommand {
     }
 
     func modelFile() async throws -> ModelFile {
-        if let path = model ?? ProcessInfo.processInfo.environment["PSM_MODEL"].flatMap({ $0.isEmpty ? nil : $0 }) { return try ModelFile(path: path) }
-        if !FileManager.default.fileExists(atPath: ModelDefault.path) {
+        try await ModelDefault.resolve(model) {
             print("preparing the default PSM model (first run): importing the encoder and training the recall head on the curriculum…")
-            try await ModelDefault.parse([]).run()
         }
-        return try ModelFile(path: ModelDefault.path)
     }
 
     func run() async throws {

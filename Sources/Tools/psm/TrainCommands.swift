@@ -177,23 +177,7 @@ struct ModelDefault: AsyncParsableCommand {
 
     func run() async throws {
         try await guardedAsync {
-            let path = Self.path
-            var built = false
-            if !FileManager.default.fileExists(atPath: path) {
-                try FileManager.default.createDirectory(atPath: Self.home + "/models", withIntermediateDirectories: true)
-                guard let dir = ProcessInfo.processInfo.environment["PSM_MINILM_DIR"], FileManager.default.fileExists(atPath: dir + "/model.safetensors") else {
-                    throw CLIError.usage("the default model is missing and PSM_MINILM_DIR is not set: run scripts/setup.sh first")
-                }
-                let encoderPath = Self.home + "/models/all-minilm-l6-v2.psm"
-                if !FileManager.default.fileExists(atPath: encoderPath) { _ = try ModelImporter(directory: dir).run(out: encoderPath) }
-                let bar = Progress(label: "training the default model", total: UInt64(Trainer.Options().conversations), enabled: !json)
-                let (id, report) = try await Trainer.train(
-                    encoderFile: try ModelFile(path: encoderPath), options: Trainer.Options(), out: path, scratch: NSTemporaryDirectory() + "psm-default-\(getpid())"
-                ) { d, _ in bar.update(UInt64(d)) }
-                bar.finish()
-                if !json { FileHandle.standardError.write(Data("built the default model \(id.prefix(16))…: held-out R_any@10 \(report.held_out_trained.r_any_10) (baseline \(report.held_out_baseline.r_any_10))\n".utf8)) }
-                built = true
-            }
+            let (path, built) = try await Self.prepare(progress: !json)
             let file = try ModelFile(path: path)
             if json {
                 struct Out: Encodable { var path: String; var id: String; var built: Bool; var manifest: String? }
@@ -202,5 +186,34 @@ struct ModelDefault: AsyncParsableCommand {
                 print(path)
             }
         }
+    }
+
+    /// Builds the default model when it is missing (progress and the result on standard error) and
+    /// returns its path and whether it was built.
+    static func prepare(progress: Bool) async throws -> (path: String, built: Bool) {
+        let path = Self.path
+        guard !FileManager.default.fileExists(atPath: path) else { return (path, false) }
+        try FileManager.default.createDirectory(atPath: Self.home + "/models", withIntermediateDirectories: true)
+        guard let dir = ProcessInfo.processInfo.environment["PSM_MINILM_DIR"], FileManager.default.fileExists(atPath: dir + "/model.safetensors") else {
+            throw CLIError.usage("the default model is missing and PSM_MINILM_DIR is not set: run scripts/setup.sh first")
+        }
+        let encoderPath = Self.home + "/models/all-minilm-l6-v2.psm"
+        if !FileManager.default.fileExists(atPath: encoderPath) { _ = try ModelImporter(directory: dir).run(out: encoderPath) }
+        let bar = Progress(label: "training the default model", total: UInt64(Trainer.Options().conversations), enabled: progress)
+        let (id, report) = try await Trainer.train(
+            encoderFile: try ModelFile(path: encoderPath), options: Trainer.Options(), out: path, scratch: NSTemporaryDirectory() + "psm-default-\(getpid())"
+        ) { d, _ in bar.update(UInt64(d)) }
+        bar.finish()
+        if progress { FileHandle.standardError.write(Data("built the default model \(id.prefix(16))…: held-out R_any@10 \(report.held_out_trained.r_any_10) (baseline \(report.held_out_baseline.r_any_10))\n".utf8)) }
+        return (path, true)
+    }
+
+    /// The PSM model a command uses: `explicit` (--model), else $PSM_MODEL, else the default model,
+    /// built when missing (`announce` runs first; nothing of the build goes to standard output, so a
+    /// command's --json stays clean).
+    static func resolve(_ explicit: String?, progress: Bool = true, announce: () -> Void = {}) async throws -> ModelFile {
+        if let path = explicit ?? ProcessInfo.processInfo.environment["PSM_MODEL"].flatMap({ $0.isEmpty ? nil : $0 }) { return try ModelFile(path: path) }
+        if !FileManager.default.fileExists(atPath: Self.path) { announce() }
+        return try ModelFile(path: try await prepare(progress: progress).path)
     }
 }
