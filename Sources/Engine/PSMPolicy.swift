@@ -9,12 +9,12 @@ public enum RecallFeatures {
     public static let names = [
         "lexical_log1p", "lexical_hit", "lexical_rrf", "dense", "dense_hit", "dense_rrf", "strength", "age_log1p_days",
         "recalls_log1p", "confidence", "valid", "semantic", "archival", "speaker_named", "fused", "lexical_rel", "dense_rel",
-        "token_match", "token_rel",
+        "token_match", "token_rel", "question",
     ]
     /// Heads of recipe 4 and earlier weigh the first 14 features (no `fused`), recipe 5 the first 15
-    /// (no `lexical_rel`, `dense_rel`), recipe 8 the first 17 (no `token_match`, `token_rel`); every
-    /// length here loads, and a head weighs its first features.
-    public static let loadableCounts = [14, 15, 17, 19]
+    /// (no `lexical_rel`, `dense_rel`), recipe 8 the first 17 (no `token_match`, `token_rel`), recipe 9
+    /// the first 19 (no `question`); every length here loads, and a head weighs its first features.
+    public static let loadableCounts = [14, 15, 17, 19, 20]
     /// The token-matching features (``TokenMatcher``): a head that weighs either needs the engine to fill
     /// ``Candidate/tokenMatch``.
     public static let tokenFeatures = ["token_match", "token_rel"]
@@ -80,7 +80,15 @@ public enum RecallFeatures {
             DeterministicMath.log(1 + ageDays), DeterministicMath.log(1 + Double(m.recallCount)), m.confidence.value, m.isValid ? 1 : 0,
             m.tier == .semantic ? 1 : 0, m.tier == .archival ? 1 : 0, speakerNamed ? 1 : 0, c.fused,
             pooledLexical(c) - q.lexicalMean, pooledDense(c) - q.denseMean, pooledToken(c), pooledToken(c) - q.tokenMean,
+            asks(m.text) ? 1 : 0,
         ]
+    }
+
+    /// Whether a memory's text ends with a question mark (`?` or `？`, trailing white space ignored): a
+    /// turn that asks something is a prompt for the other speaker and rarely holds the answer itself.
+    @inline(__always) public static func asks(_ text: String) -> Bool {
+        guard let last = text.last(where: { !$0.isWhitespace }) else { return false }
+        return last == "?" || last == "？"
     }
 }
 

