@@ -298,6 +298,14 @@ struct KeepEverything: MemoryPolicy {
         #expect(c0["qa_id"] as? String == "tiny:0" && items.count >= 3)
         #expect(items.allSatisfy { ($0["features"] as? [Double])?.count == RecallFeatures.count && $0["weight"] is Double })
         #expect(items.contains { ($0["sources"] as? [String]) == ["D1:1"] })
+        // Replaying with a model other than the one that decided: a warning names both, and every
+        // re-decided gate diverges (exit status 1).
+        let encoderFile = try ModelFile(path: encoderPath)
+        _ = try Trainer.writeModel(encoder: encoderFile, head: ContextTests.fusedOnlyHead(), manifestJSON: Array("{}".utf8), to: dir.path + "/other.psm")
+        let (rs, rout, rerr) = try run(["replay", "--verify", "--json", "--store", dir.path + "/store", "--model", dir.path + "/other.psm"])
+        #expect(rs == 1 && rerr.contains("warning: the store's active model \(encoderFile.id.prefix(16))"), "\(rerr)")
+        let other = try #require(try JSONSerialization.jsonObject(with: rout) as? [String: Any])
+        #expect((other["divergent"] as? Int ?? 0) > 0, "\(other)")
         // Without a store, or over a store that does not hold the conversation: a clear error.
         let (s1, _, m1) = try run(["eval", "locomo", file, "--questions-only"])
         #expect(s1 != 0 && m1.contains("--questions-only needs --store"), "\(m1)")

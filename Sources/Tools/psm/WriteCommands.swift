@@ -22,7 +22,12 @@ struct ModelOption: ParsableArguments {
         for p in paths where !p.isEmpty && FileManager.default.fileExists(atPath: p) {
             if let f = try? ModelFile(path: p), f.id == want { return f }
         }
-        return try resolve(store, quiet: quiet)
+        let file = try resolve(store, quiet: quiet)
+        // Replaying with another model re-decides differently: say so before the report does.
+        let using = file.map { "\($0.id.prefix(16))… (\($0.path))" } ?? "the rule baseline without an encoder"
+        FileHandle.standardError.write(Data(
+            "psm: warning: the store's active model \(want.prefix(16))… is not --model, $PSM_MODEL, the default PSM model or the store's encoder; using \(using), so its decisions may differ: pass --model FILE with the model that made them\n".utf8))
+        return file
     }
 
     func resolve(_ store: StoreOptions, quiet: Bool) throws -> ModelFile? {
