@@ -55,7 +55,8 @@ public enum Trainer {
         public var chooseOnTraining: Bool? = true
         /// Spaced reinforcement (SPEC.md §12.7): the model file gets `psm.decay.spaced` = 1 (recipe 8).
         public var spaced: Bool? = true
-        /// The fusion constant; nil chooses it from ``fusionGrid`` by held-out MRR of the fused order.
+        /// The fusion constant; nil chooses it from ``fusionGrid`` by MRR of the fused order (on the
+        /// questions ``chooseOnTraining`` names).
         public var fusion: Double? = nil
         /// Days an inactive episode stays in the active tiers before sleep archives it (tensor
         /// `psm.sleep.episodic_lifespan_days`): four weeks, the seed's "days–weeks" for the episodic store.
@@ -63,7 +64,7 @@ public enum Trainer {
         /// The recall features the head may weigh (the rest stay 0); nil: all but ``frozenRecallFeatures``.
         public var recallFeatures: [String]? = Trainer.defaultRecallFeatures
         /// Context spreading after the head; nil chooses it from ``spreadBetas`` × ``spreadWindows`` by
-        /// held-out MRR (beta 0: none).
+        /// MRR on the same questions as the fusion constant (beta 0: none).
         public var spread: RecallSpread? = nil
         public init() {}
     }

@@ -58,7 +58,7 @@ struct TrainCommand: AsyncParsableCommand {
     var noSpaced = false
     @Flag(name: .customLong("no-context"), help: "Read observations alone (no psm.context): embed and index each turn without the turn before it and its date.")
     var noContext = false
-    @Option(help: ArgumentHelp("Fusion constant k (0...1000) instead of choosing it from 1, 2, 5, 10, 20, 60 by held-out MRR.", valueName: "K"))
+    @Option(help: ArgumentHelp("Fusion constant k (0...1000) instead of choosing it from 1, 2, 5, 10, 20, 60 by MRR on the training questions.", valueName: "K"))
     var fusion: Double?
     @Option(
         name: .customLong("recall-features"),
@@ -66,7 +66,7 @@ struct TrainCommand: AsyncParsableCommand {
     var recallFeatures: String?
     @Option(
         help: ArgumentHelp(
-            "Context spreading BETA/WINDOW (e.g. 0.2/2), or `none`, instead of choosing it by held-out MRR from betas \(Trainer.spreadBetas.map { String(format: "%g", $0) }.joined(separator: ", ")) × windows \(Trainer.spreadWindows.map(String.init).joined(separator: ", ")).",
+            "Context spreading BETA/WINDOW (e.g. 0.2/2), or `none`, instead of choosing it by MRR on the training questions from betas \(Trainer.spreadBetas.map { String(format: "%g", $0) }.joined(separator: ", ")) × windows \(Trainer.spreadWindows.map(String.init).joined(separator: ", ")).",
             valueName: "BETA/WINDOW"))
     var spread: String?
     @Option(
