@@ -10,7 +10,7 @@ import Projections
 public enum Trainer {
     /// Bumped whenever the curriculum, the features, the training or the baseline decisions it trains
     /// against change, so a cached default model from an older recipe is rebuilt, not reused.
-    public static let recipe = 10
+    public static let recipe = 11
 
     /// Recall features held at weight 0: the curriculum's tiers, ages and confidences are artefacts of
     /// the rule baseline's decay on synthetic time spans; learned on it, they did not transfer (a strong
@@ -40,9 +40,10 @@ public enum Trainer {
         public var epochs = 300
         public var learningRate = 0.5
         public var l2 = 1e-3
-        /// Also train the gate head (worth keeping or chat → type, confidence, stability); off by default
-        /// because it does not transfer yet (SPEC.md §12.7).
-        public var gate = false
+        /// Also train the gate head (worth keeping or chat → type, confidence, stability). On by default
+        /// since recipe 11: with recipe 9's echoes and chatter in the curriculum it transfers (LoCoMo dev
+        /// evidence turns rated facts 0.891, other turns 0.621; SPEC.md §12.7).
+        public var gate = true
         /// Also train the interference head (off by default: on real conversations it over-fires, see SPEC.md §12.7).
         public var interference = false
         /// Also train the consolidation head (which episodes sleep groups into one semantic memory), in place

@@ -420,6 +420,9 @@ struct KeepEverything: MemoryPolicy {
         #expect(r.memories.first?.candidate.view.record.text.contains("Miso") == true)
         let history = try engine.history(u, try #require(r.memories.first?.candidate.memory))
         if case .gated(let g) = history[0].event { #expect(g.decision.model == psm.modelID) } else { Issue.record("first event is not gated") }
+        // The default options train the gate head (recipe 11): it, not the rule, types every kept turn.
+        #expect(psm.gateHead != nil && report.gate != nil && Trainer.Options().gate)
+        #expect(r.memories.allSatisfy { [.fact, .smallTalk].contains($0.candidate.view.record.type) }, "\(r.memories.map(\.candidate.view.record.type))")
         let replay = try Replayer.verify(journal: engine.journal, decider: engine.decider, scratch: dir.path + "/replay")
         #expect(replay.divergent == 0 && replay.checked == 3)
 

@@ -52,8 +52,8 @@ struct TrainCommand: AsyncParsableCommand {
     var interference = false
     @Flag(help: "Also train the consolidation head (which episodes sleep groups into one semantic memory), in place of the rule's cosine ≥ 0.9.")
     var consolidation = false
-    @Flag(help: "Also train the gate head (type, confidence and stability per observation); off by default because it does not transfer yet.")
-    var gate = false
+    @Flag(name: .customLong("no-gate"), help: "Leave out the gate head (type, confidence and stability per observation): the rule's 45 days and type `other` for every kept turn.")
+    var noGate = false
     @Flag(name: .customLong("no-spaced"), help: "Double stability on every `helped` as the rule baseline does, instead of by the time since the memory was last anchored (no psm.decay.spaced).")
     var noSpaced = false
     @Flag(name: .customLong("no-context"), help: "Read observations alone (no psm.context): embed and index each turn without the turn before it and its date.")
@@ -134,7 +134,7 @@ struct TrainCommand: AsyncParsableCommand {
             options.epochs = epochs
             options.interference = interference
             options.consolidation = consolidation ? true : nil
-            options.gate = gate
+            options.gate = !noGate
             options.context = !noContext
             options.spaced = noSpaced ? nil : true
             options.fusion = fusion
