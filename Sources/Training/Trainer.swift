@@ -285,7 +285,8 @@ public enum Trainer {
         return LinearHead(weights: w.map(f), bias: f(b), mean: mean, scale: scale)
     }
 
-    /// Ranking quality on the held-out groups: by the baseline's weights, or by `head`.
+    /// Ranking quality on the held-out groups (with `heldOut` false, on the training ones): by the
+    /// baseline's weights, or by `head`.
     public static func evaluate(_ groups: [Group], head: LinearHead?, spread: RecallSpread? = nil, heldOut: Bool = true) -> Metrics {
         let held = groups.filter { $0.heldOut == heldOut }
         var any1 = 0.0, any10 = 0.0, mrr = 0.0

