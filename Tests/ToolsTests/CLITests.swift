@@ -163,6 +163,35 @@ import Testing
         #expect(foreign.status == 65 && foreign.err.contains("not a PSM model file"))
     }
 
+    /// Every command's help is written in paragraphs: the terminal wraps them, so a line break inside a
+    /// sentence in the source would show as a ragged half line at any width. With the width made huge,
+    /// two consecutive unindented lines may only be a line ending in ":" and a list item, or two items.
+    @Test func helpIsWrittenInParagraphs() throws {
+        let wide = ["COLUMNS": "5000"]
+        var queue: [[String]] = [[]], seen = 0
+        while let path = queue.popLast() {
+            let r = try run(["help"] + path, env: wide)
+            #expect(r.status == 0, "psm help \(path.joined(separator: " ")): \(r.err)")
+            let lines = r.out.components(separatedBy: "\n")
+            if let s = lines.firstIndex(of: "SUBCOMMANDS:") {
+                for line in lines[(s + 1)...] where line.hasPrefix("  ") && !line.hasPrefix("   ") {
+                    if let name = line.split(separator: " ").first, !line.contains("See 'psm help") {
+                        queue.append(path + [String(name)])
+                    }
+                }
+            }
+            let end = lines.firstIndex { $0.hasPrefix("USAGE:") } ?? lines.count
+            for i in 1..<max(1, end) {
+                let a = lines[i - 1], b = lines[i]
+                guard !a.isEmpty, !b.isEmpty, !a.hasPrefix(" "), !b.hasPrefix(" ") else { continue }
+                let list = b.hasPrefix("- ") && (a.hasSuffix(":") || a.hasPrefix("- "))
+                #expect(list, "psm help \(path.joined(separator: " ")): a line break inside a paragraph: \"\(a)\" / \"\(b)\"")
+            }
+            seen += 1
+        }
+        #expect(seen > 40, "only \(seen) commands found")
+    }
+
     @Test func clearErrorsAndExitCodes() throws {
         let missing = NSTemporaryDirectory() + "psm-none-\(UInt64.random(in: 0...UInt64.max))"
         let r = try run(["journal", "stats", "--store", missing])

@@ -13,28 +13,28 @@ struct ClusterBench: AsyncParsableCommand {
         commandName: "cluster",
         abstract: "Appends through the PostgreSQL journal (1 and 8 clients), racing writers, node takeover and projection lag.",
         discussion: """
-            Needs a PostgreSQL server: --journal postgres://USER@HOST:PORT/DB (or $PSM_JOURNAL) names a
-            database this benchmark may create and fill (use a scratch one; `source scripts/postgres.sh`
+            Needs a PostgreSQL server: --journal postgres://USER@HOST:PORT/DB (or $PSM_JOURNAL) names a \
+            database this benchmark may create and fill (use a scratch one; `source scripts/postgres.sh` \
             starts a throwaway server on loopback and exports PSM_TEST_POSTGRES). Measures, in one run:
-            - durable appends/s of seeded memory events through PostgresJournal with 1 and 8 clients, and
-              the same through the LMDB journal in a temporary directory (the single-machine peer);
-            - a projecting node following its partitions' feeds during the 8-client load: the most
-              acknowledged events not yet folded at any poll (lag);
-            - --rounds rounds of 8 writers racing for the same expected revision (double winners: rounds
-              without exactly one winner);
+            - durable appends/s of seeded memory events through PostgresJournal with 1 and 8 clients, and \
+            the same through the LMDB journal in a temporary directory (the single-machine peer);
+            - a projecting node following its partitions' feeds during the 8-client load: the most \
+            acknowledged events not yet folded at any poll (lag);
+            - --rounds rounds of 8 writers racing for the same expected revision (double winners: rounds \
+            without exactly one winner);
             - every acknowledged event read back: lost and duplicated ones;
-            - takeover: three `psm serve --journal … --node` processes (this executable) split the
-              partitions; --takeover-users users get three observations each over HTTP; the node serving
-              the most of them is killed with SIGKILL; seconds until every one of its users answers on a
-              survivor with the state hash it had before (takeover.changed_state counts those that
-              answered with another: must be 0).
-            - with --kill-primary CMD: 4 writers for --failover-load seconds, CMD run after 3 s; the longest
-              pause in acknowledgements (failover_s), appends retried with the same ids. Without it
-              failover_s is null.
+            - takeover: three `psm serve --journal … --node` processes (this executable) split the \
+            partitions; --takeover-users users get three observations each over HTTP; the node serving \
+            the most of them is killed with SIGKILL; seconds until every one of its users answers on a \
+            survivor with the state hash it had before (takeover.changed_state counts those that \
+            answered with another: must be 0).
+            - with --kill-primary CMD: 4 writers for --failover-load seconds, CMD run after 3 s; the longest \
+            pause in acknowledgements (failover_s), appends retried with the same ids. Without it \
+            failover_s is null.
 
-            --long starts the long-mode cluster itself: Scripts/cluster-long.sh --up (three etcd members,
-            three PostgreSQL servers under Patroni with two synchronous standbys, HAProxy; needs root and
-            installs what is missing), then runs everything above through HAProxy with its kill command,
+            --long starts the long-mode cluster itself: Scripts/cluster-long.sh --up (three etcd members, \
+            three PostgreSQL servers under Patroni with two synchronous standbys, HAProxy; needs root and \
+            installs what is missing), then runs everything above through HAProxy with its kill command, \
             and stops the cluster at the end.
 
             Example:

@@ -18,13 +18,13 @@ struct JournalBench: ParsableCommand {
         commandName: "journal",
         abstract: "Journal append, scan and size against plain liblmdb puts of the same payloads.",
         discussion: """
-            Generates seeded ~300-byte conversational observations, then measures in one run:
-            durable appends with one commit per event, appends in batches of --batch events per commit
-            (in --rounds rounds that alternate with the raw LMDB puts, so machine noise hits both alike),
-            a full scan (records read, CRC-checked and copied), a scan that also decompresses payloads,
-            and bytes on disk per event — and the same figures for plain mdb_put / cursor reads of the
-            raw payloads through the same liblmdb at the same (default, full) durability. Also the size
-            of each event as JSON. Stores are made in a temporary directory and removed afterwards
+            Generates seeded ~300-byte conversational observations, then measures in one run: \
+            durable appends with one commit per event, appends in batches of --batch events per commit \
+            (in --rounds rounds that alternate with the raw LMDB puts, so machine noise hits both alike), \
+            a full scan (records read, CRC-checked and copied), a scan that also decompresses payloads, \
+            and bytes on disk per event — and the same figures for plain mdb_put / cursor reads of the \
+            raw payloads through the same liblmdb at the same (default, full) durability. Also the size \
+            of each event as JSON. Stores are made in a temporary directory and removed afterwards \
             unless --keep DIR is given.
 
             Example:

@@ -8,10 +8,10 @@ struct EncoderBench: ParsableCommand {
         commandName: "encoder",
         abstract: "Encoder throughput: a grid of lengths, batches and threads, or exactly the texts of a file.",
         discussion: """
-            Without --input: sentences/s for batch 1 and 32 at about 16, 64 and 128 tokens, with 1 and 2
-            threads (generated conversational text cut to those lengths), plus model load time and peak RSS.
-            With --input FILE: embeds exactly the texts in FILE (one per line, after loading, tokenization
-            included) with --batch and --threads and prints sentences_per_s and tokens_per_s, so another
+            Without --input: sentences/s for batch 1 and 32 at about 16, 64 and 128 tokens, with 1 and 2 \
+            threads (generated conversational text cut to those lengths), plus model load time and peak RSS. \
+            With --input FILE: embeds exactly the texts in FILE (one per line, after loading, tokenization \
+            included) with --batch and --threads and prints sentences_per_s and tokens_per_s, so another \
             implementation can be timed on the same texts (Scripts/bench_onnx.py does that for onnxruntime).
 
             Examples:

@@ -9,8 +9,8 @@ struct ProjectionsBench: ParsableCommand {
         commandName: "projections",
         abstract: "Projection rebuild rate, recall-candidate latency at 10k and 100k memories, bytes per memory.",
         discussion: """
-            Writes a seeded journal with two users: one with --small memories, one with --memories
-            (each memory = an observation of ~120 bytes plus its gate decision carrying a 384-dimension
+            Writes a seeded journal with two users: one with --small memories, one with --memories \
+            (each memory = an observation of ~120 bytes plus its gate decision carrying a 384-dimension \
             int8 vector). Then measures, in one run:
               - rebuild: folding the whole journal from empty into a new projection store (events/s),
                 next to a plain journal scan that decompresses every payload (the peer: what reading

@@ -12,14 +12,14 @@ struct RecallBench: AsyncParsableCommand {
         commandName: "recall",
         abstract: "Recall latency with the PSM's token matching, warm and cold, against the same recall without it.",
         discussion: """
-            Ingests --conversations curriculum conversations (seeded, the project's own; --seed) as one
-            user in a temporary store with the model, then asks every curriculum question as a peek
+            Ingests --conversations curriculum conversations (seeded, the project's own; --seed) as one \
+            user in a temporary store with the model, then asks every curriculum question as a peek \
             (read-only) three ways, and prints p50 and p99 milliseconds of each:
               warm     the engine that ingested: memories' token states were cached when they were made
               cold     the store reopened (empty cache): a memory is encoded the first time it is a candidate
               without  the same candidate query and head with token matching off (its features 0): the peer
-            plus ingest turns/s and the cache's size. The model must be a PSM model (--model FILE, else
-            $PSM_MODEL, else the default PSM model, built when missing); a model whose head does not
+            plus ingest turns/s and the cache's size. The model must be a PSM model (--model FILE, else \
+            $PSM_MODEL, else the default PSM model, built when missing); a model whose head does not \
             weigh token matching measures the same three times.
 
             Example:

@@ -16,8 +16,8 @@ struct ClusterCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Create the database (when missing) and the PSM schema of a PostgreSQL journal.",
             discussion: """
-                Creates the database the URL names when the server has none of that name, then the schema
-                (SPEC.md §15.1) with the given partition count, fixed from then on. Running it again is safe:
+                Creates the database the URL names when the server has none of that name, then the schema \
+                (SPEC.md §15.1) with the given partition count, fixed from then on. Running it again is safe: \
                 an existing schema is kept (another --partitions is refused). Prints the partition count.
 
                 Example:
@@ -47,9 +47,9 @@ struct ClusterCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Show the live nodes, which partitions each owns, and each partition's events and feed lag.",
             discussion: """
-                A node is live while it holds its PostgreSQL advisory lock; a partition's owner is the live
-                node holding the partition's lock (SPEC.md §15.5). Lag is the number of the partition's
-                events beyond the feed cursor its owner last recorded. Exit 1 when a partition has no owner
+                A node is live while it holds its PostgreSQL advisory lock; a partition's owner is the live \
+                node holding the partition's lock (SPEC.md §15.5). Lag is the number of the partition's \
+                events beyond the feed cursor its owner last recorded. Exit 1 when a partition has no owner \
                 while at least one node is live.
 
                 Example:

@@ -20,10 +20,10 @@ struct EmbedCommand: ParsableCommand {
         commandName: "embed",
         abstract: "Embed texts read from standard input, one per line; print one embedding per line.",
         discussion: """
-            Each output line is a JSON array of floats (the L2-normalised sentence embedding), in input
-            order, so the vectors can be compared with another implementation's. Texts longer than the
-            model's maximum sequence length are truncated; with --json each line is instead an object with
-            the embedding, the token count and how many tokens were dropped. Invalid UTF-8 in the input is
+            Each output line is a JSON array of floats (the L2-normalised sentence embedding), in input \
+            order, so the vectors can be compared with another implementation's. Texts longer than the \
+            model's maximum sequence length are truncated; with --json each line is instead an object with \
+            the embedding, the token count and how many tokens were dropped. Invalid UTF-8 in the input is \
             an error naming the line. Results do not depend on --batch or --threads.
 
             Example:

@@ -14,22 +14,22 @@ struct EvalCommand: AsyncParsableCommand {
             commandName: "locomo",
             abstract: "Ingest LoCoMo conversations through the engine and score recall of the evidence turns.",
             discussion: """
-                Each conversation becomes one user: every turn is an observation (speaker, session,
-                the session's date as event time plus one second per turn, `dia_id` as the app's source
-                id; a shared photo's caption is appended to the text), the user sleeps after each session,
-                and every question is asked after the last session (a read-only recall: questions do not
-                change the store). The ranking of a question is the app source ids reached through the
-                provenance of the recalled memories, best first, deduplicated. The model is --model, else
-                $PSM_MODEL, else the default PSM model once `psm model default` has built it, else the bare
+                Each conversation becomes one user: every turn is an observation (speaker, session, \
+                the session's date as event time plus one second per turn, `dia_id` as the app's source \
+                id; a shared photo's caption is appended to the text), the user sleeps after each session, \
+                and every question is asked after the last session (a read-only recall: questions do not \
+                change the store). The ranking of a question is the app source ids reached through the \
+                provenance of the recalled memories, best first, deduplicated. The model is --model, else \
+                $PSM_MODEL, else the default PSM model once `psm model default` has built it, else the bare \
                 encoder (from $PSM_MINILM_DIR) with the rule baseline.
 
-                Reports per category and overall (categories 1-4): R_all@k and R_any@k for k = 1, 5, 10, 20,
-                NDCG@10 and MRR; the fraction of turns in the active tiers, the fraction of evidence turns the
-                gate kept, and ingest and recall timing. `--store DIR` keeps the store for inspection;
-                `--questions-only --store DIR` asks the questions again over a store an earlier run kept
-                (no ingest: for trying another model's recall weighting on the same memories; a memory's
-                sources count as kept). `--candidates OUT.jsonl` writes each question's recalled
-                candidates with their recall features, weight, slot, session and whether it is in the pool
+                Reports per category and overall (categories 1-4): R_all@k and R_any@k for k = 1, 5, 10, 20, \
+                NDCG@10 and MRR; the fraction of turns in the active tiers, the fraction of evidence turns the \
+                gate kept, and ingest and recall timing. `--store DIR` keeps the store for inspection; \
+                `--questions-only --store DIR` asks the questions again over a store an earlier run kept \
+                (no ingest: for trying another model's recall weighting on the same memories; a memory's \
+                sources count as kept). `--candidates OUT.jsonl` writes each question's recalled \
+                candidates with their recall features, weight, slot, session and whether it is in the pool \
                 (rank 1-50 in either list), for ranking analysis.
 
                 Example:

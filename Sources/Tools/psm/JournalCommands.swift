@@ -43,9 +43,9 @@ struct JournalCommand: ParsableCommand {
             commandName: "train-dictionary",
             abstract: "Train a zstd dictionary on the newest payloads; new appends compress with it.",
             discussion: """
-                Reads the newest --samples payloads, trains a dictionary of at most --size bytes, stores it in
-                the journal under the next id (dictionaries are never removed: old records keep theirs) and
-                makes it the active one. Small conversational payloads typically shrink by a further
+                Reads the newest --samples payloads, trains a dictionary of at most --size bytes, stores it in \
+                the journal under the next id (dictionaries are never removed: old records keep theirs) and \
+                makes it the active one. Small conversational payloads typically shrink by a further \
                 quarter to a third with a dictionary (see `psm bench journal`).
 
                 Example:
@@ -199,19 +199,19 @@ struct VerifyCommand: AsyncParsableCommand {
         commandName: "verify",
         abstract: "Check every record, index and hash chain of the journal; exit 1 at the first problem.",
         discussion: """
-            Walks the journal in position order in short read transactions and checks each record's header,
-            CRC-32C, payload, consecutive positions, the event-id index, stream revisions and their index,
-            and each stream's SHA-256 hash chain against the stream table. Reports the first bad position
-            with what was expected and what was found. Prints each stream's chain head with --heads so that
+            Walks the journal in position order in short read transactions and checks each record's header, \
+            CRC-32C, payload, consecutive positions, the event-id index, stream revisions and their index, \
+            and each stream's SHA-256 hash chain against the stream table. Reports the first bad position \
+            with what was expected and what was found. Prints each stream's chain head with --heads so that \
             an auditor can keep it outside the store.
 
-            With --projections it also folds any new events into the projections, checks the structural
-            invariants of every user's projection state (slots, indexes, supersession links, provenance
+            With --projections it also folds any new events into the projections, checks the structural \
+            invariants of every user's projection state (slots, indexes, supersession links, provenance \
             edges, observation status, erased users empty) and lists the anomalies (events the fold refused).
 
-            With --journal postgres://… (or $PSM_JOURNAL) it checks the journal of record on PostgreSQL
-            instead (SPEC.md §15): every stream's records (CRC, header against its row), revisions without
-            gaps, the event count and the hash chain against the stream table; --against checks a head
+            With --journal postgres://… (or $PSM_JOURNAL) it checks the journal of record on PostgreSQL \
+            instead (SPEC.md §15): every stream's records (CRC, header against its row), revisions without \
+            gaps, the event count and the hash chain against the stream table; --against checks a head \
             made by psm tree-head --journal. --projections applies to a store directory only.
 
             Example:

@@ -86,7 +86,7 @@ struct MemoryCommand: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Show a memory: tier, text, strength now, decay, recall count, validity, provenance summary.",
             discussion: """
-                Strength is computed for --at (default: the user's last event time), never the wall clock.
+                Strength is computed for --at (default: the user's last event time), never the wall clock. \
                 With --as-of the memory is shown as it was at that journal position or event time.
 
                 Example:
@@ -147,7 +147,7 @@ struct ProvenanceCommand: AsyncParsableCommand {
         commandName: "provenance",
         abstract: "Where a memory came from: its sources down to the observed turns and the app's source ids.",
         discussion: """
-            Prints the tree memory → source memories → observations (with session, speaker, time and the
+            Prints the tree memory → source memories → observations (with session, speaker, time and the \
             app's source id), and the memories derived from this one.
 
             Example:
@@ -243,8 +243,8 @@ struct RebuildCommand: ParsableCommand {
         commandName: "rebuild",
         abstract: "Rebuild the projections from the journal and compare the state hash with the incremental one.",
         discussion: """
-            Folds every journal event from empty into a new projection store beside the old one, swaps it
-            in by rename, and prints both state hashes. Equal hashes mean the incrementally maintained
+            Folds every journal event from empty into a new projection store beside the old one, swaps it \
+            in by rename, and prints both state hashes. Equal hashes mean the incrementally maintained \
             projections were exactly what the journal implies. Exit code 1 if they differ.
 
             Example:

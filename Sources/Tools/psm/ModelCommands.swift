@@ -13,10 +13,10 @@ struct ModelCommand: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Quantize a BERT-family sentence-transformers folder into a PSM model file.",
             discussion: """
-                Reads config.json, vocab.txt and model.safetensors (plus sentence_bert_config.json,
-                tokenizer_config.json, 1_Pooling/config.json and modules.json when present), quantizes every
-                linear layer and the word embeddings to int8 with one fp32 scale per output channel, keeps
-                norms, biases and position embeddings in fp32, and writes one file. Prints each quantized
+                Reads config.json, vocab.txt and model.safetensors (plus sentence_bert_config.json, \
+                tokenizer_config.json, 1_Pooling/config.json and modules.json when present), quantizes every \
+                linear layer and the word embeddings to int8 with one fp32 scale per output channel, keeps \
+                norms, biases and position embeddings in fp32, and writes one file. Prints each quantized \
                 tensor's relative RMS and maximum absolute error, then the model id (SHA-256 of the file).
 
                 Example:

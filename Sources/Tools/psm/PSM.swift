@@ -13,10 +13,10 @@ struct PSM: AsyncParsableCommand {
         commandName: "psm",
         abstract: "PSM, a memory engine for LLM agents: journal, projections and the Personal Small Model.",
         discussion: """
-            Every command works on a store directory: --store DIR, else $PSM_STORE, else ./psm-store.
+            Every command works on a store directory: --store DIR, else $PSM_STORE, else ./psm-store. \
             Commands that print data take --json for machine-readable output.
 
-            Exit codes: 0 success; 1 a check failed (verify found a problem); 64 bad usage;
+            Exit codes: 0 success; 1 a check failed (verify found a problem); 64 bad usage; \
             65 bad data (a corrupt record or index); 74 an I/O or storage error.
             """,
         subcommands: [

@@ -11,9 +11,9 @@ extension JournalCommand {
         static let configuration = CommandConfiguration(
             abstract: "Write a portable, verifiable copy of the journal (SPEC.md §4.6): records byte for byte, with a checksum.",
             discussion: """
-                Copies every event up to the last position at the start, with the stream names and zstd
-                dictionaries they need, and ends with a SHA-256 of the file. psm journal import turns it
-                back into a store with the same positions, chain heads and projection state hash. The
+                Copies every event up to the last position at the start, with the stream names and zstd \
+                dictionaries they need, and ends with a SHA-256 of the file. psm journal import turns it \
+                back into a store with the same positions, chain heads and projection state hash. The \
                 store stays usable meanwhile. The file is written to FILE.partial and renamed at the end.
 
                 Example:
@@ -66,9 +66,9 @@ extension JournalCommand {
         static let configuration = CommandConfiguration(
             abstract: "Create a store from a portable journal file, check it, rebuild its projections and print the state hash.",
             discussion: """
-                The whole file is checked first (every frame, record CRC and the final SHA-256); then the
-                records are appended byte for byte into a new store built in STORE.importing, verified
-                (psm verify), folded into projections, and renamed into place. The target must not exist,
+                The whole file is checked first (every frame, record CRC and the final SHA-256); then the \
+                records are appended byte for byte into a new store built in STORE.importing, verified \
+                (psm verify), folded into projections, and renamed into place. The target must not exist, \
                 so nothing is ever half-imported into a live store.
 
                 Example:
@@ -121,9 +121,9 @@ struct BackupCommand: ParsableCommand {
         commandName: "backup",
         abstract: "A consistent copy of a live store: journal, projections, API keys and imported models.",
         discussion: """
-            Copies the projections, then the journal, each with one LMDB read transaction (mdb_env_copy2,
-            compacted), so writers go on meanwhile and the copy's projections are never ahead of its
-            journal. The copy is written to DIR.partial, its journal verified, and renamed to DIR.
+            Copies the projections, then the journal, each with one LMDB read transaction (mdb_env_copy2, \
+            compacted), so writers go on meanwhile and the copy's projections are never ahead of its \
+            journal. The copy is written to DIR.partial, its journal verified, and renamed to DIR. \
             Open the copy like any store (psm … --store DIR).
 
             Example:
@@ -170,13 +170,13 @@ struct TreeHeadCommand: AsyncParsableCommand {
         commandName: "tree-head",
         abstract: "Sign the current Merkle tree head of a tenant's records (RFC 6962), for auditors to keep.",
         discussion: """
-            The tree's leaves are the tenant's records in position order (SPEC.md §8.1). The head (size,
-            last position, root) is signed with the store's Ed25519 key (STORE/signing/ed25519.key, made on
-            first use; its public key is in the head). Keep heads outside the store; later,
-            psm verify --against HEAD.json --public-key KEY proves the journal still holds every record
+            The tree's leaves are the tenant's records in position order (SPEC.md §8.1). The head (size, \
+            last position, root) is signed with the store's Ed25519 key (STORE/signing/ed25519.key, made on \
+            first use; its public key is in the head). Keep heads outside the store; later, \
+            psm verify --against HEAD.json --public-key KEY proves the journal still holds every record \
             the head covers, unchanged and in order.
 
-            With --journal postgres://… (or $PSM_JOURNAL) the tree covers the tenant's records in the
+            With --journal postgres://… (or $PSM_JOURNAL) the tree covers the tenant's records in the \
             PostgreSQL journal of record, in feed order (SPEC.md §15.4); the key is still --store's.
 
             Example:

