@@ -23,7 +23,7 @@ struct EvalCommand: AsyncParsableCommand {
                 $PSM_MODEL, else the default PSM model once `psm model default` has built it, else the bare \
                 encoder (from $PSM_MINILM_DIR) with the rule baseline.
 
-                Reports per category and overall (categories 1-4): R_all@k and R_any@k for k = 1, 5, 10, 20, \
+                Reports per category and overall (categories 1-4), and the same per conversation (JSON `by_conversation`): R_all@k and R_any@k for k = 1, 5, 10, 20, \
                 NDCG@10 and MRR; the fraction of turns in the active tiers, the fraction of evidence turns the \
                 gate kept, and ingest and recall timing. `--store DIR` keeps the store for inspection; \
                 `--questions-only --store DIR` asks the questions again over a store an earlier run kept \
@@ -129,14 +129,26 @@ struct EvalCommand: AsyncParsableCommand {
             }
         }
 
-        struct Report: Encodable {
-            var conversations: Int
+        /// One conversation's figures (its questions of categories 1-4 in `overall`).
+        struct ConversationReport: Encodable {
+            var sample_id: String
             var turns: Int
             var overall: Scores
             var categories: [String: Scores]
             var active_turn_fraction: Double
             var evidence_kept_fraction: Double
-            var ingest_turns_per_s: Double
+        }
+
+        struct Report: Encodable {
+            var conversations: Int
+            var turns: Int
+            var overall: Scores
+            var categories: [String: Scores]
+            var by_conversation: [ConversationReport]
+            var active_turn_fraction: Double
+            var evidence_kept_fraction: Double
+            /// Absent with --questions-only (nothing is ingested).
+            var ingest_turns_per_s: Double?
             var recall_p50_ms: Double
             var recall_p99_ms: Double
             var model: String
@@ -185,6 +197,7 @@ struct EvalCommand: AsyncParsableCommand {
             var overall = Scores(), categories: [Int: Scores] = [:]
             var latencies: [Double] = []
             var activeTurns = 0, evidenceTotal = 0, evidenceKept = 0
+            var byConversation: [ConversationReport] = []
             var out = rankings.map { _ in [String]() }
             var candidateLines = candidates.map { _ in [String]() }
             for c in conversations {
@@ -216,14 +229,18 @@ struct EvalCommand: AsyncParsableCommand {
                 }
                 ingestSeconds += Date().timeIntervalSince(start)
                 let listing = try engine.tiers(user)
+                let turns = c.sessions.reduce(0) { $0 + $1.turns.count }
+                var active = 0, conversationEvidence = 0, conversationKept = 0
+                var conversationOverall = Scores(), conversationCategories: [Int: Scores] = [:]
                 for t in [Tier.working, .episodic, .semantic] {
-                    for m in listing.memories[t] ?? [] { activeTurns += m.record.sourceIDs.count }
+                    for m in listing.memories[t] ?? [] { active += m.record.sourceIDs.count }
                 }
+                activeTurns += active
                 let askAt = last + 86_400_000_000
                 for q in c.questions {
                     let evidence = Set(q.evidence)
-                    evidenceTotal += evidence.count
-                    evidenceKept += evidence.filter { kept[$0] == true }.count
+                    conversationEvidence += evidence.count
+                    conversationKept += evidence.filter { kept[$0] == true }.count
                     let t0 = DispatchTime.now().uptimeNanoseconds
                     let r = try engine.peek(user, query: q.text, k: k, at: askAt)
                     latencies.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e6)
@@ -253,8 +270,20 @@ struct EvalCommand: AsyncParsableCommand {
                     }
                     guard !evidence.isEmpty else { continue }
                     categories[q.category, default: Scores()].add(ranked: ranked, evidence: evidence)
-                    if (1...4).contains(q.category) { overall.add(ranked: ranked, evidence: evidence) }
+                    conversationCategories[q.category, default: Scores()].add(ranked: ranked, evidence: evidence)
+                    if (1...4).contains(q.category) {
+                        overall.add(ranked: ranked, evidence: evidence)
+                        conversationOverall.add(ranked: ranked, evidence: evidence)
+                    }
                 }
+                evidenceTotal += conversationEvidence
+                evidenceKept += conversationKept
+                byConversation.append(
+                    ConversationReport(
+                        sample_id: c.sample, turns: turns, overall: conversationOverall.averaged(),
+                        categories: Dictionary(uniqueKeysWithValues: conversationCategories.map { ("\($0.key)", $0.value.averaged()) }),
+                        active_turn_fraction: Double(active) / Double(max(1, turns)),
+                        evidence_kept_fraction: Double(conversationKept) / Double(max(1, conversationEvidence))))
             }
             bar.finish()
             if let rankings, let out { try (out.joined(separator: "\n") + "\n").write(toFile: rankings, atomically: true, encoding: .utf8) }
@@ -265,9 +294,10 @@ struct EvalCommand: AsyncParsableCommand {
             let report = Report(
                 conversations: conversations.count, turns: totalTurns, overall: overall.averaged(),
                 categories: Dictionary(uniqueKeysWithValues: categories.map { ("\($0.key)", $0.value.averaged()) }),
+                by_conversation: byConversation,
                 active_turn_fraction: Double(activeTurns) / Double(max(1, totalTurns)),
                 evidence_kept_fraction: Double(evidenceKept) / Double(max(1, evidenceTotal)),
-                ingest_turns_per_s: Double(totalTurns) / max(ingestSeconds, 1e-9),
+                ingest_turns_per_s: questionsOnly ? nil : Double(totalTurns) / max(ingestSeconds, 1e-9),
                 recall_p50_ms: latencies.isEmpty ? 0 : latencies[latencies.count / 2],
                 recall_p99_ms: latencies.isEmpty ? 0 : latencies[min(latencies.count - 1, latencies.count * 99 / 100)],
                 model: file.id, policy: engine.policy is PSMPolicy ? "psm " + hexBytes(engine.policy.modelID) : "rule-baseline")
@@ -282,8 +312,19 @@ struct EvalCommand: AsyncParsableCommand {
             }
             line("overall", report.overall)
             for (k, s) in report.categories.sorted(by: { $0.key < $1.key }) { line("category " + k, s) }
+            if report.by_conversation.count > 1 {
+                for c in report.by_conversation {
+                    print(
+                        String(
+                            format: "  %@: %d turns, %d questions  R_all@10 %.3f  R_any@1 %.3f  R_any@10 %.3f  NDCG@10 %.3f  multi-hop R_all@10 %@  active %.3f  kept %.3f",
+                            c.sample_id as NSString, c.turns, c.overall.questions, c.overall.r_all["10"] ?? 0, c.overall.r_any["1"] ?? 0,
+                            c.overall.r_any["10"] ?? 0, c.overall.ndcg_10, (c.categories["1"].map { String(format: "%.3f", $0.r_all["10"] ?? 0) } ?? "-") as NSString,
+                            c.active_turn_fraction, c.evidence_kept_fraction))
+                }
+            }
             print(String(format: "turns in active tiers %.3f, evidence turns kept %.3f", report.active_turn_fraction, report.evidence_kept_fraction))
-            print(String(format: "ingest %.1f turns/s, recall p50 %.1f ms, p99 %.1f ms", report.ingest_turns_per_s, report.recall_p50_ms, report.recall_p99_ms))
+            let ingest = report.ingest_turns_per_s.map { String(format: "ingest %.1f turns/s", $0) } ?? "no ingest (--questions-only)"
+            print(ingest + String(format: ", recall p50 %.1f ms, p99 %.1f ms", report.recall_p50_ms, report.recall_p99_ms))
         }
     }
 }
