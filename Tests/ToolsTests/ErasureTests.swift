@@ -80,6 +80,13 @@ import Testing
         let ana = try cli.run(["tiers", "--user", "ana"], env: env)
         #expect(ana.status == 64 && ana.err.contains("erased"), "\(ana.err)")
         #expect(try cli.run(["observe", "--user", "ana", "I am back with a new story"], env: env).status != 0, "writes to an erased user are refused")
+        // Sleep names the user it cannot sleep; the tenant-wide sweep passes over the erased one.
+        let sleepAna = try cli.run(["sleep", "--user", "ana", "--at", "2026-02-05T00:00:00Z"], env: env)
+        #expect(sleepAna.status != 0 && sleepAna.err.contains("erased"), "\(sleepAna.status) \(sleepAna.out) \(sleepAna.err)")
+        let sleepNobody = try cli.run(["sleep", "--user", "nobody", "--at", "2026-02-05T00:00:00Z"], env: env)
+        #expect(sleepNobody.status != 0 && sleepNobody.err.contains("/nobody has no events"), "\(sleepNobody.status) \(sleepNobody.out) \(sleepNobody.err)")
+        let sweep = try cli.run(["sleep", "--at", "2026-02-05T00:00:00Z", "--json"], env: env)
+        #expect(sweep.status == 0 && sweep.out.contains("\"bob\"") && !sweep.out.contains("\"ana\""), "\(sweep.out) \(sweep.err)")
         // An erased user's data cannot come back from the post-erasure copies either.
         let restored = store + "-restored"
         defer { try? FileManager.default.removeItem(atPath: restored) }

@@ -345,7 +345,8 @@ struct SleepCommand: AsyncParsableCommand {
             var entries: [SleepJSON] = []
             for u in users {
                 try await engine.refresh(u)
-                guard (try? engine.userRecord(u)) != nil else { continue }
+                // A user named with --user must exist (and not be erased); a tenant-wide sweep skips erased users.
+                if user != nil { _ = try engine.userRecord(u) } else if (try? engine.userRecord(u)) == nil { continue }
                 let r = try await engine.sleep(u, at: time)
                 entries.append(SleepJSON(user: u.user, position: r.position, decisions: Dictionary(uniqueKeysWithValues: r.decisions.map { ($0.key.description, $0.value) })))
             }
