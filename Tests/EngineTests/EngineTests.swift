@@ -320,6 +320,28 @@ struct KeepEverything: MemoryPolicy {
         try Data("not a model".utf8).write(to: URL(fileURLWithPath: dir.path + "/bad.psm"))
         let (s4, _, m4) = try run(["eval", "locomo", file, "--store", dir.path + "/fresh", "--model", dir.path + "/bad.psm"])
         #expect(s4 != 0 && !FileManager.default.fileExists(atPath: dir.path + "/fresh"), "\(m4)")
+        // A malformed file is refused before anything is made, naming where it is wrong.
+        func malformed(_ edit: (inout [String: Any]) -> Void) throws -> (Int32, String) {
+            var c = conversation
+            edit(&c)
+            let path = dir.path + "/malformed.json"
+            try JSONSerialization.data(withJSONObject: [c]).write(to: URL(fileURLWithPath: path))
+            let (s, _, m) = try run(["eval", "locomo", path, "--store", dir.path + "/malformed", "--model", encoderPath])
+            #expect(!FileManager.default.fileExists(atPath: dir.path + "/malformed"))
+            return (s, m)
+        }
+        var conv = try #require(conversation["conversation"] as? [String: Any])
+        let (s5, m5) = try malformed { c in
+            conv["session_2"] = [["speaker": "Ana", "dia_id": "D2:1"]]
+            c["conversation"] = conv
+        }
+        #expect(s5 == 65 && m5.contains("conversation tiny session_2 turn 0: needs string `dia_id` and `text`"), "\(m5)")
+        let (s6, m6) = try malformed { c in c["qa"] = [["question": "Where?", "evidence": "D1:1", "category": 4]] }
+        #expect(s6 == 65 && m6.contains("conversation tiny question 0: `evidence` is not a list"), "\(m6)")
+        let (s7, m7) = try malformed { c in c["qa"] = [["question": "Where?", "evidence": ["D1:1"]]] }
+        #expect(s7 == 65 && m7.contains("conversation tiny question 0: needs a string `question` and an integer `category`"), "\(m7)")
+        let (s8, m8) = try malformed { c in c["conversation"] = ["speaker_a": "Ana"] }
+        #expect(s8 == 65 && m8.contains("conversation tiny has no turns"), "\(m8)")
     }
 }
 

@@ -76,8 +76,10 @@ struct EvalCommand: AsyncParsableCommand {
                     guard let when = conv["\(key)_date_time"] as? String, let date = dateFormat.date(from: when) else {
                         throw CLIError.data("conversation \(sample) \(key): no parseable session date (want e.g. \"1:56 pm on 8 May, 2023\")")
                     }
-                    let parsed: [Turn] = turns.compactMap { t in
-                        guard let id = t["dia_id"] as? String, let text = t["text"] as? String else { return nil }
+                    let parsed: [Turn] = try turns.enumerated().map { (ti, t) in
+                        guard let id = t["dia_id"] as? String, let text = t["text"] as? String else {
+                            throw CLIError.data("conversation \(sample) \(key) turn \(ti): needs string `dia_id` and `text`")
+                        }
                         var full = text
                         if let caption = t["blip_caption"] as? String, !caption.isEmpty { full += " [shares a photo: \(caption)]" }
                         return Turn(speaker: t["speaker"] as? String ?? "", id: id, text: full)
@@ -85,10 +87,16 @@ struct EvalCommand: AsyncParsableCommand {
                     sessions.append(Session(index: n, time: Int64(date.timeIntervalSince1970) * 1_000_000, turns: parsed))
                 }
                 sessions.sort { $0.index < $1.index }
-                let qa = c["qa"] as? [[String: Any]] ?? []
-                let questions: [Question] = qa.enumerated().compactMap { (qi, q) in
-                    guard let text = q["question"] as? String, let category = q["category"] as? Int else { return nil }
-                    let evidence = (q["evidence"] as? [String] ?? []).flatMap { $0.split(whereSeparator: { $0 == ";" || $0 == " " || $0 == "," }) }
+                guard sessions.contains(where: { !$0.turns.isEmpty }) else { throw CLIError.data("conversation \(sample) has no turns (no `session_N` lists)") }
+                guard let qa = (c["qa"] ?? [Any]()) as? [[String: Any]] else { throw CLIError.data("conversation \(sample): `qa` is not a list of questions") }
+                let questions: [Question] = try qa.enumerated().map { (qi, q) in
+                    guard let text = q["question"] as? String, let category = q["category"] as? Int else {
+                        throw CLIError.data("conversation \(sample) question \(qi): needs a string `question` and an integer `category`")
+                    }
+                    guard let listed = (q["evidence"] ?? [String]()) as? [String] else {
+                        throw CLIError.data("conversation \(sample) question \(qi): `evidence` is not a list of dialogue ids")
+                    }
+                    let evidence = listed.flatMap { $0.split(whereSeparator: { $0 == ";" || $0 == " " || $0 == "," }) }
                         .map(String.init).filter { !$0.isEmpty }
                     return Question(id: "\(sample):\(qi)", text: text, evidence: evidence, category: category)
                 }
