@@ -14,6 +14,10 @@ public enum Reconsolidation {
         public var memories_after = 0
         public var gained = 0
         public var lost = 0
+        /// The same by tier (the tier a lost memory had, a gained one has): a semantic memory lost is a
+        /// grouping the new model's sleep did not make again, its sources still present.
+        public var gained_by_tier: [String: Int] = [:]
+        public var lost_by_tier: [String: Int] = [:]
         public var retiered = 0
         public var superseded_differently = 0
         public var mean_abs_strength_shift = 0.0
@@ -87,7 +91,8 @@ public enum Reconsolidation {
             for (id, o) in oldMemories.sorted(by: { $0.key < $1.key }) {
                 guard let n = newMemories[id] else {
                     diff.lost += 1
-                    if diff.examples.count < 10 { diff.examples.append("\(user): lost “\(o.record.text.prefix(60))”") }
+                    diff.lost_by_tier[o.record.tier.description, default: 0] += 1
+                    if diff.examples.count < 10 { diff.examples.append("\(user): lost \(o.record.tier) “\(o.record.text.prefix(60))”") }
                     continue
                 }
                 if n.record.tier != o.record.tier {
@@ -100,7 +105,8 @@ public enum Reconsolidation {
             }
             for (id, n) in newMemories.sorted(by: { $0.key < $1.key }) where oldMemories[id] == nil {
                 diff.gained += 1
-                if diff.examples.count < 10 { diff.examples.append("\(user): gained “\(n.record.text.prefix(60))”") }
+                diff.gained_by_tier[n.record.tier.description, default: 0] += 1
+                if diff.examples.count < 10 { diff.examples.append("\(user): gained \(n.record.tier) “\(n.record.text.prefix(60))”") }
             }
         }
         diff.mean_abs_strength_shift = shifted > 0 ? (shift / Double(shifted) * 1e4).rounded() / 1e4 : 0

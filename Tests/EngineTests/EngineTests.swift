@@ -645,6 +645,7 @@ struct KeepEverything: MemoryPolicy {
             let target = try Engine(directory: dir.path + "-new", encoder: encoder, policy: KeepEverything())
             let diff = try await Reconsolidation.run(source: j, target: target)
             #expect(diff.commands == 6 && diff.gained == 2 && diff.lost == 0 && diff.memories_before == 2 && diff.memories_after == 4, "\(diff)")
+            #expect(diff.gained_by_tier == ["episodic": 2] && diff.lost_by_tier.isEmpty, "the two chat turns the baseline dropped: \(diff)")
             #expect(diff.recalls_compared == 1)
             let replay = try Replayer.verify(journal: target.journal, decider: target.decider, scratch: dir.path + "-r")
             #expect(replay.divergent == 0)
