@@ -213,6 +213,10 @@ public struct PSMPolicy: MemoryPolicy {
     /// The gate head (optional): the probability that an observation states something worth keeping,
     /// which sets its type, confidence and stability (decay scheduling).
     public let gateHead: LinearHead?
+    /// The type head (tensors `psm.gate.type.*`, recipe 13): one linear head per type of ``gateTypes``;
+    /// a turn the gate head keeps as worth remembering gets the type with the highest score. Nil without it
+    /// (every such turn is a fact).
+    public let gateTypeHeads: [LinearHead]?
     /// Read observations in context (tensor `psm.context`, SPEC.md §11.4) and the fusion constant
     /// (tensor `psm.recall.fusion`); models without them read turns alone and fuse with k = 60.
     public let readsContext: Bool
@@ -247,6 +251,19 @@ public struct PSMPolicy: MemoryPolicy {
     public static let stabilityScaleRange = 0.01...100.0
     public static let lifespanTensor = "psm.sleep.episodic_lifespan_days"
     public static let gateNames = (weights: "psm.gate.weight", bias: "psm.gate.bias", mean: "psm.gate.mean", scale: "psm.gate.scale")
+    public static let gateTypeNames = (weights: "psm.gate.type.weight", bias: "psm.gate.type.bias", mean: "psm.gate.type.mean", scale: "psm.gate.type.scale")
+    /// The types the type head chooses among, in the order of its rows.
+    public static let gateTypes: [MemoryType] = [.fact, .preference, .plan, .event]
+
+    /// The type whose head scores `x` highest (the first of ``gateTypes`` on a tie).
+    public static func gateType(_ heads: [LinearHead], _ x: [Double]) -> MemoryType {
+        var best = 0, top = -Double.infinity
+        for (i, h) in heads.enumerated() {
+            let s = h.score(x)
+            if s > top { top = s; best = i }
+        }
+        return gateTypes[best]
+    }
     public static let interferenceNames = (
         weights: "psm.interference.weight", bias: "psm.interference.bias", mean: "psm.interference.mean", scale: "psm.interference.scale",
         threshold: "psm.interference.threshold"
@@ -331,6 +348,19 @@ public struct PSMPolicy: MemoryPolicy {
         } else {
             gateHead = nil
         }
+        if let info = model.tensors[PSMPolicy.gateTypeNames.weights] {
+            let m = GateFeatures.count(dimension: model.config.hidden), k = PSMPolicy.gateTypes.count
+            guard gateHead != nil else { throw EngineError.invalidArgument("\(model.path): a type head (psm.gate.type.*) needs the gate head") }
+            guard info.shape == [k, m] else { throw EngineError.invalidArgument("\(model.path): type head of shape \(info.shape), expected [\(k), \(m)]") }
+            let tw = try f(PSMPolicy.gateTypeNames.weights, [k, m]), tb = try f(PSMPolicy.gateTypeNames.bias, [k])
+            let tm = try f(PSMPolicy.gateTypeNames.mean, [m]), ts = try f(PSMPolicy.gateTypeNames.scale, [m])
+            guard ts.allSatisfy({ $0 > 0 && $0.isFinite }), tw.allSatisfy(\.isFinite), tm.allSatisfy(\.isFinite), tb.allSatisfy(\.isFinite) else {
+                throw EngineError.invalidArgument("\(model.path): type head has non-finite values or a non-positive scale")
+            }
+            gateTypeHeads = (0..<k).map { LinearHead(weights: Array(tw[($0 * m)..<(($0 + 1) * m)]), bias: tb[$0], mean: tm, scale: ts) }
+        } else {
+            gateTypeHeads = nil
+        }
         /// An optional pairwise head over ``InterferenceFeatures`` with its threshold.
         func pairHead(
             _ what: String, _ names: (weights: String, bias: String, mean: String, scale: String, threshold: String)
@@ -380,12 +410,15 @@ public struct PSMPolicy: MemoryPolicy {
     func gateBeforeScaling(_ input: GateInput) -> GateDecision {
         var g = base.gate(input)
         guard let head = gateHead, let v = input.vector else { return g }
-        let p = 1 / (1 + DeterministicMath.exp(-head.score(GateFeatures.vector(v, text: input.text))))
+        let x = GateFeatures.vector(v, text: input.text)
+        let p = 1 / (1 + DeterministicMath.exp(-head.score(x)))
         let fact = p >= 0.5
-        g.type = fact ? .fact : .smallTalk
+        g.type = fact ? (gateTypeHeads.map { PSMPolicy.gateType($0, x) } ?? .fact) : .smallTalk
         g.confidence = Fixed(p)
         g.stability = fact ? PSMPolicy.factStability : PSMPolicy.chatStability
         g.scores.append(Fixed(p))
+        // With the type head, the decision also records each type's score (clamped as recall weights are).
+        if fact, let heads = gateTypeHeads { for h in heads { g.scores.append(Fixed(max(-1e6, min(1e6, h.score(x))))) } }
         return g
     }
 

@@ -44,6 +44,10 @@ public enum Trainer {
         /// since recipe 11: with recipe 9's echoes and chatter in the curriculum it transfers (LoCoMo dev
         /// evidence turns rated facts 0.891, other turns 0.621; SPEC.md §12.7).
         public var gate = true
+        /// With the gate head, also train the type head (a kept turn's type: fact, preference, plan or
+        /// event). Off by default: perfect on held-out curriculum turns, it does not transfer to real
+        /// conversations (SPEC.md §12.7). Optional so that a manifest without it keeps recipe 12's bytes.
+        public var types: Bool? = nil
         /// Also train the interference head (off by default: on real conversations it over-fires, see SPEC.md §12.7).
         public var interference = false
         /// Also train the consolidation head (which episodes sleep groups into one semantic memory), in place
@@ -180,6 +184,8 @@ public enum Trainer {
         /// The digest of the conversations without echoes the interference head learned from.
         public var interference_curriculum_digest: String?
         public var gate: GateMetrics?
+        /// The type head's held-out accuracy and per-type recall over the curriculum's fact turns.
+        public var gate_types: TypeMetrics?
         public var context: Bool?
         public var fusion: Double?
         /// Held-out MRR of the fused order for each constant of the grid (when it was chosen).
@@ -472,12 +478,56 @@ public enum Trainer {
 
     /// Every curriculum turn as (features, states a fact), embedded as the engine embeds it.
     public static func gateExamples(_ c: Curriculum, encoder: Encoder) -> [(x: [Double], y: Bool, heldOut: Bool)] {
-        var out: [(x: [Double], y: Bool, heldOut: Bool)] = []
+        gateTurns(c, encoder: encoder).map { ($0.x, $0.kind != nil, $0.heldOut) }
+    }
+
+    /// Every curriculum turn as (features, its fact kind or nil for small talk, held out).
+    public static func gateTurns(_ c: Curriculum, encoder: Encoder) -> [(x: [Double], kind: String?, heldOut: Bool)] {
+        var out: [(x: [Double], kind: String?, heldOut: Bool)] = []
         for (ci, conv) in c.conversations.enumerated() {
             let (turns, vectors) = embeddedTurns(conv, encoder: encoder)
-            for (i, t) in turns.enumerated() { out.append((GateFeatures.vector(vectors[i], text: t.text), t.fact != nil, ci % 5 == 4)) }
+            for (i, t) in turns.enumerated() { out.append((GateFeatures.vector(vectors[i], text: t.text), t.fact, ci % 5 == 4)) }
         }
         return out
+    }
+
+    /// The memory type each curriculum fact kind teaches the type head (``PSMPolicy/gateTypes`` order):
+    /// what someone likes is a preference, a trip ahead a plan, something done an event, the rest facts.
+    public static let typeOfFactKind: [String: MemoryType] = [
+        "pet": .fact, "job": .fact, "city": .fact, "allergy": .fact, "sibling": .fact,
+        "hobby": .preference, "food": .preference, "plan": .plan, "event": .event,
+    ]
+
+    public struct TypeMetrics: Sendable, Codable, Equatable {
+        public var train_turns: Int
+        public var held_out_turns: Int
+        public var held_out_accuracy: Double
+        /// Held-out recall per type name.
+        public var held_out_recall: [String: Double]
+    }
+
+    /// The type head: one balanced logistic regression per type of ``PSMPolicy/gateTypes`` (one against
+    /// the rest) over the fact turns, the type the highest score (the first on a tie). Deterministic.
+    public static func fitGateTypes(
+        _ turns: [(x: [Double], kind: String?, heldOut: Bool)], epochs: Int = 200, learningRate: Double = 0.3, l2: Double = 1e-2
+    ) -> ([LinearHead], TypeMetrics) {
+        let facts = turns.compactMap { t in t.kind.flatMap { typeOfFactKind[$0] }.map { (x: t.x, type: $0, heldOut: t.heldOut) } }
+        let train = facts.filter { !$0.heldOut }, held = facts.filter(\.heldOut)
+        let n = facts.first?.x.count ?? 0
+        let heads = PSMPolicy.gateTypes.map { type in
+            logistic(train.map(\.x), train.map { $0.type == type }, dimension: n, epochs: epochs, learningRate: learningRate, l2: l2)
+        }
+        var right = 0
+        var seen: [MemoryType: Int] = [:], hit: [MemoryType: Int] = [:]
+        for p in held {
+            let predicted = PSMPolicy.gateType(heads, p.x)
+            seen[p.type, default: 0] += 1
+            if predicted == p.type { right += 1; hit[p.type, default: 0] += 1 }
+        }
+        func r3(_ v: Double) -> Double { (v * 1000).rounded() / 1000 }
+        let recall = Dictionary(uniqueKeysWithValues: seen.map { ($0.key.description, r3(Double(hit[$0.key] ?? 0) / Double($0.value))) })
+        return (heads, TypeMetrics(
+            train_turns: train.count, held_out_turns: held.count, held_out_accuracy: r3(Double(right) / Double(max(1, held.count))), held_out_recall: recall))
     }
 
     /// Logistic regression with balanced classes, deterministic (as ``fit(_:options:)``).
@@ -498,20 +548,21 @@ public enum Trainer {
 
     /// Writes the PSM model file: every tensor of `encoder` plus the heads and the manifest.
     public static func write(
-        encoder: ModelFile, head: LinearHead, gate: LinearHead?, interference: InterferenceResult?, consolidation: InterferenceResult? = nil, manifest: Report,
-        to path: String
+        encoder: ModelFile, head: LinearHead, gate: LinearHead?, gateTypes: [LinearHead]? = nil, interference: InterferenceResult?, consolidation: InterferenceResult? = nil,
+        manifest: Report, to path: String
     ) throws -> (id: String, bytes: Int) {
         let enc = JSONEncoder()
         enc.outputFormatting = [.sortedKeys]
         return try writeModel(
-            encoder: encoder, head: head, gate: gate, interference: interference, consolidation: consolidation, context: manifest.context ?? false, fusion: manifest.fusion,
+            encoder: encoder, head: head, gate: gate, gateTypes: gateTypes, interference: interference, consolidation: consolidation, context: manifest.context ?? false,
+            fusion: manifest.fusion,
             spread: manifest.spread, spaced: manifest.options.spaced == true, recurrence: manifest.options.recurrence == true, episodicLifespanDays: manifest.options.episodicLifespanDays, manifestJSON: Array(try enc.encode(manifest)), to: path)
     }
 
     /// Writes `encoder`'s tensors (not its `psm.*` heads) plus `head` and the manifest bytes.
     public static func writeModel(
-        encoder: ModelFile, head: LinearHead, gate: LinearHead? = nil, interference: InterferenceResult? = nil, consolidation: InterferenceResult? = nil,
-        context: Bool = false, fusion: Double? = nil,
+        encoder: ModelFile, head: LinearHead, gate: LinearHead? = nil, gateTypes: [LinearHead]? = nil, interference: InterferenceResult? = nil,
+        consolidation: InterferenceResult? = nil, context: Bool = false, fusion: Double? = nil,
         spread: RecallSpread? = nil, spaced: Bool = false, recurrence: Bool = false, episodicLifespanDays: Double? = nil, stabilityScale: Double? = nil,
         manifestJSON json: [UInt8], to path: String
     ) throws -> (id: String, bytes: Int) {
@@ -535,6 +586,14 @@ public enum Trainer {
             w.add(PSMPolicy.gateNames.bias, f32: [Float(g.bias)], shape: [1])
             w.add(PSMPolicy.gateNames.mean, f32: g.mean.map(Float.init), shape: [m])
             w.add(PSMPolicy.gateNames.scale, f32: g.scale.map(Float.init), shape: [m])
+        }
+        if let t = gateTypes, let first = t.first {
+            // One standardization (every type's regression saw the same rows), one weight row per type.
+            let m = first.weights.count, k = t.count
+            w.add(PSMPolicy.gateTypeNames.weights, f32: t.flatMap { $0.weights.map(Float.init) }, shape: [k, m])
+            w.add(PSMPolicy.gateTypeNames.bias, f32: t.map { Float($0.bias) }, shape: [k])
+            w.add(PSMPolicy.gateTypeNames.mean, f32: first.mean.map(Float.init), shape: [m])
+            w.add(PSMPolicy.gateTypeNames.scale, f32: first.scale.map(Float.init), shape: [m])
         }
         /// A pairwise head with its threshold, under `names`.
         func pairHead(_ p: InterferenceResult?, _ names: (weights: String, bias: String, mean: String, scale: String, threshold: String)) {
@@ -582,16 +641,19 @@ public enum Trainer {
         // The consolidation head learns from the variant with repeated episodes.
         let repeated = options.consolidation == true ? Curriculum(seed: options.seed, count: options.conversations, repeats: true, echoes: false) : nil
         let consolidation = repeated.map { fitInterference(consolidationPairs($0, encoder: encoder, context: options.context)) }
-        let gate = options.gate ? fitGate(gateExamples(curriculum, encoder: encoder)) : nil
+        let gateTurns = options.gate ? gateTurns(curriculum, encoder: encoder) : []
+        let gate = options.gate ? fitGate(gateTurns.map { ($0.x, $0.kind != nil, $0.heldOut) }) : nil
+        let types = options.gate && options.types == true ? fitGateTypes(gateTurns) : nil
         let report = Report(
             curriculum_digest: curriculum.digest, options: options, encoder: encoderFile.id, questions: groups.count,
             examples: groups.reduce(0) { $0 + $1.labels.count }, positives: groups.reduce(0) { $0 + $1.labels.filter { $0 }.count },
             held_out_baseline: evaluate(groups, head: nil), held_out_trained: evaluate(groups, head: head, spread: spread.spread),
             weights: Dictionary(uniqueKeysWithValues: zip(RecallFeatures.names, head.weights)), bias: head.bias, interference: interference?.metrics, consolidation: consolidation?.metrics,
-            consolidation_curriculum_digest: repeated?.digest, interference_curriculum_digest: plain?.digest, gate: gate?.1,
+            consolidation_curriculum_digest: repeated?.digest, interference_curriculum_digest: plain?.digest, gate: gate?.1, gate_types: types?.1,
             context: options.context, fusion: chosen.k, fusion_mrr: chosen.mrr.isEmpty ? nil : chosen.mrr,
             spread: spread.spread, spread_mrr: spread.mrr.isEmpty ? nil : spread.mrr)
-        let (id, _) = try write(encoder: encoderFile, head: head, gate: gate?.0, interference: interference, consolidation: consolidation, manifest: report, to: out)
+        let (id, _) = try write(
+            encoder: encoderFile, head: head, gate: gate?.0, gateTypes: types?.0, interference: interference, consolidation: consolidation, manifest: report, to: out)
         return (id, report)
     }
 }

