@@ -282,6 +282,12 @@ struct KeepEverything: MemoryPolicy {
             #expect(rep["divergent"] as? Int == 0 && (rep["checked"] as? Int ?? 0) >= 6, "\(rep)")
             #expect((rep["state_hash"] as? String)?.count == 64)
         }
+        // Without --threads the encoder takes $PSM_THREADS (reported), and a bad value is refused.
+        let (ts, tdata, _) = try run(["replay", "--verify", "--json", "--store", dir.path + "/store", "--model", encoderPath], extra: ["PSM_THREADS": "3"])
+        let threaded = try #require(try JSONSerialization.jsonObject(with: tdata) as? [String: Any])
+        #expect(ts == 0 && threaded["threads"] as? Int == 3 && threaded["divergent"] as? Int == 0, "\(threaded)")
+        let (bs, _, berr) = try run(["replay", "--verify", "--json", "--store", dir.path + "/store", "--model", encoderPath], extra: ["PSM_THREADS": "many"])
+        #expect(bs == 64 && berr.contains("PSM_THREADS must be 1...64, got many"), "\(bs) \(berr)")
         // The questions again over the kept store, without ingesting: the same scores, and every
         // candidate with its features; the journal is not written to.
         let before = try FileManager.default.attributesOfItem(atPath: dir.path + "/store/journal/data.mdb")[.size] as? Int

@@ -119,6 +119,8 @@ public final class Encoder: @unchecked Sendable {
         threads = max(1, n)
     }
     nonisolated(unsafe) static var threads = 1
+    /// The thread count ``setThreads(_:)`` last set (1 until then).
+    public static var currentThreads: Int { threads }
 
     /// Embeds each text (tokenized, truncated to the model's maximum sequence length).
     public func embed(_ texts: [String]) -> [[Float]] {

@@ -31,12 +31,12 @@ struct EmbedCommand: ParsableCommand {
             """)
     @OptionGroup var model: ModelOptions
     @Option(help: "Texts per forward pass (1...1024).") var batch: Int = 32
-    @Option(help: "OpenBLAS threads (1...64).") var threads: Int = 1
+    @Option(help: "Encoder threads (1...64; default: $PSM_THREADS, else the processor count up to 8).") var threads: Int?
     @Flag(help: "Print one JSON object per line: {\"embedding\": [...], \"tokens\": N, \"truncated_tokens\": N}.") var json = false
 
     func validate() throws {
         guard (1...1024).contains(batch) else { throw ValidationError("--batch must be 1...1024, got \(batch)") }
-        guard (1...64).contains(threads) else { throw ValidationError("--threads must be 1...64, got \(threads)") }
+        if let threads, !(1...64).contains(threads) { throw ValidationError("--threads must be 1...64, got \(threads)") }
     }
 
     struct Line: Encodable { var embedding: [Float]; var tokens: Int; var truncated_tokens: Int }
@@ -44,7 +44,7 @@ struct EmbedCommand: ParsableCommand {
     func run() throws {
         try guarded {
             let encoder = try Encoder(model: try model.open())
-            Encoder.setThreads(threads)
+            if let threads { Encoder.setThreads(threads) }
             let data = FileHandle.standardInput.readDataToEndOfFile()
             var lines = data.split(separator: 0x0A, omittingEmptySubsequences: false)
             if lines.last?.isEmpty == true { lines.removeLast() }

@@ -43,6 +43,7 @@ extension PSM {
                 """)
         }
         do {
+            do { Encoder.setThreads(try encoderThreads(ProcessInfo.processInfo.environment)) } catch { throw reportedExit(error) }
             var command = try parseAsRoot()
             if var asyncCommand = command as? any AsyncParsableCommand {
                 try await asyncCommand.run()
@@ -53,6 +54,18 @@ extension PSM {
             exit(withError: error)
         }
     }
+}
+
+/// The encoder's thread count for every command that encodes (`--threads` of `embed`, `replay` and
+/// `bench encoder` overrides it): $PSM_THREADS (1...64), else the processor count up to 8. Results never
+/// depend on it (SPEC.md §10); a cold recall encodes the token states of up to 100 memories, and on two
+/// cores that takes half the time.
+func encoderThreads(_ env: [String: String]) throws -> Int {
+    if let v = env["PSM_THREADS"], !v.isEmpty {
+        guard let n = Int(v), (1...64).contains(n) else { throw CLIError.usage("PSM_THREADS must be 1...64, got \(v)") }
+        return n
+    }
+    return max(1, min(8, ProcessInfo.processInfo.activeProcessorCount))
 }
 
 /// Options every store command takes.

@@ -40,12 +40,12 @@ struct ReplayCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Tenant of --user.", valueName: "TENANT")) var tenant: String?
     @Flag(help: "Verify (the only mode: replay never writes to the store).") var verify = false
     @OptionGroup var modelOption: ModelOption
-    @Option(help: "Threads the encoder may use (1...64).") var threads: Int = 1
+    @Option(help: "Threads the encoder may use (1...64; default: $PSM_THREADS, else the processor count up to 8). Decisions do not depend on it.") var threads: Int?
     @Flag(help: "Print JSON.") var json = false
 
     func validate() throws {
         guard verify else { throw ValidationError("pass --verify (replay only verifies; it never writes)") }
-        guard (1...64).contains(threads) else { throw ValidationError("--threads must be 1...64, got \(threads)") }
+        if let threads, !(1...64).contains(threads) { throw ValidationError("--threads must be 1...64, got \(threads)") }
     }
 
     struct Output: Encodable {
@@ -74,7 +74,7 @@ struct ReplayCommand: AsyncParsableCommand {
             // PSM model and the store's encoder.
             let active = try Engine.activeModel(in: journal)
             let file = try modelOption.resolve(store, quiet: json, matching: active)
-            Encoder.setThreads(threads)
+            if let threads { Encoder.setThreads(threads) }
             let decider = Decider(policy: try file.map { try policy(for: $0) } ?? RuleBaseline(), encoder: try file.map { try Encoder(model: $0) })
             let start = Date()
             let bar = Progress(label: "replay", total: try journal.stats().lastPosition, enabled: !json)
@@ -83,7 +83,7 @@ struct ReplayCommand: AsyncParsableCommand {
             bar.finish()
             let out = Output(
                 commands: r.commands, checked: r.checked, divergent: r.divergent, first_divergence: r.first, state_hash: hexBytes(r.stateHash),
-                checkpoint: r.checkpoint, backend: "lmdb", model: hexBytes(decider.modelID), threads: threads, seconds: Date().timeIntervalSince(start))
+                checkpoint: r.checkpoint, backend: "lmdb", model: hexBytes(decider.modelID), threads: Encoder.currentThreads, seconds: Date().timeIntervalSince(start))
             if json {
                 try printJSON(out)
             } else {
@@ -107,7 +107,7 @@ struct ReplayCommand: AsyncParsableCommand {
             active = m.model
         }
         let file = try modelOption.resolve(store, quiet: json, matching: active)
-        Encoder.setThreads(threads)
+        if let threads { Encoder.setThreads(threads) }
         let decider = Decider(policy: try file.map { try policy(for: $0) } ?? RuleBaseline(), encoder: try file.map { try Encoder(model: $0) })
         var users: [UserRef] = []
         if let user {
@@ -143,7 +143,7 @@ struct ReplayCommand: AsyncParsableCommand {
         bar.finish()
         let out = Output(
             commands: total.commands, checked: total.checked, divergent: total.divergent, first_divergence: total.first, users: users.count,
-            backend: "postgres", model: hexBytes(decider.modelID), threads: threads, seconds: Date().timeIntervalSince(start))
+            backend: "postgres", model: hexBytes(decider.modelID), threads: Encoder.currentThreads, seconds: Date().timeIntervalSince(start))
         if json {
             try printJSON(out)
         } else {
