@@ -45,7 +45,7 @@ struct DemoCommand: AsyncParsableCommand {
 
     func modelFile() async throws -> ModelFile {
         try await ModelDefault.resolve(model) {
-            print("preparing the default PSM model (first run): importing the encoder and training the recall head on the curriculum…")
+            print("preparing the default PSM model (first run): importing the encoder and training its heads on the curriculum (about 2½ minutes on two cores)…")
         }
     }
 
