@@ -255,13 +255,10 @@ public struct PSMPolicy: MemoryPolicy {
     /// The types the type head chooses among, in the order of its rows.
     public static let gateTypes: [MemoryType] = [.fact, .preference, .plan, .event]
 
-    /// The type whose head scores `x` highest (the first of ``gateTypes`` on a tie).
-    public static func gateType(_ heads: [LinearHead], _ x: [Double]) -> MemoryType {
-        var best = 0, top = -Double.infinity
-        for (i, h) in heads.enumerated() {
-            let s = h.score(x)
-            if s > top { top = s; best = i }
-        }
+    /// The type of the highest of the type head's `scores` (one per ``gateTypes``; the first on a tie).
+    public static func gateType(scores: [Double]) -> MemoryType {
+        var best = 0
+        for (i, s) in scores.enumerated() where s > scores[best] { best = i }
         return gateTypes[best]
     }
     public static let interferenceNames = (
@@ -413,12 +410,13 @@ public struct PSMPolicy: MemoryPolicy {
         let x = GateFeatures.vector(v, text: input.text)
         let p = 1 / (1 + DeterministicMath.exp(-head.score(x)))
         let fact = p >= 0.5
-        g.type = fact ? (gateTypeHeads.map { PSMPolicy.gateType($0, x) } ?? .fact) : .smallTalk
+        let typeScores = fact ? gateTypeHeads?.map { $0.score(x) } : nil
+        g.type = fact ? (typeScores.map { PSMPolicy.gateType(scores: $0) } ?? .fact) : .smallTalk
         g.confidence = Fixed(p)
         g.stability = fact ? PSMPolicy.factStability : PSMPolicy.chatStability
         g.scores.append(Fixed(p))
         // With the type head, the decision also records each type's score (clamped as recall weights are).
-        if fact, let heads = gateTypeHeads { for h in heads { g.scores.append(Fixed(max(-1e6, min(1e6, h.score(x))))) } }
+        for s in typeScores ?? [] { g.scores.append(Fixed(max(-1e6, min(1e6, s)))) }
         return g
     }
 
@@ -488,15 +486,12 @@ public struct PSMPolicy: MemoryPolicy {
             let a = seed.record, b = other.record
             return a.type != .smallTalk && b.type != .smallTalk && (a.session.isEmpty || a.session != b.session)
         }
-        guard let head = consolidation else {
-            guard recurrence else { return base.sleep(input) }
-            return base.sleep(input) { seed, sv, other, ov in
-                recurs(seed, other) && RuleBaseline.cosine(sv, ov) >= RuleBaseline.consolidationThreshold
-            }
-        }
+        guard consolidation != nil || recurrence else { return base.sleep(input) }
         let threshold = consolidationThreshold
         return base.sleep(input) { seed, sv, other, ov in
-            guard sv.values.count == ov.values.count, recurs(seed, other) else { return false }
+            guard recurs(seed, other) else { return false }
+            guard let head = consolidation else { return RuleBaseline.joins(sv, ov) }
+            guard sv.values.count == ov.values.count else { return false }
             let x = InterferenceFeatures.vector(
                 new: sv, old: ov, sameSpeaker: !seed.record.speaker.isEmpty && seed.record.speaker == other.record.speaker,
                 newText: seed.record.text, oldText: other.record.text)

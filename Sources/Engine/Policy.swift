@@ -139,8 +139,11 @@ public struct RuleBaseline: MemoryPolicy {
     public static let consolidationThreshold = 0.9
 
     public func sleep(_ input: SleepInput) -> [MemoryEvent] {
-        sleep(input) { _, sv, _, ov in Self.cosine(sv, ov) >= Self.consolidationThreshold }
+        sleep(input) { _, sv, _, ov in Self.joins(sv, ov) }
     }
+
+    /// The rule's grouping test: two episodes are one recurring thing when their cosine reaches the threshold.
+    static func joins(_ a: QuantizedVector, _ b: QuantizedVector) -> Bool { cosine(a, b) >= consolidationThreshold }
 
     /// Sleep with `joins(seed, seed vector, episode, episode vector)` deciding whether an episode joins a
     /// seed's consolidation group (the rule: cosine ≥ 0.9; a PSM model's consolidation head).

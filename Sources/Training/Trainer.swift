@@ -520,7 +520,7 @@ public enum Trainer {
         var right = 0
         var seen: [MemoryType: Int] = [:], hit: [MemoryType: Int] = [:]
         for p in held {
-            let predicted = PSMPolicy.gateType(heads, p.x)
+            let predicted = PSMPolicy.gateType(scores: heads.map { $0.score(p.x) })
             seen[p.type, default: 0] += 1
             if predicted == p.type { right += 1; hit[p.type, default: 0] += 1 }
         }

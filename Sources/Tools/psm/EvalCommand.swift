@@ -210,6 +210,7 @@ struct EvalCommand: AsyncParsableCommand {
             var candidateLines = candidates.map { _ in [String]() }
             for c in conversations {
                 let user = try UserRef(tenant: "locomo", user: c.sample)
+                let turns = c.sessions.reduce(0) { $0 + $1.turns.count }
                 var kept: [String: Bool] = [:]
                 let start = Date()
                 var last: Int64 = 0
@@ -218,7 +219,7 @@ struct EvalCommand: AsyncParsableCommand {
                     let listing = try engine.tiers(user)
                     last = listing.user.lastEventTime
                     for m in listing.memories.values.joined() { for id in m.record.sourceIDs { kept[id] = true } }
-                    done += UInt64(c.sessions.reduce(0) { $0 + $1.turns.count })
+                    done += UInt64(turns)
                     bar.update(done)
                 }
                 for s in c.sessions where !questionsOnly {
@@ -237,7 +238,6 @@ struct EvalCommand: AsyncParsableCommand {
                 }
                 ingestSeconds += Date().timeIntervalSince(start)
                 let listing = try engine.tiers(user)
-                let turns = c.sessions.reduce(0) { $0 + $1.turns.count }
                 var active = 0, conversationEvidence = 0, conversationKept = 0
                 var conversationOverall = Scores(), conversationCategories: [Int: Scores] = [:]
                 for t in [Tier.working, .episodic, .semantic] {
