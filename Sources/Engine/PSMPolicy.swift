@@ -9,12 +9,13 @@ public enum RecallFeatures {
     public static let names = [
         "lexical_log1p", "lexical_hit", "lexical_rrf", "dense", "dense_hit", "dense_rrf", "strength", "age_log1p_days",
         "recalls_log1p", "confidence", "valid", "semantic", "archival", "speaker_named", "fused", "lexical_rel", "dense_rel",
-        "token_match", "token_rel", "question",
+        "token_match", "token_rel", "question", "time_match",
     ]
     /// Heads of recipe 4 and earlier weigh the first 14 features (no `fused`), recipe 5 the first 15
     /// (no `lexical_rel`, `dense_rel`), recipe 8 the first 17 (no `token_match`, `token_rel`), recipe 9
-    /// the first 19 (no `question`); every length here loads, and a head weighs its first features.
-    public static let loadableCounts = [14, 15, 17, 19, 20]
+    /// the first 19 (no `question`), recipe 12 the first 20 (no `time_match`); every length here loads,
+    /// and a head weighs its first features.
+    public static let loadableCounts = [14, 15, 17, 19, 20, 21]
     /// The token-matching features (``TokenMatcher``): a head that weighs either needs the engine to fill
     /// ``Candidate/tokenMatch``.
     public static let tokenFeatures = ["token_match", "token_rel"]
@@ -30,13 +31,14 @@ public enum RecallFeatures {
     }
     @inline(__always) public static func inPool(_ c: Candidate) -> Bool { inPool(lexicalRank: c.lexicalRank, denseRank: c.denseRank) }
 
-    /// What the features of one query share: its terms, and the mean of the pooled `lexical_log1p`,
-    /// `dense` and `token_match` scores over the pool (0 for an empty pool).
+    /// What the features of one query share: its terms, the dates it names (``TimeCue``), and the mean
+    /// of the pooled `lexical_log1p`, `dense` and `token_match` scores over the pool (0 for an empty pool).
     public struct Query: Sendable {
         public var terms: Set<String>
         public var lexicalMean: Double
         public var denseMean: Double
         public var tokenMean: Double
+        public var cues: [TimeCue] = []
     }
 
     /// The query's terms and its candidates' mean scores, computed once per query.
@@ -51,7 +53,7 @@ public enum RecallFeatures {
             token += pooledToken(c)
         }
         let n = Double(max(1, pool.count))
-        return Query(terms: Set(Analyzer.terms(text)), lexicalMean: lexical / n, denseMean: dense / n, tokenMean: token / n)
+        return Query(terms: Set(Analyzer.terms(text)), lexicalMean: lexical / n, denseMean: dense / n, tokenMean: token / n, cues: TimeCue.parse(text))
     }
 
     @inline(__always) static func lexicalLog1p(_ c: Candidate) -> Double { DeterministicMath.log(1 + max(0, c.lexical)) }
@@ -80,7 +82,7 @@ public enum RecallFeatures {
             DeterministicMath.log(1 + ageDays), DeterministicMath.log(1 + Double(m.recallCount)), m.confidence.value, m.isValid ? 1 : 0,
             m.tier == .semantic ? 1 : 0, m.tier == .archival ? 1 : 0, speakerNamed ? 1 : 0, c.fused,
             pooledLexical(c) - q.lexicalMean, pooledDense(c) - q.denseMean, pooledToken(c), pooledToken(c) - q.tokenMean,
-            asks(m.text) ? 1 : 0,
+            asks(m.text) ? 1 : 0, q.cues.contains { $0.matches(m.validFrom) } ? 1 : 0,
         ]
     }
 

@@ -114,6 +114,12 @@ public enum Fold {
 
     /// The UTC calendar date of an event time (µs since the epoch) as the index holds it: "8 May 2023".
     public static func dateText(_ time: Int64) -> String {
+        let d = civilDate(time)
+        return "\(d.day) \(monthNames[d.month - 1]) \(d.year)"
+    }
+
+    /// The UTC calendar date (year, month 1-12, day 1-31) of an event time in µs since the epoch.
+    public static func civilDate(_ time: Int64) -> (year: Int, month: Int, day: Int) {
         // Days since 1970-01-01 to a proleptic Gregorian civil date (Howard Hinnant's days_from_civil inverse).
         let days = time >= 0 ? time / 86_400_000_000 : (time + 1) / 86_400_000_000 - 1
         let z = days + 719_468
@@ -125,7 +131,7 @@ public enum Fold {
         let day = doy - (153 * mp + 2) / 5 + 1
         let month = mp < 10 ? mp + 3 : mp - 9
         let year = yoe + era * 400 + (month <= 2 ? 1 : 0)
-        return "\(day) \(monthNames[Int(month) - 1]) \(year)"
+        return (Int(year), Int(month), Int(day))
     }
 
     /// Applies `event`. `name` resolves the stream's name the first time a user is seen.

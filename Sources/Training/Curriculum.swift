@@ -43,12 +43,17 @@ public struct Curriculum: Sendable {
     /// (the episodes sleep should consolidate) instead of updated; the consolidation head trains on that
     /// variant. With `echoes` (recipe 9) the other speaker often reacts to a fact by repeating its value,
     /// and some small talk is chatter about a fact's topic; without them (and without repeats) the
-    /// conversations are exactly those of recipes 7 and 8.
-    public init(seed: UInt64, count: Int, sessions: ClosedRange<Int> = 5...9, repeats: Bool = false, echoes: Bool = true) {
+    /// conversations are exactly those of recipes 7 and 8. With `timeCues` (recipe 13) a quarter of the
+    /// questions name the date their evidence was said ("… on 9 March, 2023?"), drawn from a generator of
+    /// their own, so the turns and the other questions are the same as without.
+    public init(seed: UInt64, count: Int, sessions: ClosedRange<Int> = 5...9, repeats: Bool = false, echoes: Bool = true, timeCues: Bool = false) {
         var rng = SplitMix64(seed: seed)
         var out: [Conversation] = []
         for i in 0..<count {
-            var g = Generator(rng: SplitMix64(seed: rng.next()), id: "cur-\(seed)-\(i)", sessionCount: sessions, repeats: repeats, echoes: echoes)
+            let conversationSeed = rng.next()
+            var g = Generator(
+                rng: SplitMix64(seed: conversationSeed), id: "cur-\(seed)-\(i)", sessionCount: sessions, repeats: repeats, echoes: echoes,
+                cues: timeCues ? SplitMix64(seed: conversationSeed ^ 0x7469_6d65_6375_6573) : nil)
             out.append(g.conversation())
         }
         conversations = out
@@ -72,6 +77,26 @@ struct Generator {
     let sessionCount: ClosedRange<Int>
     var repeats = false
     var echoes = true
+    /// The time cues' own choices (nil: questions name no dates).
+    var cues: SplitMix64? = nil
+
+    /// The share of questions that name their evidence's date, and how they name it (`{d}` day, `{m}`
+    /// month, `{y}` year), inserted before the question mark.
+    static let cueChance = 0.25
+    static let cueForms = [" on {d} {m}, {y}", " in {m} {y}", ", as mentioned on {m} {d}, {y}", " on {d} {m} {y}", " in {m}"]
+
+    /// `question` naming the date of `time` in one of ``cueForms``, a quarter of the time (with cues on).
+    mutating func cued(_ question: String, _ time: Int64) -> String {
+        guard var r = cues else { return question }
+        defer { cues = r }
+        guard Double(r.next() >> 11) / Double(1 << 53) < Self.cueChance else { return question }
+        let form = Self.cueForms[Int(r.next() % UInt64(Self.cueForms.count))]
+        let d = Fold.civilDate(time)
+        let cue = form.replacingOccurrences(of: "{d}", with: "\(d.day)").replacingOccurrences(of: "{m}", with: Fold.monthNames[d.month - 1])
+            .replacingOccurrences(of: "{y}", with: "\(d.year)")
+        let body = question.hasSuffix("?") ? String(question.dropLast()) : question
+        return body + cue + "?"
+    }
 
     mutating func pick<T>(_ a: [T]) -> T { a[Int(rng.next() % UInt64(a.count))] }
     mutating func chance(_ p: Double) -> Bool { Double(rng.next() >> 11) / Double(1 << 53) < p }
@@ -336,7 +361,11 @@ struct Generator {
             // the conversation do; the other half paraphrase it.
             let q = chance(0.5) ? echo : pick(kind.questions).replacingOccurrences(of: "{p}", with: who).replacingOccurrences(of: "{v}", with: value)
                 .replacingOccurrences(of: "{x}", with: extra)
-            questions.append(.init(text: q, evidence: stating[key] ?? [turn], kind: kind.key))
+            let evidence = stating[key] ?? [turn]
+            // The date the (latest) evidence was said: its session's.
+            let session = evidence.last.flatMap { $0.dropFirst().split(separator: ":").first.flatMap { Int($0) } }
+            let time = sessions.first { $0.index == session }?.time ?? sessions[0].time
+            questions.append(.init(text: cued(q, time), evidence: evidence, kind: kind.key))
         }
         return .init(id: id, speakers: speakers, sessions: sessions, questions: questions)
     }

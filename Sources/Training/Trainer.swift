@@ -10,7 +10,7 @@ import Projections
 public enum Trainer {
     /// Bumped whenever the curriculum, the features, the training or the baseline decisions it trains
     /// against change, so a cached default model from an older recipe is rebuilt, not reused.
-    public static let recipe = 12
+    public static let recipe = 13
 
     /// Recall features held at weight 0: the curriculum's tiers, ages and confidences are artefacts of
     /// the rule baseline's decay on synthetic time spans; learned on it, they did not transfer (a strong
@@ -28,7 +28,10 @@ public enum Trainer {
     /// speaker named, and `token_match` and `token_rel`. On the curriculum token matching subsumes the
     /// shared words (`lexical_rel` fits a negative weight beside it); on LoCoMo dev, over one curriculum,
     /// this set measured R_any@1 0.495 against 0.480 with `lexical_rel` kept (SPEC.md §12.7).
-    public static let defaultRecallFeatures = ["fused", "speaker_named", "token_match", "token_rel", "question"]
+    ///
+    /// Recipe 13 adds `time_match` (the memory was said on a date the question names), taught by the
+    /// curriculum's time-cued questions (``Options/timeCues``).
+    public static let defaultRecallFeatures = ["fused", "speaker_named", "token_match", "token_rel", "question", "time_match"]
     public struct Options: Sendable, Codable {
         public var seed: UInt64 = 1
         /// 144: with 48 the held-out set (104 questions) could not tell the context-spreading settings
@@ -63,6 +66,9 @@ public enum Trainer {
         /// Sleep consolidates recurrences only (SPEC.md §12.7): the model file gets `psm.sleep.recurrence`
         /// = 1 (recipe 12). Optional so that a manifest without it keeps recipe 11's bytes.
         public var recurrence: Bool? = true
+        /// A quarter of the curriculum's questions name their evidence's date (recipe 13), so the head learns
+        /// `time_match`. Optional so that a manifest without it keeps recipe 12's bytes.
+        public var timeCues: Bool? = true
         /// The fusion constant; nil chooses it from ``fusionGrid`` by MRR of the fused order (on the
         /// questions ``chooseOnTraining`` names).
         public var fusion: Double? = nil
@@ -624,7 +630,7 @@ public enum Trainer {
     public static func train(
         encoderFile: ModelFile, options: Options, out: String, scratch: String, progress: ((Int, Int) -> Void)? = nil
     ) async throws -> (id: String, report: Report) {
-        let curriculum = Curriculum(seed: options.seed, count: options.conversations)
+        let curriculum = Curriculum(seed: options.seed, count: options.conversations, timeCues: options.timeCues == true)
         let encoder = try Encoder(model: encoderFile)
         let collected = try await collect(curriculum, encoder: encoder, options: options, scratch: scratch, progress: progress)
         // Recipe 10 chooses the fusion constant and the spreading on the training questions (about 1,300),

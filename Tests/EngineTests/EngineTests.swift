@@ -415,6 +415,26 @@ struct KeepEverything: MemoryPolicy {
             let fact = Dictionary(uniqueKeysWithValues: conv.sessions.flatMap { $0.turns.map { ($0.id, $0.fact != nil) } })
             #expect(conv.questions.allSatisfy { $0.evidence.allSatisfy { fact[$0] == true } })
         }
+        // Recipe 13: with time cues about a quarter of the questions name the date their evidence was said
+        // (its session's), and nothing else changes — the same turns, the same questions otherwise.
+        let cued = Curriculum(seed: 1, count: 24, timeCues: true)
+        var named = 0, asked = 0
+        for (plain, dated) in zip(big.conversations, cued.conversations) {
+            #expect(plain.sessions == dated.sessions && plain.questions.map(\.evidence) == dated.questions.map(\.evidence))
+            for (p, d) in zip(plain.questions, dated.questions) {
+                asked += 1
+                // (A travel plan's question may name its month already: "… going to Lisbon in May?")
+                if p.text == d.text { continue }
+                named += 1
+                let cues = TimeCue.parse(d.text)
+                let session = try #require(Int(d.evidence.last!.dropFirst().split(separator: ":")[0]))
+                let time = try #require(dated.sessions.first { $0.index == session }?.time)
+                #expect(cues.count == TimeCue.parse(p.text).count + 1 && cues.last?.matches(time) == true, "\(d.text): \(cues)")
+                #expect(d.text.hasPrefix(String(p.text.dropLast())) && d.text.hasSuffix("?"), "\(p.text) → \(d.text)")
+            }
+        }
+        #expect(Double(named) / Double(asked) > 0.15 && Double(named) / Double(asked) < 0.35, "\(named) of \(asked)")
+        #expect(Trainer.Options().timeCues == true && Trainer.defaultRecallFeatures.contains("time_match"))
     }
 
     @Test func sameSeedSameModelAndTheHeadBeatsTheBaseline() async throws {
@@ -483,11 +503,28 @@ struct KeepEverything: MemoryPolicy {
         let ranked = Decider(policy: newer, encoder: nil).rank(candidates, query: "What pet does Ana have?", at: at, k: 2)
         #expect(ranked.first?.0.memory == second)
 
-        // The default recipe weighs only its chosen features; the rest of the head stays 0.
+        // The default recipe weighs only its chosen features; the rest of the head stays 0. The curriculum's
+        // dated questions teach `time_match` a positive weight (recipe 13).
         options.recallFeatures = Trainer.defaultRecallFeatures
         let (_, chosen) = try await Trainer.train(encoderFile: encoder.model, options: options, out: dir.path + "/d.psm", scratch: dir.path + "/s3")
         #expect(Set(chosen.weights.filter { $0.value != 0 }.keys) == Set(Trainer.defaultRecallFeatures), "\(chosen.weights)")
-        #expect(try PSMPolicy(model: try ModelFile(path: dir.path + "/d.psm")).recall.weights.count == RecallFeatures.count)
+        #expect((chosen.weights["time_match"] ?? 0) > 0, "\(chosen.weights)")
+        let dated = try PSMPolicy(model: try ModelFile(path: dir.path + "/d.psm"))
+        #expect(dated.recall.weights.count == RecallFeatures.count)
+
+        // So a question that names a date ranks what was said that day above the same kind of thing said
+        // on another day, and the decision replays.
+        let engine2 = try Engine(directory: dir.path + "/store2", encoder: try Encoder(model: try ModelFile(path: dir.path + "/d.psm")), policy: dated)
+        defer { engine2.close() }
+        let march = TimeCueTests.midnight(2023, 3, 9) + 15 * 3_600_000_000, june = TimeCueTests.midnight(2023, 6, 2) + 15 * 3_600_000_000
+        _ = try await engine2.observe(u, .init(text: "I went to a pottery class with my sister, it was so relaxing.", session: "s1", speaker: "Ana"), at: march)
+        _ = try await engine2.observe(u, .init(text: "I went to a painting class with my cousin, it was so calming.", session: "s2", speaker: "Ana"), at: june)
+        for (query, expected) in [("What class did Ana go to on 9 March, 2023?", "pottery"), ("What class did Ana go to in June 2023?", "painting")] {
+            let r = try await engine2.recall(u, query: query, k: 2, at: june + day)
+            #expect(r.memories.first?.candidate.view.record.text.contains(expected) == true, "\(query): \(r.memories.map(\.candidate.view.record.text))")
+        }
+        let replay2 = try Replayer.verify(journal: engine2.journal, decider: engine2.decider, scratch: dir.path + "/replay2")
+        #expect(replay2.divergent == 0 && replay2.checked == 4)
     }
 }
 

@@ -58,6 +58,8 @@ struct TrainCommand: AsyncParsableCommand {
     var noSpaced = false
     @Flag(name: .customLong("no-recurrence"), help: "Let sleep consolidate any two episodes whose vectors meet, as the rule baseline does, instead of recurrences only: different sessions, no small talk (no psm.sleep.recurrence).")
     var noRecurrence = false
+    @Flag(name: .customLong("no-time-cues"), help: "Ask every curriculum question without a date, and leave `time_match` out of the recall head (recipe 12's head).")
+    var noTimeCues = false
     @Flag(help: "Also train the type head: the gate head's kept turns typed fact, preference, plan or event (psm.gate.type.*; off by default, it does not transfer to real conversations yet).")
     var types = false
     @Flag(name: .customLong("no-context"), help: "Read observations alone (no psm.context): embed and index each turn without the turn before it and its date.")
@@ -144,6 +146,10 @@ struct TrainCommand: AsyncParsableCommand {
             options.spaced = noSpaced ? nil : true
             options.types = types ? true : nil
             options.recurrence = noRecurrence ? nil : true
+            if noTimeCues {
+                options.timeCues = nil
+                options.recallFeatures = options.recallFeatures?.filter { $0 != "time_match" }
+            }
             options.fusion = fusion
             options.spread = try Self.parseSpread(spread)
             if let list = recallFeatures { options.recallFeatures = list == "all" ? nil : list.split(separator: ",").map(String.init) }
