@@ -9,13 +9,13 @@ public enum RecallFeatures {
     public static let names = [
         "lexical_log1p", "lexical_hit", "lexical_rrf", "dense", "dense_hit", "dense_rrf", "strength", "age_log1p_days",
         "recalls_log1p", "confidence", "valid", "semantic", "archival", "speaker_named", "fused", "lexical_rel", "dense_rel",
-        "token_match", "token_rel", "question", "time_match",
+        "token_match", "token_rel", "question", "time_match", "emotional_weight",
     ]
     /// Heads of recipe 4 and earlier weigh the first 14 features (no `fused`), recipe 5 the first 15
     /// (no `lexical_rel`, `dense_rel`), recipe 8 the first 17 (no `token_match`, `token_rel`), recipe 9
-    /// the first 19 (no `question`), recipe 12 the first 20 (no `time_match`); every length here loads,
-    /// and a head weighs its first features.
-    public static let loadableCounts = [14, 15, 17, 19, 20, 21]
+    /// the first 19 (no `question`), recipe 12 the first 20 (no `time_match`), recipe 13 the first 21 (no
+    /// `emotional_weight`); every length here loads, and a head weighs its first features.
+    public static let loadableCounts = [14, 15, 17, 19, 20, 21, 22]
     /// The token-matching features (``TokenMatcher``): a head that weighs either needs the engine to fill
     /// ``Candidate/tokenMatch``.
     public static let tokenFeatures = ["token_match", "token_rel"]
@@ -82,7 +82,7 @@ public enum RecallFeatures {
             DeterministicMath.log(1 + ageDays), DeterministicMath.log(1 + Double(m.recallCount)), m.confidence.value, m.isValid ? 1 : 0,
             m.tier == .semantic ? 1 : 0, m.tier == .archival ? 1 : 0, speakerNamed ? 1 : 0, c.fused,
             pooledLexical(c) - q.lexicalMean, pooledDense(c) - q.denseMean, pooledToken(c), pooledToken(c) - q.tokenMean,
-            asks(m.text) ? 1 : 0, q.cues.contains { $0.matches(m.validFrom) } ? 1 : 0,
+            asks(m.text) ? 1 : 0, q.cues.contains { $0.matches(m.validFrom) } ? 1 : 0, m.emotionalWeight.value,
         ]
     }
 
@@ -219,6 +219,10 @@ public struct PSMPolicy: MemoryPolicy {
     /// a turn the gate head keeps as worth remembering gets the type with the highest score. Nil without it
     /// (every such turn is a fact).
     public let gateTypeHeads: [LinearHead]?
+    /// The emotion head (tensors `psm.gate.emotion.*`, optional, recipe 14; needs the gate head): the
+    /// probability that an observation is an emotional disclosure, which is the memory's emotional weight
+    /// and lengthens its stability by that fraction (SPEC.md §12.7). Nil without it (weight 0).
+    public let emotionHead: LinearHead?
     /// Read observations in context (tensor `psm.context`, SPEC.md §11.4) and the fusion constant
     /// (tensor `psm.recall.fusion`); models without them read turns alone and fuse with k = 60.
     public let readsContext: Bool
@@ -254,6 +258,7 @@ public struct PSMPolicy: MemoryPolicy {
     public static let lifespanTensor = "psm.sleep.episodic_lifespan_days"
     public static let gateNames = (weights: "psm.gate.weight", bias: "psm.gate.bias", mean: "psm.gate.mean", scale: "psm.gate.scale")
     public static let gateTypeNames = (weights: "psm.gate.type.weight", bias: "psm.gate.type.bias", mean: "psm.gate.type.mean", scale: "psm.gate.type.scale")
+    public static let emotionNames = (weights: "psm.gate.emotion.weight", bias: "psm.gate.emotion.bias", mean: "psm.gate.emotion.mean", scale: "psm.gate.emotion.scale")
     /// The types the type head chooses among, in the order of its rows.
     public static let gateTypes: [MemoryType] = [.fact, .preference, .plan, .event]
 
@@ -360,6 +365,19 @@ public struct PSMPolicy: MemoryPolicy {
         } else {
             gateTypeHeads = nil
         }
+        if let info = model.tensors[PSMPolicy.emotionNames.weights] {
+            let m = GateFeatures.count(dimension: model.config.hidden)
+            guard gateHead != nil else { throw EngineError.invalidArgument("\(model.path): an emotion head (psm.gate.emotion.*) needs the gate head") }
+            guard info.shape == [m] else { throw EngineError.invalidArgument("\(model.path): emotion head of shape \(info.shape), expected [\(m)]") }
+            let ew = try f(PSMPolicy.emotionNames.weights, [m]), eb = try f(PSMPolicy.emotionNames.bias, [1])
+            let em = try f(PSMPolicy.emotionNames.mean, [m]), es = try f(PSMPolicy.emotionNames.scale, [m])
+            guard es.allSatisfy({ $0 > 0 && $0.isFinite }), ew.allSatisfy(\.isFinite), em.allSatisfy(\.isFinite), eb[0].isFinite else {
+                throw EngineError.invalidArgument("\(model.path): emotion head has non-finite values or a non-positive scale")
+            }
+            emotionHead = LinearHead(weights: ew, bias: eb[0], mean: em, scale: es)
+        } else {
+            emotionHead = nil
+        }
         /// An optional pairwise head over ``InterferenceFeatures`` with its threshold.
         func pairHead(
             _ what: String, _ names: (weights: String, bias: String, mean: String, scale: String, threshold: String)
@@ -419,6 +437,13 @@ public struct PSMPolicy: MemoryPolicy {
         g.scores.append(Fixed(p))
         // With the type head, the decision also records each type's score (clamped as recall weights are).
         for s in typeScores ?? [] { g.scores.append(Fixed(max(-1e6, min(1e6, s)))) }
+        if let e = emotionHead {
+            // The emotional weight, recorded as the decision's last score; a felt memory lasts longer.
+            let w = Fixed(1 / (1 + DeterministicMath.exp(-e.score(x))))
+            g.emotionalWeight = w
+            g.stability = PSMPolicy.emotionalStability(g.stability, weight: w)
+            g.scores.append(w)
+        }
         return g
     }
 
@@ -435,6 +460,15 @@ public struct PSMPolicy: MemoryPolicy {
         }
         // Recorded as a probability (the logistic of the score), which is what a superseded event holds.
         return best.map { ($0.0, Fixed(1 / (1 + DeterministicMath.exp(-$0.1)))) }
+    }
+
+    /// A stability lengthened by an emotional weight w (0…1): s × (1 + w), rounded to whole seconds, at
+    /// most ``MemoryEvent/maxStability``: integer arithmetic on w's fixed-point value (ten-thousandths),
+    /// so the result depends on nothing but the two inputs.
+    public static func emotionalStability(_ s: UInt64, weight w: Fixed) -> UInt64 {
+        let one = UInt64(Fixed.scale), raw = UInt64(max(0, min(Fixed.scale, w.raw)))
+        let capped = min(s, MemoryEvent.maxStability)
+        return min(MemoryEvent.maxStability, (capped * (one + raw) + one / 2) / one)
     }
 
     /// Whether the recall head weighs a token-matching feature (a non-zero weight on one).

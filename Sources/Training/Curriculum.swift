@@ -17,6 +17,8 @@ public struct Curriculum: Sendable {
         /// For a repeat: the earlier turn that stated the same fact (same speaker, kind and value), which
         /// sleep should consolidate it with.
         public var repeats: String? = nil
+        /// For an emotional disclosure (recipe 14, fact kind `life`): true; what the emotion head learns.
+        public var emotional: Bool? = nil
     }
     public struct Session: Sendable, Codable, Equatable {
         public var index: Int
@@ -46,14 +48,21 @@ public struct Curriculum: Sendable {
     /// conversations are exactly those of recipes 7 and 8. With `timeCues` (recipe 13) a quarter of the
     /// questions name the date their evidence was said ("… on 9 March, 2023?"), drawn from a generator of
     /// their own, so the turns and the other questions are the same as without.
-    public init(seed: UInt64, count: Int, sessions: ClosedRange<Int> = 5...9, repeats: Bool = false, echoes: Bool = true, timeCues: Bool = false) {
+    /// With `emotions` (recipe 14) about one small-talk turn in twelve is an emotional disclosure instead
+    /// ("My grandmother passed away last week. I'm heartbroken."), a `life` fact marked `emotional`, chosen
+    /// by a generator of its own, so every other turn and every question is the same as without.
+    public init(
+        seed: UInt64, count: Int, sessions: ClosedRange<Int> = 5...9, repeats: Bool = false, echoes: Bool = true, timeCues: Bool = false,
+        emotions: Bool = false
+    ) {
         var rng = SplitMix64(seed: seed)
         var out: [Conversation] = []
         for i in 0..<count {
             let conversationSeed = rng.next()
             var g = Generator(
                 rng: SplitMix64(seed: conversationSeed), id: "cur-\(seed)-\(i)", sessionCount: sessions, repeats: repeats, echoes: echoes,
-                cues: timeCues ? SplitMix64(seed: conversationSeed ^ 0x7469_6d65_6375_6573) : nil)
+                cues: timeCues ? SplitMix64(seed: conversationSeed ^ 0x7469_6d65_6375_6573) : nil,
+                disclosures: emotions ? SplitMix64(seed: conversationSeed ^ 0x656d_6f74_696f_6e73) : nil)
             out.append(g.conversation())
         }
         conversations = out
@@ -79,6 +88,40 @@ struct Generator {
     var echoes = true
     /// The time cues' own choices (nil: questions name no dates).
     var cues: SplitMix64? = nil
+    /// The emotional disclosures' own choices (nil: none).
+    var disclosures: SplitMix64? = nil
+
+    /// The share of small-talk turns that become an emotional disclosure (with disclosures on).
+    static let disclosureChance = 1.0 / 12
+    /// Strongly felt things people tell each other, bad and good (`{x}` = a name): the curriculum's
+    /// emotional turns. Everything else — facts, reactions, small talk — is not emotional.
+    static let disclosureTexts = [
+        "My grandmother passed away last week. I'm heartbroken.", "We had to put our dog {x} down yesterday, I can't stop crying.",
+        "I was in a car accident on Monday. I'm okay, but I'm still shaking.", "My dad was just diagnosed with cancer and I'm terrified.",
+        "I got laid off this morning and I'm panicking about rent.", "{x} and I broke up after six years. I feel completely lost.",
+        "Our house flooded last night and we lost almost everything.", "My best friend {x} stopped talking to me and it really hurts.",
+        "I spent the night in the hospital with my son after he fell off his bike. Scariest night of my life.",
+        "I had a panic attack at work today, I've never felt so scared.", "My mom is in intensive care. I'm so scared of losing her.",
+        "Someone broke into our apartment while we were away. I don't feel safe anymore.",
+        "I got engaged last night, I'm still shaking with happiness!", "We're having a baby! I just found out and I'm over the moon.",
+        "I finally got the promotion I've worked years for, I cried in the car!", "My daughter {x} was born on Tuesday, I've never felt love like this.",
+        "I passed my bar exam! I screamed so loud the neighbors came over.", "After two years of chemo, I'm officially cancer free!",
+        "I won the regional chess tournament, it's the proudest moment of my life!", "My brother {x} came home from deployment today, we all burst into tears.",
+        "We closed on our first house today, I can't believe it's real!", "I got into my dream university, I'm literally jumping around the room!",
+        "{x} proposed to me on the beach at sunset and I said yes!", "I ran my first marathon for my late father and crossed the line in tears.",
+    ]
+
+    /// An emotional disclosure in place of the small talk just said, a twelfth of the time (with disclosures on).
+    mutating func disclose(_ turns: inout [Curriculum.Turn]) {
+        guard var r = disclosures, !turns.isEmpty else { return }
+        defer { disclosures = r }
+        guard Double(r.next() >> 11) / Double(1 << 53) < Self.disclosureChance else { return }
+        let text = Self.disclosureTexts[Int(r.next() % UInt64(Self.disclosureTexts.count))]
+        let name = Self.firstNames[Int(r.next() % UInt64(Self.firstNames.count))]
+        turns[turns.count - 1].text = text.replacingOccurrences(of: "{x}", with: name)
+        turns[turns.count - 1].fact = "life"
+        turns[turns.count - 1].emotional = true
+    }
 
     /// The share of questions that name their evidence's date, and how they name it (`{d}` day, `{m}`
     /// month, `{y}` year), inserted before the question mark.
@@ -348,6 +391,7 @@ struct Generator {
                     _ = say(who, pick(Self.topicChatter[pick(Self.facts).key] ?? Self.smallTalk))
                 } else {
                     _ = say(who, pick(Self.smallTalk))
+                    disclose(&turns)
                 }
             }
             sessions.append(.init(index: s, time: time, turns: turns))

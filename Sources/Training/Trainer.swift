@@ -10,12 +10,14 @@ import Projections
 public enum Trainer {
     /// Bumped whenever the curriculum, the features, the training or the baseline decisions it trains
     /// against change, so a cached default model from an older recipe is rebuilt, not reused.
-    public static let recipe = 13
+    public static let recipe = 14
 
     /// Recall features held at weight 0: the curriculum's tiers, ages and confidences are artefacts of
     /// the rule baseline's decay on synthetic time spans; learned on it, they did not transfer (a strong
-    /// archival penalty cost R_any@10 on real conversations). Learning from utility may still move them.
-    public static let frozenRecallFeatures = ["archival", "semantic", "confidence", "age_log1p_days"]
+    /// archival penalty cost R_any@10 on real conversations). `emotional_weight` too: the curriculum asks
+    /// nothing about its emotional disclosures, so it would learn that a felt memory is never the answer.
+    /// Learning from utility may still move them.
+    public static let frozenRecallFeatures = ["archival", "semantic", "confidence", "age_log1p_days", "emotional_weight"]
 
     /// The features recipe 6 weighs: the fused rank, whether the query names the memory's speaker, and
     /// how far the BM25 score stands above the mean of the query's candidate pool (`lexical_rel`). All
@@ -69,6 +71,10 @@ public enum Trainer {
         /// A quarter of the curriculum's questions name their evidence's date (recipe 13), so the head learns
         /// `time_match`. Optional so that a manifest without it keeps recipe 12's bytes.
         public var timeCues: Bool? = true
+        /// With the gate head, also train the emotion head on the curriculum's emotional disclosures
+        /// (recipe 14), which sets each kept memory's emotional weight and lengthens its stability by it.
+        /// Optional so that a manifest without it keeps recipe 13's bytes.
+        public var emotions: Bool? = true
         /// The fusion constant; nil chooses it from ``fusionGrid`` by MRR of the fused order (on the
         /// questions ``chooseOnTraining`` names).
         public var fusion: Double? = nil
@@ -192,6 +198,8 @@ public enum Trainer {
         public var gate: GateMetrics?
         /// The type head's held-out accuracy and per-type recall over the curriculum's fact turns.
         public var gate_types: TypeMetrics?
+        /// The emotion head's held-out accuracy and recall of disclosures and of other turns (recipe 14).
+        public var emotion: EmotionMetrics?
         public var context: Bool?
         public var fusion: Double?
         /// Held-out MRR of the fused order for each constant of the grid (when it was chosen).
@@ -501,8 +509,27 @@ public enum Trainer {
     /// what someone likes is a preference, a trip ahead a plan, something done an event, the rest facts.
     public static let typeOfFactKind: [String: MemoryType] = [
         "pet": .fact, "job": .fact, "city": .fact, "allergy": .fact, "sibling": .fact,
-        "hobby": .preference, "food": .preference, "plan": .plan, "event": .event,
+        "hobby": .preference, "food": .preference, "plan": .plan, "event": .event, "life": .event,
     ]
+
+    public struct EmotionMetrics: Sendable, Codable, Equatable {
+        public var train_turns: Int
+        public var train_emotional: Int
+        public var held_out_turns: Int
+        public var held_out_accuracy: Double
+        /// Held-out emotional disclosures scored ≥ 0.5, and other turns scored below.
+        public var held_out_emotional_recall: Double
+        public var held_out_other_recall: Double
+    }
+
+    /// The emotion head (recipe 14): balanced logistic regression over the gate's features of every
+    /// curriculum turn, emotional disclosures (fact kind `life`) against everything else. Deterministic.
+    public static func fitEmotion(_ turns: [(x: [Double], kind: String?, heldOut: Bool)]) -> (LinearHead, EmotionMetrics) {
+        let (head, m) = fitGate(turns.map { ($0.x, $0.kind == "life", $0.heldOut) })
+        return (head, EmotionMetrics(
+            train_turns: m.train_turns, train_emotional: turns.filter { !$0.heldOut && $0.kind == "life" }.count, held_out_turns: m.held_out_turns,
+            held_out_accuracy: m.held_out_accuracy, held_out_emotional_recall: m.held_out_fact_recall, held_out_other_recall: m.held_out_chat_recall))
+    }
 
     public struct TypeMetrics: Sendable, Codable, Equatable {
         public var train_turns: Int
@@ -554,21 +581,22 @@ public enum Trainer {
 
     /// Writes the PSM model file: every tensor of `encoder` plus the heads and the manifest.
     public static func write(
-        encoder: ModelFile, head: LinearHead, gate: LinearHead?, gateTypes: [LinearHead]? = nil, interference: InterferenceResult?, consolidation: InterferenceResult? = nil,
-        manifest: Report, to path: String
+        encoder: ModelFile, head: LinearHead, gate: LinearHead?, gateTypes: [LinearHead]? = nil, emotion: LinearHead? = nil, interference: InterferenceResult?,
+        consolidation: InterferenceResult? = nil, manifest: Report, to path: String
     ) throws -> (id: String, bytes: Int) {
         let enc = JSONEncoder()
         enc.outputFormatting = [.sortedKeys]
         return try writeModel(
-            encoder: encoder, head: head, gate: gate, gateTypes: gateTypes, interference: interference, consolidation: consolidation, context: manifest.context ?? false,
+            encoder: encoder, head: head, gate: gate, gateTypes: gateTypes, emotion: emotion, interference: interference, consolidation: consolidation,
+            context: manifest.context ?? false,
             fusion: manifest.fusion,
             spread: manifest.spread, spaced: manifest.options.spaced == true, recurrence: manifest.options.recurrence == true, episodicLifespanDays: manifest.options.episodicLifespanDays, manifestJSON: Array(try enc.encode(manifest)), to: path)
     }
 
     /// Writes `encoder`'s tensors (not its `psm.*` heads) plus `head` and the manifest bytes.
     public static func writeModel(
-        encoder: ModelFile, head: LinearHead, gate: LinearHead? = nil, gateTypes: [LinearHead]? = nil, interference: InterferenceResult? = nil,
-        consolidation: InterferenceResult? = nil, context: Bool = false, fusion: Double? = nil,
+        encoder: ModelFile, head: LinearHead, gate: LinearHead? = nil, gateTypes: [LinearHead]? = nil, emotion: LinearHead? = nil,
+        interference: InterferenceResult? = nil, consolidation: InterferenceResult? = nil, context: Bool = false, fusion: Double? = nil,
         spread: RecallSpread? = nil, spaced: Bool = false, recurrence: Bool = false, episodicLifespanDays: Double? = nil, stabilityScale: Double? = nil,
         manifestJSON json: [UInt8], to path: String
     ) throws -> (id: String, bytes: Int) {
@@ -601,6 +629,13 @@ public enum Trainer {
             w.add(PSMPolicy.gateTypeNames.mean, f32: first.mean.map(Float.init), shape: [m])
             w.add(PSMPolicy.gateTypeNames.scale, f32: first.scale.map(Float.init), shape: [m])
         }
+        if let e = emotion {
+            let m = e.weights.count
+            w.add(PSMPolicy.emotionNames.weights, f32: e.weights.map(Float.init), shape: [m])
+            w.add(PSMPolicy.emotionNames.bias, f32: [Float(e.bias)], shape: [1])
+            w.add(PSMPolicy.emotionNames.mean, f32: e.mean.map(Float.init), shape: [m])
+            w.add(PSMPolicy.emotionNames.scale, f32: e.scale.map(Float.init), shape: [m])
+        }
         /// A pairwise head with its threshold, under `names`.
         func pairHead(_ p: InterferenceResult?, _ names: (weights: String, bias: String, mean: String, scale: String, threshold: String)) {
             guard let p else { return }
@@ -630,7 +665,8 @@ public enum Trainer {
     public static func train(
         encoderFile: ModelFile, options: Options, out: String, scratch: String, progress: ((Int, Int) -> Void)? = nil
     ) async throws -> (id: String, report: Report) {
-        let curriculum = Curriculum(seed: options.seed, count: options.conversations, timeCues: options.timeCues == true)
+        let curriculum = Curriculum(
+            seed: options.seed, count: options.conversations, timeCues: options.timeCues == true, emotions: options.gate && options.emotions == true)
         let encoder = try Encoder(model: encoderFile)
         let collected = try await collect(curriculum, encoder: encoder, options: options, scratch: scratch, progress: progress)
         // Recipe 10 chooses the fusion constant and the spreading on the training questions (about 1,300),
@@ -650,16 +686,17 @@ public enum Trainer {
         let gateTurns = options.gate ? gateTurns(curriculum, encoder: encoder) : []
         let gate = options.gate ? fitGate(gateTurns.map { ($0.x, $0.kind != nil, $0.heldOut) }) : nil
         let types = options.gate && options.types == true ? fitGateTypes(gateTurns) : nil
+        let emotion = options.gate && options.emotions == true ? fitEmotion(gateTurns) : nil
         let report = Report(
             curriculum_digest: curriculum.digest, options: options, encoder: encoderFile.id, questions: groups.count,
             examples: groups.reduce(0) { $0 + $1.labels.count }, positives: groups.reduce(0) { $0 + $1.labels.filter { $0 }.count },
             held_out_baseline: evaluate(groups, head: nil), held_out_trained: evaluate(groups, head: head, spread: spread.spread),
             weights: Dictionary(uniqueKeysWithValues: zip(RecallFeatures.names, head.weights)), bias: head.bias, interference: interference?.metrics, consolidation: consolidation?.metrics,
-            consolidation_curriculum_digest: repeated?.digest, interference_curriculum_digest: plain?.digest, gate: gate?.1, gate_types: types?.1,
+            consolidation_curriculum_digest: repeated?.digest, interference_curriculum_digest: plain?.digest, gate: gate?.1, gate_types: types?.1, emotion: emotion?.1,
             context: options.context, fusion: chosen.k, fusion_mrr: chosen.mrr.isEmpty ? nil : chosen.mrr,
             spread: spread.spread, spread_mrr: spread.mrr.isEmpty ? nil : spread.mrr)
         let (id, _) = try write(
-            encoder: encoderFile, head: head, gate: gate?.0, gateTypes: types?.0, interference: interference, consolidation: consolidation, manifest: report, to: out)
+            encoder: encoderFile, head: head, gate: gate?.0, gateTypes: types?.0, emotion: emotion?.0, interference: interference, consolidation: consolidation, manifest: report, to: out)
         return (id, report)
     }
 }

@@ -195,7 +195,7 @@ public enum UtilityLearning {
         let interference = policy.interference.map { Trainer.InterferenceResult(kept: $0, threshold: policy.interferenceThreshold) }
         let consolidation = policy.consolidation.map { Trainer.InterferenceResult(kept: $0, threshold: policy.consolidationThreshold) }
         let (id, _) = try Trainer.writeModel(
-            encoder: model, head: head, gate: policy.gateHead, gateTypes: policy.gateTypeHeads, interference: interference, consolidation: consolidation, context: policy.readsContext,
+            encoder: model, head: head, gate: policy.gateHead, gateTypes: policy.gateTypeHeads, emotion: policy.emotionHead, interference: interference, consolidation: consolidation, context: policy.readsContext,
             fusion: model.tensors[PSMPolicy.fusionTensor] != nil ? policy.fusionConstant : nil, spread: policy.spread, spaced: policy.spacedReinforcement, recurrence: policy.consolidatesRecurrences,
             episodicLifespanDays: model.tensors[PSMPolicy.lifespanTensor] != nil ? try model.f32(PSMPolicy.lifespanTensor, [1]).map(Double.init)[0] : nil,
             stabilityScale: scale, manifestJSON: json, to: out)

@@ -991,8 +991,8 @@ extension GateHeadTests {
     }
 
     /// Through the engine: two turns with the same words, a question and a statement, get `question` 1
-    /// and 0; a head that weighs it negatively ranks the statement first, and recipe 9's 19-weight head
-    /// still loads (a 21-weight head does not).
+    /// and 0; a head that weighs it negatively ranks the statement first, and the heads of recipe 9 (19
+    /// weights), recipes 10–12 (20) and recipe 13 (21) still load (a 23-weight head does not).
     @Test func aHeadThatWeighsQuestionsRanksTheAnswerFirst() async throws {
         guard !SharedEncoder.skip else { return }
         let encoder = try #require(SharedEncoder.encoder, "the all-MiniLM-L6-v2 package is missing: run scripts/setup.sh")
@@ -1000,7 +1000,7 @@ extension GateHeadTests {
         defer { dir.remove() }
         try FileManager.default.createDirectory(atPath: dir.path, withIntermediateDirectories: true)
         let n = RecallFeatures.count, q = RecallFeatures.names.firstIndex(of: "question")!
-        #expect(n == 20 && q == 19)
+        #expect(n == 22 && q == 19)
         var w = [Double](repeating: 0, count: n)
         w[RecallFeatures.names.firstIndex(of: "fused")!] = 1
         w[q] = -5
@@ -1019,12 +1019,14 @@ extension GateHeadTests {
         #expect(byText["Ana bought the old cello from the shop on Rua Augusta."]?[q] == 0)
         let recalled = try await engine.recall(u, query: "What did Ana buy from the shop on Rua Augusta?", k: 2, at: 3_000_000)
         #expect(recalled.memories.first?.candidate.view.record.text == "Ana bought the old cello from the shop on Rua Augusta.", "\(recalled.memories.map(\.candidate.view.record.text))")
-        // Head lengths: recipe 9's 19 loads and weighs its first 19 features; 21 is refused.
-        _ = try Trainer.writeModel(encoder: encoder.model, head: ContextTests.fusedOnlyHead(count: 19), manifestJSON: Array("{}".utf8), to: dir.path + "/r9.psm")
-        #expect(try PSMPolicy(model: try ModelFile(path: dir.path + "/r9.psm")).recall.weights.count == 19)
-        _ = try Trainer.writeModel(encoder: encoder.model, head: ContextTests.fusedOnlyHead(count: 21), manifestJSON: Array("{}".utf8), to: dir.path + "/bad.psm")
-        do { _ = try PSMPolicy(model: try ModelFile(path: dir.path + "/bad.psm")); Issue.record("a 21-weight head loaded") } catch {
-            #expect("\(error)".contains("recall head of shape [21]"), "\(error)")
+        // Head lengths: older recipes' 19, 20 and 21 load and weigh their first features; 23 is refused.
+        for count in [19, 20, 21] {
+            _ = try Trainer.writeModel(encoder: encoder.model, head: ContextTests.fusedOnlyHead(count: count), manifestJSON: Array("{}".utf8), to: dir.path + "/old.psm")
+            #expect(try PSMPolicy(model: try ModelFile(path: dir.path + "/old.psm")).recall.weights.count == count)
+        }
+        _ = try Trainer.writeModel(encoder: encoder.model, head: ContextTests.fusedOnlyHead(count: 23), manifestJSON: Array("{}".utf8), to: dir.path + "/bad.psm")
+        do { _ = try PSMPolicy(model: try ModelFile(path: dir.path + "/bad.psm")); Issue.record("a 23-weight head loaded") } catch {
+            #expect("\(error)".contains("recall head of shape [23]"), "\(error)")
         }
     }
 }

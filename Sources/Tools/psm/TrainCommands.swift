@@ -14,6 +14,12 @@ func printTrainingReport(_ id: String, _ path: String, _ r: Trainer.Report) {
     let b = r.held_out_baseline, t = r.held_out_trained
     if let s = r.spread { print(String(format: "context spreading: beta %g, window %d, top %d", s.beta, s.window, s.top)) }
     print(String(format: "held out (%d questions): baseline R_any@1 %.3f R_any@10 %.3f MRR %.3f | trained R_any@1 %.3f R_any@10 %.3f MRR %.3f", t.questions, b.r_any_1, b.r_any_10, b.mrr, t.r_any_1, t.r_any_10, t.mrr))
+    if let g = r.gate {
+        print(String(format: "gate head, held out (%d turns): accuracy %.3f, facts kept %.3f, small talk dropped %.3f", g.held_out_turns, g.held_out_accuracy, g.held_out_fact_recall, g.held_out_chat_recall))
+    }
+    if let e = r.emotion {
+        print(String(format: "emotion head, held out (%d turns): accuracy %.3f, disclosures %.3f, other turns %.3f", e.held_out_turns, e.held_out_accuracy, e.held_out_emotional_recall, e.held_out_other_recall))
+    }
 }
 
 struct TrainCommand: AsyncParsableCommand {
@@ -60,6 +66,8 @@ struct TrainCommand: AsyncParsableCommand {
     var noRecurrence = false
     @Flag(name: .customLong("no-time-cues"), help: "Ask every curriculum question without a date, and leave `time_match` out of the recall head (recipe 12's head).")
     var noTimeCues = false
+    @Flag(name: .customLong("no-emotion"), help: "Leave out the emotion head and the curriculum's emotional disclosures: every memory's emotional weight 0 (recipe 13's gate).")
+    var noEmotion = false
     @Flag(help: "Also train the type head: the gate head's kept turns typed fact, preference, plan or event (psm.gate.type.*; off by default, it does not transfer to real conversations yet).")
     var types = false
     @Flag(name: .customLong("no-context"), help: "Read observations alone (no psm.context): embed and index each turn without the turn before it and its date.")
@@ -146,6 +154,7 @@ struct TrainCommand: AsyncParsableCommand {
             options.spaced = noSpaced ? nil : true
             options.types = types ? true : nil
             options.recurrence = noRecurrence ? nil : true
+            options.emotions = noEmotion ? nil : true
             if noTimeCues {
                 options.timeCues = nil
                 options.recallFeatures = options.recallFeatures?.filter { $0 != "time_match" }
