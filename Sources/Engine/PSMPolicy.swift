@@ -340,18 +340,18 @@ public struct PSMPolicy: MemoryPolicy {
             stabilityScale = 1
         }
         base = RuleBaseline(readsContext: readsContext, fusion: fusionConstant, episodicLifespan: episodicLifespan)
-        if let info = model.tensors[PSMPolicy.gateNames.weights] {
+        /// An optional one-row head over ``GateFeatures`` (weights, mean and scale [hidden + 5], bias [1]).
+        func gateFeaturesHead(_ what: String, _ names: (weights: String, bias: String, mean: String, scale: String)) throws -> LinearHead? {
+            guard let info = model.tensors[names.weights] else { return nil }
             let m = GateFeatures.count(dimension: model.config.hidden)
-            guard info.shape == [m] else { throw EngineError.invalidArgument("\(model.path): gate head of shape \(info.shape), expected [\(m)]") }
-            let gw = try f(PSMPolicy.gateNames.weights, [m]), gb = try f(PSMPolicy.gateNames.bias, [1])
-            let gm = try f(PSMPolicy.gateNames.mean, [m]), gs = try f(PSMPolicy.gateNames.scale, [m])
-            guard gs.allSatisfy({ $0 > 0 && $0.isFinite }), gw.allSatisfy(\.isFinite), gm.allSatisfy(\.isFinite), gb[0].isFinite else {
-                throw EngineError.invalidArgument("\(model.path): gate head has non-finite values or a non-positive scale")
+            guard info.shape == [m] else { throw EngineError.invalidArgument("\(model.path): \(what) head of shape \(info.shape), expected [\(m)]") }
+            let w = try f(names.weights, [m]), b = try f(names.bias, [1]), mean = try f(names.mean, [m]), scale = try f(names.scale, [m])
+            guard scale.allSatisfy({ $0 > 0 && $0.isFinite }), w.allSatisfy(\.isFinite), mean.allSatisfy(\.isFinite), b[0].isFinite else {
+                throw EngineError.invalidArgument("\(model.path): \(what) head has non-finite values or a non-positive scale")
             }
-            gateHead = LinearHead(weights: gw, bias: gb[0], mean: gm, scale: gs)
-        } else {
-            gateHead = nil
+            return LinearHead(weights: w, bias: b[0], mean: mean, scale: scale)
         }
+        gateHead = try gateFeaturesHead("gate", PSMPolicy.gateNames)
         if let info = model.tensors[PSMPolicy.gateTypeNames.weights] {
             let m = GateFeatures.count(dimension: model.config.hidden), k = PSMPolicy.gateTypes.count
             guard gateHead != nil else { throw EngineError.invalidArgument("\(model.path): a type head (psm.gate.type.*) needs the gate head") }
@@ -365,19 +365,10 @@ public struct PSMPolicy: MemoryPolicy {
         } else {
             gateTypeHeads = nil
         }
-        if let info = model.tensors[PSMPolicy.emotionNames.weights] {
-            let m = GateFeatures.count(dimension: model.config.hidden)
-            guard gateHead != nil else { throw EngineError.invalidArgument("\(model.path): an emotion head (psm.gate.emotion.*) needs the gate head") }
-            guard info.shape == [m] else { throw EngineError.invalidArgument("\(model.path): emotion head of shape \(info.shape), expected [\(m)]") }
-            let ew = try f(PSMPolicy.emotionNames.weights, [m]), eb = try f(PSMPolicy.emotionNames.bias, [1])
-            let em = try f(PSMPolicy.emotionNames.mean, [m]), es = try f(PSMPolicy.emotionNames.scale, [m])
-            guard es.allSatisfy({ $0 > 0 && $0.isFinite }), ew.allSatisfy(\.isFinite), em.allSatisfy(\.isFinite), eb[0].isFinite else {
-                throw EngineError.invalidArgument("\(model.path): emotion head has non-finite values or a non-positive scale")
-            }
-            emotionHead = LinearHead(weights: ew, bias: eb[0], mean: em, scale: es)
-        } else {
-            emotionHead = nil
+        if model.tensors[PSMPolicy.emotionNames.weights] != nil, gateHead == nil {
+            throw EngineError.invalidArgument("\(model.path): an emotion head (psm.gate.emotion.*) needs the gate head")
         }
+        emotionHead = try gateFeaturesHead("emotion", PSMPolicy.emotionNames)
         /// An optional pairwise head over ``InterferenceFeatures`` with its threshold.
         func pairHead(
             _ what: String, _ names: (weights: String, bias: String, mean: String, scale: String, threshold: String)

@@ -614,13 +614,16 @@ public enum Trainer {
         w.add(PSMPolicy.tensorNames.bias, f32: [Float(head.bias)], shape: [1])
         w.add(PSMPolicy.tensorNames.mean, f32: head.mean.map(Float.init), shape: [n])
         w.add(PSMPolicy.tensorNames.scale, f32: head.scale.map(Float.init), shape: [n])
-        if let g = gate {
-            let m = g.weights.count
-            w.add(PSMPolicy.gateNames.weights, f32: g.weights.map(Float.init), shape: [m])
-            w.add(PSMPolicy.gateNames.bias, f32: [Float(g.bias)], shape: [1])
-            w.add(PSMPolicy.gateNames.mean, f32: g.mean.map(Float.init), shape: [m])
-            w.add(PSMPolicy.gateNames.scale, f32: g.scale.map(Float.init), shape: [m])
+        /// A one-row head under `names`.
+        func single(_ h: LinearHead?, _ names: (weights: String, bias: String, mean: String, scale: String)) {
+            guard let h else { return }
+            let m = h.weights.count
+            w.add(names.weights, f32: h.weights.map(Float.init), shape: [m])
+            w.add(names.bias, f32: [Float(h.bias)], shape: [1])
+            w.add(names.mean, f32: h.mean.map(Float.init), shape: [m])
+            w.add(names.scale, f32: h.scale.map(Float.init), shape: [m])
         }
+        single(gate, PSMPolicy.gateNames)
         if let t = gateTypes, let first = t.first {
             // One standardization (every type's regression saw the same rows), one weight row per type.
             let m = first.weights.count, k = t.count
@@ -629,13 +632,7 @@ public enum Trainer {
             w.add(PSMPolicy.gateTypeNames.mean, f32: first.mean.map(Float.init), shape: [m])
             w.add(PSMPolicy.gateTypeNames.scale, f32: first.scale.map(Float.init), shape: [m])
         }
-        if let e = emotion {
-            let m = e.weights.count
-            w.add(PSMPolicy.emotionNames.weights, f32: e.weights.map(Float.init), shape: [m])
-            w.add(PSMPolicy.emotionNames.bias, f32: [Float(e.bias)], shape: [1])
-            w.add(PSMPolicy.emotionNames.mean, f32: e.mean.map(Float.init), shape: [m])
-            w.add(PSMPolicy.emotionNames.scale, f32: e.scale.map(Float.init), shape: [m])
-        }
+        single(emotion, PSMPolicy.emotionNames)
         /// A pairwise head with its threshold, under `names`.
         func pairHead(_ p: InterferenceResult?, _ names: (weights: String, bias: String, mean: String, scale: String, threshold: String)) {
             guard let p else { return }

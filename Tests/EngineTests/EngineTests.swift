@@ -922,6 +922,15 @@ extension GateHeadTests {
             (try write("spaced.psm") { $0.add(PSMPolicy.spacedTensor, i8: [2], shape: [1]) }, "psm.decay.spaced is 2, not 0 or 1"),
             (try write("recurrence.psm") { $0.add(PSMPolicy.recurrenceTensor, i8: [3], shape: [1]) }, "psm.sleep.recurrence is 3, not 0 or 1"),
             (try write("cons.psm") { $0.add(PSMPolicy.consolidationNames.weights, f32: [1, 2, 3], shape: [3]) }, "consolidation head of shape [3]"),
+            (try write("gate.psm") { $0.add(PSMPolicy.gateNames.weights, f32: [1, 2, 3], shape: [3]) }, "gate head of shape [3]"),
+            (try write("emotion.psm") { w in
+                let m = GateFeatures.count(dimension: encoder.model.config.hidden)
+                w.add(PSMPolicy.gateNames.weights, f32: [Float](repeating: 0, count: m), shape: [m])
+                w.add(PSMPolicy.gateNames.bias, f32: [0], shape: [1])
+                w.add(PSMPolicy.gateNames.mean, f32: [Float](repeating: 0, count: m), shape: [m])
+                w.add(PSMPolicy.gateNames.scale, f32: [Float](repeating: 1, count: m), shape: [m])
+                w.add(PSMPolicy.emotionNames.weights, f32: [1, 2, 3], shape: [3])
+            }, "emotion head of shape [3]"),
             (try write("spread.psm") { $0.add(RecallSpread.tensor, f32: [-1, 2, 10], shape: [3]) }, "psm.recall.spread is [-1.0, 2.0, 10.0]"),
             (try write("window.psm") { $0.add(RecallSpread.tensor, f32: [0.2, 2.5, 10], shape: [3]) }, "a whole window in 0...16"),
             (try write("top.psm") { $0.add(RecallSpread.tensor, f32: [0.2, 2, 99], shape: [3]) }, "a whole top in 0...50"),
