@@ -53,7 +53,7 @@ public struct Curriculum: Sendable {
     /// by a generator of its own, so every other turn and every question is the same as without.
     public init(
         seed: UInt64, count: Int, sessions: ClosedRange<Int> = 5...9, repeats: Bool = false, echoes: Bool = true, timeCues: Bool = false,
-        emotions: Bool = false
+        emotions: Bool = false, warmth: Bool = false
     ) {
         var rng = SplitMix64(seed: seed)
         var out: [Conversation] = []
@@ -62,11 +62,15 @@ public struct Curriculum: Sendable {
             var g = Generator(
                 rng: SplitMix64(seed: conversationSeed), id: "cur-\(seed)-\(i)", sessionCount: sessions, repeats: repeats, echoes: echoes,
                 cues: timeCues ? SplitMix64(seed: conversationSeed ^ 0x7469_6d65_6375_6573) : nil,
-                disclosures: emotions ? SplitMix64(seed: conversationSeed ^ 0x656d_6f74_696f_6e73) : nil)
+                disclosures: emotions ? SplitMix64(seed: conversationSeed ^ 0x656d_6f74_696f_6e73) : nil,
+                warm: warmth ? SplitMix64(seed: conversationSeed ^ 0x7761_726d_7468_2121) : nil)
             out.append(g.conversation())
         }
         conversations = out
     }
+
+    /// The warm small talk of recipe 15 (``Curriculum/init(seed:count:sessions:repeats:echoes:timeCues:emotions:warmth:)``).
+    public static var warmTexts: [String] { Generator.warmTexts }
 
     /// A digest of the curriculum's content (recorded in the training manifest).
     public var digest: String {
@@ -90,6 +94,37 @@ struct Generator {
     var cues: SplitMix64? = nil
     /// The emotional disclosures' own choices (nil: none).
     var disclosures: SplitMix64? = nil
+    /// The warm small talk's own choices (nil: none).
+    var warm: SplitMix64? = nil
+
+    /// The share of small-talk turns said warmly instead (with warmth on), and how: thanks, support,
+    /// encouragement, greetings and goodbyes as friends write them, longer than the short small talk and
+    /// about nothing to remember. A fifth of them open with the other speaker's name (`{n}`).
+    static let warmChance = 0.25
+    static let warmTexts = [
+        "Thanks so much, your support really means the world to me!", "I'm always here for you, you know that. Reach out anytime.",
+        "You've worked so hard for this, I'm so proud of you!", "That's awesome, keep going, you're doing amazing!",
+        "Aww thank you, you always know what to say to cheer me up.", "Don't give up, I believe in you one hundred percent!",
+        "Glad I could help! Always happy to cheer you on.", "Thanks, I really appreciate you listening. It helps a lot.",
+        "You're such an inspiration, seriously. Keep it up!", "Sending you lots of love and good vibes, you've got this!",
+        "Bye! Take care and talk to you soon!", "Thanks, see you later!", "Totally, that makes sense! Catch you later!",
+        "Hey! Long time no see, what's been going on with you?", "It's so nice to hear from you! How's everything been?",
+        "That's so kind of you to say, thank you!", "I'm really happy for you, you deserve every bit of it.",
+        "Wow, that's incredible! Congrats, you should be proud!", "Having friends like you makes everything easier, thank you.",
+        "I know you'll figure it out, you always do!", "Your kindness is contagious, thanks for always lifting me up.",
+        "Keep shining and doing what you love, it really shows!", "Thanks for the encouragement, I'll keep pushing forward.",
+        "Good luck, I'm rooting for you all the way!",
+    ]
+
+    /// The small talk just said, said warmly instead, a quarter of the time (with warmth on).
+    mutating func warmly(_ turns: inout [Curriculum.Turn], to other: String) {
+        guard var r = warm, !turns.isEmpty, turns[turns.count - 1].fact == nil else { return }
+        defer { warm = r }
+        guard Double(r.next() >> 11) / Double(1 << 53) < Self.warmChance else { return }
+        var text = Self.warmTexts[Int(r.next() % UInt64(Self.warmTexts.count))]
+        if r.next() % 5 == 0 { text = "\(other), " + text.prefix(1).lowercased() + text.dropFirst() }
+        turns[turns.count - 1].text = text
+    }
 
     /// The share of small-talk turns that become an emotional disclosure (with disclosures on).
     static let disclosureChance = 1.0 / 12
@@ -392,6 +427,7 @@ struct Generator {
                 } else {
                     _ = say(who, pick(Self.smallTalk))
                     disclose(&turns)
+                    warmly(&turns, to: speakers[(t + 1) % 2])
                 }
             }
             sessions.append(.init(index: s, time: time, turns: turns))

@@ -10,7 +10,7 @@ import Projections
 public enum Trainer {
     /// Bumped whenever the curriculum, the features, the training or the baseline decisions it trains
     /// against change, so a cached default model from an older recipe is rebuilt, not reused.
-    public static let recipe = 14
+    public static let recipe = 15
 
     /// Recall features held at weight 0: the curriculum's tiers, ages and confidences are artefacts of
     /// the rule baseline's decay on synthetic time spans; learned on it, they did not transfer (a strong
@@ -75,6 +75,11 @@ public enum Trainer {
         /// (recipe 14), which sets each kept memory's emotional weight and lengthens its stability by it.
         /// Optional so that a manifest without it keeps recipe 13's bytes.
         public var emotions: Bool? = true
+        /// A quarter of the curriculum's small talk is said warmly — thanks, support, encouragement,
+        /// greetings — as real chat between friends is (recipe 15), so the gate and emotion heads learn
+        /// that warmth is not a fact to keep or a felt event. Optional so that a manifest without it keeps
+        /// recipe 14's bytes.
+        public var warmth: Bool? = true
         /// The fusion constant; nil chooses it from ``fusionGrid`` by MRR of the fused order (on the
         /// questions ``chooseOnTraining`` names).
         public var fusion: Double? = nil
@@ -663,7 +668,8 @@ public enum Trainer {
         encoderFile: ModelFile, options: Options, out: String, scratch: String, progress: ((Int, Int) -> Void)? = nil
     ) async throws -> (id: String, report: Report) {
         let curriculum = Curriculum(
-            seed: options.seed, count: options.conversations, timeCues: options.timeCues == true, emotions: options.gate && options.emotions == true)
+            seed: options.seed, count: options.conversations, timeCues: options.timeCues == true, emotions: options.gate && options.emotions == true,
+            warmth: options.warmth == true)
         let encoder = try Encoder(model: encoderFile)
         let collected = try await collect(curriculum, encoder: encoder, options: options, scratch: scratch, progress: progress)
         // Recipe 10 chooses the fusion constant and the spreading on the training questions (about 1,300),

@@ -68,6 +68,8 @@ struct TrainCommand: AsyncParsableCommand {
     var noTimeCues = false
     @Flag(name: .customLong("no-emotion"), help: "Leave out the emotion head and the curriculum's emotional disclosures: every memory's emotional weight 0 (recipe 13's gate).")
     var noEmotion = false
+    @Flag(name: .customLong("no-warmth"), help: "Keep the curriculum's small talk short, without its warm thanks, support and encouragement (recipe 14's curriculum).")
+    var noWarmth = false
     @Flag(help: "Also train the type head: the gate head's kept turns typed fact, preference, plan or event (psm.gate.type.*; off by default, it does not transfer to real conversations yet).")
     var types = false
     @Flag(name: .customLong("no-context"), help: "Read observations alone (no psm.context): embed and index each turn without the turn before it and its date.")
@@ -155,6 +157,7 @@ struct TrainCommand: AsyncParsableCommand {
             options.types = types ? true : nil
             options.recurrence = noRecurrence ? nil : true
             options.emotions = noEmotion ? nil : true
+            options.warmth = noWarmth ? nil : true
             if noTimeCues {
                 options.timeCues = nil
                 options.recallFeatures = options.recallFeatures?.filter { $0 != "time_match" }
