@@ -499,6 +499,8 @@ struct KeepEverything: MemoryPolicy {
         #expect(utility.helped >= 1 && utility.corrected >= 1 && utility.pair_accuracy_after > utility.pair_accuracy_before, "\(utility)")
         let newer = try PSMPolicy(model: try ModelFile(path: dir.path + "/v2.psm"))
         #expect(newer.consolidatesRecurrences)
+        // The new version keeps the emotion head (recipe 14) byte for byte.
+        #expect(psm.emotionHead != nil && newer.emotionHead?.weights == psm.emotionHead?.weights && report.emotion != nil)
         let candidates = try engine.projections.candidates(u, CandidateQuery(text: "What pet does Ana have?", vector: engine.embed("What pet does Ana have?"), at: at))
         let ranked = Decider(policy: newer, encoder: nil).rank(candidates, query: "What pet does Ana have?", at: at, k: 2)
         #expect(ranked.first?.0.memory == second)
