@@ -177,13 +177,13 @@ public final class MemoryService: Sendable {
         guard (1...limits.maxK).contains(k) else { throw APIError.badRequest("k must be 1...\(limits.maxK), got \(k)") }
         if let asOf = try Self.asOf(r.as_of) {
             let at = try r.at.map { try Self.time($0, "at") }
-            return try await engine.withAsOf(user, asOf) { RecallJSON(try engine.recall(user, query: r.query, k: k, asOf: asOf, at: at)) }
+            return try await engine.withAsOf(user, asOf) { RecallJSON(try engine.recall(user, query: r.query, k: k, asOf: asOf, at: at), query: r.query) }
         }
         if r.peek == true {
             let t = try r.at.map { try Self.time($0, "at") } ?? max(WireTime.now(), (try? engine.userRecord(user))?.lastEventTime ?? 0)
-            return RecallJSON(try engine.peek(user, query: r.query, k: k, at: t))
+            return RecallJSON(try engine.peek(user, query: r.query, k: k, at: t), query: r.query)
         }
-        return RecallJSON(try await timed(user, at: r.at, id: nil) { t in try await engine.recall(user, query: r.query, k: k, at: t, session: r.session ?? "") })
+        return RecallJSON(try await timed(user, at: r.at, id: nil) { t in try await engine.recall(user, query: r.query, k: k, at: t, session: r.session ?? "") }, query: r.query)
     }
 
     /// Whether a recall request writes (journals the recall) or only reads.

@@ -163,6 +163,8 @@ public struct RecallJSON: Codable, Sendable {
         public var valid: Bool
         public var lexical: Double
         public var dense: Double
+        /// The memory's emotional weight, 0…1, as the gate set it (SPEC.md §12.7).
+        public var emotional_weight: Double
         public var source_ids: [String]
         public var observations: [String]
     }
@@ -170,16 +172,19 @@ public struct RecallJSON: Codable, Sendable {
     public var recall: String?
     public var position: UInt64?
     public var candidates: Int
+    /// The dates the query names ("9 November 2022", "May 2023"), which recall weighs as `time_match`.
+    public var time_cues: [String]
     public var memories: [Item]
 
-    public init(_ r: Engine.RecallResult) {
+    public init(_ r: Engine.RecallResult, query: String) {
         recall = r.recall?.description; position = r.position; candidates = r.candidatesConsidered
+        time_cues = TimeCue.parse(query).map(\.description)
         memories = r.memories.map { m in
             let v = m.candidate.view
             return Item(
                 memory: m.candidate.memory.description, weight: m.weight.value, text: v.record.text, tier: v.record.tier.description,
                 strength: (v.strength * 1e4).rounded() / 1e4, valid: v.record.isValid, lexical: (m.candidate.lexical * 1e4).rounded() / 1e4,
-                dense: (m.candidate.dense * 1e4).rounded() / 1e4, source_ids: m.provenance?.sourceIDs ?? [],
+                dense: (m.candidate.dense * 1e4).rounded() / 1e4, emotional_weight: v.record.emotionalWeight.value, source_ids: m.provenance?.sourceIDs ?? [],
                 observations: (m.provenance?.observations ?? []).map(\.description))
         }
     }

@@ -209,7 +209,12 @@ final class LiveServer: @unchecked Sendable {
         let lines = export.text.split(separator: "\n")
         #expect(export.status == 200 && lines.count == 3, "\(export.text)")
         let peek = try await server.call("POST", "/v1/users/ana/recall", key: auditor, json: ["query": "locker", "peek": true])
-        #expect(peek.status == 200 && peek.json["recall"] == nil)
+        #expect(peek.status == 200 && peek.json["recall"] == nil && peek.json["time_cues"] as? [String] == [])
+        // The dates a query names are in the answer (recall weighs them as `time_match`), and every memory
+        // has its emotional weight.
+        let dated = try await server.call("POST", "/v1/users/ana/recall", key: auditor, json: ["query": "what was the locker code on 1 February, 2026?", "peek": true])
+        #expect(dated.status == 200 && dated.json["time_cues"] as? [String] == ["1 February 2026"], "\(dated.text)")
+        #expect((dated.json["memories"] as? [[String: Any]])?.allSatisfy { ($0["emotional_weight"] as? Double).map { (0...1).contains($0) } == true } == true, "\(dated.text)")
 
         // Scopes per route.
         #expect(try await server.call("POST", "/v1/users/ana/recall", key: auditor, json: ["query": "locker"]).status == 403)

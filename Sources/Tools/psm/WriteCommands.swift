@@ -247,10 +247,11 @@ struct RecallCommand: AsyncParsableCommand {
             } else {
                 r = try await engine.recall(user, query: query, k: k, at: time, session: session)
             }
-            let out = RecallJSON(r)
+            let out = RecallJSON(r, query: query)
             let items = out.memories
             if json { try printJSON(out); return }
             if let id = r.recall { print("recall \(id) (position \(r.position!)), \(r.candidatesConsidered) candidates") } else { print("\(r.candidatesConsidered) candidates (nothing journaled)") }
+            if !out.time_cues.isEmpty { print("time cues: \(out.time_cues.joined(separator: ", ")) (memories said then weigh more)") }
             for (i, m) in items.enumerated() {
                 print(String(format: "%2d. %@  w=%.4f  [%@ s=%.3f%@]  %@", i + 1, m.memory, m.weight, m.tier, m.strength, m.valid ? "" : " superseded", String(m.text.prefix(80))))
                 if !m.source_ids.isEmpty { print("    sources: \(m.source_ids.joined(separator: ", "))") }
