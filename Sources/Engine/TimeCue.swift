@@ -36,11 +36,11 @@ public struct TimeCue: Sendable, Equatable, CustomStringConvertible {
         return m
     }()
 
-    /// The cues of `query`: those with a month in the order they appear, then lone years. A month word counts when it is capitalised and not
-    /// the query's first word ("May" the month, not "may" the verb), or when a day or a year stands next to
-    /// it. A day is a number 1-31 (with st/nd/rd/th or not) right before or after the month; a year is a
-    /// number 1900-2199, joined to the month before it when at most two words lie between, else a cue of
-    /// its own. A query without such words has no cues.
+    /// The cues of `query`: those with a month in the order they appear, then lone years. A month word
+    /// counts when it is capitalised and not the query's first word ("May" the month, not "may" the verb),
+    /// or when a day or a year stands next to it. A day is a number 1-31 (with st/nd/rd/th or not) right
+    /// before or after the month; a year is a number 1900-2199, joined to the month before it when at most
+    /// two words lie between, else a cue of its own. A query without such words has no cues.
     public static func parse(_ query: String) -> [TimeCue] {
         var words: [Substring] = []
         var start: String.Index? = nil

@@ -120,8 +120,8 @@ struct Generator {
     mutating func warmly(_ turns: inout [Curriculum.Turn], to other: String) {
         guard var r = warm, !turns.isEmpty, turns[turns.count - 1].fact == nil else { return }
         defer { warm = r }
-        guard Double(r.next() >> 11) / Double(1 << 53) < Self.warmChance else { return }
-        var text = Self.warmTexts[Int(r.next() % UInt64(Self.warmTexts.count))]
+        guard r.chance(Self.warmChance) else { return }
+        var text = r.pick(Self.warmTexts)
         if r.next() % 5 == 0 { text = "\(other), " + text.prefix(1).lowercased() + text.dropFirst() }
         turns[turns.count - 1].text = text
     }
@@ -150,9 +150,8 @@ struct Generator {
     mutating func disclose(_ turns: inout [Curriculum.Turn]) {
         guard var r = disclosures, !turns.isEmpty else { return }
         defer { disclosures = r }
-        guard Double(r.next() >> 11) / Double(1 << 53) < Self.disclosureChance else { return }
-        let text = Self.disclosureTexts[Int(r.next() % UInt64(Self.disclosureTexts.count))]
-        let name = Self.firstNames[Int(r.next() % UInt64(Self.firstNames.count))]
+        guard r.chance(Self.disclosureChance) else { return }
+        let text = r.pick(Self.disclosureTexts), name = r.pick(Self.firstNames)
         turns[turns.count - 1].text = text.replacingOccurrences(of: "{x}", with: name)
         turns[turns.count - 1].fact = "life"
         turns[turns.count - 1].emotional = true
@@ -167,8 +166,8 @@ struct Generator {
     mutating func cued(_ question: String, _ time: Int64) -> String {
         guard var r = cues else { return question }
         defer { cues = r }
-        guard Double(r.next() >> 11) / Double(1 << 53) < Self.cueChance else { return question }
-        let form = Self.cueForms[Int(r.next() % UInt64(Self.cueForms.count))]
+        guard r.chance(Self.cueChance) else { return question }
+        let form = r.pick(Self.cueForms)
         let d = Fold.civilDate(time)
         let cue = form.replacingOccurrences(of: "{d}", with: "\(d.day)").replacingOccurrences(of: "{m}", with: Fold.monthNames[d.month - 1])
             .replacingOccurrences(of: "{y}", with: "\(d.year)")
@@ -176,8 +175,8 @@ struct Generator {
         return body + cue + "?"
     }
 
-    mutating func pick<T>(_ a: [T]) -> T { a[Int(rng.next() % UInt64(a.count))] }
-    mutating func chance(_ p: Double) -> Bool { Double(rng.next() >> 11) / Double(1 << 53) < p }
+    mutating func pick<T>(_ a: [T]) -> T { rng.pick(a) }
+    mutating func chance(_ p: Double) -> Bool { rng.chance(p) }
     mutating func int(_ r: ClosedRange<Int>) -> Int { r.lowerBound + Int(rng.next() % UInt64(r.count)) }
 
     static let firstNames = [
@@ -449,4 +448,11 @@ struct Generator {
         }
         return .init(id: id, speakers: speakers, sessions: sessions, questions: questions)
     }
+}
+
+/// The curriculum's seeded draws, on the conversation's generator and on the side generators its
+/// options draw from (time cues, disclosures, warmth).
+extension SplitMix64 {
+    mutating func pick<T>(_ a: [T]) -> T { a[Int(next() % UInt64(a.count))] }
+    mutating func chance(_ p: Double) -> Bool { Double(next() >> 11) / Double(1 << 53) < p }
 }
