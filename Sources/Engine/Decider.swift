@@ -131,26 +131,48 @@ public struct Decider: Sendable {
             id: ID128.derived(domain: "psm.decision.v1", obsID.bytes), type: MemoryEventType.gated.rawValue, time: time, causation: obsID,
             payload: gated.payload())
         var events = [event]
-        // Interference: does the new memory supersede one of its neighbours (a knowledge update)?
+        // Interference: does the new memory reinforce, refine or supersede one of its neighbours?
         if g.kept, !neighbours.isEmpty {
             let withVectors = try state.read { kv in
                 let reader = UserReader(kv: kv, user: user.key)
                 return try neighbours.map { (candidate: $0, vector: try reader.vector(slot: $0.slot)) }
             }
             let input = GateInput(text: o.text, session: o.session, speaker: o.speaker, vector: vector, neighbours: neighbours)
-            if let (old, score) = policy.supersedes(input, neighbours: withVectors) {
-                let d = policy.digest { w in
-                    if let v = vector { w.bytes(1, v.encoded) }
-                    w.id(2, old)
-                    if let ov = withVectors.first(where: { $0.candidate.memory == old })?.vector { w.bytes(3, ov.encoded) }
-                }
-                let s = MemoryEvent.superseded(.init(decision: decision(d), old: old, new: memory, score: score))
-                var idBytes = obsID.bytes
-                idBytes.append(1)
-                events.append(EventData(id: ID128.derived(domain: "psm.decision.v1", idBytes), type: MemoryEventType.superseded.rawValue, time: time, causation: obsID, payload: s.payload()))
+            if let i = policy.interference(input, gate: g, neighbours: withVectors), let e = try interferenceEvent(i, user, new: memory, vector: vector, neighbours: withVectors, observation: obsID, at: time, state: state) {
+                events.append(e)
             }
         }
         return (events, g, memory)
+    }
+
+    /// The decision an interference implies (SPEC.md §12.7), with id derived from the observation id
+    /// followed by 0x01 (superseded), 0x02 (reinforced) or 0x03 (flagged `refines`). Its input digest
+    /// covers the new vector, the old memory's id and its vector, whatever the relation.
+    func interferenceEvent(
+        _ i: Interference, _ user: UserRef, new memory: ID128, vector: QuantizedVector?, neighbours: [(candidate: Candidate, vector: QuantizedVector?)],
+        observation obsID: EventID, at time: Int64, state: ProjectionStore
+    ) throws -> EventData? {
+        let d = decision(policy.digest { w in
+            if let v = vector { w.bytes(1, v.encoded) }
+            w.id(2, i.memory)
+            if let ov = neighbours.first(where: { $0.candidate.memory == i.memory })?.vector { w.bytes(3, ov.encoded) }
+        })
+        let event: MemoryEvent, tag: UInt8
+        switch i.relation {
+        case .supersedes:
+            event = .superseded(.init(decision: d, old: i.memory, new: memory, score: i.score)); tag = 1
+        case .reinforces:
+            // Stating a fact again reinforces it as `helped` feedback would (the model's spacing rule).
+            let old = try state.read { kv in try UserReader(kv: kv, user: user.key).memory(i.memory, at: time) }
+            guard let old, case .reinforced(var r)? = policy.feedback(.helped, on: old) else { return nil }
+            r.decision = d
+            event = .reinforced(r); tag = 2
+        case .refines:
+            event = .flagged(.init(decision: d, memory: memory, related: i.memory, reason: Interference.Relation.refines.rawValue, score: i.score)); tag = 3
+        }
+        var idBytes = obsID.bytes
+        idBytes.append(tag)
+        return EventData(id: ID128.derived(domain: "psm.decision.v1", idBytes), type: event.type.rawValue, time: time, causation: obsID, payload: event.payload())
     }
 
     /// The ranking for a recall request (one `recalled` event listing what is surfaced).

@@ -208,6 +208,16 @@ public struct PSMPolicy: MemoryPolicy {
     /// The interference head and the logit at or above which a new memory supersedes an old one (optional).
     public let interference: LinearHead?
     public let interferenceThreshold: Double
+    /// The four-way interference head (tensors `psm.interference.relation.*`, optional, recipe 16, `psm
+    /// train --interference`): one row per ``relations`` entry — unrelated, reinforces, refines,
+    /// supersedes — over ``InterferenceFeatures``, and per row the margin over unrelated at or above
+    /// which the relation holds (the first, unrelated's, is 0). A model has it or the two-way head above.
+    public let relationHeads: [LinearHead]?
+    public let relationThresholds: [Double]
+    /// Interference between facts only (tensor `psm.interference.facts_only` = 1, recipe 16): the heads
+    /// score a neighbour only when the gate rated the new memory worth keeping (not small talk) and the
+    /// neighbour too, and the same (named) speaker said both. People update, repeat and refine their own facts.
+    public let interferenceFactsOnly: Bool
     /// The consolidation head and the score at or above which sleep groups an episode with a seed
     /// (optional; without it the rule's cosine ≥ 0.9).
     public let consolidation: LinearHead?
@@ -251,7 +261,7 @@ public struct PSMPolicy: MemoryPolicy {
     public static let tensorNames = (weights: "psm.recall.weight", bias: "psm.recall.bias", mean: "psm.recall.mean", scale: "psm.recall.scale")
     public static let manifestTensor = "psm.manifest"
     public static let contextTensor = "psm.context", fusionTensor = "psm.recall.fusion", spacedTensor = "psm.decay.spaced"
-    public static let recurrenceTensor = "psm.sleep.recurrence"
+    public static let recurrenceTensor = "psm.sleep.recurrence", factsOnlyTensor = "psm.interference.facts_only"
     public static let stabilityScaleTensor = "psm.decay.stability_scale"
     /// Bounds a model file's stability scale is checked against.
     public static let stabilityScaleRange = 0.01...100.0
@@ -272,6 +282,16 @@ public struct PSMPolicy: MemoryPolicy {
         weights: "psm.interference.weight", bias: "psm.interference.bias", mean: "psm.interference.mean", scale: "psm.interference.scale",
         threshold: "psm.interference.threshold"
     )
+    public static let relationNames = (
+        weights: "psm.interference.relation.weight", bias: "psm.interference.relation.bias", mean: "psm.interference.relation.mean",
+        scale: "psm.interference.relation.scale", threshold: "psm.interference.relation.threshold"
+    )
+    /// The relation head's rows: nil (unrelated) first, then the relations.
+    public static let relations: [Interference.Relation?] = [nil, .reinforces, .refines, .supersedes]
+    /// The precision each relation's threshold is set for on the calibration conversations (SPEC.md
+    /// §12.7). 0.8 for reinforces and refines (cheap mistakes: a longer stability, a flag) flagged 46%
+    /// of LoCoMo dev's turns as refinements; 0.9 flags 1%.
+    public static let relationPrecision = 0.9
     public static let consolidationNames = (
         weights: "psm.consolidation.weight", bias: "psm.consolidation.bias", mean: "psm.consolidation.mean", scale: "psm.consolidation.scale",
         threshold: "psm.consolidation.threshold"
@@ -307,6 +327,7 @@ public struct PSMPolicy: MemoryPolicy {
         readsContext = try flag(PSMPolicy.contextTensor)
         spacedReinforcement = try flag(PSMPolicy.spacedTensor)
         consolidatesRecurrences = try flag(PSMPolicy.recurrenceTensor)
+        interferenceFactsOnly = try flag(PSMPolicy.factsOnlyTensor)
         /// An optional f32 [1] tensor, refused outside `range`.
         func scalar(_ name: String, _ what: String, unit: String = "", in range: ClosedRange<Int>) throws -> Double? {
             guard model.tensors[name] != nil else { return nil }
@@ -389,6 +410,28 @@ public struct PSMPolicy: MemoryPolicy {
         let i = try pairHead("interference", PSMPolicy.interferenceNames)
         interference = i?.0
         interferenceThreshold = i?.1 ?? .infinity
+        if let info = model.tensors[PSMPolicy.relationNames.weights] {
+            let m = InterferenceFeatures.count(dimension: model.config.hidden), k = PSMPolicy.relations.count
+            guard info.shape == [k, m] else {
+                throw EngineError.invalidArgument("\(model.path): relation head of shape \(info.shape), expected [\(k), \(m)]")
+            }
+            guard i == nil else {
+                throw EngineError.invalidArgument("\(model.path): has both the two-way interference head (psm.interference.*) and the relation head; expected one")
+            }
+            let rw = try f(PSMPolicy.relationNames.weights, [k, m]), rb = try f(PSMPolicy.relationNames.bias, [k])
+            let rm = try f(PSMPolicy.relationNames.mean, [m]), rs = try f(PSMPolicy.relationNames.scale, [m])
+            let rt = try f(PSMPolicy.relationNames.threshold, [k])
+            guard rs.allSatisfy({ $0 > 0 && $0.isFinite }), rw.allSatisfy(\.isFinite), rm.allSatisfy(\.isFinite), rb.allSatisfy(\.isFinite),
+                rt.allSatisfy({ $0.isFinite && $0 >= 0 })
+            else {
+                throw EngineError.invalidArgument("\(model.path): relation head has non-finite values, a non-positive scale or a negative threshold")
+            }
+            relationHeads = (0..<k).map { LinearHead(weights: Array(rw[($0 * m)..<(($0 + 1) * m)]), bias: rb[$0], mean: rm, scale: rs) }
+            relationThresholds = rt
+        } else {
+            relationHeads = nil
+            relationThresholds = []
+        }
         let c = try pairHead("consolidation", PSMPolicy.consolidationNames)
         consolidation = c?.0
         consolidationThreshold = c?.1 ?? .infinity
@@ -438,19 +481,46 @@ public struct PSMPolicy: MemoryPolicy {
         return g
     }
 
-    /// The valid neighbour with the highest interference score, if that score reaches the threshold.
-    public func supersedes(_ input: GateInput, neighbours: [(candidate: Candidate, vector: QuantizedVector?)]) -> (memory: ID128, score: Fixed)? {
-        guard let head = interference, let v = input.vector else { return nil }
-        var best: (ID128, Double)? = nil
+    /// The neighbour the new memory interferes with, and how (SPEC.md §12.7). With the relation head:
+    /// for each scored neighbour the row with the highest score (the first on a tie); a relation holds
+    /// when its score exceeds unrelated's by at least its threshold, and among those the neighbour whose
+    /// excess over the threshold is largest wins (ties: the smaller memory id); the recorded score is the
+    /// relation's softmax probability. With the two-way head (recipes before 16): the best-scoring
+    /// neighbour at or above the threshold supersedes, its score the logistic of the head's.
+    /// With ``interferenceFactsOnly`` only facts of the same speaker are scored.
+    public func interference(_ input: GateInput, gate: GateDecision, neighbours: [(candidate: Candidate, vector: QuantizedVector?)]) -> Interference? {
+        guard relationHeads != nil || interference != nil, let v = input.vector else { return nil }
+        let factsOnly = interferenceFactsOnly
+        if factsOnly { guard gate.type != .smallTalk, !input.speaker.isEmpty else { return nil } }
+        var best: (relation: Interference.Relation, memory: ID128, margin: Double, probability: Double)? = nil
         for (c, nv) in neighbours {
             guard let nv, nv.values.count == v.values.count, c.view.record.isValid else { continue }
+            if factsOnly { guard c.view.record.type != .smallTalk, c.view.record.speaker == input.speaker else { continue } }
             let x = InterferenceFeatures.vector(
                 new: v, old: nv, sameSpeaker: !input.speaker.isEmpty && input.speaker == c.view.record.speaker, newText: input.text, oldText: c.view.record.text)
-            let s = head.score(x)
-            if s >= interferenceThreshold, best.map({ s > $0.1 || (s == $0.1 && c.memory < $0.0) }) ?? true { best = (c.memory, s) }
+            let found: (Interference.Relation, Double, Double)
+            if let rows = relationHeads {
+                let scores = rows.map { $0.score(x) }
+                var k = 0
+                for (j, s) in scores.enumerated() where s > scores[k] { k = j }
+                guard let relation = PSMPolicy.relations[k] else { continue }
+                let margin = scores[k] - scores[0] - relationThresholds[k]
+                guard margin >= 0 else { continue }
+                let top = scores[k]
+                var sum = 0.0
+                for s in scores { sum += DeterministicMath.exp(s - top) }
+                found = (relation, margin, 1 / sum)
+            } else if let head = interference {
+                let s = head.score(x)
+                guard s >= interferenceThreshold else { continue }
+                found = (.supersedes, s - interferenceThreshold, 1 / (1 + DeterministicMath.exp(-s)))
+            } else {
+                continue
+            }
+            if let b = best, found.1 < b.margin || (found.1 == b.margin && c.memory >= b.memory) { continue }
+            best = (found.0, c.memory, found.1, found.2)
         }
-        // Recorded as a probability (the logistic of the score), which is what a superseded event holds.
-        return best.map { ($0.0, Fixed(1 / (1 + DeterministicMath.exp(-$0.1)))) }
+        return best.map { Interference(relation: $0.relation, memory: $0.memory, score: Fixed($0.probability)) }
     }
 
     /// A stability lengthened by an emotional weight w (0…1): s × (1 + w), rounded to whole seconds, at

@@ -37,6 +37,25 @@ public struct GateDecision: Sendable, Equatable {
     public var scores: [Fixed]
 }
 
+/// How a new memory interferes with an existing one (SPEC.md §12.7), and the score (a probability,
+/// the logistic of the deciding head's score). Unrelated is no interference at all.
+public struct Interference: Sendable, Equatable {
+    public enum Relation: String, Sendable, CaseIterable, Codable {
+        /// The same fact again: the old memory is reinforced (a `reinforced` decision, as `helped` feedback).
+        case reinforces
+        /// A detail added to the old memory's fact: the new memory is flagged `refines:<old>`.
+        case refines
+        /// A new value for the old memory's fact (a knowledge update or contradiction): `superseded`.
+        case supersedes
+    }
+    public var relation: Relation
+    public var memory: ID128
+    public var score: Fixed
+    public init(relation: Relation, memory: ID128, score: Fixed) {
+        self.relation = relation; self.memory = memory; self.score = score
+    }
+}
+
 /// Decides memory operations. The PSM (issue 6) implements this with learned heads; ``RuleBaseline``
 /// is the hand-written baseline it is measured against. Every method is a pure function of its
 /// arguments, so the decisions it writes can be replayed.
@@ -49,8 +68,10 @@ public protocol MemoryPolicy: Sendable {
     /// The decision answering feedback on a memory (reinforced or weakened), or nil for none.
     func feedback(_ kind: FeedbackKind, on memory: MemoryView) -> MemoryEvent?
     /// For a memory just kept (its input and vector) and its nearest existing memories with their
-    /// vectors: the memory it supersedes (a knowledge update), with the score, or nil.
-    func supersedes(_ input: GateInput, neighbours: [(candidate: Candidate, vector: QuantizedVector?)]) -> (memory: ID128, score: Fixed)?
+    /// vectors: the one neighbour it interferes with and how (it reinforces, refines or supersedes it),
+    /// with the score, or nil when it is unrelated to all of them.
+    /// `gate` is the gate's decision on it.
+    func interference(_ input: GateInput, gate: GateDecision, neighbours: [(candidate: Candidate, vector: QuantizedVector?)]) -> Interference?
     /// Sleep-time decisions for one user (tier moves, consolidation, pruning), given its memories by
     /// tier, the vectors of its working and episodic memories, and the time of its previous sleep.
     func sleep(_ input: SleepInput) -> [MemoryEvent]
@@ -113,8 +134,8 @@ public struct RuleBaseline: MemoryPolicy {
             strength: Fixed(duplicate ? 0.3 : 0.6), stability: 45 * 86_400, scores: [Fixed(raw: Int64(terms.count) * Fixed.scale)])
     }
 
-    /// The rule baseline never supersedes: contradictions need the learned interference head.
-    public func supersedes(_ input: GateInput, neighbours: [(candidate: Candidate, vector: QuantizedVector?)]) -> (memory: ID128, score: Fixed)? { nil }
+    /// The rule baseline relates no memory to another: interference needs the learned heads.
+    public func interference(_ input: GateInput, gate: GateDecision, neighbours: [(candidate: Candidate, vector: QuantizedVector?)]) -> Interference? { nil }
 
     public func weigh(_ candidates: [Candidate], query: String, at: Int64) -> [Fixed] {
         candidates.map { c in

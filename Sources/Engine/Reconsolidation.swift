@@ -20,6 +20,9 @@ public enum Reconsolidation {
         public var lost_by_tier: [String: Int] = [:]
         public var retiered = 0
         public var superseded_differently = 0
+        /// Memories kept by both whose reinforcement count or flags (a `refines` relation) differ.
+        public var reinforced_differently = 0
+        public var flagged_differently = 0
         public var mean_abs_strength_shift = 0.0
         public var recalls_compared = 0
         /// Recalls whose surfaced set changed, and the mean Jaccard similarity of old and new sets.
@@ -100,6 +103,8 @@ public enum Reconsolidation {
                     if diff.examples.count < 10 { diff.examples.append("\(user): “\(o.record.text.prefix(50))” \(o.record.tier) → \(n.record.tier)") }
                 }
                 if n.record.supersededBy != o.record.supersededBy { diff.superseded_differently += 1 }
+                if n.record.reinforcements != o.record.reinforcements { diff.reinforced_differently += 1 }
+                if n.record.flags != o.record.flags { diff.flagged_differently += 1 }
                 shift += abs(n.strength - o.strength)
                 shifted += 1
             }

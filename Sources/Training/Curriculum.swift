@@ -19,6 +19,9 @@ public struct Curriculum: Sendable {
         public var repeats: String? = nil
         /// For an emotional disclosure (recipe 14, fact kind `life`): true; what the emotion head learns.
         public var emotional: Bool? = nil
+        /// For a refinement: the statement whose fact it adds a detail to (same speaker and kind, the value
+        /// unchanged), which the interference head learns to link rather than supersede.
+        public var refines: String? = nil
     }
     public struct Session: Sendable, Codable, Equatable {
         public var index: Int
@@ -51,9 +54,13 @@ public struct Curriculum: Sendable {
     /// With `emotions` (recipe 14) about one small-talk turn in twelve is an emotional disclosure instead
     /// ("My grandmother passed away last week. I'm heartbroken."), a `life` fact marked `emotional`, chosen
     /// by a generator of its own, so every other turn and every question is the same as without.
+    /// With `refinements` about one small-talk turn in six, when its speaker has stated a fact that has
+    /// details to add, adds one instead ("Our beagle Theo turned out to be terrified of the vacuum."): a
+    /// turn of that fact's kind whose `refines` names the statement, drawn from a generator of its own.
+    /// The questions do not change; the interference head learns from this variant (SPEC.md §12.7).
     public init(
         seed: UInt64, count: Int, sessions: ClosedRange<Int> = 5...9, repeats: Bool = false, echoes: Bool = true, timeCues: Bool = false,
-        emotions: Bool = false, warmth: Bool = false
+        emotions: Bool = false, warmth: Bool = false, refinements: Bool = false
     ) {
         var rng = SplitMix64(seed: seed)
         var out: [Conversation] = []
@@ -63,7 +70,8 @@ public struct Curriculum: Sendable {
                 rng: SplitMix64(seed: conversationSeed), id: "cur-\(seed)-\(i)", sessionCount: sessions, repeats: repeats, echoes: echoes,
                 cues: timeCues ? SplitMix64(seed: conversationSeed ^ 0x7469_6d65_6375_6573) : nil,
                 disclosures: emotions ? SplitMix64(seed: conversationSeed ^ 0x656d_6f74_696f_6e73) : nil,
-                warm: warmth ? SplitMix64(seed: conversationSeed ^ 0x7761_726d_7468_2121) : nil)
+                warm: warmth ? SplitMix64(seed: conversationSeed ^ 0x7761_726d_7468_2121) : nil,
+                details: refinements ? SplitMix64(seed: conversationSeed ^ 0x7265_6669_6e65_7321) : nil)
             out.append(g.conversation())
         }
         conversations = out
@@ -96,6 +104,49 @@ struct Generator {
     var disclosures: SplitMix64? = nil
     /// The warm small talk's own choices (nil: none).
     var warm: SplitMix64? = nil
+    /// The refinements' own choices (nil: none).
+    var details: SplitMix64? = nil
+
+    /// The share of small-talk turns that add a detail to a fact their speaker stated (with refinements on).
+    static let refinementChance = 1.0 / 6
+    /// Details added to a stated fact (`{v}` its value, `{x}` its extra): the value stays, the fact grows.
+    static let refinementTexts: [String: [String]] = [
+        "pet": ["{x} has already learned to sit, such a smart {v}.", "Our {v} {x} turned out to be terrified of the vacuum cleaner.",
+                "The vet said {x} is perfectly healthy, just a little chubby.", "{x} sleeps on my feet every night now, that {v} is so clingy."],
+        "job": ["As a {v} I now lead a small team of four.", "My shifts as a {v} moved to nights, which is rough.",
+                "The best part of being a {v} is the people I work with.", "I'm taking a certification course to move up as a {v}."],
+        "city": ["We found a tiny apartment in {v} near the central park.", "The public transport in {v} is so good I sold my car.",
+                 "Our neighborhood in {v} has the best bakery I've ever been to.", "Winters in {v} are harsher than I expected."],
+        "hobby": ["I joined a {v} group that meets every Thursday evening.", "My {v} is finally getting better, my teacher says I'm a natural.",
+                  "I bought proper gear for {v}, no more borrowing.", "I've been doing {v} three times a week, it's become a routine."],
+        "allergy": ["The {v} allergy is worse than I thought, I carry an EpiPen now.", "Turns out even traces of {v} set me off.",
+                    "My doctor gave me new pills for the {v} allergy, they help a lot."],
+        "sibling": ["{x} is two years older than me, by the way.", "My {v} {x} lives just across town, we see each other every week.",
+                    "{x} and I shared a room growing up, we fought all the time.", "My {v} {x} is the funniest person in our family."],
+        "food": ["The best {v} I ever had was at a tiny place downtown.", "I learned to make {v} from scratch last weekend.",
+                 "When I make {v} I always add extra chili."],
+        "plan": ["For the {v} trip we're renting a camper van.", "We'll spend two whole weeks in {v}, mostly hiking.",
+                 "I found a really cheap flight for the {v} trip."],
+        "event": ["At the {v} I ran into an old classmate.", "The {v} raised money for the children's hospital.",
+                  "I still have photos from the {v}, I'll send you some."],
+    ]
+
+    /// A detail added to one of `who`'s stated facts in place of the small talk just said, a sixth of
+    /// the time (with refinements on; `known` maps "speaker|kind" to value, extra and statement turn).
+    mutating func refine(_ turns: inout [Curriculum.Turn], who: String, known: [String: (String, String, String, String)]) {
+        guard var r = details, !turns.isEmpty else { return }
+        defer { details = r }
+        guard r.chance(Self.refinementChance), turns[turns.count - 1].fact == nil else { return }
+        let facts = known.keys.sorted().filter { $0.hasPrefix(who + "|") && Self.refinementTexts[String($0.dropFirst(who.count + 1))] != nil }
+        guard !facts.isEmpty else { return }
+        let key = r.pick(facts), kind = String(key.dropFirst(who.count + 1))
+        guard let (value, extra, turn, _) = known[key], let texts = Self.refinementTexts[kind] else { return }
+        var text = r.pick(texts).replacingOccurrences(of: "{v}", with: value).replacingOccurrences(of: "{x}", with: extra)
+        if let f = text.first, f.isLowercase { text = f.uppercased() + text.dropFirst() }
+        turns[turns.count - 1].text = text
+        turns[turns.count - 1].fact = kind
+        turns[turns.count - 1].refines = turn
+    }
 
     /// The share of small-talk turns said warmly instead (with warmth on), and how: thanks, support,
     /// encouragement, greetings and goodbyes as friends write them, longer than the short small talk and
@@ -427,6 +478,7 @@ struct Generator {
                     _ = say(who, pick(Self.smallTalk))
                     disclose(&turns)
                     warmly(&turns, to: speakers[(t + 1) % 2])
+                    refine(&turns, who: who, known: known)
                 }
             }
             sessions.append(.init(index: s, time: time, turns: turns))

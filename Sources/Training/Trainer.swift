@@ -53,7 +53,9 @@ public enum Trainer {
         /// event). Off by default: perfect on held-out curriculum turns, it does not transfer to real
         /// conversations (SPEC.md §12.7). Optional so that a manifest without it keeps recipe 12's bytes.
         public var types: Bool? = nil
-        /// Also train the interference head (off by default: on real conversations it over-fires, see SPEC.md §12.7).
+        /// Also train the interference heads — supersedes, reinforces, refines (recipe 16: all three, on
+        /// the curriculum with repeats and refinements) — off by default: on real conversations they
+        /// over-fire, see SPEC.md §12.7.
         public var interference = false
         /// Also train the consolidation head (which episodes sleep groups into one semantic memory), in place
         /// of the rule's cosine ≥ 0.9. Optional so that a manifest without it keeps recipe 7's bytes.
@@ -194,11 +196,14 @@ public enum Trainer {
         public var weights: [String: Double]
         public var bias: Double
         public var interference: InterferenceMetrics?
+        /// The relation head's pairs and per-relation held-out precision/recall (recipe 16).
+        public var relations: RelationMetrics?
         /// The consolidation head's pairs and held-out precision/recall (same shape as interference's).
         public var consolidation: InterferenceMetrics?
         /// The digest of the curriculum variant with repeated episodes the consolidation head learned from.
         public var consolidation_curriculum_digest: String?
-        /// The digest of the conversations without echoes the interference head learned from.
+        /// The digest of the conversations the interference heads learned from (without echoes; since recipe
+        /// 16 with repeats, refinements, disclosures and warmth).
         public var interference_curriculum_digest: String?
         public var gate: GateMetrics?
         /// The type head's held-out accuracy and per-type recall over the curriculum's fact turns.
@@ -386,30 +391,200 @@ public enum Trainer {
         return (turns, vectors)
     }
 
-    /// Pairs (new statement, earlier turn) from the curriculum: an update and the statement it replaces
-    /// are positive; earlier facts of the same speaker of another kind, the other speaker's facts and
-    /// small talk are negative. Vectors are the encoder's, of "speaker: text" as the engine embeds.
-    /// (Only fact turns are paired, with each turn's vector alone. Pairing small talk too and making the
-    /// vectors in context, as for consolidation, left a head of held-out recall 0.121: SPEC.md §12.7.)
-    public static func interferencePairs(_ c: Curriculum, encoder: Encoder) -> [(x: [Double], y: Bool, heldOut: Bool)] {
-        var out: [(x: [Double], y: Bool, heldOut: Bool)] = []
+    /// The curriculum the interference heads learn from (recipe 16): without echoes, with repeated
+    /// statements (reinforces), refinements (refines) and updates (supersedes), and with disclosures and
+    /// warm small talk among the turns that relate to nothing; twice the recall curriculum's conversations,
+    /// since a fifth of them calibrate the thresholds and supersessions are rare (SPEC.md §12.7).
+    public static func relationCurriculum(_ options: Options) -> Curriculum {
+        Curriculum(seed: options.seed, count: 2 * options.conversations, repeats: true, echoes: false, emotions: true, warmth: true, refinements: true)
+    }
+
+    /// Pairs (a turn, an earlier turn) labelled with how the first interferes with the second, as the
+    /// engine sees them (vectors in context for a contextual model): a repeat reinforces every earlier
+    /// statement of its fact's value; a refinement refines the statement it names and that statement's
+    /// repeats; an update supersedes the statement it replaces and that statement's repeats. Unrelated
+    /// (nil): the speaker's facts of another kind, the other speaker's facts (at most 8 per turn) and up
+    /// to 6 turns of small talk; a small-talk turn with up to 6 earlier chat turns and 2 facts. Other pairs
+    /// of one speaker's statements of one kind (an old refinement and a later repeat, say) are left out.
+    ///
+    /// With `factsOnly` (as the engine scores them under `psm.interference.facts_only`), only pairs of two
+    /// facts of one speaker: the unrelated are that speaker's facts of other kinds.
+    public static func relationPairs(
+        _ c: Curriculum, encoder: Encoder, context: Bool, factsOnly: Bool = true
+    ) -> [(x: [Double], relation: Interference.Relation?, fold: Int)] {
+        var out: [(x: [Double], relation: Interference.Relation?, fold: Int)] = []
         for (ci, conv) in c.conversations.enumerated() {
-            let (turns, vectors) = embeddedTurns(conv, encoder: encoder)
-            let heldOut = ci % 5 == 4
-            for (i, t) in turns.enumerated() where t.fact != nil {
-                var negatives = 0
+            let (turns, vectors) = embeddedTurns(conv, encoder: encoder, context: context)
+            let index = Dictionary(uniqueKeysWithValues: turns.enumerated().map { ($1.id, $0) })
+            /// A statement and every earlier one its repeats reach.
+            func chain(_ id: String?) -> Set<String> {
+                var out = Set<String>(), next = id
+                while let r = next, let j = index[r], out.insert(r).inserted { next = turns[j].repeats }
+                return out
+            }
+            let fold = ci % 5
+            for (i, t) in turns.enumerated() {
+                guard t.fact != nil else {
+                    if !factsOnly { out += chatNegatives(turns, vectors, i, heldOut: false).map { ($0.x, nil, fold) } }
+                    continue
+                }
+                let reinforced = chain(t.repeats), refined = chain(t.refines), replaced = chain(t.replaces)
+                var negatives = 0, chats = 0
                 for j in stride(from: i - 1, through: 0, by: -1) {
                     let o = turns[j]
-                    let positive = t.replaces == o.id
-                    let negative = !positive && (o.fact == nil ? negatives < 6 : (o.speaker != t.speaker || o.fact != t.fact))
-                    guard positive || negative else { continue }
-                    if !positive { negatives += 1; if negatives > 8 { continue } }
+                    let relation: Interference.Relation? =
+                        reinforced.contains(o.id) ? .reinforces : refined.contains(o.id) ? .refines : replaced.contains(o.id) ? .supersedes : nil
+                    if factsOnly, o.fact == nil || o.speaker != t.speaker { continue }
+                    if relation == nil {
+                        if o.fact == nil {
+                            guard chats < 6 else { continue }
+                            chats += 1
+                        } else {
+                            guard o.speaker != t.speaker || o.fact != t.fact, negatives < 8 else { continue }
+                            negatives += 1
+                        }
+                    }
                     let x = InterferenceFeatures.vector(new: vectors[i], old: vectors[j], sameSpeaker: o.speaker == t.speaker, newText: t.text, oldText: o.text)
-                    out.append((x, positive, heldOut))
+                    out.append((x, relation, fold))
                 }
             }
         }
         return out
+    }
+
+    /// The relation head and its per-relation held-out precision and recall (recipe 16).
+    public struct RelationResult: Sendable {
+        /// One row per ``PSMPolicy/relations`` entry, one standardization.
+        public var rows: [LinearHead]
+        /// Per row, the margin over unrelated at or above which the relation holds (unrelated's 0).
+        public var thresholds: [Double]
+        public var metrics: RelationMetrics
+
+        public init(rows: [LinearHead], thresholds: [Double], metrics: RelationMetrics) {
+            self.rows = rows; self.thresholds = thresholds; self.metrics = metrics
+        }
+        /// A head with its thresholds and no training of its own: one a new version keeps.
+        public init(kept rows: [LinearHead], thresholds: [Double]) { self.init(rows: rows, thresholds: thresholds, metrics: .kept) }
+    }
+    public struct RelationMetrics: Sendable, Codable, Equatable {
+        /// Empty metrics: a head a new version keeps (its training metrics are in the base's manifest).
+        static let kept = RelationMetrics(
+            train_pairs: 0, held_out_pairs: 0, held_out_unrelated_related: 0, reinforces: .none, refines: .none, supersedes: .none)
+        public struct Relation: Sendable, Codable, Equatable {
+            public var train_positives: Int
+            public var held_out_positives: Int
+            public var held_out_precision: Double
+            public var held_out_recall: Double
+            public var threshold: Double
+            static let none = Relation(train_positives: 0, held_out_positives: 0, held_out_precision: 0, held_out_recall: 0, threshold: 0)
+        }
+        public var train_pairs: Int
+        public var held_out_pairs: Int
+        /// Held-out pairs of unrelated turns the head relates (any relation).
+        public var held_out_unrelated_related: Int
+        public var reinforces: Relation
+        public var refines: Relation
+        public var supersedes: Relation
+    }
+
+    /// Fits the relation head: multinomial logistic regression over the four rows (class-balanced,
+    /// full-batch gradient descent from zero, as deterministic as ``logistic``) on folds 0–2 of `pairs`
+    /// (a pair's fold is its conversation's index mod 5), then per relation the lowest margin over
+    /// unrelated at which the pairs of fold 3 (calibration, not fitted) the head assigns that relation
+    /// are ≥ 90% right; fold 4 is held out for the metrics. One row per relation against the rest cannot
+    /// work: a refinement lies between a restatement and an unrelated fact, where no single linear score
+    /// separates it; and thresholds set on the fitted pairs themselves are too low (SPEC.md §12.7).
+    public static func fitRelations(
+        _ pairs: [(x: [Double], relation: Interference.Relation?, fold: Int)], epochs: Int = 1000, learningRate: Double = 0.5, l2: Double = 1e-3
+    ) -> RelationResult {
+        func f(_ v: Double) -> Double { Double(Float(v)) }
+        let classes = PSMPolicy.relations, k = classes.count
+        func label(_ r: Interference.Relation?) -> Int { classes.firstIndex(of: r) ?? 0 }
+        let train = pairs.filter { $0.fold < 3 }, calibration = pairs.filter { $0.fold == 3 }, held = pairs.filter { $0.fold == 4 }
+        let n = pairs.first?.x.count ?? 0, rows = train.count
+        var mean = [Double](repeating: 0, count: n), scale = [Double](repeating: 0, count: n)
+        for r in train { for i in 0..<n { mean[i] += r.x[i] } }
+        for i in 0..<n { mean[i] /= Double(max(1, rows)) }
+        for r in train { for i in 0..<n { scale[i] += (r.x[i] - mean[i]) * (r.x[i] - mean[i]) } }
+        for i in 0..<n { scale[i] = (scale[i] / Double(max(1, rows))).squareRoot(); if !(scale[i] > 1e-9) { scale[i] = 1 } }
+        mean = mean.map(f)
+        scale = scale.map(f)
+        // Standardized rows, flat; labels; class weights n / (k · count).
+        var x = [Double](repeating: 0, count: rows * n)
+        for (r, p) in train.enumerated() { for i in 0..<n { x[r * n + i] = (p.x[i] - mean[i]) / scale[i] } }
+        let y = train.map { label($0.relation) }
+        var counts = [Int](repeating: 0, count: k)
+        for c in y { counts[c] += 1 }
+        let classWeight = counts.map { $0 > 0 ? Double(rows) / Double(k * $0) : 0 }
+        var total = 0.0
+        for c in y { total += classWeight[c] }
+        var w = [Double](repeating: 0, count: k * n), b = [Double](repeating: 0, count: k)
+        var z = [Double](repeating: 0, count: k), g = [Double](repeating: 0, count: k * n), gb = [Double](repeating: 0, count: k)
+        for _ in 0..<epochs {
+            for i in g.indices { g[i] = 0 }
+            for c in 0..<k { gb[c] = 0 }
+            for r in 0..<rows {
+                let row = r * n
+                for c in 0..<k {
+                    var s = b[c]
+                    let wc = c * n
+                    for i in 0..<n { s += w[wc + i] * x[row + i] }
+                    z[c] = s
+                }
+                let top = z.max() ?? 0
+                var sum = 0.0
+                for c in 0..<k { z[c] = DeterministicMath.exp(z[c] - top); sum += z[c] }
+                for c in 0..<k {
+                    let d = (z[c] / sum - (y[r] == c ? 1 : 0)) * classWeight[y[r]]
+                    gb[c] += d
+                    let wc = c * n
+                    for i in 0..<n { g[wc + i] += d * x[row + i] }
+                }
+            }
+            for i in w.indices { w[i] -= learningRate * (g[i] / total + l2 * w[i]) }
+            for c in 0..<k { b[c] -= learningRate * gb[c] / total }
+        }
+        let heads = (0..<k).map { c in LinearHead(weights: Array(w[(c * n)..<((c + 1) * n)]).map(f), bias: f(b[c]), mean: mean, scale: scale) }
+        /// The row with the highest score (the first on a tie) and its margin over unrelated.
+        func decide(_ x: [Double]) -> (Int, Double) {
+            let s = heads.map { $0.score(x) }
+            var best = 0
+            for (c, v) in s.enumerated() where v > s[best] { best = c }
+            return (best, s[best] - s[0])
+        }
+        let calibrated = calibration.map { decide($0.x) }, truth = calibration.map { label($0.relation) }
+        var thresholds = [Double](repeating: 0, count: k)
+        for c in 1..<k {
+            let scored = zip(calibrated, truth).filter { $0.0.0 == c }.map { ($0.0.1, $0.1 == c) }.sorted { $0.0 > $1.0 }
+            var threshold = (scored.first?.0 ?? 0) + 1, right = 0
+            for (j, (m, ok)) in scored.enumerated() {
+                if ok { right += 1 }
+                if Double(right) / Double(j + 1) >= PSMPolicy.relationPrecision { threshold = m }
+            }
+            thresholds[c] = max(0, Double(Float(threshold)))
+        }
+        let predicted = held.map { p -> Int in
+            let (c, m) = decide(p.x)
+            return c > 0 && m >= thresholds[c] ? c : 0
+        }
+        func r3(_ v: Double) -> Double { (v * 1000).rounded() / 1000 }
+        func metrics(_ c: Int) -> RelationMetrics.Relation {
+            let truth = held.map { label($0.relation) == c }
+            var tp = 0, fp = 0, fn = 0
+            for (p, t) in zip(predicted, truth) {
+                if p == c && t { tp += 1 } else if p == c { fp += 1 } else if t { fn += 1 }
+            }
+            return .init(
+                train_positives: counts[c], held_out_positives: truth.filter { $0 }.count,
+                held_out_precision: r3(tp + fp == 0 ? 1 : Double(tp) / Double(tp + fp)), held_out_recall: r3(tp + fn == 0 ? 1 : Double(tp) / Double(tp + fn)),
+                threshold: thresholds[c])
+        }
+        let unrelatedRelated = zip(held, predicted).filter { $0.0.relation == nil && $0.1 != 0 }.count
+        return RelationResult(
+            rows: heads, thresholds: thresholds,
+            metrics: .init(
+                train_pairs: rows, held_out_pairs: held.count, held_out_unrelated_related: unrelatedRelated, reinforces: metrics(1), refines: metrics(2),
+                supersedes: metrics(3)))
     }
 
     /// Negative pairs of small-talk turn `i` with up to 6 earlier small-talk turns and 2 earlier facts.
@@ -587,22 +762,24 @@ public enum Trainer {
     /// Writes the PSM model file: every tensor of `encoder` plus the heads and the manifest.
     public static func write(
         encoder: ModelFile, head: LinearHead, gate: LinearHead?, gateTypes: [LinearHead]? = nil, emotion: LinearHead? = nil, interference: InterferenceResult?,
-        consolidation: InterferenceResult? = nil, manifest: Report, to path: String
+        relations: RelationResult? = nil, consolidation: InterferenceResult? = nil, manifest: Report, to path: String
     ) throws -> (id: String, bytes: Int) {
         let enc = JSONEncoder()
         enc.outputFormatting = [.sortedKeys]
         return try writeModel(
-            encoder: encoder, head: head, gate: gate, gateTypes: gateTypes, emotion: emotion, interference: interference, consolidation: consolidation,
-            context: manifest.context ?? false,
+            encoder: encoder, head: head, gate: gate, gateTypes: gateTypes, emotion: emotion, interference: interference, relations: relations,
+            consolidation: consolidation, context: manifest.context ?? false,
             fusion: manifest.fusion,
-            spread: manifest.spread, spaced: manifest.options.spaced == true, recurrence: manifest.options.recurrence == true, episodicLifespanDays: manifest.options.episodicLifespanDays, manifestJSON: Array(try enc.encode(manifest)), to: path)
+            spread: manifest.spread, spaced: manifest.options.spaced == true, recurrence: manifest.options.recurrence == true,
+            interferenceFactsOnly: relations != nil, episodicLifespanDays: manifest.options.episodicLifespanDays, manifestJSON: Array(try enc.encode(manifest)), to: path)
     }
 
     /// Writes `encoder`'s tensors (not its `psm.*` heads) plus `head` and the manifest bytes.
     public static func writeModel(
         encoder: ModelFile, head: LinearHead, gate: LinearHead? = nil, gateTypes: [LinearHead]? = nil, emotion: LinearHead? = nil,
-        interference: InterferenceResult? = nil, consolidation: InterferenceResult? = nil, context: Bool = false, fusion: Double? = nil,
-        spread: RecallSpread? = nil, spaced: Bool = false, recurrence: Bool = false, episodicLifespanDays: Double? = nil, stabilityScale: Double? = nil,
+        interference: InterferenceResult? = nil, relations: RelationResult? = nil, consolidation: InterferenceResult? = nil, context: Bool = false, fusion: Double? = nil,
+        spread: RecallSpread? = nil, spaced: Bool = false, recurrence: Bool = false, interferenceFactsOnly: Bool = false, episodicLifespanDays: Double? = nil,
+        stabilityScale: Double? = nil,
         manifestJSON json: [UInt8], to path: String
     ) throws -> (id: String, bytes: Int) {
         var config = encoder.config
@@ -649,10 +826,19 @@ public enum Trainer {
             w.add(names.threshold, f32: [Float(p.threshold)], shape: [1])
         }
         pairHead(interference, PSMPolicy.interferenceNames)
+        if let r = relations, let first = r.rows.first {
+            let m = first.weights.count, k = r.rows.count
+            w.add(PSMPolicy.relationNames.weights, f32: r.rows.flatMap { $0.weights.map(Float.init) }, shape: [k, m])
+            w.add(PSMPolicy.relationNames.bias, f32: r.rows.map { Float($0.bias) }, shape: [k])
+            w.add(PSMPolicy.relationNames.mean, f32: first.mean.map(Float.init), shape: [m])
+            w.add(PSMPolicy.relationNames.scale, f32: first.scale.map(Float.init), shape: [m])
+            w.add(PSMPolicy.relationNames.threshold, f32: r.thresholds.map(Float.init), shape: [k])
+        }
         pairHead(consolidation, PSMPolicy.consolidationNames)
         if context { w.add(PSMPolicy.contextTensor, i8: [1], shape: [1]) }
         if spaced { w.add(PSMPolicy.spacedTensor, i8: [1], shape: [1]) }
         if recurrence { w.add(PSMPolicy.recurrenceTensor, i8: [1], shape: [1]) }
+        if interferenceFactsOnly { w.add(PSMPolicy.factsOnlyTensor, i8: [1], shape: [1]) }
         if let fusion { w.add(PSMPolicy.fusionTensor, f32: [Float(fusion)], shape: [1]) }
         if let spread, spread.beta > 0 {
             w.add(RecallSpread.tensor, f32: [Float(spread.beta), Float(spread.window), Float(spread.top)], shape: [3])
@@ -681,8 +867,8 @@ public enum Trainer {
         let spread = options.spread.map { (spread: $0.beta > 0 ? $0 : nil, mrr: [String: Double]()) } ?? chooseSpread(groups, head: head, heldOut: onHeldOut)
         // The pairwise heads learn from conversations without echoes (same seed and size): a linear head
         // over two vectors takes the other speaker's echo of a value for the fact itself (SPEC.md §12.7).
-        let plain = options.interference ? Curriculum(seed: options.seed, count: options.conversations, echoes: false) : nil
-        let interference = plain.map { fitInterference(interferencePairs($0, encoder: encoder)) }
+        let plain = options.interference ? relationCurriculum(options) : nil
+        let relations = plain.map { fitRelations(relationPairs($0, encoder: encoder, context: options.context)) }
         // The consolidation head learns from the variant with repeated episodes.
         let repeated = options.consolidation == true ? Curriculum(seed: options.seed, count: options.conversations, repeats: true, echoes: false) : nil
         let consolidation = repeated.map { fitInterference(consolidationPairs($0, encoder: encoder, context: options.context)) }
@@ -694,12 +880,13 @@ public enum Trainer {
             curriculum_digest: curriculum.digest, options: options, encoder: encoderFile.id, questions: groups.count,
             examples: groups.reduce(0) { $0 + $1.labels.count }, positives: groups.reduce(0) { $0 + $1.labels.filter { $0 }.count },
             held_out_baseline: evaluate(groups, head: nil), held_out_trained: evaluate(groups, head: head, spread: spread.spread),
-            weights: Dictionary(uniqueKeysWithValues: zip(RecallFeatures.names, head.weights)), bias: head.bias, interference: interference?.metrics, consolidation: consolidation?.metrics,
+            weights: Dictionary(uniqueKeysWithValues: zip(RecallFeatures.names, head.weights)), bias: head.bias, relations: relations?.metrics, consolidation: consolidation?.metrics,
             consolidation_curriculum_digest: repeated?.digest, interference_curriculum_digest: plain?.digest, gate: gate?.1, gate_types: types?.1, emotion: emotion?.1,
             context: options.context, fusion: chosen.k, fusion_mrr: chosen.mrr.isEmpty ? nil : chosen.mrr,
             spread: spread.spread, spread_mrr: spread.mrr.isEmpty ? nil : spread.mrr)
         let (id, _) = try write(
-            encoder: encoderFile, head: head, gate: gate?.0, gateTypes: types?.0, emotion: emotion?.0, interference: interference, consolidation: consolidation, manifest: report, to: out)
+            encoder: encoderFile, head: head, gate: gate?.0, gateTypes: types?.0, emotion: emotion?.0, interference: nil,
+            relations: relations, consolidation: consolidation, manifest: report, to: out)
         return (id, report)
     }
 }

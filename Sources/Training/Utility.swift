@@ -193,10 +193,13 @@ public enum UtilityLearning {
         let json = Array(try enc.encode(Manifest(utility: report, base_manifest: base)))
         // The base's pairwise heads, kept as they are (their training metrics are in the base's manifest).
         let interference = policy.interference.map { Trainer.InterferenceResult(kept: $0, threshold: policy.interferenceThreshold) }
+        let relations = policy.relationHeads.map { Trainer.RelationResult(kept: $0, thresholds: policy.relationThresholds) }
         let consolidation = policy.consolidation.map { Trainer.InterferenceResult(kept: $0, threshold: policy.consolidationThreshold) }
         let (id, _) = try Trainer.writeModel(
-            encoder: model, head: head, gate: policy.gateHead, gateTypes: policy.gateTypeHeads, emotion: policy.emotionHead, interference: interference, consolidation: consolidation, context: policy.readsContext,
+            encoder: model, head: head, gate: policy.gateHead, gateTypes: policy.gateTypeHeads, emotion: policy.emotionHead, interference: interference,
+            relations: relations, consolidation: consolidation, context: policy.readsContext,
             fusion: model.tensors[PSMPolicy.fusionTensor] != nil ? policy.fusionConstant : nil, spread: policy.spread, spaced: policy.spacedReinforcement, recurrence: policy.consolidatesRecurrences,
+            interferenceFactsOnly: policy.interferenceFactsOnly,
             episodicLifespanDays: model.tensors[PSMPolicy.lifespanTensor] != nil ? try model.f32(PSMPolicy.lifespanTensor, [1]).map(Double.init)[0] : nil,
             stabilityScale: scale, manifestJSON: json, to: out)
         return (id, report)

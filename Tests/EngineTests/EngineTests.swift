@@ -180,7 +180,7 @@ struct KeepEverything: MemoryPolicy {
     func weigh(_ candidates: [Candidate], query: String, at: Int64) -> [Fixed] { base.weigh(candidates, query: query, at: at) }
     func feedback(_ kind: FeedbackKind, on memory: MemoryView) -> MemoryEvent? { base.feedback(kind, on: memory) }
     func sleep(_ input: SleepInput) -> [MemoryEvent] { base.sleep(input) }
-    func supersedes(_ input: GateInput, neighbours: [(candidate: Candidate, vector: QuantizedVector?)]) -> (memory: ID128, score: Fixed)? { nil }
+    func interference(_ input: GateInput, gate: GateDecision, neighbours: [(candidate: Candidate, vector: QuantizedVector?)]) -> Interference? { nil }
 }
 
 /// `psm eval locomo` on a tiny conversation in LoCoMo's format written here (not LoCoMo data).
@@ -710,42 +710,6 @@ struct KeepEverything: MemoryPolicy {
         let adopted = try Engine(directory: dir.path)
         defer { adopted.close() }
         #expect(try adopted.userRecord(u).nextSlot == 4)
-    }
-}
-
-@Suite struct InterferenceTests {
-    /// The interference head learns knowledge updates from the curriculum (held-out floors), and a PSM
-    /// carrying it supersedes an old fact when the speaker states a new value; replay agrees.
-    @Test func knowledgeUpdatesSupersede() async throws {
-        guard !SharedEncoder.skip else { return }
-        let encoder = try #require(SharedEncoder.encoder, "the all-MiniLM-L6-v2 package is missing: run scripts/setup.sh")
-        // As `psm train --interference` trains it: on the conversations without echoes.
-        let curriculum = Curriculum(seed: Trainer.Options().seed, count: Trainer.Options().conversations, echoes: false)
-        let result = Trainer.fitInterference(Trainer.interferencePairs(curriculum, encoder: encoder))
-        #expect(result.metrics.held_out_positives >= 5)
-        #expect(result.metrics.held_out_precision >= 0.7 && result.metrics.held_out_recall >= 0.7, "\(result.metrics)")
-
-        let dir = TempStore()
-        defer { dir.remove() }
-        try FileManager.default.createDirectory(atPath: dir.path, withIntermediateDirectories: true)
-        let head = LinearHead(weights: [Double](repeating: 0, count: RecallFeatures.count), bias: 0, mean: [Double](repeating: 0, count: RecallFeatures.count), scale: [Double](repeating: 1, count: RecallFeatures.count))
-        _ = try Trainer.writeModel(encoder: encoder.model, head: head, interference: result, manifestJSON: Array("{}".utf8), to: dir.path + "/i.psm")
-        let file = try ModelFile(path: dir.path + "/i.psm")
-        let policy = try PSMPolicy(model: file)
-        #expect(policy.interference != nil)
-        let engine = try Engine(directory: dir.path + "/store", encoder: try Encoder(model: file), policy: policy)
-        defer { engine.close() }
-        let u = try UserRef(tenant: "t", user: "u")
-        let old = try await engine.observe(u, .init(text: "I live in Krakow now, close to the river.", speaker: "Vera"), at: t0)
-        _ = try await engine.observe(u, .init(text: "My favorite food has to be dumplings.", speaker: "Vera"), at: t0 + minute)
-        let new = try await engine.observe(u, .init(text: "Guess what, I relocated to Toronto for good.", speaker: "Vera"), at: t0 + day)
-        let oldMemory = try engine.memory(u, try #require(old.memory))
-        #expect(oldMemory.record.supersededBy == new.memory, "the update did not supersede the old city")
-        #expect(!oldMemory.record.isValid)
-        let food = try engine.tiers(u).memories.values.flatMap { $0 }.first { $0.record.text.contains("dumplings") }
-        #expect(food?.record.isValid == true)
-        let replay = try Replayer.verify(journal: engine.journal, decider: engine.decider, scratch: dir.path + "/replay")
-        #expect(replay.divergent == 0)
     }
 }
 

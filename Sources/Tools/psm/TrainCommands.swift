@@ -20,6 +20,16 @@ func printTrainingReport(_ id: String, _ path: String, _ r: Trainer.Report) {
     if let e = r.emotion {
         print(String(format: "emotion head, held out (%d turns): accuracy %.3f, disclosures %.3f, other turns %.3f", e.held_out_turns, e.held_out_accuracy, e.held_out_emotional_recall, e.held_out_other_recall))
     }
+    if let m = r.relations {
+        for (name, x) in [("reinforces", m.reinforces), ("refines", m.refines), ("supersedes", m.supersedes)] {
+            print("relation head, \(name), " + String(format: "held out (%d of %d pairs): precision %.3f, recall %.3f, margin %.3f", x.held_out_positives, m.held_out_pairs, x.held_out_precision, x.held_out_recall, x.threshold))
+        }
+        print("relation head, held-out unrelated pairs related: \(m.held_out_unrelated_related)")
+    }
+    for (name, m) in [("interference", r.interference), ("consolidation", r.consolidation)] {
+        guard let m else { continue }
+        print("\(name) head, " + String(format: "held out (%d pairs, %d positive): precision %.3f, recall %.3f, threshold %.3f", m.held_out_pairs, m.held_out_positives, m.held_out_precision, m.held_out_recall, m.threshold))
+    }
 }
 
 struct TrainCommand: AsyncParsableCommand {
@@ -54,7 +64,7 @@ struct TrainCommand: AsyncParsableCommand {
     @Option(help: "Curriculum seed.") var seed: UInt64 = 1
     @Option(help: "Curriculum conversations (5...10000).") var conversations: Int = Trainer.Options().conversations
     @Option(help: "Gradient-descent epochs (1...100000).") var epochs: Int = 300
-    @Flag(help: "Also train the interference head (supersession of knowledge updates); off by default because it over-fires on real conversations.")
+    @Flag(help: "Also train the interference heads (a new memory supersedes, reinforces or refines a neighbour); off by default because they over-fire on real conversations.")
     var interference = false
     @Flag(help: "Also train the consolidation head (which episodes sleep groups into one semantic memory), in place of the rule's cosine ≥ 0.9.")
     var consolidation = false
