@@ -208,13 +208,13 @@ public struct PSMPolicy: MemoryPolicy {
     /// The interference head and the logit at or above which a new memory supersedes an old one (optional).
     public let interference: LinearHead?
     public let interferenceThreshold: Double
-    /// The four-way interference head (tensors `psm.interference.relation.*`, optional, recipe 16, `psm
+    /// The four-way interference head (tensors `psm.interference.relation.*`, optional, `psm
     /// train --interference`): one row per ``relations`` entry — unrelated, reinforces, refines,
     /// supersedes — over ``InterferenceFeatures``, and per row the margin over unrelated at or above
     /// which the relation holds (the first, unrelated's, is 0). A model has it or the two-way head above.
     public let relationHeads: [LinearHead]?
     public let relationThresholds: [Double]
-    /// Interference between facts only (tensor `psm.interference.facts_only` = 1, recipe 16): the heads
+    /// Interference between facts only (tensor `psm.interference.facts_only` = 1, written with the relation head): the heads
     /// score a neighbour only when the gate rated the new memory worth keeping (not small talk) and the
     /// neighbour too, and the same (named) speaker said both. People update, repeat and refine their own facts.
     public let interferenceFactsOnly: Bool
@@ -485,7 +485,7 @@ public struct PSMPolicy: MemoryPolicy {
     /// for each scored neighbour the row with the highest score (the first on a tie); a relation holds
     /// when its score exceeds unrelated's by at least its threshold, and among those the neighbour whose
     /// excess over the threshold is largest wins (ties: the smaller memory id); the recorded score is the
-    /// relation's softmax probability. With the two-way head (recipes before 16): the best-scoring
+    /// relation's softmax probability. With the two-way head (files trained before the relation head): the best-scoring
     /// neighbour at or above the threshold supersedes, its score the logistic of the head's.
     /// With ``interferenceFactsOnly`` only facts of the same speaker are scored.
     public func interference(_ input: GateInput, gate: GateDecision, neighbours: [(candidate: Candidate, vector: QuantizedVector?)]) -> Interference? {

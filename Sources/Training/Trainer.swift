@@ -53,7 +53,7 @@ public enum Trainer {
         /// event). Off by default: perfect on held-out curriculum turns, it does not transfer to real
         /// conversations (SPEC.md §12.7). Optional so that a manifest without it keeps recipe 12's bytes.
         public var types: Bool? = nil
-        /// Also train the interference heads — supersedes, reinforces, refines (recipe 16: all three, on
+        /// Also train the interference heads — supersedes, reinforces, refines (the four-way relation head, on
         /// the curriculum with repeats and refinements) — off by default: on real conversations they
         /// over-fire, see SPEC.md §12.7.
         public var interference = false
@@ -196,7 +196,7 @@ public enum Trainer {
         public var weights: [String: Double]
         public var bias: Double
         public var interference: InterferenceMetrics?
-        /// The relation head's pairs and per-relation held-out precision/recall (recipe 16).
+        /// The relation head's pairs and per-relation held-out precision/recall.
         public var relations: RelationMetrics?
         /// The consolidation head's pairs and held-out precision/recall (same shape as interference's).
         public var consolidation: InterferenceMetrics?
@@ -391,7 +391,7 @@ public enum Trainer {
         return (turns, vectors)
     }
 
-    /// The curriculum the interference heads learn from (recipe 16): without echoes, with repeated
+    /// The curriculum the interference heads learn from: without echoes, with repeated
     /// statements (reinforces), refinements (refines) and updates (supersedes), and with disclosures and
     /// warm small talk among the turns that relate to nothing; twice the recall curriculum's conversations,
     /// since a fifth of them calibrate the thresholds and supersessions are rare (SPEC.md §12.7).
@@ -452,7 +452,7 @@ public enum Trainer {
         return out
     }
 
-    /// The relation head and its per-relation held-out precision and recall (recipe 16).
+    /// The relation head and its per-relation held-out precision and recall.
     public struct RelationResult: Sendable {
         /// One row per ``PSMPolicy/relations`` entry, one standardization.
         public var rows: [LinearHead]

@@ -6,7 +6,7 @@ import Projections
 import Testing
 import Training
 
-/// The interference heads (recipe 16): a kept memory reinforces, refines or supersedes one of its
+/// The interference heads (the four-way relation head): a kept memory reinforces, refines or supersedes one of its
 /// neighbours, or is unrelated to all of them (SPEC.md §12.7).
 @Suite struct InterferenceTests {
     /// Refinements take the place of small talk only, name an earlier statement of the same speaker and
