@@ -51,15 +51,20 @@ schemas = {
                         "source_id": s("string", "the app's own id for the turn; reported by provenance"), "at": TIME,
                         "id": {**ID, "description": "event id for exactly-once retries"}}, ["text"]),
     "Batch": obj({"observations": s("array", "1 to 1000 observations, recorded in order", items=ref("Observation"))}, ["observations"]),
-    "ObserveResult": obj({"observation": ID, "position": s("integer"), "kept": s("boolean"), "memory": opt(ID), "tier": opt(s("string")), "duplicate": s("boolean", "true when this id was already recorded (a retry)")},
+    "ObserveResult": obj({"observation": ID, "position": s("integer"), "kept": s("boolean"), "memory": opt(ID), "tier": opt(s("string")), "duplicate": s("boolean", "true when this id was already recorded (a retry)"),
+                                 "relation": obj({"kind": s("string", enum=["reinforces", "refines", "supersedes"]), "memory": s("string", "the older memory", pattern="^[0-9a-f]{32}$"), "score": s("number")},
+                                                 ["kind", "memory", "score"], "present when the new memory relates to an older one (the model's interference head, SPEC.md §12.7); absent otherwise and on a retry")},
                          ["observation", "position", "kept", "duplicate"]),
     "BatchResult": obj({"results": s("array", items=ref("ObserveResult"))}, ["results"]),
     "RecallRequest": obj({"query": s("string", "1 byte to 4 KiB"), "k": s("integer", minimum=1, maximum=100, default=5), "session": s("string"), "at": TIME,
                           "as_of": s("string", "journal position (digits) or ISO 8601 time: answer as of then, journal nothing"),
                           "peek": s("boolean", "answer now without journaling the recall (needs only memory:read)")}, ["query"]),
-    "RecallResult": obj({"recall": opt(ID), "position": opt(s("integer")), "candidates": s("integer"), "memories": s("array", items=obj({
+    "RecallResult": obj({"recall": opt(ID), "position": opt(s("integer")), "candidates": s("integer"),
+        "time_cues": s("array", "The dates the query names (\"9 November 2022\", \"May 2023\"), which recall weighs as `time_match` (SPEC.md §12.7).", items=s("string")),
+        "memories": s("array", items=obj({
         "memory": ID, "weight": s("number"), "text": s("string"), "tier": s("string"), "strength": s("number"), "valid": s("boolean"),
-        "lexical": s("number"), "dense": s("number"), "source_ids": s("array", items=s("string")), "observations": s("array", items=ID)}))},
+        "lexical": s("number"), "dense": s("number"), "emotional_weight": s("number", "The memory's emotional weight, 0…1, as the gate set it"),
+        "source_ids": s("array", items=s("string")), "observations": s("array", items=ID)}))},
         ["candidates", "memories"]),
     "FeedbackRequest": obj({"recall": ID, "memory": ID, "kind": s("string", enum=["helped", "irrelevant", "corrected"]), "note": s("string"), "at": TIME}, ["recall", "memory", "kind"]),
     "FeedbackResult": obj({"position": s("integer"), "memory": ID, "strength": s("number"), "stability_s": s("integer")}, ["position", "memory", "strength", "stability_s"]),
@@ -119,8 +124,8 @@ def op(summary, scope, resp_schema, example, status="200", body=None, body_examp
 
 obs_ex = {"text": "I moved to Lyon in March and I work as a nurse there", "session": "s1", "speaker": "Alice", "source_id": "msg-17", "at": "2026-03-01T10:00:00Z"}
 obs_res = {"observation": O, "position": 2, "kept": True, "memory": M, "tier": "working", "duplicate": False}
-recall_res = {"recall": R, "position": 4, "candidates": 12, "memories": [{"memory": M, "weight": 0.91, "text": obs_ex["text"], "tier": "episodic", "strength": 0.81,
-                                                                         "valid": True, "lexical": 0.42, "dense": 0.63, "source_ids": ["msg-17"], "observations": [O]}]}
+recall_res = {"recall": R, "position": 4, "candidates": 12, "time_cues": [], "memories": [{"memory": M, "weight": 0.91, "text": obs_ex["text"], "tier": "episodic", "strength": 0.81,
+                                                                         "valid": True, "lexical": 0.42, "dense": 0.63, "emotional_weight": 0.12, "source_ids": ["msg-17"], "observations": [O]}]}
 paths = {
     "/v1/health": {"get": {"summary": "Liveness (no key needed)", "security": [], "responses": {"200": {"description": "the server is up", "content": {"application/json": {
         "schema": obj({"status": s("string"), "node": s("string", "cluster node only: its name"), "partitions": s("string", "cluster node only: partitions served here"),

@@ -145,10 +145,21 @@ public struct ObserveJSON: Codable, Sendable {
     public var memory: String?
     public var tier: String?
     public var duplicate: Bool
+    /// How the new memory relates to an older one, when it does (absent otherwise and on a retry).
+    public var relation: Relation?
+
+    public struct Relation: Codable, Sendable {
+        /// `reinforces`, `refines` or `supersedes`.
+        public var kind: String
+        /// The older memory.
+        public var memory: String
+        public var score: Double
+    }
 
     public init(_ r: Engine.ObserveResult) {
         observation = r.observation.description; position = r.position; kept = r.kept; memory = r.memory?.description
         tier = r.tier?.description; duplicate = r.wasDuplicate
+        relation = r.relation.map { Relation(kind: $0.relation.rawValue, memory: $0.memory.description, score: $0.score.value) }
     }
 }
 

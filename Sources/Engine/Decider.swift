@@ -101,7 +101,7 @@ public struct Decider: Sendable {
     /// `reading` is what ``read(_:_:state:)`` gave before the lock (nil: compute it now).
     public func observe(
         _ user: UserRef, _ o: MemoryEvent.Observation, id obsID: EventID, at time: Int64, state: ProjectionStore, reading: Reading? = nil
-    ) throws -> (events: [EventData], gate: GateDecision, memory: ID128) {
+    ) throws -> (events: [EventData], gate: GateDecision, memory: ID128, relation: Interference?) {
         var r = try reading ?? read(user, o, state: state)
         if reading != nil, policy.readsContext {
             let c = try context(user, o, state: state)
@@ -138,11 +138,14 @@ public struct Decider: Sendable {
                 return try neighbours.map { (candidate: $0, vector: try reader.vector(slot: $0.slot)) }
             }
             let input = GateInput(text: o.text, session: o.session, speaker: o.speaker, vector: vector, neighbours: neighbours)
-            if let i = policy.interference(input, gate: g, neighbours: withVectors), let e = try interferenceEvent(i, user, new: memory, vector: vector, neighbours: withVectors, observation: obsID, at: time, state: state) {
+            if let i = policy.interference(input, gate: g, neighbours: withVectors),
+                let e = try interferenceEvent(i, user, new: memory, vector: vector, neighbours: withVectors, observation: obsID, at: time, state: state)
+            {
                 events.append(e)
+                return (events, g, memory, i)
             }
         }
-        return (events, g, memory)
+        return (events, g, memory, nil)
     }
 
     /// The decision an interference implies (SPEC.md §12.7), with id derived from the observation id

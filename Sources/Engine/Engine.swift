@@ -155,6 +155,9 @@ public final class Engine: @unchecked Sendable {
         public var memory: ID128?
         public var tier: Tier?
         public var wasDuplicate: Bool
+        /// How the new memory relates to an older one (interference, SPEC.md §12.7): nil when unrelated,
+        /// when the model has no interference head, and on a retry (`wasDuplicate`).
+        public var relation: Interference? = nil
     }
 
     /// Records an observation and the gate's decision on it (one atomic append), then folds them.
@@ -176,11 +179,11 @@ public final class Engine: @unchecked Sendable {
         if decider.policy.readsContext { try await catchUp(user.key) }
         let reading = try decider.read(user, observation, state: projections)
         return try await withRetries(user, at: time) { revision in
-            let (decisions, g, memory) = try self.decider.observe(user, observation, id: obsID, at: time, state: self.projections, reading: reading)
+            let (decisions, g, memory, relation) = try self.decider.observe(user, observation, id: obsID, at: time, state: self.projections, reading: reading)
             let r = try await self.appendRecord(AppendRequest(stream: user.stream, expected: revision, events: [command] + decisions, encrypted: true))
             return ObserveResult(
                 observation: obsID, position: r.positions[0], kept: g.kept, memory: g.kept ? memory : nil, tier: g.kept ? g.tier : nil,
-                wasDuplicate: r.wasDuplicate)
+                wasDuplicate: r.wasDuplicate, relation: r.wasDuplicate ? nil : relation)
         }
     }
 

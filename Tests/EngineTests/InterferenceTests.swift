@@ -82,25 +82,35 @@ extension InterferenceTests {
         defer { engine.close() }
         let u = try UserRef(tenant: "t", user: "u")
         var turn: Int64 = 0
-        @discardableResult func say(_ text: String, _ who: String, day d: Int64, session: String) async throws -> ID128? {
+        @discardableResult func say(_ text: String, _ who: String, day d: Int64, session: String) async throws -> Engine.ObserveResult {
             turn += 1
-            return try await engine.observe(u, .init(text: text, session: session, speaker: who), at: t0 + d * day + minute * turn).memory
+            return try await engine.observe(u, .init(text: text, session: session, speaker: who), at: t0 + d * day + minute * turn)
         }
-        let city = try #require(try await say("I live in Krakow now, close to the river.", "Vera", day: 0, session: "s1"))
-        let food = try #require(try await say("My favorite food has to be dumplings.", "Vera", day: 0, session: "s1"))
+        let city = try #require(try await say("I live in Krakow now, close to the river.", "Vera", day: 0, session: "s1").memory)
+        let food = try await say("My favorite food has to be dumplings.", "Vera", day: 0, session: "s1")
         try await say("Haha, that's great! How was your week?", "Sven", day: 0, session: "s1")
         try await say("Sorry, I was busy all day.", "Sven", day: 3, session: "s2")
-        let again = try #require(try await say("Like I said, I live in Krakow now, close to the river.", "Vera", day: 3, session: "s2"))
+        let again = try await say("Like I said, I live in Krakow now, close to the river.", "Vera", day: 3, session: "s2")
         try await say("Oh wow, really?", "Sven", day: 6, session: "s3")
-        let detail = try #require(try await say("The public transport in Krakow is so good I sold my car.", "Vera", day: 6, session: "s3"))
+        let detail = try await say("The public transport in Krakow is so good I sold my car.", "Vera", day: 6, session: "s3")
         try await say("Anyway, what's new with you?", "Sven", day: 9, session: "s4")
-        let moved = try #require(try await say("Guess what, I relocated to Toronto for good.", "Vera", day: 9, session: "s4"))
+        let moved = try await say("Guess what, I relocated to Toronto for good.", "Vera", day: 9, session: "s4")
+        let cityStatements = [city, try #require(again.memory)]
 
-        let c = try engine.memory(u, city), a = try engine.memory(u, again), d = try engine.memory(u, detail), f = try engine.memory(u, food)
-        #expect(c.record.reinforcements == 1, "saying the city again did not reinforce it; it was flagged \(a.record.flags)")
-        #expect(d.record.flags == ["refines:\(city)"] || d.record.flags == ["refines:\(again)"], "the detail: \(d.record.flags)")
-        #expect(c.record.supersededBy == moved || a.record.supersededBy == moved, "the move superseded neither statement of the old city")
+        // The observe answers name each relation, and the projections hold its effect.
+        #expect(food.relation == nil)
+        #expect(again.relation?.relation == .reinforces && again.relation?.memory == city, "\(String(describing: again.relation))")
+        #expect(detail.relation?.relation == .refines && cityStatements.contains(detail.relation?.memory ?? .zero), "\(String(describing: detail.relation))")
+        #expect(moved.relation?.relation == .supersedes && cityStatements.contains(moved.relation?.memory ?? .zero), "\(String(describing: moved.relation))")
+        let c = try engine.memory(u, city), d = try engine.memory(u, try #require(detail.memory)), f = try engine.memory(u, try #require(food.memory))
+        #expect(c.record.reinforcements == 1, "saying the city again did not reinforce it")
+        #expect(d.record.flags == ["refines:\(detail.relation?.memory ?? .zero)"], "the detail: \(d.record.flags)")
+        let old = try engine.memory(u, moved.relation?.memory ?? city)
+        #expect(old.record.supersededBy == moved.memory && !old.record.isValid)
         #expect(f.record.isValid && f.record.flags.isEmpty && f.record.reinforcements == 0, "the food fact was touched")
+        // A retry answers with the original's memory but names no relation.
+        let retry = try await engine.observe(u, .init(text: "Guess what, I relocated to Toronto for good.", session: "s4", speaker: "Vera"), at: t0 + 9 * day + minute * turn, id: moved.observation)
+        #expect(retry.wasDuplicate && retry.memory == moved.memory && retry.relation == nil)
         let replay = try Replayer.verify(journal: engine.journal, decider: engine.decider, scratch: dir.path + "/replay")
         #expect(replay.divergent == 0 && replay.checked >= 5)
     }

@@ -108,6 +108,7 @@ struct ObserveCommand: AsyncParsableCommand {
             if json { try printJSON(out); return }
             print("observation \(out.observation) at position \(r.position)\(r.wasDuplicate ? " (already recorded)" : "")")
             print(r.kept ? "kept as memory \(out.memory!)\(out.tier.map { " in \($0)" } ?? "")" : "dropped by the gate")
+            if let x = out.relation { print("it \(x.kind) memory \(x.memory) (score " + String(format: "%.4f", x.score) + ")") }
         }
     }
 }
