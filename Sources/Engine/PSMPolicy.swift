@@ -373,19 +373,21 @@ public struct PSMPolicy: MemoryPolicy {
             return LinearHead(weights: w, bias: b[0], mean: mean, scale: scale)
         }
         gateHead = try gateFeaturesHead("gate", PSMPolicy.gateNames)
-        if let info = model.tensors[PSMPolicy.gateTypeNames.weights] {
-            let m = GateFeatures.count(dimension: model.config.hidden), k = PSMPolicy.gateTypes.count
-            guard gateHead != nil else { throw EngineError.invalidArgument("\(model.path): a type head (psm.gate.type.*) needs the gate head") }
-            guard info.shape == [k, m] else { throw EngineError.invalidArgument("\(model.path): type head of shape \(info.shape), expected [\(k), \(m)]") }
-            let tw = try f(PSMPolicy.gateTypeNames.weights, [k, m]), tb = try f(PSMPolicy.gateTypeNames.bias, [k])
-            let tm = try f(PSMPolicy.gateTypeNames.mean, [m]), ts = try f(PSMPolicy.gateTypeNames.scale, [m])
-            guard ts.allSatisfy({ $0 > 0 && $0.isFinite }), tw.allSatisfy(\.isFinite), tm.allSatisfy(\.isFinite), tb.allSatisfy(\.isFinite) else {
-                throw EngineError.invalidArgument("\(model.path): type head has non-finite values or a non-positive scale")
+        /// An optional head of `k` rows over `m` features sharing one standardization.
+        func rowsHead(_ what: String, _ names: (weights: String, bias: String, mean: String, scale: String), rows k: Int, width m: Int) throws -> [LinearHead]? {
+            guard let info = model.tensors[names.weights] else { return nil }
+            guard info.shape == [k, m] else { throw EngineError.invalidArgument("\(model.path): \(what) head of shape \(info.shape), expected [\(k), \(m)]") }
+            let rw = try f(names.weights, [k, m]), rb = try f(names.bias, [k])
+            let rm = try f(names.mean, [m]), rs = try f(names.scale, [m])
+            guard rs.allSatisfy({ $0 > 0 && $0.isFinite }), rw.allSatisfy(\.isFinite), rm.allSatisfy(\.isFinite), rb.allSatisfy(\.isFinite) else {
+                throw EngineError.invalidArgument("\(model.path): \(what) head has non-finite values or a non-positive scale")
             }
-            gateTypeHeads = (0..<k).map { LinearHead(weights: Array(tw[($0 * m)..<(($0 + 1) * m)]), bias: tb[$0], mean: tm, scale: ts) }
-        } else {
-            gateTypeHeads = nil
+            return (0..<k).map { LinearHead(weights: Array(rw[($0 * m)..<(($0 + 1) * m)]), bias: rb[$0], mean: rm, scale: rs) }
         }
+        if model.tensors[PSMPolicy.gateTypeNames.weights] != nil, gateHead == nil {
+            throw EngineError.invalidArgument("\(model.path): a type head (psm.gate.type.*) needs the gate head")
+        }
+        gateTypeHeads = try rowsHead("type", PSMPolicy.gateTypeNames, rows: PSMPolicy.gateTypes.count, width: GateFeatures.count(dimension: model.config.hidden))
         if model.tensors[PSMPolicy.emotionNames.weights] != nil, gateHead == nil {
             throw EngineError.invalidArgument("\(model.path): an emotion head (psm.gate.emotion.*) needs the gate head")
         }
@@ -410,26 +412,19 @@ public struct PSMPolicy: MemoryPolicy {
         let i = try pairHead("interference", PSMPolicy.interferenceNames)
         interference = i?.0
         interferenceThreshold = i?.1 ?? .infinity
-        if let info = model.tensors[PSMPolicy.relationNames.weights] {
-            let m = InterferenceFeatures.count(dimension: model.config.hidden), k = PSMPolicy.relations.count
-            guard info.shape == [k, m] else {
-                throw EngineError.invalidArgument("\(model.path): relation head of shape \(info.shape), expected [\(k), \(m)]")
+        let names = PSMPolicy.relationNames, k = PSMPolicy.relations.count
+        if model.tensors[names.weights] != nil, i != nil {
+            throw EngineError.invalidArgument("\(model.path): has both the two-way interference head (psm.interference.*) and the relation head; expected one")
+        }
+        relationHeads = try rowsHead(
+            "relation", (names.weights, names.bias, names.mean, names.scale), rows: k, width: InterferenceFeatures.count(dimension: model.config.hidden))
+        if relationHeads != nil {
+            let t = try f(names.threshold, [k])
+            guard t.allSatisfy({ $0.isFinite && $0 >= 0 }) else {
+                throw EngineError.invalidArgument("\(model.path): relation head's thresholds \(t) must be finite and ≥ 0")
             }
-            guard i == nil else {
-                throw EngineError.invalidArgument("\(model.path): has both the two-way interference head (psm.interference.*) and the relation head; expected one")
-            }
-            let rw = try f(PSMPolicy.relationNames.weights, [k, m]), rb = try f(PSMPolicy.relationNames.bias, [k])
-            let rm = try f(PSMPolicy.relationNames.mean, [m]), rs = try f(PSMPolicy.relationNames.scale, [m])
-            let rt = try f(PSMPolicy.relationNames.threshold, [k])
-            guard rs.allSatisfy({ $0 > 0 && $0.isFinite }), rw.allSatisfy(\.isFinite), rm.allSatisfy(\.isFinite), rb.allSatisfy(\.isFinite),
-                rt.allSatisfy({ $0.isFinite && $0 >= 0 })
-            else {
-                throw EngineError.invalidArgument("\(model.path): relation head has non-finite values, a non-positive scale or a negative threshold")
-            }
-            relationHeads = (0..<k).map { LinearHead(weights: Array(rw[($0 * m)..<(($0 + 1) * m)]), bias: rb[$0], mean: rm, scale: rs) }
-            relationThresholds = rt
+            relationThresholds = t
         } else {
-            relationHeads = nil
             relationThresholds = []
         }
         let c = try pairHead("consolidation", PSMPolicy.consolidationNames)

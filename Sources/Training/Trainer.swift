@@ -202,8 +202,8 @@ public enum Trainer {
         public var consolidation: InterferenceMetrics?
         /// The digest of the curriculum variant with repeated episodes the consolidation head learned from.
         public var consolidation_curriculum_digest: String?
-        /// The digest of the conversations the interference heads learned from (without echoes; since recipe
-        /// 16 with repeats, refinements, disclosures and warmth).
+        /// The digest of the conversations the interference head learned from (without echoes; for the
+        /// relation head also with repeats, refinements, disclosures and warmth, twice the size).
         public var interference_curriculum_digest: String?
         public var gate: GateMetrics?
         /// The type head's held-out accuracy and per-type recall over the curriculum's fact turns.
@@ -284,18 +284,24 @@ public enum Trainer {
     /// the rows' mean and population standard deviation (1 when zero), both rounded to f32 first; positives
     /// weighted by negatives/positives; L2 on the weights; `frozen` weights stay 0; `DeterministicMath.exp`.
     /// The result is rounded to f32, so the head that is measured is the one a model file holds.
+    /// The training rows' mean and population standard deviation per feature (1 where it is 0), rounded
+    /// to f32 as the model file stores them: every head's standardization.
+    static func standardization(_ rows: [[Double]], dimension n: Int) -> (mean: [Double], scale: [Double]) {
+        func f(_ v: Double) -> Double { Double(Float(v)) }
+        var mean = [Double](repeating: 0, count: n), scale = [Double](repeating: 0, count: n)
+        for r in rows { for i in 0..<n { mean[i] += r[i] } }
+        for i in 0..<n { mean[i] /= Double(max(1, rows.count)) }
+        for r in rows { for i in 0..<n { scale[i] += (r[i] - mean[i]) * (r[i] - mean[i]) } }
+        for i in 0..<n { scale[i] = (scale[i] / Double(max(1, rows.count))).squareRoot(); if !(scale[i] > 1e-9) { scale[i] = 1 } }
+        return (mean.map(f), scale.map(f))
+    }
+
     static func logistic(
         _ rows: [[Double]], _ labels: [Bool], dimension n: Int, frozen: Set<Int> = [], epochs: Int, learningRate: Double, l2: Double
     ) -> LinearHead {
         func f(_ v: Double) -> Double { Double(Float(v)) }
         guard !rows.isEmpty else { return LinearHead(weights: Array(repeating: 0, count: n), bias: 0, mean: Array(repeating: 0, count: n), scale: Array(repeating: 1, count: n)) }
-        var mean = [Double](repeating: 0, count: n), scale = [Double](repeating: 0, count: n)
-        for r in rows { for i in 0..<n { mean[i] += r[i] } }
-        for i in 0..<n { mean[i] /= Double(rows.count) }
-        for r in rows { for i in 0..<n { scale[i] += (r[i] - mean[i]) * (r[i] - mean[i]) } }
-        for i in 0..<n { scale[i] = (scale[i] / Double(rows.count)).squareRoot(); if !(scale[i] > 1e-9) { scale[i] = 1 } }
-        mean = mean.map(f)
-        scale = scale.map(f)
+        let (mean, scale) = standardization(rows, dimension: n)
         let x = rows.map { r in (0..<n).map { (r[$0] - mean[$0]) / scale[$0] } }
         let positives = Double(labels.filter { $0 }.count)
         let posWeight = positives > 0 ? (Double(labels.count) - positives) / positives : 1
@@ -399,19 +405,14 @@ public enum Trainer {
         Curriculum(seed: options.seed, count: 2 * options.conversations, repeats: true, echoes: false, emotions: true, warmth: true, refinements: true)
     }
 
-    /// Pairs (a turn, an earlier turn) labelled with how the first interferes with the second, as the
-    /// engine sees them (vectors in context for a contextual model): a repeat reinforces every earlier
-    /// statement of its fact's value; a refinement refines the statement it names and that statement's
-    /// repeats; an update supersedes the statement it replaces and that statement's repeats. Unrelated
-    /// (nil): the speaker's facts of another kind, the other speaker's facts (at most 8 per turn) and up
-    /// to 6 turns of small talk; a small-talk turn with up to 6 earlier chat turns and 2 facts. Other pairs
-    /// of one speaker's statements of one kind (an old refinement and a later repeat, say) are left out.
-    ///
-    /// With `factsOnly` (as the engine scores them under `psm.interference.facts_only`), only pairs of two
-    /// facts of one speaker: the unrelated are that speaker's facts of other kinds.
-    public static func relationPairs(
-        _ c: Curriculum, encoder: Encoder, context: Bool, factsOnly: Bool = true
-    ) -> [(x: [Double], relation: Interference.Relation?, fold: Int)] {
+    /// Pairs (a fact turn, an earlier fact turn of the same speaker) labelled with how the first
+    /// interferes with the second, as the engine scores them under `psm.interference.facts_only`
+    /// (vectors in context for a contextual model): a repeat reinforces every earlier statement of its
+    /// fact's value; a refinement refines the statement it names and that statement's repeats; an update
+    /// supersedes the statement it replaces and that statement's repeats. Unrelated (nil): the speaker's
+    /// facts of other kinds (at most 8 per turn). Other pairs of one speaker's statements of one kind (an
+    /// old refinement and a later repeat, say) are left out.
+    public static func relationPairs(_ c: Curriculum, encoder: Encoder, context: Bool) -> [(x: [Double], relation: Interference.Relation?, fold: Int)] {
         var out: [(x: [Double], relation: Interference.Relation?, fold: Int)] = []
         for (ci, conv) in c.conversations.enumerated() {
             let (turns, vectors) = embeddedTurns(conv, encoder: encoder, context: context)
@@ -423,26 +424,17 @@ public enum Trainer {
                 return out
             }
             let fold = ci % 5
-            for (i, t) in turns.enumerated() {
-                guard t.fact != nil else {
-                    if !factsOnly { out += chatNegatives(turns, vectors, i, heldOut: false).map { ($0.x, nil, fold) } }
-                    continue
-                }
+            for (i, t) in turns.enumerated() where t.fact != nil {
                 let reinforced = chain(t.repeats), refined = chain(t.refines), replaced = chain(t.replaces)
-                var negatives = 0, chats = 0
+                var negatives = 0
                 for j in stride(from: i - 1, through: 0, by: -1) {
                     let o = turns[j]
+                    guard o.fact != nil, o.speaker == t.speaker else { continue }
                     let relation: Interference.Relation? =
                         reinforced.contains(o.id) ? .reinforces : refined.contains(o.id) ? .refines : replaced.contains(o.id) ? .supersedes : nil
-                    if factsOnly, o.fact == nil || o.speaker != t.speaker { continue }
                     if relation == nil {
-                        if o.fact == nil {
-                            guard chats < 6 else { continue }
-                            chats += 1
-                        } else {
-                            guard o.speaker != t.speaker || o.fact != t.fact, negatives < 8 else { continue }
-                            negatives += 1
-                        }
+                        guard o.fact != t.fact, negatives < 8 else { continue }
+                        negatives += 1
                     }
                     let x = InterferenceFeatures.vector(new: vectors[i], old: vectors[j], sameSpeaker: o.speaker == t.speaker, newText: t.text, oldText: o.text)
                     out.append((x, relation, fold))
@@ -502,13 +494,7 @@ public enum Trainer {
         func label(_ r: Interference.Relation?) -> Int { classes.firstIndex(of: r) ?? 0 }
         let train = pairs.filter { $0.fold < 3 }, calibration = pairs.filter { $0.fold == 3 }, held = pairs.filter { $0.fold == 4 }
         let n = pairs.first?.x.count ?? 0, rows = train.count
-        var mean = [Double](repeating: 0, count: n), scale = [Double](repeating: 0, count: n)
-        for r in train { for i in 0..<n { mean[i] += r.x[i] } }
-        for i in 0..<n { mean[i] /= Double(max(1, rows)) }
-        for r in train { for i in 0..<n { scale[i] += (r.x[i] - mean[i]) * (r.x[i] - mean[i]) } }
-        for i in 0..<n { scale[i] = (scale[i] / Double(max(1, rows))).squareRoot(); if !(scale[i] > 1e-9) { scale[i] = 1 } }
-        mean = mean.map(f)
-        scale = scale.map(f)
+        let (mean, scale) = standardization(train.map(\.x), dimension: n)
         // Standardized rows, flat; labels; class weights n / (k · count).
         var x = [Double](repeating: 0, count: rows * n)
         for (r, p) in train.enumerated() { for i in 0..<n { x[r * n + i] = (p.x[i] - mean[i]) / scale[i] } }
@@ -805,15 +791,18 @@ public enum Trainer {
             w.add(names.mean, f32: h.mean.map(Float.init), shape: [m])
             w.add(names.scale, f32: h.scale.map(Float.init), shape: [m])
         }
-        single(gate, PSMPolicy.gateNames)
-        if let t = gateTypes, let first = t.first {
-            // One standardization (every type's regression saw the same rows), one weight row per type.
-            let m = first.weights.count, k = t.count
-            w.add(PSMPolicy.gateTypeNames.weights, f32: t.flatMap { $0.weights.map(Float.init) }, shape: [k, m])
-            w.add(PSMPolicy.gateTypeNames.bias, f32: t.map { Float($0.bias) }, shape: [k])
-            w.add(PSMPolicy.gateTypeNames.mean, f32: first.mean.map(Float.init), shape: [m])
-            w.add(PSMPolicy.gateTypeNames.scale, f32: first.scale.map(Float.init), shape: [m])
+        /// Heads of several rows under `names`: one standardization (every row saw the same rows), one
+        /// weight row and bias per row.
+        func rows(_ heads: [LinearHead]?, _ names: (weights: String, bias: String, mean: String, scale: String)) {
+            guard let heads, let first = heads.first else { return }
+            let m = first.weights.count, k = heads.count
+            w.add(names.weights, f32: heads.flatMap { $0.weights.map(Float.init) }, shape: [k, m])
+            w.add(names.bias, f32: heads.map { Float($0.bias) }, shape: [k])
+            w.add(names.mean, f32: first.mean.map(Float.init), shape: [m])
+            w.add(names.scale, f32: first.scale.map(Float.init), shape: [m])
         }
+        single(gate, PSMPolicy.gateNames)
+        rows(gateTypes, PSMPolicy.gateTypeNames)
         single(emotion, PSMPolicy.emotionNames)
         /// A pairwise head with its threshold, under `names`.
         func pairHead(_ p: InterferenceResult?, _ names: (weights: String, bias: String, mean: String, scale: String, threshold: String)) {
@@ -826,13 +815,10 @@ public enum Trainer {
             w.add(names.threshold, f32: [Float(p.threshold)], shape: [1])
         }
         pairHead(interference, PSMPolicy.interferenceNames)
-        if let r = relations, let first = r.rows.first {
-            let m = first.weights.count, k = r.rows.count
-            w.add(PSMPolicy.relationNames.weights, f32: r.rows.flatMap { $0.weights.map(Float.init) }, shape: [k, m])
-            w.add(PSMPolicy.relationNames.bias, f32: r.rows.map { Float($0.bias) }, shape: [k])
-            w.add(PSMPolicy.relationNames.mean, f32: first.mean.map(Float.init), shape: [m])
-            w.add(PSMPolicy.relationNames.scale, f32: first.scale.map(Float.init), shape: [m])
-            w.add(PSMPolicy.relationNames.threshold, f32: r.thresholds.map(Float.init), shape: [k])
+        if let r = relations {
+            let names = PSMPolicy.relationNames
+            rows(r.rows, (names.weights, names.bias, names.mean, names.scale))
+            w.add(names.threshold, f32: r.thresholds.map(Float.init), shape: [r.thresholds.count])
         }
         pairHead(consolidation, PSMPolicy.consolidationNames)
         if context { w.add(PSMPolicy.contextTensor, i8: [1], shape: [1]) }
@@ -865,8 +851,8 @@ public enum Trainer {
         let groups = collected.map { $0.fused(chosen.k) }
         let head = fit(groups, options: options)
         let spread = options.spread.map { (spread: $0.beta > 0 ? $0 : nil, mrr: [String: Double]()) } ?? chooseSpread(groups, head: head, heldOut: onHeldOut)
-        // The pairwise heads learn from conversations without echoes (same seed and size): a linear head
-        // over two vectors takes the other speaker's echo of a value for the fact itself (SPEC.md §12.7).
+        // The pairwise heads learn from conversations without echoes (same seed): a linear head over two
+        // vectors takes the other speaker's echo of a value for the fact itself (SPEC.md §12.7).
         let plain = options.interference ? relationCurriculum(options) : nil
         let relations = plain.map { fitRelations(relationPairs($0, encoder: encoder, context: options.context)) }
         // The consolidation head learns from the variant with repeated episodes.
