@@ -161,14 +161,18 @@ public enum InterferenceFeatures {
     }
 }
 
-/// Features of the gate head for one observation (SPEC.md §12.7): its dequantized vector ×√hidden and
-/// five surface cues — ln(1+terms), a digit, a capitalised word after the first, a question mark, ln(1+bytes).
+/// Features of the gate head for one observation (SPEC.md §12.7): its dequantized vector ×√hidden, five
+/// surface cues — ln(1+terms), a digit, a capitalised word after the first, a question mark, ln(1+bytes) —
+/// and, since recipe 16, its novelty against what the user already has. Heads of recipes 11 to 15 weigh
+/// the first hidden + 5.
 public enum GateFeatures {
-    public static func count(dimension d: Int) -> Int { d + 5 }
+    public static func count(dimension d: Int) -> Int { d + 6 }
+    /// The width of gate heads trained before the novelty feature (recipes 11 to 15).
+    public static func countWithoutNovelty(dimension d: Int) -> Int { d + 5 }
 
-    public static func vector(_ v: QuantizedVector, text: String) -> [Double] {
+    public static func vector(_ v: QuantizedVector, text: String, novelty: Double) -> [Double] {
         let d = v.values.count
-        var out = [Double](repeating: 0, count: d + 5)
+        var out = [Double](repeating: 0, count: d + 6)
         let root = Double(d).squareRoot()
         for i in 0..<d { out[i] = Double(v.values[i]) * Double(v.scale) * root }
         let words = text.split(whereSeparator: { $0 == " " || $0 == "\n" })
@@ -177,7 +181,21 @@ public enum GateFeatures {
         out[d + 2] = words.dropFirst().contains { $0.first?.isUppercase == true } ? 1 : 0
         out[d + 3] = text.contains("?") ? 1 : 0
         out[d + 4] = DeterministicMath.log(1 + Double(text.utf8.count))
+        out[d + 5] = novelty
         return out
+    }
+
+    /// Novelty from the highest cosine with the user's memories: 1 − that cosine, within 0…1; 1 when
+    /// the user has no memory to compare with.
+    public static func novelty(closest cosine: Double?) -> Double {
+        guard let c = cosine else { return 1 }
+        return 1 - max(0, min(1, c))
+    }
+
+    /// The novelty of an observation given the gate's neighbours: the highest cosine among those in the
+    /// dense list (the exact int8 cosine candidate generation computed).
+    public static func novelty(_ neighbours: [Candidate]) -> Double {
+        novelty(closest: neighbours.filter { $0.denseRank > 0 }.map(\.dense).max())
     }
 }
 
@@ -364,8 +382,11 @@ public struct PSMPolicy: MemoryPolicy {
         /// An optional one-row head over ``GateFeatures`` (weights, mean and scale [hidden + 5], bias [1]).
         func gateFeaturesHead(_ what: String, _ names: (weights: String, bias: String, mean: String, scale: String)) throws -> LinearHead? {
             guard let info = model.tensors[names.weights] else { return nil }
-            let m = GateFeatures.count(dimension: model.config.hidden)
-            guard info.shape == [m] else { throw EngineError.invalidArgument("\(model.path): \(what) head of shape \(info.shape), expected [\(m)]") }
+            let d = model.config.hidden, m = info.shape.first ?? 0
+            guard info.shape.count == 1, m == GateFeatures.count(dimension: d) || m == GateFeatures.countWithoutNovelty(dimension: d) else {
+                throw EngineError.invalidArgument(
+                    "\(model.path): \(what) head of shape \(info.shape), expected [\(GateFeatures.count(dimension: d))] or, without novelty, [\(GateFeatures.countWithoutNovelty(dimension: d))]")
+            }
             let w = try f(names.weights, [m]), b = try f(names.bias, [1]), mean = try f(names.mean, [m]), scale = try f(names.scale, [m])
             guard scale.allSatisfy({ $0 > 0 && $0.isFinite }), w.allSatisfy(\.isFinite), mean.allSatisfy(\.isFinite), b[0].isFinite else {
                 throw EngineError.invalidArgument("\(model.path): \(what) head has non-finite values or a non-positive scale")
@@ -387,7 +408,10 @@ public struct PSMPolicy: MemoryPolicy {
         if model.tensors[PSMPolicy.gateTypeNames.weights] != nil, gateHead == nil {
             throw EngineError.invalidArgument("\(model.path): a type head (psm.gate.type.*) needs the gate head")
         }
-        gateTypeHeads = try rowsHead("type", PSMPolicy.gateTypeNames, rows: PSMPolicy.gateTypes.count, width: GateFeatures.count(dimension: model.config.hidden))
+        gateTypeHeads = try rowsHead(
+            "type", PSMPolicy.gateTypeNames, rows: PSMPolicy.gateTypes.count,
+            width: model.tensors[PSMPolicy.gateTypeNames.weights]?.shape.last == GateFeatures.countWithoutNovelty(dimension: model.config.hidden)
+                ? GateFeatures.countWithoutNovelty(dimension: model.config.hidden) : GateFeatures.count(dimension: model.config.hidden))
         if model.tensors[PSMPolicy.emotionNames.weights] != nil, gateHead == nil {
             throw EngineError.invalidArgument("\(model.path): an emotion head (psm.gate.emotion.*) needs the gate head")
         }
@@ -456,7 +480,8 @@ public struct PSMPolicy: MemoryPolicy {
     func gateBeforeScaling(_ input: GateInput) -> GateDecision {
         var g = base.gate(input)
         guard let head = gateHead, let v = input.vector else { return g }
-        let x = GateFeatures.vector(v, text: input.text)
+        // Every head weighs its first features: those of recipes 11 to 15 ignore the novelty at the end.
+        let x = GateFeatures.vector(v, text: input.text, novelty: GateFeatures.novelty(input.neighbours))
         let p = 1 / (1 + DeterministicMath.exp(-head.score(x)))
         let fact = p >= 0.5
         let typeScores = fact ? gateTypeHeads?.map { $0.score(x) } : nil

@@ -10,7 +10,7 @@ import Projections
 public enum Trainer {
     /// Bumped whenever the curriculum, the features, the training or the baseline decisions it trains
     /// against change, so a cached default model from an older recipe is rebuilt, not reused.
-    public static let recipe = 15
+    public static let recipe = 16
 
     /// Recall features held at weight 0: the curriculum's tiers, ages and confidences are artefacts of
     /// the rule baseline's decay on synthetic time spans; learned on it, they did not transfer (a strong
@@ -82,6 +82,13 @@ public enum Trainer {
         /// that warmth is not a fact to keep or a felt event. Optional so that a manifest without it keeps
         /// recipe 14's bytes.
         public var warmth: Bool? = true
+        /// The gate, type and emotion heads learn from each turn's vector as the engine gates it — in context
+        /// for a contextual model (recipe 16). Recipes 11 to 15 trained them on each turn's vector alone while
+        /// the engine gated vectors read in context. Optional so that a manifest without it keeps recipe 15's bytes.
+        public var gateContext: Bool? = true
+        /// The gate, type and emotion heads also see the observation's novelty against what the user already
+        /// has (recipe 16; ``GateFeatures``). Optional so that a manifest without it keeps recipe 15's bytes.
+        public var gateNovelty: Bool? = true
         /// The fusion constant; nil chooses it from ``fusionGrid`` by MRR of the fused order (on the
         /// questions ``chooseOnTraining`` names).
         public var fusion: Double? = nil
@@ -662,13 +669,32 @@ public enum Trainer {
     }
 
     /// Every curriculum turn as (features, its fact kind or nil for small talk, held out).
-    public static func gateTurns(_ c: Curriculum, encoder: Encoder) -> [(x: [Double], kind: String?, heldOut: Bool)] {
+    /// With `context`, each turn's vector is read in context, as a contextual model's engine gates it. With
+    /// `novelty` the features end with the turn's novelty against the turns before it in its conversation
+    /// that the engine keeps (at least three content terms), as the gate's neighbours give it.
+    public static func gateTurns(
+        _ c: Curriculum, encoder: Encoder, context: Bool = false, novelty: Bool = false
+    ) -> [(x: [Double], kind: String?, heldOut: Bool)] {
         var out: [(x: [Double], kind: String?, heldOut: Bool)] = []
         for (ci, conv) in c.conversations.enumerated() {
-            let (turns, vectors) = embeddedTurns(conv, encoder: encoder)
-            for (i, t) in turns.enumerated() { out.append((GateFeatures.vector(vectors[i], text: t.text), t.fact, ci % 5 == 4)) }
+            let (turns, vectors) = embeddedTurns(conv, encoder: encoder, context: context)
+            var kept: [QuantizedVector] = []
+            for (i, t) in turns.enumerated() {
+                let closest = kept.map { cosine(vectors[i], $0) }.max()
+                let x = GateFeatures.vector(vectors[i], text: t.text, novelty: GateFeatures.novelty(closest: closest))
+                out.append((novelty ? x : Array(x.dropLast()), t.fact, ci % 5 == 4))
+                if Analyzer.terms(t.text).count >= 3 { kept.append(vectors[i]) }
+            }
         }
         return out
+    }
+
+    /// The cosine candidate generation computes for two quantized vectors: the exact int8 dot product
+    /// times both scales (SPEC.md §11.4).
+    static func cosine(_ a: QuantizedVector, _ b: QuantizedVector) -> Double {
+        var dot: Int32 = 0
+        for i in 0..<min(a.values.count, b.values.count) { dot &+= Int32(a.values[i]) &* Int32(b.values[i]) }
+        return Double(dot) * Double(a.scale) * Double(b.scale)
     }
 
     /// The memory type each curriculum fact kind teaches the type head (``PSMPolicy/gateTypes`` order):
@@ -858,7 +884,8 @@ public enum Trainer {
         // The consolidation head learns from the variant with repeated episodes.
         let repeated = options.consolidation == true ? Curriculum(seed: options.seed, count: options.conversations, repeats: true, echoes: false) : nil
         let consolidation = repeated.map { fitInterference(consolidationPairs($0, encoder: encoder, context: options.context)) }
-        let gateTurns = options.gate ? gateTurns(curriculum, encoder: encoder) : []
+        let gateTurns = options.gate
+            ? gateTurns(curriculum, encoder: encoder, context: options.context && options.gateContext == true, novelty: options.gateNovelty == true) : []
         let gate = options.gate ? fitGate(gateTurns.map { ($0.x, $0.kind != nil, $0.heldOut) }) : nil
         let types = options.gate && options.types == true ? fitGateTypes(gateTurns) : nil
         let emotion = options.gate && options.emotions == true ? fitEmotion(gateTurns) : nil

@@ -1269,3 +1269,72 @@ extension GateHeadTests {
         }
     }
 }
+
+extension GateHeadTests {
+    /// Novelty (recipe 16) is 1 − the highest cosine with the user's memories among the gate's neighbours
+    /// that the dense list found, within 0…1, and 1 for a user with nothing to compare with (the engine
+    /// path is `gateHeadSeesNovelty`).
+    @Test func noveltyFromNeighbours() {
+        #expect(GateFeatures.novelty(closest: nil) == 1)
+        #expect(GateFeatures.novelty(closest: 0.75) == 0.25)
+        #expect(GateFeatures.novelty(closest: -0.2) == 1)
+        #expect(GateFeatures.novelty(closest: 1.0000001) == 0)
+    }
+
+    /// Trained on the curriculum in context with novelty, the gate head keeps its held-out floor and learns
+    /// that familiar turns are less worth keeping: in a PSM with it, a warm thank-you said again in a later
+    /// session (novelty near 0) gets a lower confidence than the first time, a new fact stays a fact, the
+    /// gate's decisions record the novelty through the neighbours, and replay agrees. A head without the
+    /// novelty feature (hidden + 5 weights, recipes 11 to 15) still loads and ignores it.
+    @Test func gateHeadSeesNovelty() async throws {
+        guard !SharedEncoder.skip else { return }
+        let encoder = try #require(SharedEncoder.encoder, "the all-MiniLM-L6-v2 package is missing: run scripts/setup.sh")
+        let d = encoder.model.config.hidden
+        let turns = Trainer.gateTurns(Curriculum(seed: 2, count: 25, warmth: true), encoder: encoder, context: true, novelty: true)
+        #expect(turns.allSatisfy { $0.x.count == GateFeatures.count(dimension: d) })
+        let (gate, metrics) = Trainer.fitGate(turns.map { ($0.x, $0.kind != nil, $0.heldOut) })
+        #expect(metrics.held_out_accuracy >= 0.9 && metrics.held_out_fact_recall >= 0.9, "\(metrics)")
+        #expect(gate.weights.count == GateFeatures.count(dimension: d) && gate.weights[d + 5] > 0, "novelty weight \(gate.weights.last ?? 0)")
+        let dir = TempStore()
+        defer { dir.remove() }
+        try FileManager.default.createDirectory(atPath: dir.path, withIntermediateDirectories: true)
+        func engine(_ name: String, gate: LinearHead) throws -> Engine {
+            _ = try Trainer.writeModel(encoder: encoder.model, head: ContextTests.fusedOnlyHead(), gate: gate, manifestJSON: Array("{}".utf8), to: dir.path + "/\(name).psm")
+            let file = try ModelFile(path: dir.path + "/\(name).psm")
+            return try Engine(directory: dir.path + "/\(name)", encoder: try Encoder(model: file), policy: try PSMPolicy(model: file))
+        }
+        let thanks = "Thanks so much, your support really means the world to me!"
+        let said: [(String, String)] = [
+            ("s1", thanks), ("s1", "My sister Ines just moved to Valencia for a nursing job."), ("s2", "We adopted a grey kitten called Miso last weekend."),
+            ("s2", thanks),
+        ]
+        /// The confidence of each memory told, and the engine.
+        func tell(_ e: Engine) async throws -> [Fixed] {
+            let u = try UserRef(tenant: "t", user: "u")
+            var out: [Fixed] = []
+            for (i, (session, text)) in said.enumerated() {
+                let r = try await e.observe(u, .init(text: text, session: session, speaker: "Rosa"), at: t0 + Int64(i) * day)
+                out.append(try e.memory(u, try #require(r.memory)).record.confidence)
+            }
+            return out
+        }
+        let e = try engine("novelty", gate: gate)
+        defer { e.close() }
+        let c = try await tell(e)
+        #expect(c[3] < c[0], "the thank-you again: \(c[3]) against \(c[0]) the first time")
+        #expect(c[1] >= Fixed(0.5) && c[2] >= Fixed(0.5), "new facts stay facts: \(c)")
+        let replay = try Replayer.verify(journal: e.journal, decider: e.decider, scratch: dir.path + "/replay")
+        #expect(replay.divergent == 0 && replay.checked == said.count)
+        // The same head without its novelty weight (hidden + 5, the older layout) loads, and decides as the
+        // first hidden + 5 weights of the full head: the two confidences of the thank-you are then equal up
+        // to the vector's context, with no novelty term.
+        var old = gate
+        old.weights.removeLast(); old.mean.removeLast(); old.scale.removeLast()
+        let o = try engine("old", gate: old)
+        defer { o.close() }
+        let oc = try await tell(o)
+        #expect(oc[0] != c[0] || oc[3] != c[3], "the novelty weight changes the decisions")
+        let oldReplay = try Replayer.verify(journal: o.journal, decider: o.decider, scratch: dir.path + "/replay-old")
+        #expect(oldReplay.divergent == 0)
+    }
+}

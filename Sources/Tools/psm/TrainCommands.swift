@@ -80,6 +80,10 @@ struct TrainCommand: AsyncParsableCommand {
     var noEmotion = false
     @Flag(name: .customLong("no-warmth"), help: "Keep the curriculum's small talk short, without its warm thanks, support and encouragement (recipe 14's curriculum).")
     var noWarmth = false
+    @Flag(name: .customLong("gate-alone"), help: "Train the gate, type and emotion heads on each turn's vector alone, as recipes 11 to 15 did, instead of as the engine gates it (in context).")
+    var gateAlone = false
+    @Flag(name: .customLong("no-novelty"), help: "Leave the observation's novelty against the user's memories out of the gate, type and emotion heads' features (recipe 15's gate).")
+    var noNovelty = false
     @Flag(help: "Also train the type head: the gate head's kept turns typed fact, preference, plan or event (psm.gate.type.*; off by default, it does not transfer to real conversations yet).")
     var types = false
     @Flag(name: .customLong("no-context"), help: "Read observations alone (no psm.context): embed and index each turn without the turn before it and its date.")
@@ -168,6 +172,8 @@ struct TrainCommand: AsyncParsableCommand {
             options.recurrence = noRecurrence ? nil : true
             options.emotions = noEmotion ? nil : true
             options.warmth = noWarmth ? nil : true
+            options.gateContext = gateAlone ? nil : true
+            options.gateNovelty = noNovelty ? nil : true
             if noTimeCues {
                 options.timeCues = nil
                 options.recallFeatures = options.recallFeatures?.filter { $0 != "time_match" }
