@@ -379,7 +379,8 @@ public struct PSMPolicy: MemoryPolicy {
             stabilityScale = 1
         }
         base = RuleBaseline(readsContext: readsContext, fusion: fusionConstant, episodicLifespan: episodicLifespan)
-        /// An optional one-row head over ``GateFeatures`` (weights, mean and scale [hidden + 5], bias [1]).
+        /// An optional one-row head over ``GateFeatures`` (weights, mean and scale [hidden + 6], or [hidden + 5]
+        /// without novelty; bias [1]).
         func gateFeaturesHead(_ what: String, _ names: (weights: String, bias: String, mean: String, scale: String)) throws -> LinearHead? {
             guard let info = model.tensors[names.weights] else { return nil }
             let d = model.config.hidden, m = info.shape.first ?? 0
@@ -408,10 +409,10 @@ public struct PSMPolicy: MemoryPolicy {
         if model.tensors[PSMPolicy.gateTypeNames.weights] != nil, gateHead == nil {
             throw EngineError.invalidArgument("\(model.path): a type head (psm.gate.type.*) needs the gate head")
         }
-        gateTypeHeads = try rowsHead(
-            "type", PSMPolicy.gateTypeNames, rows: PSMPolicy.gateTypes.count,
-            width: model.tensors[PSMPolicy.gateTypeNames.weights]?.shape.last == GateFeatures.countWithoutNovelty(dimension: model.config.hidden)
-                ? GateFeatures.countWithoutNovelty(dimension: model.config.hidden) : GateFeatures.count(dimension: model.config.hidden))
+        // A type head trained before the novelty feature (recipes 11 to 15) has hidden + 5 columns.
+        let withoutNovelty = GateFeatures.countWithoutNovelty(dimension: model.config.hidden)
+        let typeWidth = model.tensors[PSMPolicy.gateTypeNames.weights]?.shape.last == withoutNovelty ? withoutNovelty : GateFeatures.count(dimension: model.config.hidden)
+        gateTypeHeads = try rowsHead("type", PSMPolicy.gateTypeNames, rows: PSMPolicy.gateTypes.count, width: typeWidth)
         if model.tensors[PSMPolicy.emotionNames.weights] != nil, gateHead == nil {
             throw EngineError.invalidArgument("\(model.path): an emotion head (psm.gate.emotion.*) needs the gate head")
         }
