@@ -482,7 +482,8 @@ public struct PSMPolicy: MemoryPolicy {
         var g = base.gate(input)
         guard let head = gateHead, let v = input.vector else { return g }
         // Every head weighs its first features: those of recipes 11 to 15 ignore the novelty at the end.
-        let x = GateFeatures.vector(v, text: input.text, novelty: GateFeatures.novelty(input.neighbours))
+        let novelty = GateFeatures.novelty(input.neighbours)
+        let x = GateFeatures.vector(v, text: input.text, novelty: novelty)
         let p = 1 / (1 + DeterministicMath.exp(-head.score(x)))
         let fact = p >= 0.5
         let typeScores = fact ? gateTypeHeads?.map { $0.score(x) } : nil
@@ -499,6 +500,8 @@ public struct PSMPolicy: MemoryPolicy {
             g.stability = PSMPolicy.emotionalStability(g.stability, weight: w)
             g.scores.append(w)
         }
+        // A gate head that weighs novelty (recipe 16) records it last, so the decision shows what it saw.
+        if head.weights.count == GateFeatures.count(dimension: v.values.count) { g.scores.append(Fixed(novelty)) }
         return g
     }
 

@@ -1308,20 +1308,25 @@ extension GateHeadTests {
             ("s1", thanks), ("s1", "My sister Ines just moved to Valencia for a nursing job."), ("s2", "We adopted a grey kitten called Miso last weekend."),
             ("s2", thanks),
         ]
-        /// The confidence of each memory told, and the engine.
-        func tell(_ e: Engine) async throws -> [Fixed] {
-            let u = try UserRef(tenant: "t", user: "u")
-            var out: [Fixed] = []
+        let u = try UserRef(tenant: "t", user: "u")
+        /// The confidence of each memory told and the last score of its gated decision.
+        func tell(_ e: Engine) async throws -> (confidence: [Fixed], lastScore: [Fixed]) {
+            var out: ([Fixed], [Fixed]) = ([], [])
             for (i, (session, text)) in said.enumerated() {
                 let r = try await e.observe(u, .init(text: text, session: session, speaker: "Rosa"), at: t0 + Int64(i) * day)
-                out.append(try e.memory(u, try #require(r.memory)).record.confidence)
+                let id = try #require(r.memory)
+                out.0.append(try e.memory(u, id).record.confidence)
+                guard case .gated(let g) = try e.history(u, id)[0].event else { Issue.record("not gated"); continue }
+                out.1.append(try #require(g.scores.last))
             }
             return out
         }
         let e = try engine("novelty", gate: gate)
         defer { e.close() }
-        let c = try await tell(e)
+        let (c, novelty) = try await tell(e)
         #expect(c[3] < c[0], "the thank-you again: \(c[3]) against \(c[0]) the first time")
+        // The decision records the novelty last: 1 for the user's first observation, near 0 for the repeat.
+        #expect(novelty[0] == Fixed(1) && novelty[3] < Fixed(0.2) && novelty[1] > novelty[3], "\(novelty)")
         #expect(c[1] >= Fixed(0.5) && c[2] >= Fixed(0.5), "new facts stay facts: \(c)")
         let replay = try Replayer.verify(journal: e.journal, decider: e.decider, scratch: dir.path + "/replay")
         #expect(replay.divergent == 0 && replay.checked == said.count)
@@ -1332,8 +1337,9 @@ extension GateHeadTests {
         old.weights.removeLast(); old.mean.removeLast(); old.scale.removeLast()
         let o = try engine("old", gate: old)
         defer { o.close() }
-        let oc = try await tell(o)
+        let (oc, oldLast) = try await tell(o)
         #expect(oc[0] != c[0] || oc[3] != c[3], "the novelty weight changes the decisions")
+        #expect(oldLast == oc, "without the novelty weight the last score is the gate's probability, the confidence: \(oldLast)")
         let oldReplay = try Replayer.verify(journal: o.journal, decider: o.decider, scratch: dir.path + "/replay-old")
         #expect(oldReplay.divergent == 0)
     }
