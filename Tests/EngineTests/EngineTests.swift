@@ -262,6 +262,10 @@ struct KeepEverything: MemoryPolicy {
         #expect((overall["r_any"] as? [String: Double])?["1"] == 1.0, "\(overall)")
         #expect(overall["mrr"] as? Double == 1.0)
         #expect(report["turns"] as? Int == 4)
+        // The rule baseline types no kept turn small talk; "Cool, ok." (the one turn that is no evidence) was
+        // dropped, so there is no other memory to count; sleep made no semantic memory of three different turns.
+        #expect(report["evidence_fact_fraction"] as? Double == 1 && report["other_fact_fraction"] == nil, "\(report)")
+        #expect(report["semantic_memories"] as? Int == 0)
         // One conversation: its own figures are the overall ones.
         let conversations = try #require(report["by_conversation"] as? [[String: Any]])
         #expect(conversations.count == 1 && conversations[0]["sample_id"] as? String == "tiny" && conversations[0]["turns"] as? Int == 4)

@@ -25,7 +25,10 @@ struct EvalCommand: AsyncParsableCommand {
 
                 Reports per category and overall (categories 1-4), and the same per conversation (JSON `by_conversation`): R_all@k and R_any@k for k = 1, 5, 10, 20, \
                 NDCG@10 and MRR; the fraction of turns in the active tiers, the fraction of evidence turns the \
-                gate kept, and ingest and recall timing. `--store DIR` keeps the store for inspection; \
+                gate kept, how the gate typed kept turns (of the memories made from one turn, the share not \
+                typed small talk among evidence turns and among the others; JSON `evidence_fact_fraction`, \
+                `other_fact_fraction`), how many semantic memories sleep made, and ingest and recall timing. \
+                `--store DIR` keeps the store for inspection; \
                 `--questions-only --store DIR` asks the questions again over a store an earlier run kept \
                 (no ingest: for trying another model's recall weighting on the same memories; a memory's \
                 sources count as kept). `--candidates OUT.jsonl` writes each question's recalled \
@@ -155,6 +158,12 @@ struct EvalCommand: AsyncParsableCommand {
             var by_conversation: [ConversationReport]
             var active_turn_fraction: Double
             var evidence_kept_fraction: Double
+            /// Of the memories made from one turn, the share the gate did not type small talk, among those of
+            /// evidence turns and among the others (SPEC.md §12.7, "Novelty"); and how many semantic memories
+            /// sleep made. A fraction is absent when there is no such memory.
+            var evidence_fact_fraction: Double?
+            var other_fact_fraction: Double?
+            var semantic_memories: Int
             /// Absent with --questions-only (nothing is ingested).
             var ingest_turns_per_s: Double?
             var recall_p50_ms: Double
@@ -205,6 +214,8 @@ struct EvalCommand: AsyncParsableCommand {
             var overall = Scores(), categories: [Int: Scores] = [:]
             var latencies: [Double] = []
             var activeTurns = 0, evidenceTotal = 0, evidenceKept = 0
+            /// Memories of one turn (evidence, other) and how many of each the gate did not type small talk.
+            var typed = (evidence: 0, evidenceFacts: 0, other: 0, otherFacts: 0), semantic = 0
             var byConversation: [ConversationReport] = []
             var out = rankings.map { _ in [String]() }
             var candidateLines = candidates.map { _ in [String]() }
@@ -244,6 +255,18 @@ struct EvalCommand: AsyncParsableCommand {
                     for m in listing.memories[t] ?? [] { active += m.record.sourceIDs.count }
                 }
                 activeTurns += active
+                let evidenceTurns = Set(c.questions.flatMap(\.evidence))
+                semantic += listing.memories[.semantic]?.count ?? 0
+                for (tier, memories) in listing.memories where tier != .semantic {
+                    for m in memories where m.record.sourceIDs.count == 1 {
+                        let fact = m.record.type != .smallTalk ? 1 : 0
+                        if evidenceTurns.contains(m.record.sourceIDs[0]) {
+                            typed.evidence += 1; typed.evidenceFacts += fact
+                        } else {
+                            typed.other += 1; typed.otherFacts += fact
+                        }
+                    }
+                }
                 let askAt = last + 86_400_000_000
                 for q in c.questions {
                     let evidence = Set(q.evidence)
@@ -305,6 +328,8 @@ struct EvalCommand: AsyncParsableCommand {
                 by_conversation: byConversation,
                 active_turn_fraction: Double(activeTurns) / Double(max(1, totalTurns)),
                 evidence_kept_fraction: Double(evidenceKept) / Double(max(1, evidenceTotal)),
+                evidence_fact_fraction: typed.evidence == 0 ? nil : Double(typed.evidenceFacts) / Double(typed.evidence),
+                other_fact_fraction: typed.other == 0 ? nil : Double(typed.otherFacts) / Double(typed.other), semantic_memories: semantic,
                 ingest_turns_per_s: questionsOnly ? nil : Double(totalTurns) / max(ingestSeconds, 1e-9),
                 recall_p50_ms: latencies.isEmpty ? 0 : latencies[latencies.count / 2],
                 recall_p99_ms: latencies.isEmpty ? 0 : latencies[min(latencies.count - 1, latencies.count * 99 / 100)],
@@ -331,6 +356,10 @@ struct EvalCommand: AsyncParsableCommand {
                 }
             }
             print(String(format: "turns in active tiers %.3f, evidence turns kept %.3f", report.active_turn_fraction, report.evidence_kept_fraction))
+            func fraction(_ x: Double?) -> String { x.map { String(format: "%.3f", $0) } ?? "-" }
+            print(
+                "gate: evidence turns kept as facts \(fraction(report.evidence_fact_fraction)), other turns \(fraction(report.other_fact_fraction)); "
+                    + "\(report.semantic_memories) semantic memories")
             let ingest = report.ingest_turns_per_s.map { String(format: "ingest %.1f turns/s", $0) } ?? "no ingest (--questions-only)"
             print(ingest + String(format: ", recall p50 %.1f ms, p99 %.1f ms", report.recall_p50_ms, report.recall_p99_ms))
         }
