@@ -381,10 +381,17 @@ public struct PSMPolicy: MemoryPolicy {
         base = RuleBaseline(readsContext: readsContext, fusion: fusionConstant, episodicLifespan: episodicLifespan)
         /// An optional one-row head over ``GateFeatures`` (weights, mean and scale [hidden + 6], or [hidden + 5]
         /// without novelty; bias [1]).
+        /// The width of a head over ``GateFeatures`` in the file: hidden + 5 for one trained before the novelty
+        /// feature (recipes 11 to 15), else hidden + 6, which the shape checks then expect.
+        func gateWidth(_ weights: String) -> Int {
+            let d = model.config.hidden
+            return model.tensors[weights]?.shape.last == GateFeatures.countWithoutNovelty(dimension: d)
+                ? GateFeatures.countWithoutNovelty(dimension: d) : GateFeatures.count(dimension: d)
+        }
         func gateFeaturesHead(_ what: String, _ names: (weights: String, bias: String, mean: String, scale: String)) throws -> LinearHead? {
             guard let info = model.tensors[names.weights] else { return nil }
-            let d = model.config.hidden, m = info.shape.first ?? 0
-            guard info.shape.count == 1, m == GateFeatures.count(dimension: d) || m == GateFeatures.countWithoutNovelty(dimension: d) else {
+            let d = model.config.hidden, m = gateWidth(names.weights)
+            guard info.shape == [m] else {
                 throw EngineError.invalidArgument(
                     "\(model.path): \(what) head of shape \(info.shape), expected [\(GateFeatures.count(dimension: d))] or, without novelty, [\(GateFeatures.countWithoutNovelty(dimension: d))]")
             }
@@ -409,10 +416,7 @@ public struct PSMPolicy: MemoryPolicy {
         if model.tensors[PSMPolicy.gateTypeNames.weights] != nil, gateHead == nil {
             throw EngineError.invalidArgument("\(model.path): a type head (psm.gate.type.*) needs the gate head")
         }
-        // A type head trained before the novelty feature (recipes 11 to 15) has hidden + 5 columns.
-        let withoutNovelty = GateFeatures.countWithoutNovelty(dimension: model.config.hidden)
-        let typeWidth = model.tensors[PSMPolicy.gateTypeNames.weights]?.shape.last == withoutNovelty ? withoutNovelty : GateFeatures.count(dimension: model.config.hidden)
-        gateTypeHeads = try rowsHead("type", PSMPolicy.gateTypeNames, rows: PSMPolicy.gateTypes.count, width: typeWidth)
+        gateTypeHeads = try rowsHead("type", PSMPolicy.gateTypeNames, rows: PSMPolicy.gateTypes.count, width: gateWidth(PSMPolicy.gateTypeNames.weights))
         if model.tensors[PSMPolicy.emotionNames.weights] != nil, gateHead == nil {
             throw EngineError.invalidArgument("\(model.path): an emotion head (psm.gate.emotion.*) needs the gate head")
         }

@@ -224,7 +224,9 @@ public struct RuleBaseline: MemoryPolicy {
         return out
     }
 
-    static func cosine(_ a: QuantizedVector, _ b: QuantizedVector) -> Double {
+    /// The exact cosine of two quantized vectors: their int8 dot product times both scales, as candidate
+    /// generation computes it (SPEC.md §11.4); 0 for vectors of different dimensions.
+    public static func cosine(_ a: QuantizedVector, _ b: QuantizedVector) -> Double {
         guard a.values.count == b.values.count else { return 0 }
         var dot: Int64 = 0
         for i in 0..<a.values.count { dot += Int64(a.values[i]) * Int64(b.values[i]) }

@@ -680,21 +680,13 @@ public enum Trainer {
             let (turns, vectors) = embeddedTurns(conv, encoder: encoder, context: context)
             var kept: [QuantizedVector] = []
             for (i, t) in turns.enumerated() {
-                let closest = kept.map { cosine(vectors[i], $0) }.max()
+                let closest = kept.map { RuleBaseline.cosine(vectors[i], $0) }.max()
                 let x = GateFeatures.vector(vectors[i], text: t.text, novelty: GateFeatures.novelty(closest: closest))
                 out.append((novelty ? x : Array(x.dropLast()), t.fact, ci % 5 == 4))
                 if Analyzer.terms(t.text).count >= 3 { kept.append(vectors[i]) }
             }
         }
         return out
-    }
-
-    /// The cosine candidate generation computes for two quantized vectors: the exact int8 dot product
-    /// times both scales (SPEC.md §11.4).
-    static func cosine(_ a: QuantizedVector, _ b: QuantizedVector) -> Double {
-        var dot: Int32 = 0
-        for i in 0..<min(a.values.count, b.values.count) { dot &+= Int32(a.values[i]) &* Int32(b.values[i]) }
-        return Double(dot) * Double(a.scale) * Double(b.scale)
     }
 
     /// The memory type each curriculum fact kind teaches the type head (``PSMPolicy/gateTypes`` order):
