@@ -379,8 +379,6 @@ public struct PSMPolicy: MemoryPolicy {
             stabilityScale = 1
         }
         base = RuleBaseline(readsContext: readsContext, fusion: fusionConstant, episodicLifespan: episodicLifespan)
-        /// An optional one-row head over ``GateFeatures`` (weights, mean and scale [hidden + 6], or [hidden + 5]
-        /// without novelty; bias [1]).
         /// The width of a head over ``GateFeatures`` in the file: hidden + 5 for one trained before the novelty
         /// feature (recipes 11 to 15), else hidden + 6, which the shape checks then expect.
         func gateWidth(_ weights: String) -> Int {
@@ -388,6 +386,8 @@ public struct PSMPolicy: MemoryPolicy {
             return model.tensors[weights]?.shape.last == GateFeatures.countWithoutNovelty(dimension: d)
                 ? GateFeatures.countWithoutNovelty(dimension: d) : GateFeatures.count(dimension: d)
         }
+        /// An optional one-row head over ``GateFeatures`` (weights, mean and scale [hidden + 6], or [hidden + 5]
+        /// without novelty; bias [1]).
         func gateFeaturesHead(_ what: String, _ names: (weights: String, bias: String, mean: String, scale: String)) throws -> LinearHead? {
             guard let info = model.tensors[names.weights] else { return nil }
             let d = model.config.hidden, m = gateWidth(names.weights)
