@@ -133,7 +133,10 @@ def match(pad, Pn, Qn):
 def train(questions, steps, lr=1e-2, l2=1e-3, top=60):
     W, beta, eye = np.eye(384, dtype=np.float32), 1.0, np.eye(384, dtype=np.float32)
     questions = [q for q in questions if q["y"][q["pooled"]].sum() > 0]
-    cands = [np.array(list(np.argsort(-q["w"])[:top]) + [i for i in np.nonzero(q["y"] * q["pooled"])[0] if i not in np.argsort(-q["w"])[:top]]) for q in questions]
+    cands = []
+    for q in questions:
+        best = np.argsort(-q["w"])[:top]
+        cands.append(np.concatenate([best, np.setdiff1d(np.nonzero(q["y"] * q["pooled"])[0], best)]))
     Qall = np.concatenate([q["Q"] for q in questions])
     qoff = np.concatenate([[0], np.cumsum([len(q["Q"]) for q in questions])])
     m, v = [np.zeros_like(W), 0.0], [np.zeros_like(W), 0.0]
