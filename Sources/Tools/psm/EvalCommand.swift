@@ -35,6 +35,11 @@ struct EvalCommand: AsyncParsableCommand {
                 candidates with their recall features, weight, slot, session and whether it is in the pool \
                 (rank 1-50 in either list), for ranking analysis.
 
+                An evidence id that names no turn of its conversation (LoCoMo has a few, e.g. "D:11:26") \
+                is no evidence turn: it is left out of the question's evidence and of the kept fraction, \
+                and listed (JSON `unknown_evidence`, else a warning on standard error); a question left \
+                with no evidence is not scored.
+
                 Example:
                   psm eval locomo ../shared/data/locomo-dev.json --json --rankings rankings.jsonl
                 """)
@@ -57,7 +62,7 @@ struct EvalCommand: AsyncParsableCommand {
 
         struct Turn { var speaker, id, text: String }
         struct Session { var index: Int; var time: Int64; var turns: [Turn] }
-        struct Question { var id, text: String; var evidence: [String]; var category: Int }
+        struct Question { var id, text: String; var evidence: [String]; var category: Int; var unknown: [String] = [] }
         struct Conversation { var sample: String; var sessions: [Session]; var questions: [Question] }
 
         static func parse(_ path: String) throws -> [Conversation] {
@@ -103,7 +108,16 @@ struct EvalCommand: AsyncParsableCommand {
                         .map(String.init).filter { !$0.isEmpty }
                     return Question(id: "\(sample):\(qi)", text: text, evidence: evidence, category: category)
                 }
-                return Conversation(sample: sample, sessions: sessions, questions: questions)
+                // Evidence must name turns of this conversation; ids that do not are set aside (see the discussion).
+                let ids = Set(sessions.flatMap { $0.turns.map(\.id) })
+                return Conversation(
+                    sample: sample, sessions: sessions,
+                    questions: questions.map { q in
+                        var q = q
+                        q.unknown = q.evidence.filter { !ids.contains($0) }
+                        q.evidence = q.evidence.filter(ids.contains)
+                        return q
+                    })
             }
         }
 
@@ -170,6 +184,13 @@ struct EvalCommand: AsyncParsableCommand {
             var recall_p99_ms: Double
             var model: String
             var policy: String
+            /// Questions whose evidence names ids no turn of their conversation has (left out of their evidence).
+            var unknown_evidence: [UnknownEvidence]
+        }
+
+        struct UnknownEvidence: Encodable {
+            var qa_id: String
+            var ids: [String]
         }
 
         func run() async throws {
@@ -333,8 +354,12 @@ struct EvalCommand: AsyncParsableCommand {
                 ingest_turns_per_s: questionsOnly ? nil : Double(totalTurns) / max(ingestSeconds, 1e-9),
                 recall_p50_ms: latencies.isEmpty ? 0 : latencies[latencies.count / 2],
                 recall_p99_ms: latencies.isEmpty ? 0 : latencies[min(latencies.count - 1, latencies.count * 99 / 100)],
-                model: file.id, policy: engine.policy is PSMPolicy ? "psm " + hexBytes(engine.policy.modelID) : "rule-baseline")
+                model: file.id, policy: engine.policy is PSMPolicy ? "psm " + hexBytes(engine.policy.modelID) : "rule-baseline",
+                unknown_evidence: conversations.flatMap { $0.questions.filter { !$0.unknown.isEmpty }.map { UnknownEvidence(qa_id: $0.id, ids: $0.unknown) } })
             if json { try printJSON(report); return }
+            for u in report.unknown_evidence {
+                FileHandle.standardError.write(Data("psm: warning: question \(u.qa_id) names evidence no turn has: \(u.ids.joined(separator: ", ")) (left out)\n".utf8))
+            }
             print("\(report.conversations) conversations, \(report.turns) turns; policy \(report.policy), encoder \(file.id.prefix(12))…")
             func line(_ name: String, _ s: Scores) {
                 print(
