@@ -243,7 +243,7 @@ public struct PSMPolicy: MemoryPolicy {
     /// The gate head (optional): the probability that an observation states something worth keeping,
     /// which sets its type, confidence and stability (decay scheduling).
     public let gateHead: LinearHead?
-    /// The type head (tensors `psm.gate.type.*`, optional, `psm train --types`): one linear head per type of ``gateTypes``;
+    /// The type head (tensors `psm.gate.type.*`, in the default model since recipe 17; `psm train --no-types` leaves it out): one linear head per type of ``gateTypes``;
     /// a turn the gate head keeps as worth remembering gets the type with the highest score. Nil without it
     /// (every such turn is a fact).
     public let gateTypeHeads: [LinearHead]?

@@ -19,6 +19,10 @@ public enum Reconsolidation {
         public var gained_by_tier: [String: Int] = [:]
         public var lost_by_tier: [String: Int] = [:]
         public var retiered = 0
+        /// Memories kept by both whose type the gate set differently, and how often each change ("fact →
+        /// event"): an upgrade of the type head changes nothing else.
+        public var retyped = 0
+        public var retyped_by_type: [String: Int] = [:]
         public var superseded_differently = 0
         /// Memories kept by both whose reinforcement count or flags (a `refines` relation) differ.
         public var reinforced_differently = 0
@@ -101,6 +105,11 @@ public enum Reconsolidation {
                 if n.record.tier != o.record.tier {
                     diff.retiered += 1
                     if diff.examples.count < 10 { diff.examples.append("\(user): “\(o.record.text.prefix(50))” \(o.record.tier) → \(n.record.tier)") }
+                }
+                if n.record.type != o.record.type {
+                    diff.retyped += 1
+                    diff.retyped_by_type["\(o.record.type) → \(n.record.type)", default: 0] += 1
+                    if diff.examples.count < 10 { diff.examples.append("\(user): “\(o.record.text.prefix(50))” \(o.record.type) → \(n.record.type)") }
                 }
                 if n.record.supersededBy != o.record.supersededBy { diff.superseded_differently += 1 }
                 if n.record.reinforcements != o.record.reinforcements { diff.reinforced_differently += 1 }

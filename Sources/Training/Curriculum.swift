@@ -58,9 +58,12 @@ public struct Curriculum: Sendable {
     /// details to add, adds one instead ("Our beagle Theo turned out to be terrified of the vacuum."): a
     /// turn of that fact's kind whose `refines` names the statement, drawn from a generator of its own.
     /// The questions do not change; the interference head learns from this variant (SPEC.md §12.7).
+    /// With `typed` (recipe 17) a quarter of the small-talk turns left as they were are a typed statement
+    /// instead (``Generator/typedStatements``: a liking, an intention, a happening or a standing fact,
+    /// each in many phrasings), drawn from a generator of its own; the type head learns from this variant.
     public init(
         seed: UInt64, count: Int, sessions: ClosedRange<Int> = 5...9, repeats: Bool = false, echoes: Bool = true, timeCues: Bool = false,
-        emotions: Bool = false, warmth: Bool = false, refinements: Bool = false
+        emotions: Bool = false, warmth: Bool = false, refinements: Bool = false, typed: Bool = false
     ) {
         var rng = SplitMix64(seed: seed)
         var out: [Conversation] = []
@@ -71,7 +74,8 @@ public struct Curriculum: Sendable {
                 cues: timeCues ? SplitMix64(seed: conversationSeed ^ 0x7469_6d65_6375_6573) : nil,
                 disclosures: emotions ? SplitMix64(seed: conversationSeed ^ 0x656d_6f74_696f_6e73) : nil,
                 warm: warmth ? SplitMix64(seed: conversationSeed ^ 0x7761_726d_7468_2121) : nil,
-                details: refinements ? SplitMix64(seed: conversationSeed ^ 0x7265_6669_6e65_7321) : nil)
+                details: refinements ? SplitMix64(seed: conversationSeed ^ 0x7265_6669_6e65_7321) : nil,
+                typing: typed ? SplitMix64(seed: conversationSeed ^ 0x7479_7065_6474_7874) : nil)
             out.append(g.conversation())
         }
         conversations = out
@@ -106,6 +110,8 @@ struct Generator {
     var warm: SplitMix64? = nil
     /// The refinements' own choices (nil: none).
     var details: SplitMix64? = nil
+    /// The typed statements' own choices (nil: none).
+    var typing: SplitMix64? = nil
 
     /// The share of small-talk turns that add a detail to a fact their speaker stated (with refinements on).
     static let refinementChance = 1.0 / 6
@@ -479,6 +485,7 @@ struct Generator {
                     disclose(&turns)
                     warmly(&turns, to: speakers[(t + 1) % 2])
                     refine(&turns, who: who, known: known)
+                    typedStatement(&turns, to: speakers[(t + 1) % 2])
                 }
             }
             sessions.append(.init(index: s, time: time, turns: turns))

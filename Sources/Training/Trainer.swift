@@ -10,7 +10,7 @@ import Projections
 public enum Trainer {
     /// Bumped whenever the curriculum, the features, the training or the baseline decisions it trains
     /// against change, so a cached default model from an older recipe is rebuilt, not reused.
-    public static let recipe = 16
+    public static let recipe = 17
 
     /// Recall features held at weight 0: the curriculum's tiers, ages and confidences are artefacts of
     /// the rule baseline's decay on synthetic time spans; learned on it, they did not transfer (a strong
@@ -50,9 +50,11 @@ public enum Trainer {
         /// evidence turns rated facts 0.891, other turns 0.621; SPEC.md §12.7).
         public var gate = true
         /// With the gate head, also train the type head (a kept turn's type: fact, preference, plan or
-        /// event). Off by default: perfect on held-out curriculum turns, it does not transfer to real
-        /// conversations (SPEC.md §12.7). Optional so that a manifest without it keeps recipe 12's bytes.
-        public var types: Bool? = nil
+        /// event). On by default since recipe 17, trained on the curriculum with typed statements
+        /// (``typedStatements``); recipes 12 to 16 left it off because, trained on the fact kinds alone, it did
+        /// not transfer to real conversations (SPEC.md §12.7). Optional so that a manifest without it keeps
+        /// recipe 12's bytes.
+        public var types: Bool? = true
         /// Also train the interference heads — supersedes, reinforces, refines (the four-way relation head, on
         /// the curriculum with repeats and refinements) — off by default: on real conversations they
         /// over-fire, see SPEC.md §12.7.
@@ -89,6 +91,11 @@ public enum Trainer {
         /// The gate, type and emotion heads also see the observation's novelty against what the user already
         /// has (recipe 16; ``GateFeatures``). Optional so that a manifest without it keeps recipe 15's bytes.
         public var gateNovelty: Bool? = true
+        /// The type head learns from the curriculum variant with typed statements (recipe 17,
+        /// Curriculum `typed`: likings, intentions, happenings and standing facts in many phrasings) instead
+        /// of the fact kinds alone (only with ``types``). Optional so that a manifest without it keeps
+        /// recipe 16's bytes.
+        public var typedStatements: Bool? = true
         /// The fusion constant; nil chooses it from ``fusionGrid`` by MRR of the fused order (on the
         /// questions ``chooseOnTraining`` names).
         public var fusion: Double? = nil
@@ -215,6 +222,8 @@ public enum Trainer {
         public var gate: GateMetrics?
         /// The type head's held-out accuracy and per-type recall over the curriculum's fact turns.
         public var gate_types: TypeMetrics?
+        /// The digest of the curriculum variant with typed statements the type head learned from (recipe 17).
+        public var types_curriculum_digest: String?
         /// The emotion head's held-out accuracy and recall of disclosures and of other turns (recipe 14).
         public var emotion: EmotionMetrics?
         public var context: Bool?
@@ -694,6 +703,8 @@ public enum Trainer {
     public static let typeOfFactKind: [String: MemoryType] = [
         "pet": .fact, "job": .fact, "city": .fact, "allergy": .fact, "sibling": .fact,
         "hobby": .preference, "food": .preference, "plan": .plan, "event": .event, "life": .event,
+        // The typed statements of recipe 17 (Curriculum `typed`).
+        "liking": .preference, "intention": .plan, "happening": .event, "standing": .fact,
     ]
 
     public struct EmotionMetrics: Sendable, Codable, Equatable {
@@ -879,14 +890,24 @@ public enum Trainer {
         let gateTurns = options.gate
             ? gateTurns(curriculum, encoder: encoder, context: options.context && options.gateContext == true, novelty: options.gateNovelty == true) : []
         let gate = options.gate ? fitGate(gateTurns.map { ($0.x, $0.kind != nil, $0.heldOut) }) : nil
-        let types = options.gate && options.types == true ? fitGateTypes(gateTurns) : nil
+        // The type head learns from the variant with typed statements (recipe 17): the same conversations
+        // with a quarter of their small talk a typed statement, read as the gate reads.
+        let typedCurriculum = options.gate && options.types == true && options.typedStatements == true
+            ? Curriculum(
+                seed: options.seed, count: options.conversations, timeCues: options.timeCues == true, emotions: options.emotions == true,
+                warmth: options.warmth == true, typed: true) : nil
+        let typeTurns = typedCurriculum.map {
+            Self.gateTurns($0, encoder: encoder, context: options.context && options.gateContext == true, novelty: options.gateNovelty == true)
+        }
+        let types = options.gate && options.types == true ? fitGateTypes(typeTurns ?? gateTurns) : nil
         let emotion = options.gate && options.emotions == true ? fitEmotion(gateTurns) : nil
         let report = Report(
             curriculum_digest: curriculum.digest, options: options, encoder: encoderFile.id, questions: groups.count,
             examples: groups.reduce(0) { $0 + $1.labels.count }, positives: groups.reduce(0) { $0 + $1.labels.filter { $0 }.count },
             held_out_baseline: evaluate(groups, head: nil), held_out_trained: evaluate(groups, head: head, spread: spread.spread),
             weights: Dictionary(uniqueKeysWithValues: zip(RecallFeatures.names, head.weights)), bias: head.bias, relations: relations?.metrics, consolidation: consolidation?.metrics,
-            consolidation_curriculum_digest: repeated?.digest, interference_curriculum_digest: plain?.digest, gate: gate?.1, gate_types: types?.1, emotion: emotion?.1,
+            consolidation_curriculum_digest: repeated?.digest, interference_curriculum_digest: plain?.digest, gate: gate?.1, gate_types: types?.1,
+            types_curriculum_digest: typedCurriculum?.digest, emotion: emotion?.1,
             context: options.context, fusion: chosen.k, fusion_mrr: chosen.mrr.isEmpty ? nil : chosen.mrr,
             spread: spread.spread, spread_mrr: spread.mrr.isEmpty ? nil : spread.mrr)
         let (id, _) = try write(

@@ -168,13 +168,16 @@ let day: Int64 = 86_400_000_000
     }
 }
 
-/// The rule baseline, except that it keeps every observation: a policy change replay must notice.
+/// The rule baseline, except that it keeps every observation (and, with `retype`, gives each that type):
+/// a policy change replay must notice.
 struct KeepEverything: MemoryPolicy {
     let base = RuleBaseline()
+    var retype: MemoryType? = nil
     var modelID: [UInt8] { base.modelID }
     func gate(_ input: GateInput) -> GateDecision {
         var g = base.gate(input)
         g.kept = true
+        if let retype { g.type = retype }
         return g
     }
     func weigh(_ candidates: [Candidate], query: String, at: Int64) -> [Fixed] { base.weigh(candidates, query: query, at: at) }
@@ -485,7 +488,10 @@ struct KeepEverything: MemoryPolicy {
         #expect(psm.gateHead != nil && report.gate != nil && Trainer.Options().gate)
         // ... and sleep consolidates recurrences only (recipe 12), a property learning from utility keeps.
         #expect(psm.consolidatesRecurrences && Trainer.Options().recurrence == true)
-        #expect(r.memories.allSatisfy { [.fact, .smallTalk].contains($0.candidate.view.record.type) }, "\(r.memories.map(\.candidate.view.record.type))")
+        // Recipe 17: the default options also train the type head, on the curriculum with typed statements.
+        #expect(psm.gateTypeHeads?.count == 4 && report.gate_types != nil && report.types_curriculum_digest != nil)
+        #expect(Trainer.Options().types == true && Trainer.Options().typedStatements == true)
+        #expect(r.memories.allSatisfy { $0.candidate.view.record.type != .other }, "\(r.memories.map(\.candidate.view.record.type))")
         let replay = try Replayer.verify(journal: engine.journal, decider: engine.decider, scratch: dir.path + "/replay")
         #expect(replay.divergent == 0 && replay.checked == 3)
 
@@ -698,8 +704,10 @@ struct KeepEverything: MemoryPolicy {
             let f = InMemoryFold()
             try ProjectionStore.foldJournal(j, into: f)
             sourceHash = try f.stateHash()
-            let target = try Engine(directory: dir.path + "-new", encoder: encoder, policy: KeepEverything())
+            let target = try Engine(directory: dir.path + "-new", encoder: encoder, policy: KeepEverything(retype: .plan))
             let diff = try await Reconsolidation.run(source: j, target: target)
+            // The two memories both keep are typed differently (the baseline's type → plan), and said so.
+            #expect(diff.retyped == 2 && diff.retyped_by_type.count == 1 && diff.retyped_by_type.keys.first?.hasSuffix(" → plan") == true, "\(diff)")
             #expect(diff.commands == 6 && diff.gained == 2 && diff.lost == 0 && diff.memories_before == 2 && diff.memories_after == 4, "\(diff)")
             #expect(diff.gained_by_tier == ["episodic": 2] && diff.lost_by_tier.isEmpty, "the two chat turns the baseline dropped: \(diff)")
             #expect(diff.recalls_compared == 1)
@@ -759,41 +767,100 @@ extension GateHeadTests {
     @Test func typeHeadTypesKeptTurns() async throws {
         guard !SharedEncoder.skip else { return }
         let encoder = try #require(SharedEncoder.encoder, "the all-MiniLM-L6-v2 package is missing: run scripts/setup.sh")
-        let turns = Trainer.gateTurns(Curriculum(seed: 2, count: 25), encoder: encoder)
-        let (gate, _) = Trainer.fitGate(turns.map { ($0.x, $0.kind != nil, $0.heldOut) })
-        let (types, metrics) = Trainer.fitGateTypes(turns)
-        #expect(metrics.held_out_accuracy >= 0.9 && metrics.held_out_turns > 50, "\(metrics)")
-        #expect(PSMPolicy.gateTypes.allSatisfy { (metrics.held_out_recall[$0.description] ?? 0) >= 0.7 }, "\(metrics)")
         let dir = TempStore()
         defer { dir.remove() }
         try FileManager.default.createDirectory(atPath: dir.path, withIntermediateDirectories: true)
+        let types = try await Self.typesAsSaid(
+            Trainer.gateTurns(Curriculum(seed: 2, count: 25), encoder: encoder), encoder: encoder, floor: 0.9, in: dir.path,
+            said: [
+                ("My brother Felix works as a firefighter in Denver.", .fact),
+                ("I absolutely love spicy green curry, I could have it every day.", .preference),
+                ("We are flying to Portugal next April, the tickets are booked.", .plan),
+                ("Last night we went to an open-air opera performance.", .event),
+                ("Haha ok, talk to you later!", .smallTalk),
+            ])
+        // The type head needs the gate head.
+        _ = try Trainer.writeModel(encoder: encoder.model, head: ContextTests.fusedOnlyHead(), gateTypes: types, manifestJSON: Array("{}".utf8), to: dir.path + "/bad.psm")
+        #expect(throws: EngineError.self) { try PSMPolicy(model: try ModelFile(path: dir.path + "/bad.psm")) }
+    }
+}
+
+extension GateHeadTests {
+    /// Recipe 17: the typed variant replaces only small talk, a share of it, with statements of the four
+    /// types; every other turn and every question is the same, and the same seed gives the same turns.
+    @Test func typedStatementsReplaceSmallTalkOnly() {
+        let plain = Curriculum(seed: 2, count: 25, emotions: true, warmth: true)
+        let typed = Curriculum(seed: 2, count: 25, emotions: true, warmth: true, typed: true)
+        #expect(typed.conversations == Curriculum(seed: 2, count: 25, emotions: true, warmth: true, typed: true).conversations)
+        var replaced: [String: Int] = [:], smallTalk = 0
+        for (p, t) in zip(plain.conversations, typed.conversations) {
+            #expect(p.questions == t.questions)
+            for (ps, ts) in zip(p.sessions, t.sessions) {
+                #expect(ps.turns.map(\.id) == ts.turns.map(\.id))
+                for (a, b) in zip(ps.turns, ts.turns) {
+                    if a.fact == nil { smallTalk += 1 }
+                    guard a != b else { continue }
+                    #expect(a.fact == nil && b.emotional == nil && b.replaces == nil, "\(a) → \(b)")
+                    replaced[b.fact ?? "", default: 0] += 1
+                    #expect(b.fact.flatMap { Trainer.typeOfFactKind[$0] } != nil && !b.text.contains("{"), "\(b)")
+                }
+            }
+        }
+        let total = replaced.values.reduce(0, +)
+        #expect(Set(replaced.keys) == ["liking", "intention", "happening", "standing"], "\(replaced)")
+        #expect(Double(total) / Double(smallTalk) > 0.08 && Double(total) / Double(smallTalk) < 0.2, "\(total) of \(smallTalk)")
+    }
+
+    /// Recipe 17's type head, trained on the typed variant, types held-out turns above a floor and
+    /// sentences of its own kind it never saw; the decision records one score per type, and replay agrees.
+    @Test func typedTypeHeadTypesUnseenTurns() async throws {
+        guard !SharedEncoder.skip else { return }
+        let encoder = try #require(SharedEncoder.encoder, "the all-MiniLM-L6-v2 package is missing: run scripts/setup.sh")
+        let dir = TempStore()
+        defer { dir.remove() }
+        try FileManager.default.createDirectory(atPath: dir.path, withIntermediateDirectories: true)
+        let curriculum = Curriculum(seed: 2, count: 25, emotions: true, warmth: true, typed: true)
+        _ = try await Self.typesAsSaid(
+            Trainer.gateTurns(curriculum, encoder: encoder, context: true, novelty: true), encoder: encoder, floor: 0.85, in: dir.path,
+            said: [
+                ("Honestly, nothing makes me happier than a long swim in the sea.", .preference),
+                ("I'm hoping to finish my nursing degree next spring.", .plan),
+                ("Last Sunday we drove up to the lake and had a picnic.", .event),
+            ])
+    }
+
+    /// Fits the gate and type heads on `turns` (the type head's held-out accuracy at least `floor`, every
+    /// type's recall at least 0.7), writes a PSM with both into `dir`, and observes `said` through it: each
+    /// memory has the type said, its decision records the gate's and the type head's scores (and the
+    /// novelty, for a head that weighs it), and replay agrees. Returns the type head.
+    static func typesAsSaid(
+        _ turns: [(x: [Double], kind: String?, heldOut: Bool)], encoder: Encoder, floor: Double, in dir: String, said: [(String, MemoryType)]
+    ) async throws -> [LinearHead] {
+        let (gate, _) = Trainer.fitGate(turns.map { ($0.x, $0.kind != nil, $0.heldOut) })
+        let (types, metrics) = Trainer.fitGateTypes(turns)
+        #expect(metrics.held_out_accuracy >= floor && metrics.held_out_turns > 50, "\(metrics)")
+        #expect(PSMPolicy.gateTypes.allSatisfy { (metrics.held_out_recall[$0.description] ?? 0) >= 0.7 }, "\(metrics)")
         _ = try Trainer.writeModel(
-            encoder: encoder.model, head: ContextTests.fusedOnlyHead(), gate: gate, gateTypes: types, manifestJSON: Array("{}".utf8), to: dir.path + "/t.psm")
-        let file = try ModelFile(path: dir.path + "/t.psm")
+            encoder: encoder.model, head: ContextTests.fusedOnlyHead(), gate: gate, gateTypes: types, manifestJSON: Array("{}".utf8), to: dir + "/t.psm")
+        let file = try ModelFile(path: dir + "/t.psm")
         let policy = try PSMPolicy(model: file)
         #expect(policy.gateTypeHeads?.count == 4)
-        let engine = try Engine(directory: dir.path + "/store", encoder: try Encoder(model: file), policy: policy)
+        let novelty = gate.weights.count == GateFeatures.count(dimension: encoder.config.hidden) ? 1 : 0
+        let engine = try Engine(directory: dir + "/store", encoder: try Encoder(model: file), policy: policy)
         defer { engine.close() }
         let u = try UserRef(tenant: "t", user: "u")
-        let said: [(String, MemoryType)] = [
-            ("My brother Felix works as a firefighter in Denver.", .fact),
-            ("I absolutely love spicy green curry, I could have it every day.", .preference),
-            ("We are flying to Portugal next April, the tickets are booked.", .plan),
-            ("Last night we went to an open-air opera performance.", .event),
-            ("Haha ok, talk to you later!", .smallTalk),
-        ]
         for (i, (text, type)) in said.enumerated() {
             let r = try await engine.observe(u, .init(text: text, speaker: "Rosa"), at: t0 + Int64(i) * minute)
             let m = try engine.memory(u, try #require(r.memory))
             #expect(m.record.type == type, "\(text): \(m.record.type)")
             guard case .gated(let g) = try engine.history(u, m.record.id)[0].event else { Issue.record("not gated"); continue }
-            #expect(g.scores.count == (type == .smallTalk ? 2 : 6), "the rule's term count, the gate head's probability, then one score per type: \(g.scores)")
+            #expect(
+                g.scores.count == (type == .smallTalk ? 2 : 6) + novelty,
+                "the rule's term count, the gate head's probability, one score per type, the novelty: \(g.scores)")
         }
-        let replay = try Replayer.verify(journal: engine.journal, decider: engine.decider, scratch: dir.path + "/replay")
+        let replay = try Replayer.verify(journal: engine.journal, decider: engine.decider, scratch: dir + "/replay")
         #expect(replay.divergent == 0 && replay.checked == said.count)
-        // The type head needs the gate head.
-        _ = try Trainer.writeModel(encoder: encoder.model, head: ContextTests.fusedOnlyHead(), gateTypes: types, manifestJSON: Array("{}".utf8), to: dir.path + "/bad.psm")
-        #expect(throws: EngineError.self) { try PSMPolicy(model: try ModelFile(path: dir.path + "/bad.psm")) }
+        return types
     }
 }
 

@@ -208,8 +208,8 @@ import Testing
             let r = try run(["train", "--out", missing + ".psm", "--spread=" + bad])
             #expect(r.status == 64 && r.err.contains("--spread must be BETA/WINDOW") && r.err.contains(bad), "\(bad): \(r.status) \(r.err)")
         }
-        let types = try run(["train", "--out", missing + ".psm", "--types", "--no-gate"])
-        #expect(types.status == 64 && types.err.contains("--types needs the gate head"), "\(types.status) \(types.err)")
+        let types = try run(["train", "--out", missing + ".psm", "--no-typed-statements", "--no-types"])
+        #expect(types.status == 64 && types.err.contains("which --no-types leaves out"), "\(types.status) \(types.err)")
         #expect(!FileManager.default.fileExists(atPath: missing + ".psm"))
     }
 

@@ -84,8 +84,10 @@ struct TrainCommand: AsyncParsableCommand {
     var gateAlone = false
     @Flag(name: .customLong("no-novelty"), help: "Leave the observation's novelty against the user's memories out of the gate, type and emotion heads' features (recipe 15's gate).")
     var noNovelty = false
-    @Flag(help: "Also train the type head: the gate head's kept turns typed fact, preference, plan or event (psm.gate.type.*; off by default, it does not transfer to real conversations yet).")
-    var types = false
+    @Flag(name: .customLong("no-types"), help: "Leave out the type head (the gate head's kept turns typed fact, preference, plan or event): every kept turn a fact, as recipes 12 to 16.")
+    var noTypes = false
+    @Flag(name: .customLong("no-typed-statements"), help: "Train the type head on the curriculum's fact kinds alone (recipe 16's optional type head) instead of the variant with typed statements.")
+    var noTypedStatements = false
     @Flag(name: .customLong("no-context"), help: "Read observations alone (no psm.context): embed and index each turn without the turn before it and its date.")
     var noContext = false
     @Option(help: ArgumentHelp("Fusion constant k (0...1000) instead of choosing it from 1, 2, 5, 10, 20, 60 by MRR on the training questions.", valueName: "K"))
@@ -125,7 +127,9 @@ struct TrainCommand: AsyncParsableCommand {
         guard (5...10_000).contains(conversations) else { throw ValidationError("--conversations must be 5...10000, got \(conversations)") }
         guard (1...100_000).contains(epochs) else { throw ValidationError("--epochs must be 1...100000, got \(epochs)") }
         if let fusion, !(fusion.isFinite && (0...1000).contains(fusion)) { throw ValidationError("--fusion must be 0...1000, got \(fusion)") }
-        if types && noGate { throw ValidationError("--types needs the gate head: the type head types the turns the gate head keeps (drop --no-gate)") }
+        if noTypedStatements && (noTypes || noGate) {
+            throw ValidationError("--no-typed-statements changes the type head, which \(noTypes ? "--no-types" : "--no-gate") leaves out")
+        }
         if let names = recallFeatures?.split(separator: ",").map(String.init), names != ["all"] {
             guard !names.isEmpty else { throw ValidationError("--recall-features needs at least one feature") }
             for n in names where !RecallFeatures.names.contains(n) {
@@ -168,7 +172,9 @@ struct TrainCommand: AsyncParsableCommand {
             options.gate = !noGate
             options.context = !noContext
             options.spaced = noSpaced ? nil : true
-            options.types = types ? true : nil
+            // The type head types the turns the gate head keeps: without the gate there is none.
+            options.types = noTypes || noGate ? nil : true
+            options.typedStatements = noTypes || noGate || noTypedStatements ? nil : true
             options.recurrence = noRecurrence ? nil : true
             options.emotions = noEmotion ? nil : true
             options.warmth = noWarmth ? nil : true

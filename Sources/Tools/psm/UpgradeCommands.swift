@@ -42,7 +42,7 @@ struct ReconsolidateCommand: AsyncParsableCommand {
                 return
             }
             print("replayed \(diff.commands) commands of \(diff.users) users through \(file.id.prefix(16))… into \(out)")
-            print("memories \(diff.memories_before) → \(diff.memories_after): \(diff.gained) gained, \(diff.lost) lost, \(diff.retiered) re-tiered, \(diff.superseded_differently) superseded differently, \(diff.reinforced_differently) reinforced differently, \(diff.flagged_differently) flagged differently, mean |Δ strength| \(diff.mean_abs_strength_shift)")
+            print("memories \(diff.memories_before) → \(diff.memories_after): \(diff.gained) gained, \(diff.lost) lost, \(diff.retiered) re-tiered, \(diff.retyped) re-typed, \(diff.superseded_differently) superseded differently, \(diff.reinforced_differently) reinforced differently, \(diff.flagged_differently) flagged differently, mean |Δ strength| \(diff.mean_abs_strength_shift)")
             func byTier(_ counts: [String: Int]) -> String { counts.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }.joined(separator: ", ") }
             if diff.gained + diff.lost > 0 { print("  gained: \(diff.gained == 0 ? "none" : byTier(diff.gained_by_tier)); lost: \(diff.lost == 0 ? "none" : byTier(diff.lost_by_tier))") }
             print("recalls: \(diff.recalls_changed) of \(diff.recalls_compared) surface a different set (mean Jaccard \(diff.recall_jaccard)); \(diff.feedback_skipped) feedback skipped")
