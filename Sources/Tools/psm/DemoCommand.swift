@@ -16,7 +16,7 @@ struct DemoCommand: AsyncParsableCommand {
             training, about 4½ minutes on two cores), creates the store, ingests Fixtures/demo/conversation.jsonl (a \
             conversation written for the project) as the memories of one user, sleeping after each session, \
             then asks the questions of Fixtures/demo/questions.txt and shows each answer's memories with \
-            weight, tier, strength and provenance down to the source turns. Ends with the tiers, replay-verify \
+            weight, tier, type, strength and provenance down to the source turns. Ends with the tiers, replay-verify \
             (every decision re-made and compared) and journal verification. Running it again on the same \
             store skips the ingestion and asks again.
 
@@ -108,7 +108,7 @@ struct DemoCommand: AsyncParsableCommand {
                 print("\nQ: \(q)   (recall \(r.recall!.description.prefix(8))…, \(r.candidatesConsidered) candidates)")
                 for (i, m) in r.memories.enumerated() {
                     let v = m.candidate.view
-                    print(String(format: "  %d. w=%.3f  %@, strength %.2f%@  “%@”", i + 1, m.weight.value, v.record.tier.description, v.strength, v.record.isValid ? "" : ", superseded", String(v.record.text.prefix(70))))
+                    print(String(format: "  %d. w=%.3f  %@ %@, strength %.2f%@  “%@”", i + 1, m.weight.value, v.record.tier.description, v.record.type.description, v.strength, v.record.isValid ? "" : ", superseded", String(v.record.text.prefix(70))))
                     for s in (m.provenance?.sourceIDs ?? []).prefix(3) { print("       from \(s)  \(String((texts[s] ?? "").prefix(70)))") }
                 }
             }
