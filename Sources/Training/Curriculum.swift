@@ -58,8 +58,8 @@ public struct Curriculum: Sendable {
     /// details to add, adds one instead ("Our beagle Theo turned out to be terrified of the vacuum."): a
     /// turn of that fact's kind whose `refines` names the statement, drawn from a generator of its own.
     /// The questions do not change; the interference head learns from this variant (SPEC.md §12.7).
-    /// With `typed` (recipe 17) a quarter of the small-talk turns left as they were are a typed statement
-    /// instead (``Generator/typedStatements``: a liking, an intention, a happening or a standing fact,
+    /// With `typed` (recipe 17) a quarter of the small-talk turns that still state nothing after the options
+    /// above (warm ones included) are a typed statement instead (``Generator/typedStatements``: a liking, an intention, a happening or a standing fact,
     /// each in many phrasings), drawn from a generator of its own; the type head learns from this variant.
     public init(
         seed: UInt64, count: Int, sessions: ClosedRange<Int> = 5...9, repeats: Bool = false, echoes: Bool = true, timeCues: Bool = false,
