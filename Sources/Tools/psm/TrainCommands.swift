@@ -3,6 +3,7 @@ import Engine
 import Foundation
 import Inference
 import Journal
+import Projections
 import Training
 
 /// The policy a model file implies: the PSM when it has heads, else the rule baseline over its encoder.
@@ -16,6 +17,11 @@ func printTrainingReport(_ id: String, _ path: String, _ r: Trainer.Report) {
     print(String(format: "held out (%d questions): baseline R_any@1 %.3f R_any@10 %.3f MRR %.3f | trained R_any@1 %.3f R_any@10 %.3f MRR %.3f", t.questions, b.r_any_1, b.r_any_10, b.mrr, t.r_any_1, t.r_any_10, t.mrr))
     if let g = r.gate {
         print(String(format: "gate head, held out (%d turns): accuracy %.3f, facts kept %.3f, small talk dropped %.3f", g.held_out_turns, g.held_out_accuracy, g.held_out_fact_recall, g.held_out_chat_recall))
+    }
+    if let t = r.gate_types {
+        let recall = PSMPolicy.gateTypes.map { "\($0) \(String(format: "%.3f", t.held_out_recall[$0.description] ?? 0))" }.joined(separator: ", ")
+        print(String(format: "type head, held out (%d turns): accuracy %.3f; recall ", t.held_out_turns, t.held_out_accuracy) + recall
+            + (r.types_curriculum_digest.map { " (typed statements, curriculum \($0))" } ?? ""))
     }
     if let e = r.emotion {
         print(String(format: "emotion head, held out (%d turns): accuracy %.3f, disclosures %.3f, other turns %.3f", e.held_out_turns, e.held_out_accuracy, e.held_out_emotional_recall, e.held_out_other_recall))
