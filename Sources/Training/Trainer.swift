@@ -388,13 +388,20 @@ public enum Trainer {
 
     /// A conversation's turns in order with their vectors, embedded in batches of 32 as the engine
     /// embeds an observation ("speaker: text").
-    static func embeddedTurns(_ conv: Curriculum.Conversation, encoder: Encoder, context: Bool = false) -> (turns: [Curriculum.Turn], vectors: [QuantizedVector]) {
+    static func embeddedTurns(
+        _ conv: Curriculum.Conversation, encoder: Encoder, context: Bool = false, memo: EmbeddingMemo? = nil
+    ) -> (turns: [Curriculum.Turn], vectors: [QuantizedVector]) {
         let turns = conv.sessions.flatMap(\.turns)
         let texts = turns.map { Fold.indexedText(speaker: $0.speaker, text: $0.text) }
         func embed(_ all: [String]) -> [[Float]] {
+            // With a memo, only the texts it does not hold yet are encoded (a text's embedding does not
+            // depend on the batch it is encoded in).
+            let missing = memo.map { m in Array(Set(all.filter { m.vectors[$0] == nil })).sorted() } ?? all
             var out: [[Float]] = []
-            for start in stride(from: 0, to: all.count, by: 32) { out += encoder.embed(Array(all[start..<min(all.count, start + 32)])) }
-            return out
+            for start in stride(from: 0, to: missing.count, by: 32) { out += encoder.embed(Array(missing[start..<min(missing.count, start + 32)])) }
+            guard let memo else { return out }
+            for (text, v) in zip(missing, out) { memo.vectors[text] = v }
+            return all.map { memo.vectors[$0]! }
         }
         let own = embed(texts)
         guard context else { return (turns, own.map { QuantizedVector(normalizing: $0) }) }
@@ -411,6 +418,13 @@ public enum Trainer {
             return QuantizedVector(normalizing: zip(own[i], ctx[k]).map { $0 + $1 })
         }
         return (turns, vectors)
+    }
+
+    /// Embeddings by input text, shared between passes over curriculum variants that have most turns in
+    /// common (``gateTurns(_:encoder:context:novelty:memo:)``).
+    public final class EmbeddingMemo {
+        var vectors: [String: [Float]] = [:]
+        public init() {}
     }
 
     /// The curriculum the interference heads learn from: without echoes, with repeated
@@ -681,12 +695,14 @@ public enum Trainer {
     /// With `context`, each turn's vector is read in context, as a contextual model's engine gates it. With
     /// `novelty` the features end with the turn's novelty against the turns before it in its conversation
     /// that the engine keeps (at least three content terms), as the gate's neighbours give it.
+    /// With `memo`, embeddings are shared with earlier calls given the same memo (a curriculum variant
+    /// encodes only the turns it changed).
     public static func gateTurns(
-        _ c: Curriculum, encoder: Encoder, context: Bool = false, novelty: Bool = false
+        _ c: Curriculum, encoder: Encoder, context: Bool = false, novelty: Bool = false, memo: EmbeddingMemo? = nil
     ) -> [(x: [Double], kind: String?, heldOut: Bool)] {
         var out: [(x: [Double], kind: String?, heldOut: Bool)] = []
         for (ci, conv) in c.conversations.enumerated() {
-            let (turns, vectors) = embeddedTurns(conv, encoder: encoder, context: context)
+            let (turns, vectors) = embeddedTurns(conv, encoder: encoder, context: context, memo: memo)
             var kept: [QuantizedVector] = []
             for (i, t) in turns.enumerated() {
                 let closest = kept.map { RuleBaseline.cosine(vectors[i], $0) }.max()
@@ -887,17 +903,22 @@ public enum Trainer {
         // The consolidation head learns from the variant with repeated episodes.
         let repeated = options.consolidation == true ? Curriculum(seed: options.seed, count: options.conversations, repeats: true, echoes: false) : nil
         let consolidation = repeated.map { fitInterference(consolidationPairs($0, encoder: encoder, context: options.context)) }
-        let gateTurns = options.gate
-            ? gateTurns(curriculum, encoder: encoder, context: options.context && options.gateContext == true, novelty: options.gateNovelty == true) : []
-        let gate = options.gate ? fitGate(gateTurns.map { ($0.x, $0.kind != nil, $0.heldOut) }) : nil
-        // The type head learns from the variant with typed statements (recipe 17): the same conversations
-        // with a quarter of their small talk a typed statement, read as the gate reads.
+        // The typed variant differs from the plain curriculum only in some small talk: the gate's pass
+        // and the type head's share their embeddings, so the second encodes only what changed.
         let typedCurriculum = options.gate && options.types == true && options.typedStatements == true
             ? Curriculum(
                 seed: options.seed, count: options.conversations, timeCues: options.timeCues == true, emotions: options.emotions == true,
                 warmth: options.warmth == true, typed: true) : nil
+        let memo = typedCurriculum.map { _ in EmbeddingMemo() }
+        let gateTurns = options.gate
+            ? gateTurns(
+                curriculum, encoder: encoder, context: options.context && options.gateContext == true, novelty: options.gateNovelty == true,
+                memo: memo) : []
+        let gate = options.gate ? fitGate(gateTurns.map { ($0.x, $0.kind != nil, $0.heldOut) }) : nil
+        // The type head learns from the variant with typed statements (recipe 17): the same conversations
+        // with a quarter of their small talk a typed statement, read as the gate reads.
         let typeTurns = typedCurriculum.map {
-            Self.gateTurns($0, encoder: encoder, context: options.context && options.gateContext == true, novelty: options.gateNovelty == true)
+            Self.gateTurns($0, encoder: encoder, context: options.context && options.gateContext == true, novelty: options.gateNovelty == true, memo: memo)
         }
         let types = options.gate && options.types == true ? fitGateTypes(typeTurns ?? gateTurns) : nil
         let emotion = options.gate && options.emotions == true ? fitEmotion(gateTurns) : nil

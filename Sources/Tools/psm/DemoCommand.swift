@@ -13,7 +13,7 @@ struct DemoCommand: AsyncParsableCommand {
         abstract: "Ingest a bundled multi-session conversation, sleep, answer questions with provenance, and replay-verify.",
         discussion: """
             Prepares the default PSM model when it is missing (encoder import from $PSM_MINILM_DIR and \
-            training, about 4½ minutes on two cores), creates the store, ingests Fixtures/demo/conversation.jsonl (a \
+            training, about 3½ minutes on two cores), creates the store, ingests Fixtures/demo/conversation.jsonl (a \
             conversation written for the project) as the memories of one user, sleeping after each session, \
             then asks the questions of Fixtures/demo/questions.txt and shows each answer's memories with \
             weight, tier, type, strength and provenance down to the source turns. Ends with the tiers, replay-verify \
@@ -45,7 +45,7 @@ struct DemoCommand: AsyncParsableCommand {
 
     func modelFile() async throws -> ModelFile {
         try await ModelDefault.resolve(model) {
-            print("preparing the default PSM model (first run): importing the encoder and training its heads on the curriculum (about 4½ minutes on two cores)…")
+            print("preparing the default PSM model (first run): importing the encoder and training its heads on the curriculum (about 3½ minutes on two cores)…")
         }
     }
 
