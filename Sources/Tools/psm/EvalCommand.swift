@@ -97,6 +97,8 @@ struct EvalCommand: AsyncParsableCommand {
                 sessions.sort { $0.index < $1.index }
                 guard sessions.contains(where: { !$0.turns.isEmpty }) else { throw CLIError.data("conversation \(sample) has no turns (no `session_N` lists)") }
                 guard let qa = (c["qa"] ?? [Any]()) as? [[String: Any]] else { throw CLIError.data("conversation \(sample): `qa` is not a list of questions") }
+                // Evidence must name turns of this conversation; ids that do not are set aside (see the discussion).
+                let ids = Set(sessions.flatMap { $0.turns.map(\.id) })
                 let questions: [Question] = try qa.enumerated().map { (qi, q) in
                     guard let text = q["question"] as? String, let category = q["category"] as? Int else {
                         throw CLIError.data("conversation \(sample) question \(qi): needs a string `question` and an integer `category`")
@@ -106,18 +108,11 @@ struct EvalCommand: AsyncParsableCommand {
                     }
                     let evidence = listed.flatMap { $0.split(whereSeparator: { $0 == ";" || $0 == " " || $0 == "," }) }
                         .map(String.init).filter { !$0.isEmpty }
-                    return Question(id: "\(sample):\(qi)", text: text, evidence: evidence, category: category)
+                    return Question(
+                        id: "\(sample):\(qi)", text: text, evidence: evidence.filter(ids.contains), category: category,
+                        unknown: evidence.filter { !ids.contains($0) })
                 }
-                // Evidence must name turns of this conversation; ids that do not are set aside (see the discussion).
-                let ids = Set(sessions.flatMap { $0.turns.map(\.id) })
-                return Conversation(
-                    sample: sample, sessions: sessions,
-                    questions: questions.map { q in
-                        var q = q
-                        q.unknown = q.evidence.filter { !ids.contains($0) }
-                        q.evidence = q.evidence.filter(ids.contains)
-                        return q
-                    })
+                return Conversation(sample: sample, sessions: sessions, questions: questions)
             }
         }
 
